@@ -1,0 +1,559 @@
+package conformance
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// RunStore runs the store half of the suite: every Store and Locker
+// method, the compare-and-set rules of the state machine, and the
+// guarantees a store alone must keep (no phantom, bad input refused,
+// disjoint concurrent claims, late commits claimed).
+func RunStore(t *testing.T, newStore NewStoreFunc) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, h StoreHarness)
+	}{
+		{"MigrateIsIdempotent", testMigrateIdempotent},
+		{"InsertRoundTrip", testInsertRoundTrip},
+		{"InsertAllOrNothing", testInsertAllOrNothing},
+		{"BadInputRefused", testBadInputRefused},
+		{"RollbackLeavesNothing", testRollbackLeavesNothing},
+		{"ClaimInRecordOrder", testClaimInRecordOrder},
+		{"StrictClaimHoldsBackObject", testStrictClaim},
+		{"StaleSettleRefused", testStaleSettle},
+		{"ReleaseRestoresState", testRelease},
+		{"RetryBecomesDue", testRetryDue},
+		{"DeadListAndRequeue", testDeadRequeue},
+		{"ConcurrentClaimsDisjoint", testConcurrentClaims},
+		{"LateCommitIsClaimed", testLateCommit},
+		{"Stats", testStats},
+		{"Cursors", testCursors},
+		{"Leases", testLeases},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// recorder returns a StoreOnly client: the store half never publishes.
+func recorder(t *testing.T, s core.Store, signer core.Signer) *core.Client {
+	t.Helper()
+	c, err := core.NewClient(s, nil, core.Config{Strategy: core.StoreOnly, Signer: signer})
+	require.NoError(t, err)
+	return c
+}
+
+func record(t *testing.T, s core.Store, ops ...*core.Operation) []core.Record {
+	t.Helper()
+	ctx := testContext(t)
+	require.NoError(t, recorder(t, s, nil).Record(ctx, ops...))
+	recs := make([]core.Record, len(ops))
+	for i, op := range ops {
+		r, err := s.Get(ctx, op.OpID)
+		require.NoError(t, err)
+		recs[i] = r
+	}
+	return recs
+}
+
+func claim(t *testing.T, s core.Store, src core.ClaimSource, token int64, limit int, lease time.Duration, strict bool) []core.Record {
+	t.Helper()
+	recs, err := s.Claim(testContext(t), core.ClaimParams{Source: src, Token: token, Limit: limit, Lease: lease, Strict: strict})
+	require.NoError(t, err)
+	return recs
+}
+
+func seqsOf(recs []core.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Seq
+	}
+	return out
+}
+
+func testMigrateIdempotent(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	record(t, h.Store, NewOp("a", 1))
+	require.NoError(t, h.Store.Migrate(ctx))
+	require.NoError(t, h.Store.Migrate(ctx))
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), st.Counts[core.StatePending], "migrating again keeps the rows")
+	if ms, ok := h.Store.(core.MigrationStatuser); ok {
+		list, err := ms.MigrationStatus(ctx)
+		require.NoError(t, err)
+		require.NotEmpty(t, list)
+		for _, m := range list {
+			assert.True(t, m.Applied, "migration %s applied", m.Name)
+		}
+	}
+}
+
+func testInsertRoundTrip(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	skey, vkey, err := core.GenerateEd25519("conformance.example/log")
+	require.NoError(t, err)
+	signer, err := core.NewEd25519Signer(skey)
+	require.NoError(t, err)
+	verifier, err := core.NewEd25519Verifier(vkey)
+	require.NoError(t, err)
+
+	op := NewOp("round/trip", 42)
+	// SQL meta-characters and non-ASCII text are data, stored verbatim.
+	op.Actor = `O'Brien"; DROP TABLE operation; -- \ %_ ?`
+	op.DORepository = "répo ✓ 仓库 \u2028"
+	op.HashAlg = core.HashSHA512
+	op.RequestBodyHash = "AB" + op.RequestBodyHash[:62] + op.RequestBodyHash
+	op.ResponseBodyHash = ""
+	op.ServerIP = "2001:DB8:0:0::1"
+	op.CreatedAt = time.Date(2025, 12, 24, 15, 31, 11, 123456789, time.FixedZone("CST", 8*3600))
+	require.NoError(t, recorder(t, h.Store, signer).Record(ctx, op))
+
+	got, err := h.Store.Get(ctx, op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, *op, got.Op, "every field comes back as recorded")
+	assert.Equal(t, time.Date(2025, 12, 24, 7, 31, 11, 123456000, time.UTC), got.Op.CreatedAt, "UTC, microseconds")
+	assert.Equal(t, "2001:db8::1", got.Op.ServerIP, "canonical IP")
+	assert.Equal(t, core.StatePending, got.State)
+	assert.Equal(t, 0, got.Attempts)
+	assert.Positive(t, got.Seq)
+	require.NoError(t, core.VerifyOperation(&got.Op, true, verifier), "stored row verifies")
+
+	_, err = h.Store.Get(ctx, "01890000-0000-7000-8000-000000000000")
+	assert.ErrorIs(t, err, core.ErrNotFound)
+}
+
+func testInsertAllOrNothing(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	a, b := NewOp("a", 1), NewOp("b", 2)
+	b.OpID = "0190a000-0000-7000-8000-00000000000b"
+	c := NewOp("c", 3)
+	c.OpID = b.OpID // duplicate op_id: the database refuses the batch
+	err := recorder(t, h.Store, nil).Record(ctx, a, b, c)
+	require.Error(t, err)
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.MaxSeq+st.Counts[core.StatePending], "a failed batch leaves no row")
+}
+
+func testBadInputRefused(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	c := recorder(t, h.Store, nil)
+	for _, tc := range []struct {
+		field string
+		mut   func(*core.Operation)
+	}{
+		{"doid", func(o *core.Operation) { o.DOID = "10.9999/elsewhere" }},
+		{"doid", func(o *core.Operation) { o.DOID = "no-slash" }},
+		{"request_body_hash", func(o *core.Operation) { o.RequestBodyHash = "abc" }},
+		{"request_body_hash", func(o *core.Operation) { o.RequestBodyHash = "zz" + o.RequestBodyHash[2:] }},
+		{"op_actor", func(o *core.Operation) { o.Actor = "bad\xffutf8" }},
+		{"op_actor", func(o *core.Operation) { o.Actor = "nul\x00byte" }},
+		{"producer_id", func(o *core.Operation) { o.ProducerID = string(make([]byte, core.MaxProducerIDLen+1)) }},
+		{"client_ip", func(o *core.Operation) { o.ClientIP = "300.1.2.3" }},
+		{"op_source", func(o *core.Operation) { o.Source = "HTTP" }},
+		{"op_id", func(o *core.Operation) { o.OpID = "'; DROP TABLE operation; --" }},
+	} {
+		ops := []*core.Operation{NewOp("ok", 1), NewOp("ok", 2), NewOp("bad", 3)}
+		tc.mut(ops[2])
+		err := c.Record(ctx, ops...)
+		var ve *core.ValidationError
+		require.ErrorAs(t, err, &ve, "field %s", tc.field)
+		assert.ErrorIs(t, err, core.ErrInvalidOperation)
+		assert.Equal(t, tc.field, ve.Field)
+		assert.Equal(t, 2, ve.Index, "names the operation's position")
+
+		// Inside the caller's transaction too: the error comes before any
+		// write, and the caller's commit carries no operation.
+		tx, err := h.DB.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		require.ErrorAs(t, c.RecordTx(ctx, tx, ops...), &ve)
+		require.NoError(t, tx.Commit())
+	}
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.MaxSeq, "nothing was written")
+}
+
+func testRollbackLeavesNothing(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	c := recorder(t, h.Store, nil)
+	// bun.Tx
+	btx, err := h.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	rolled := []*core.Operation{NewOp("x", 1), NewOp("x", 2)}
+	require.NoError(t, c.RecordTx(ctx, btx, rolled...))
+	require.NoError(t, btx.Rollback())
+	// *sql.Tx
+	stx, err := h.DB.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	rolled2 := NewOp("y", 3)
+	require.NoError(t, c.RecordTx(ctx, stx, rolled2))
+	require.NoError(t, stx.Rollback())
+	// and a committed one of each kind
+	kept := []*core.Operation{NewOp("z", 4), NewOp("z", 5)}
+	btx, err = h.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordTx(ctx, btx, kept[0]))
+	require.NoError(t, btx.Commit())
+	stx, err = h.DB.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordTx(ctx, stx, kept[1]))
+	require.NoError(t, stx.Commit())
+
+	for _, op := range append(rolled, rolled2) {
+		_, err := h.Store.Get(ctx, op.OpID)
+		assert.ErrorIs(t, err, core.ErrNotFound, "rolled-back operation %s is not stored", op.OpID)
+	}
+	recs := claim(t, h.Store, core.ClaimPending, 1, 100, time.Minute, false)
+	assert.ElementsMatch(t, ids(kept), opIDs(recs), "only committed operations can be claimed")
+}
+
+func opIDs(recs []core.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Op.OpID
+	}
+	return out
+}
+
+func testClaimInRecordOrder(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, newOps(10, 3)...)
+	first := claim(t, h.Store, core.ClaimPending, 7, 4, time.Minute, false)
+	require.Len(t, first, 4)
+	assert.Equal(t, seqsOf(recs[:4]), seqsOf(first), "lowest seqs first, in order")
+	for _, r := range first {
+		assert.Equal(t, core.StateInFlight, r.State)
+		assert.Equal(t, 1, r.Attempts)
+	}
+	rest := claim(t, h.Store, core.ClaimPending, 8, 100, time.Minute, false)
+	assert.Equal(t, seqsOf(recs[4:]), seqsOf(rest))
+	assert.Empty(t, claim(t, h.Store, core.ClaimPending, 9, 100, time.Minute, false), "claimed rows are not claimed again")
+	assert.Empty(t, claim(t, h.Store, core.ClaimDue, 9, 100, time.Minute, false), "nor by the retrier while the lease runs")
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), st.Counts[core.StateInFlight])
+}
+
+func testStrictClaim(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, NewOp("d1", 1), NewOp("d1", 2), NewOp("d2", 3), NewOp("d2", 4), NewOp("d3", 5))
+	got := claim(t, h.Store, core.ClaimPending, 1, 10, time.Minute, true)
+	assert.Equal(t, []int64{recs[0].Seq, recs[2].Seq, recs[4].Seq}, seqsOf(got), "one head per object")
+	assert.Empty(t, claim(t, h.Store, core.ClaimPending, 2, 10, time.Minute, true), "in-flight heads hold their objects back")
+
+	// d1's head is published, d2's head fails and retries later.
+	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 1, Published: []int64{recs[0].Seq, recs[4].Seq},
+		Failed: []core.Failure{{Seq: recs[2].Seq, Err: "boom", Delay: time.Hour}}})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Published: 2, Retrying: 1}, res)
+	got = claim(t, h.Store, core.ClaimPending, 3, 10, time.Minute, true)
+	assert.Equal(t, []int64{recs[1].Seq}, seqsOf(got), "a retrying head holds its object back in strict mode")
+
+	// Without strict order the retrying head is overtaken.
+	got = claim(t, h.Store, core.ClaimPending, 4, 10, time.Minute, false)
+	assert.Equal(t, []int64{recs[3].Seq}, seqsOf(got))
+}
+
+func testStaleSettle(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, newOps(3, 3)...)
+	a := claim(t, h.Store, core.ClaimPending, 111, 10, time.Second, false)
+	require.Len(t, a, 3)
+	// Worker A stalls past its lease; the retrier hands the rows to B.
+	var b []core.Record
+	eventually(t, ctx, "the expired claim is taken back", func() (bool, error) {
+		var err error
+		b, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: 222, Limit: 10, Lease: time.Minute})
+		return len(b) == 3, err
+	})
+	assert.Equal(t, seqsOf(recs), seqsOf(b))
+	for _, r := range b {
+		assert.Equal(t, 2, r.Attempts, "the abandoned claim counts as an attempt")
+	}
+	// A wakes up and settles with its old token: refused, nothing written.
+	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 111, Published: seqsOf(a)})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Stale: 3}, res)
+	res, err = h.Store.Settle(ctx, core.SettleParams{Token: 111, Failed: []core.Failure{{Seq: a[0].Seq, Err: "late", Dead: true}}})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Stale: 1}, res)
+	n, err := h.Store.Release(ctx, core.ReleaseParams{Token: 111, Seqs: seqsOf(a)})
+	require.NoError(t, err)
+	assert.Zero(t, n, "a stale release changes nothing")
+	for _, r := range recs {
+		got, err := h.Store.Get(ctx, r.Op.OpID)
+		require.NoError(t, err)
+		assert.Equal(t, core.StateInFlight, got.State, "B still owns it")
+	}
+	res, err = h.Store.Settle(ctx, core.SettleParams{Token: 222, Published: seqsOf(b)})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Published: 3}, res)
+	res, err = h.Store.Settle(ctx, core.SettleParams{Token: 222, Published: seqsOf(b)})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Stale: 3}, res, "settling twice is refused too")
+}
+
+func testRelease(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, newOps(2, 2)...)
+	got := claim(t, h.Store, core.ClaimPending, 5, 10, time.Minute, false)
+	require.Len(t, got, 2)
+	// The second fails once, is claimed again by the retrier, then released.
+	_, err := h.Store.Settle(ctx, core.SettleParams{Token: 5, Failed: []core.Failure{{Seq: recs[1].Seq, Err: "e", Delay: time.Millisecond}}})
+	require.NoError(t, err)
+	var due []core.Record
+	eventually(t, ctx, "the retry is due", func() (bool, error) {
+		var err error
+		due, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: 6, Limit: 10, Lease: time.Minute})
+		return len(due) == 1, err
+	})
+	n, err := h.Store.Release(ctx, core.ReleaseParams{Token: 5, Seqs: []int64{recs[0].Seq}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = h.Store.Release(ctx, core.ReleaseParams{Token: 6, Seqs: seqsOf(due)})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	r0, err := h.Store.Get(ctx, recs[0].Op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, core.StatePending, r0.State, "claimed from pending, back to pending")
+	assert.Zero(t, r0.Attempts, "the released attempt is not counted")
+	r1, err := h.Store.Get(ctx, recs[1].Op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, core.StateRetrying, r1.State, "claimed from retrying, back to retrying")
+	assert.Equal(t, 1, r1.Attempts)
+	assert.Len(t, claim(t, h.Store, core.ClaimPending, 7, 10, time.Minute, false), 1)
+}
+
+func testRetryDue(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, NewOp("r", 1))
+	claim(t, h.Store, core.ClaimPending, 1, 1, time.Minute, false)
+	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 1, Failed: []core.Failure{{Seq: recs[0].Seq, Err: "broker unavailable", Delay: 1500 * time.Millisecond}}})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Retrying: 1}, res)
+	got, err := h.Store.Get(ctx, recs[0].Op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, core.StateRetrying, got.State)
+	assert.Equal(t, "broker unavailable", got.LastError)
+	assert.Equal(t, core.StatusNotTrustlogged, got.State.Status())
+	assert.WithinDuration(t, time.Now().Add(1500*time.Millisecond), got.DueAt, time.Second)
+	assert.Empty(t, claim(t, h.Store, core.ClaimDue, 2, 10, time.Minute, false), "not due yet")
+	assert.Empty(t, claim(t, h.Store, core.ClaimPending, 2, 10, time.Minute, false), "a retry is not pending")
+	eventually(t, ctx, "the retry becomes due", func() (bool, error) {
+		recs, err := h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: 3, Limit: 10, Lease: time.Minute})
+		return len(recs) == 1 && recs[0].Attempts == 2, err
+	})
+}
+
+func testDeadRequeue(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, newOps(4, 4)...)
+	claim(t, h.Store, core.ClaimPending, 1, 10, time.Minute, false)
+	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 1, Published: []int64{recs[0].Seq},
+		Failed: []core.Failure{{Seq: recs[1].Seq, Err: "too large", Dead: true}, {Seq: recs[3].Seq, Err: "rejected", Dead: true},
+			{Seq: recs[2].Seq, Err: "later", Delay: time.Hour}}})
+	require.NoError(t, err)
+	assert.Equal(t, core.SettleResult{Published: 1, Retrying: 1, Dead: 2}, res)
+
+	dead, err := h.Store.ListDead(ctx, core.ListParams{})
+	require.NoError(t, err)
+	require.Equal(t, []int64{recs[1].Seq, recs[3].Seq}, seqsOf(dead))
+	assert.Equal(t, "too large", dead[0].LastError)
+	assert.Equal(t, core.StatusDead, dead[0].State.Status())
+	page, err := h.Store.ListDead(ctx, core.ListParams{AfterSeq: recs[1].Seq, Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{recs[3].Seq}, seqsOf(page))
+
+	n, err := h.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{recs[1].Op.OpID, recs[0].Op.OpID}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only dead operations are requeued")
+	n, err = h.Store.Requeue(ctx, core.RequeueParams{All: true})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	_, err = h.Store.Requeue(ctx, core.RequeueParams{})
+	assert.Error(t, err, "requeue needs ids or All")
+	got := claim(t, h.Store, core.ClaimPending, 2, 10, time.Minute, false)
+	assert.Equal(t, []int64{recs[1].Seq, recs[3].Seq}, seqsOf(got), "requeued operations are pending again")
+	for _, r := range got {
+		assert.Equal(t, 1, r.Attempts, "with a fresh attempt count")
+	}
+}
+
+func testConcurrentClaims(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	const n, workers = 600, 4
+	c := recorder(t, h.Store, nil)
+	ops := newOps(n, 50)
+	for i := 0; i < n; i += 100 {
+		require.NoError(t, c.Record(ctx, ops[i:i+100]...))
+	}
+	stores := []core.Store{h.Store}
+	for len(stores) < workers {
+		if h.Reopen == nil {
+			stores = append(stores, h.Store)
+		} else {
+			stores = append(stores, h.Reopen(t))
+		}
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(s core.Store, token int64) {
+			defer wg.Done()
+			for {
+				recs, err := s.Claim(ctx, core.ClaimParams{Token: token, Limit: 7, Lease: time.Minute})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(recs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range recs {
+					seen[r.Seq]++
+				}
+				mu.Unlock()
+				res, err := s.Settle(ctx, core.SettleParams{Token: token, Published: seqsOf(recs)})
+				if err != nil || res.Published != len(recs) {
+					errs <- errors.Join(err, errors.New("settle did not publish the whole claim"))
+					return
+				}
+			}
+		}(stores[w], int64(1000+w))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Len(t, seen, n, "every operation claimed")
+	for seq, k := range seen {
+		if k != 1 {
+			t.Errorf("seq %d claimed %d times", seq, k)
+		}
+	}
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(n), st.Counts[core.StatePublished])
+}
+
+func testLateCommit(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	c := recorder(t, h.Store, nil)
+	a, b := NewOp("late", 1), NewOp("early", 2)
+	// A takes its sequence value first but commits after B.
+	txA, err := h.DB.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordTx(ctx, txA, a))
+	done := make(chan error, 1)
+	go func() {
+		txB, err := h.DB.DB.BeginTx(ctx, nil)
+		if err == nil {
+			if err = c.RecordTx(ctx, txB, b); err == nil {
+				err = txB.Commit()
+			} else {
+				txB.Rollback()
+			}
+		}
+		done <- err
+	}()
+	// Databases with one writer (SQLite) make B wait for A: then there is
+	// no late commit to lose, and the test still checks both arrive.
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		got := claim(t, h.Store, core.ClaimPending, 1, 10, time.Minute, false)
+		assert.Equal(t, []string{b.OpID}, opIDs(got), "B is visible, A is not yet")
+		require.NoError(t, txA.Commit())
+	case <-time.After(2 * time.Second):
+		require.NoError(t, txA.Commit())
+		require.NoError(t, <-done)
+	}
+	claim(t, h.Store, core.ClaimPending, 2, 10, time.Minute, false)
+	for _, op := range []*core.Operation{a, b} {
+		r, err := h.Store.Get(ctx, op.OpID)
+		require.NoError(t, err)
+		assert.Equal(t, core.StateInFlight, r.State, "%s was claimed", op.DOID)
+	}
+}
+
+func testStats(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	st, err := h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.MaxSeq)
+	assert.True(t, st.OldestUnsettled.IsZero())
+	for _, s := range core.States {
+		assert.Contains(t, st.Counts, s)
+	}
+	recs := record(t, h.Store, newOps(5, 5)...)
+	claim(t, h.Store, core.ClaimPending, 1, 2, time.Minute, false)
+	_, err = h.Store.Settle(ctx, core.SettleParams{Token: 1, Published: []int64{recs[0].Seq, recs[1].Seq}})
+	require.NoError(t, err)
+	st, err = h.Store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), st.Counts[core.StatePublished])
+	assert.Equal(t, int64(3), st.Counts[core.StatePending])
+	assert.Equal(t, recs[4].Seq, st.MaxSeq)
+	assert.Equal(t, recs[2].Seq-1, st.LowWatermark, "everything at or below is settled")
+	assert.Equal(t, recs[2].Op.CreatedAt, st.OldestUnsettled)
+}
+
+func testCursors(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	_, err := h.Store.Cursor(ctx, "operation_scan")
+	assert.ErrorIs(t, err, core.ErrNotFound)
+	require.NoError(t, h.Store.SetCursor(ctx, "operation_scan", "41"))
+	require.NoError(t, h.Store.SetCursor(ctx, "operation_scan", "42"))
+	require.NoError(t, h.Store.SetCursor(ctx, "other", "x"))
+	c, err := h.Store.Cursor(ctx, "operation_scan")
+	require.NoError(t, err)
+	assert.Equal(t, "42", c.Value)
+	assert.WithinDuration(t, time.Now(), c.UpdatedAt, time.Minute)
+	assert.Error(t, h.Store.SetCursor(ctx, "", "x"))
+}
+
+func testLeases(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	l := h.Store.Locker()
+	name := "conformance-" + t.Name()
+	lease, err := l.TryAcquire(ctx, name, time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, name, lease.Name())
+	other := h.Store
+	if h.Reopen != nil {
+		other = h.Reopen(t)
+	}
+	_, err = other.Locker().TryAcquire(ctx, name, time.Second)
+	assert.ErrorIs(t, err, core.ErrLeaseHeld)
+	// Held past its TTL: the holder keeps it alive.
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-lease.Lost():
+		t.Fatal("a renewed lease was lost")
+	default:
+	}
+	_, err = other.Locker().TryAcquire(ctx, name, time.Second)
+	assert.ErrorIs(t, err, core.ErrLeaseHeld, "still held after its TTL")
+	require.NoError(t, lease.Release(ctx))
+	require.NoError(t, lease.Release(ctx), "Release is idempotent")
+	again, err := other.Locker().TryAcquire(ctx, name, time.Second)
+	require.NoError(t, err, "free after release")
+	require.NoError(t, again.Release(ctx))
+}

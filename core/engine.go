@@ -1,0 +1,464 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// settleTimeout bounds a settle or release. It runs on a context detached
+// from shutdown so a stopping engine still records what it published.
+const settleTimeout = 10 * time.Second
+
+// Engine relays stored operations to the sink: dispatcher loops claim
+// pending operations in record order, a retrier claims due retries and
+// expired leases, and both publish and settle through a pipeline (claim the
+// next batch while this one is published, settle the last one meanwhile).
+// See the package documentation for the state machine.
+type Engine struct {
+	store Store
+	sink  Sink
+	cfg   EngineConfig
+	log   *slog.Logger
+
+	wake      chan struct{}
+	stopping  chan struct{}
+	abortCtx  context.Context // cancelled when a graceful stop runs out of time
+	abort     context.CancelFunc
+	wg        sync.WaitGroup
+	state     atomic.Int32 // 0 new, 1 running, 2 stopped
+	stopOnce  sync.Once
+	published atomic.Int64
+	retried   atomic.Int64
+	dead      atomic.Int64
+	stale     atomic.Int64
+	batches   atomic.Int64
+	outages   atomic.Int64
+
+	// pauseUntil (Unix nanoseconds) holds every claim loop back while the
+	// sink is unavailable; outageStreak grows the pause.
+	pauseUntil   atomic.Int64
+	outageStreak atomic.Int32
+}
+
+// EngineStats counts what an engine did since it started.
+type EngineStats struct {
+	Published, Retried, Dead, Stale, Batches int64
+	// Outages counts batches the sink refused as unavailable.
+	Outages int64
+}
+
+// NewEngine returns an engine relaying from store to sink. Start it with
+// Start or Run.
+func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
+	if store == nil || sink == nil {
+		return nil, configErr("Engine", "needs a store and a sink")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults(store.Capabilities())
+	abortCtx, abort := context.WithCancel(context.Background())
+	return &Engine{
+		store: store, sink: sink, cfg: cfg, log: cfg.Logger,
+		wake:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+		abortCtx: abortCtx, abort: abort,
+	}, nil
+}
+
+// Config returns the engine's configuration with defaults applied.
+func (e *Engine) Config() EngineConfig { return e.cfg }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() EngineStats {
+	return EngineStats{
+		Published: e.published.Load(), Retried: e.retried.Load(), Dead: e.dead.Load(),
+		Stale: e.stale.Load(), Batches: e.batches.Load(), Outages: e.outages.Load(),
+	}
+}
+
+// Wake makes an idle dispatcher look for work now instead of at its next
+// poll. It never blocks.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start launches the engine's goroutines and returns. ctx is used only to
+// subscribe to commit notifications; Stop ends the engine.
+func (e *Engine) Start(ctx context.Context) error {
+	if !e.state.CompareAndSwap(0, 1) {
+		return errors.New("trustlog: engine already started")
+	}
+	if n, ok := e.store.(Notifier); ok && e.store.Capabilities().ListenNotify {
+		subCtx, cancel := context.WithCancel(e.abortCtx)
+		ch, err := n.Subscribe(subCtx)
+		if err != nil {
+			cancel()
+			e.log.WarnContext(ctx, "trustlog: cannot listen for commits, polling instead", "err", err, "poll", e.cfg.PollInterval)
+		} else {
+			e.wg.Add(1)
+			go func() {
+				defer e.wg.Done()
+				defer cancel()
+				for {
+					select {
+					case _, ok := <-ch:
+						if !ok {
+							return
+						}
+						e.Wake()
+					case <-e.stopping:
+						return
+					}
+				}
+			}()
+		}
+	}
+	for i := 0; i < e.cfg.Workers; i++ {
+		e.startLoop(ClaimPending, e.cfg.PollInterval)
+	}
+	e.startLoop(ClaimDue, e.cfg.RetryPoll)
+	e.log.InfoContext(ctx, "trustlog: engine started", "workers", e.cfg.Workers, "batch", e.cfg.BatchSize,
+		"lease", e.cfg.Lease, "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval)
+	return nil
+}
+
+// Stop stops claiming, lets the batches being published finish and settles
+// them, and releases claimed batches not yet published. If ctx ends first,
+// publishing is aborted and what was not acknowledged is released. When
+// Stop returns no engine goroutine is left.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.state.Load() == 0 {
+		e.state.Store(2)
+		return nil
+	}
+	e.stopOnce.Do(func() { close(e.stopping) })
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("trustlog: engine stop: %w; in-flight publishes aborted and released", ctx.Err())
+		e.abort()
+		<-done
+	}
+	e.abort()
+	e.state.Store(2)
+	e.log.Info("trustlog: engine stopped", "published", e.published.Load(), "dead", e.dead.Load())
+	return err
+}
+
+// Run starts the engine and blocks until ctx ends, then stops gracefully
+// within ShutdownTimeout.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), e.cfg.ShutdownTimeout)
+	defer cancel()
+	return e.Stop(sctx)
+}
+
+// claimed is a batch on its way through the pipeline.
+type claimed struct {
+	token int64
+	recs  []Record
+	// expires is when the claim's lease runs out (measured from before
+	// the claim, so never later than the database's).
+	expires time.Time
+}
+
+// outcome is a published batch on its way to settle.
+type outcome struct {
+	token     int64
+	published []int64
+	failed    []Failure
+	release   []int64
+	recs      []Record
+}
+
+// startLoop starts one claim → publish → settle pipeline.
+func (e *Engine) startLoop(src ClaimSource, poll time.Duration) {
+	toPublish := make(chan claimed, 1)
+	toSettle := make(chan outcome, 1)
+	e.wg.Add(3)
+	go func() { defer e.wg.Done(); e.claimLoop(src, poll, toPublish) }()
+	go func() { defer e.wg.Done(); e.publishLoop(toPublish, toSettle) }()
+	go func() { defer e.wg.Done(); e.settleLoop(toSettle) }()
+}
+
+func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, out chan<- claimed) {
+	defer close(out)
+	errDelay := 100 * time.Millisecond
+	for {
+		select {
+		case <-e.stopping:
+			return
+		default:
+		}
+		if wait := time.Until(time.Unix(0, e.pauseUntil.Load())); wait > 0 {
+			if !e.idle(wait, nil) {
+				return
+			}
+			continue
+		}
+		token := newToken()
+		expires := time.Now().Add(e.cfg.Lease)
+		recs, err := e.store.Claim(e.abortCtx, ClaimParams{
+			Source: src, Token: token, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
+		})
+		if err != nil {
+			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", errDelay)
+			if !e.idle(errDelay, nil) {
+				return
+			}
+			errDelay = min(errDelay*2, 5*time.Second)
+			continue
+		}
+		errDelay = 100 * time.Millisecond
+		if len(recs) == 0 {
+			var wake <-chan struct{}
+			if src == ClaimPending {
+				wake = e.wake
+			}
+			if !e.idle(poll, wake) {
+				return
+			}
+			continue
+		}
+		if src == ClaimPending && len(recs) == e.cfg.BatchSize {
+			e.Wake() // more is waiting: let an idle sibling start too
+		}
+		select {
+		case out <- claimed{token: token, recs: recs, expires: expires}:
+		case <-e.stopping:
+			e.release(token, recs)
+			return
+		}
+	}
+}
+
+// idle waits d, or until woken, and reports false when the engine stops.
+func (e *Engine) idle(d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-wake:
+		return true
+	case <-e.stopping:
+		return false
+	}
+}
+
+func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
+	defer close(out)
+	for b := range in {
+		select {
+		case <-e.stopping:
+			// Claimed before the stop but not started: give it back.
+			e.release(b.token, b.recs)
+			continue
+		default:
+		}
+		if time.Until(b.expires) < e.cfg.PublishTimeout {
+			// The batch waited so long that its lease could run out
+			// mid-publish and another worker publish it too: give it back.
+			e.log.Warn("trustlog: claim too close to its lease expiry, releasing", "rows", len(b.recs))
+			e.release(b.token, b.recs)
+			continue
+		}
+		out <- e.publish(b)
+	}
+}
+
+// publish sends one batch and sorts the results. A row whose content no
+// longer matches its op_hash was altered after it was recorded: it is not
+// published and goes dead at once.
+func (e *Engine) publish(b claimed) outcome {
+	o := outcome{token: b.token, recs: b.recs}
+	msgs := make([]Message, 0, len(b.recs))
+	idx := make([]int, 0, len(b.recs))
+	var buf []byte
+	for i := range b.recs {
+		r := &b.recs[i]
+		buf = r.Op.AppendCanonical(buf[:0])
+		if got := hashHex(buf); got != r.Op.OpHash {
+			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true,
+				Err: fmt.Sprintf("integrity: stored row does not match its op_hash %s (computed %s); it was altered after recording", r.Op.OpHash, got)})
+			continue
+		}
+		m, err := NewMessage(&r.Op, r.Seq)
+		if err != nil {
+			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true, Err: truncate(err.Error(), 1000)})
+			continue
+		}
+		msgs = append(msgs, m)
+		idx = append(idx, i)
+	}
+	if len(msgs) == 0 {
+		return o
+	}
+	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
+	errs := e.sink.Publish(ctx, msgs)
+	cancel()
+	if len(errs) != len(msgs) {
+		errs = FailAll(len(msgs), fmt.Errorf("sink returned %d results for %d messages", len(errs), len(msgs)))
+	}
+	aborted := e.abortCtx.Err() != nil
+	unavailable := false
+	for j, err := range errs {
+		r := &b.recs[idx[j]]
+		switch {
+		case err == nil:
+			o.published = append(o.published, r.Seq)
+		case aborted:
+			o.release = append(o.release, r.Seq)
+		case IsUnavailable(err):
+			// Not the operation's fault: give it back uncounted.
+			o.release = append(o.release, r.Seq)
+			if !unavailable {
+				unavailable = true
+				e.sinkDown(err)
+			}
+		default:
+			o.failed = append(o.failed, Failure{
+				Seq: r.Seq, Err: truncate(err.Error(), 1000),
+				Delay: e.backoff(r.Attempts),
+				Dead:  IsPermanent(err) || r.Attempts >= e.cfg.MaxAttempts,
+			})
+		}
+	}
+	if !unavailable && len(o.published) > 0 {
+		e.outageStreak.Store(0)
+	}
+	return o
+}
+
+// sinkDown pauses every claim loop: 100ms, doubling per consecutive outage
+// batch, capped at BackoffMax.
+func (e *Engine) sinkDown(err error) {
+	e.outages.Add(1)
+	n := e.outageStreak.Add(1)
+	pause := Backoff(int(n), 100*time.Millisecond, e.cfg.BackoffMax, e.cfg.BackoffJitter)
+	e.pauseUntil.Store(time.Now().Add(pause).UnixNano())
+	e.log.Warn("trustlog: sink unavailable, pausing", "err", err, "pause", pause, "streak", n)
+}
+
+func (e *Engine) settleLoop(in <-chan outcome) {
+	for o := range in {
+		e.batches.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		res, err := e.store.Settle(ctx, SettleParams{Token: o.token, Published: o.published, Failed: o.failed})
+		cancel()
+		if err != nil {
+			// The rows stay in flight; their lease expires and the retrier
+			// takes them back, so a published one may go out again.
+			e.log.Error("trustlog: settle failed; the batch will be retried after its lease", "err", err,
+				"published", len(o.published), "failed", len(o.failed))
+		} else {
+			e.published.Add(int64(res.Published))
+			e.retried.Add(int64(res.Retrying))
+			e.dead.Add(int64(res.Dead))
+			e.stale.Add(int64(res.Stale))
+			if res.Stale > 0 {
+				e.log.Warn("trustlog: stale settle: lease expired and another worker claimed the rows", "rows", res.Stale)
+			}
+			e.reportFailures(o)
+		}
+		if len(o.release) > 0 {
+			e.releaseSeqs(o.token, o.release)
+		}
+	}
+}
+
+func (e *Engine) reportFailures(o outcome) {
+	if len(o.failed) == 0 {
+		return
+	}
+	bySeq := make(map[int64]*Record, len(o.recs))
+	for i := range o.recs {
+		bySeq[o.recs[i].Seq] = &o.recs[i]
+	}
+	for _, f := range o.failed {
+		r := bySeq[f.Seq]
+		if !f.Dead {
+			e.log.Debug("trustlog: publish failed, will retry", "op_id", r.Op.OpID, "attempt", r.Attempts, "delay", f.Delay, "err", f.Err)
+			continue
+		}
+		e.log.Error("trustlog: operation is dead", "op_id", r.Op.OpID, "doid", r.Op.DOID, "attempts", r.Attempts, "err", f.Err)
+		if e.cfg.OnDead != nil {
+			e.cfg.OnDead(DeadEvent{Seq: r.Seq, OpID: r.Op.OpID, DOID: r.Op.DOID, Attempts: r.Attempts, Err: f.Err})
+		}
+	}
+}
+
+func (e *Engine) release(token int64, recs []Record) {
+	seqs := make([]int64, len(recs))
+	for i := range recs {
+		seqs[i] = recs[i].Seq
+	}
+	e.releaseSeqs(token, seqs)
+}
+
+func (e *Engine) releaseSeqs(token int64, seqs []int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if _, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs}); err != nil {
+		e.log.Error("trustlog: release failed; the rows come back when their lease expires", "err", err, "rows", len(seqs))
+	}
+}
+
+// backoff is the delay before attempt number attempts+1.
+func (e *Engine) backoff(attempts int) time.Duration {
+	return Backoff(attempts, e.cfg.BackoffBase, e.cfg.BackoffMax, e.cfg.BackoffJitter)
+}
+
+// Backoff returns base * 2^(attempt-1), capped at max, times a random factor
+// in [1-jitter, 1+jitter] (and never above max).
+func Backoff(attempt int, base, max time.Duration, jitter float64) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	if jitter > 0 {
+		d = time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
+	}
+	return min(d, max)
+}
+
+func newToken() int64 {
+	for {
+		if t := rand.Int64(); t != 0 {
+			return t
+		}
+	}
+}
+
+// truncate makes s storable as last_error: valid UTF-8, no NUL, at most n
+// bytes (cut at a rune boundary).
+func truncate(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,138 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-trustlog/trustlog/internal/redact"
+)
+
+// StoreDriver opens stores for the URL schemes it was registered under.
+type StoreDriver interface {
+	OpenStore(ctx context.Context, url string) (Store, error)
+}
+
+// SinkDriver opens sinks for the URL schemes it was registered under.
+type SinkDriver interface {
+	OpenSink(ctx context.Context, url string) (Sink, error)
+}
+
+// StoreDriverFunc adapts a function to StoreDriver.
+type StoreDriverFunc func(ctx context.Context, url string) (Store, error)
+
+// OpenStore calls f.
+func (f StoreDriverFunc) OpenStore(ctx context.Context, url string) (Store, error) {
+	return f(ctx, url)
+}
+
+// SinkDriverFunc adapts a function to SinkDriver.
+type SinkDriverFunc func(ctx context.Context, url string) (Sink, error)
+
+// OpenSink calls f.
+func (f SinkDriverFunc) OpenSink(ctx context.Context, url string) (Sink, error) {
+	return f(ctx, url)
+}
+
+var (
+	registryMu sync.RWMutex
+	drivers    = map[string]StoreDriver{}
+	sinks      = map[string]SinkDriver{}
+)
+
+// RegisterDriver makes a store driver available under a URL scheme. Drivers
+// call it from init, so a blank import selects them, as with database/sql.
+// It panics if the driver is nil or the scheme is already registered.
+func RegisterDriver(scheme string, d StoreDriver) {
+	register(drivers, "driver", scheme, d, d == nil)
+}
+
+// RegisterSink makes a sink available under a URL scheme, like
+// RegisterDriver.
+func RegisterSink(scheme string, s SinkDriver) {
+	register(sinks, "sink", scheme, s, s == nil)
+}
+
+func register[T any](m map[string]T, what, scheme string, v T, isNil bool) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if isNil {
+		panic("trustlog: Register" + what + " " + scheme + " is nil")
+	}
+	scheme = strings.ToLower(scheme)
+	if _, dup := m[scheme]; dup {
+		panic("trustlog: Register" + what + " called twice for " + scheme)
+	}
+	m[scheme] = v
+}
+
+// Drivers returns the registered store schemes, sorted.
+func Drivers() []string { return names(drivers) }
+
+// Sinks returns the registered sink schemes, sorted.
+func Sinks() []string { return names(sinks) }
+
+func names[T any](m map[string]T) []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// OpenStore opens a store by URL through the driver registered for its
+// scheme.
+func OpenStore(ctx context.Context, url string) (Store, error) {
+	d, err := lookup(drivers, "store", url)
+	if err != nil {
+		return nil, err
+	}
+	return d.OpenStore(ctx, url)
+}
+
+// OpenSink opens a sink by URL through the sink registered for its scheme.
+func OpenSink(ctx context.Context, url string) (Sink, error) {
+	s, err := lookup(sinks, "sink", url)
+	if err != nil {
+		return nil, err
+	}
+	return s.OpenSink(ctx, url)
+}
+
+func lookup[T any](m map[string]T, what, url string) (T, error) {
+	var zero T
+	scheme := Scheme(url)
+	if scheme == "" {
+		return zero, fmt.Errorf("%w: %s URL %q has no scheme (like sqlite:, postgres://)", ErrInvalidURL, what, redact.URL(url))
+	}
+	registryMu.RLock()
+	v, ok := m[scheme]
+	registryMu.RUnlock()
+	if !ok {
+		dir := map[string]string{"store": "drivers", "sink": "sinks"}[what]
+		return zero, fmt.Errorf("%w: no %s registered for %q (registered: %s); import its package, e.g. _ \"github.com/go-trustlog/trustlog/%s/%s\"",
+			ErrUnknownScheme, what, scheme, strings.Join(names(m), ", "), dir, scheme)
+	}
+	return v, nil
+}
+
+// Scheme returns the lower-cased scheme of a store or sink URL (the text
+// before the first ":"), or "" if it has none.
+func Scheme(url string) string {
+	i := strings.IndexByte(url, ':')
+	if i <= 0 {
+		return ""
+	}
+	s := strings.ToLower(url[:i])
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
+			return ""
+		}
+	}
+	return s
+}

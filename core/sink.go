@@ -1,0 +1,111 @@
+package core
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+)
+
+// MessageKind says what a message carries.
+type MessageKind string
+
+// Message kinds.
+const (
+	// KindOperation: Payload is a sealed operation (see AppendSealed).
+	KindOperation MessageKind = "operation"
+	// KindCheckpoint: Payload is a signed ledger checkpoint (C2SP
+	// tlog-checkpoint text in a signed note).
+	KindCheckpoint MessageKind = "checkpoint"
+)
+
+// Message is what a sink publishes.
+type Message struct {
+	Kind MessageKind
+	// Key is the ordering key: the operation's DOID. A sink keeps messages
+	// with one key in order (one Kafka partition, one Pulsar key).
+	Key string
+	// ID is the idempotency key: the operation's op_id. Consumers (and
+	// brokers with deduplication) drop a second message with the same ID.
+	ID string
+	// Seq is the store's sequence for the operation (0 if it has none):
+	// monotonic per store, usable as a broker-side sequence id.
+	Seq int64
+	// Payload is the message body.
+	Payload []byte
+	// OpHash, Signer and Sign repeat the operation's hash (hex) and
+	// signature so consumers can route or check them without decoding.
+	OpHash string
+	Signer string
+	Sign   []byte
+}
+
+// Header names every sink puts on a message, in this order.
+const (
+	HeaderKind          = "trustlog-kind"
+	HeaderOpID          = "op_id"
+	HeaderOpHash        = "op_hash"
+	HeaderSigner        = "signer"
+	HeaderSignature     = "signature"
+	HeaderContentType   = "content-type"
+	HeaderFormatVersion = "format_version"
+)
+
+// Headers returns the message's metadata as key/value pairs, the same for
+// every sink: kind, op_id, op_hash (hex), signer, signature (standard
+// base64), content-type and format_version. Empty values are left out.
+func (m *Message) Headers() [][2]string {
+	h := make([][2]string, 0, 7)
+	add := func(k, v string) {
+		if v != "" {
+			h = append(h, [2]string{k, v})
+		}
+	}
+	add(HeaderKind, string(m.Kind))
+	add(HeaderOpID, m.ID)
+	add(HeaderOpHash, m.OpHash)
+	add(HeaderSigner, m.Signer)
+	if len(m.Sign) > 0 {
+		add(HeaderSignature, base64.StdEncoding.EncodeToString(m.Sign))
+	}
+	if m.Kind == KindOperation {
+		add(HeaderContentType, ContentType)
+	}
+	add(HeaderFormatVersion, strconv.Itoa(FormatVersion))
+	return h
+}
+
+// Sink publishes messages to an attestation system.
+type Sink interface {
+	// Publish sends msgs, keeping messages with one Key in slice order, and
+	// returns one error per message (nil where the sink accepted it) in a
+	// slice of len(msgs). Wrap errors that retrying cannot fix with
+	// Permanent, and errors that mean the broker is unreachable (not the
+	// message's fault) with Unavailable. A message may be accepted even if ctx ends first; the
+	// engine treats that as unknown and retries it (at-least-once).
+	Publish(ctx context.Context, msgs []Message) []error
+	// Close flushes and releases the sink; it is idempotent.
+	Close() error
+}
+
+// FailAll returns n copies of err: the result of a batch that failed as a
+// whole.
+func FailAll(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// NewMessage builds the message for a sealed operation and its store
+// sequence.
+func NewMessage(op *Operation, seq int64) (Message, error) {
+	payload, err := op.AppendSealed(nil)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{
+		Kind: KindOperation, Key: op.DOID, ID: op.OpID, Seq: seq, Payload: payload,
+		OpHash: op.OpHash, Signer: op.Signer, Sign: op.Sign,
+	}, nil
+}

@@ -1,0 +1,35 @@
+// Package sqlite is the trustlog store on a SQLite database file: the
+// embedded default that needs no server, pure Go (modernc.org/sqlite
+// through bun's sqliteshim; CGO_ENABLED=0 builds).
+//
+// Import it for its side effect to register the "sqlite" and "file" URL
+// schemes:
+//
+//	import _ "github.com/go-trustlog/trustlog/drivers/sqlite"
+//
+//	sqlite:trustlog.db
+//	sqlite:///var/lib/app/trustlog.db?prefix=app_&synchronous=NORMAL
+//
+// or wrap a database the application already opened with NewStore.
+//
+// What SQLite cannot do, and what the driver does instead (reported
+// through core.Capabilities, which the engine and the conformance suite
+// branch on):
+//
+//   - No SKIP LOCKED: there is one writer at a time, so a claim is a single
+//     UPDATE … RETURNING that no other claim can interleave with. Within
+//     a process the store queues its own writes behind a mutex rather than
+//     letting goroutines spin on SQLITE_BUSY; across processes they wait
+//     through the busy timeout.
+//   - No LISTEN/NOTIFY: engines poll when idle (100ms by default) and are
+//     woken at once by Record calls of a client in the same process.
+//   - No session locks: named leases are rows with an expiry, renewed by
+//     their holder; a holder that dies keeps its lease until the TTL runs
+//     out.
+//
+// Files are opened in WAL mode with synchronous=FULL, a 10s busy timeout
+// and IMMEDIATE transactions. Times are stored as integer Unix
+// microseconds. Claims are pinned to their partial indexes with INDEXED BY:
+// after ANALYZE on a mostly-pending table SQLite's planner otherwise scans
+// the whole table.
+package sqlite

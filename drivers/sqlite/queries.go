@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"embed"
+	"io/fs"
+	"strings"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// now is the database clock in Unix microseconds. unixepoch('subsec')
+// (SQLite >= 3.42) has millisecond resolution, enough for leases and
+// backoff; created_at comes from Go with full microseconds.
+const now = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
+
+// Every statement uses plain "?" parameters, bound in textual order.
+//
+// SQLite has no SKIP LOCKED: a claim is one UPDATE ... RETURNING, and the
+// database's single writer serialises claims, so two workers can never
+// take the same row. INDEXED BY pins each claim to its partial index:
+// after ANALYZE on a mostly-pending table the planner otherwise prefers a
+// full scan, which is ten times slower.
+var queries = sqlstore.Queries{
+	ClaimPending: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending
+		WHERE state = 0 ORDER BY seq LIMIT ?`),
+	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_pending
+		WHERE c.state = 0 AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
+	ClaimDue: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due
+		WHERE state IN (1, 2) AND due_at <= ` + now + ` ORDER BY due_at LIMIT ?`),
+	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
+		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ?`),
+
+	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,
+		updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
+	SettleRetry: `WITH {failures} UPDATE {{.Op}} AS o SET state = 2, last_error = v.err,
+		due_at = ` + now + ` + v.delay_us, claim_token = NULL, updated_at = ` + now + `
+		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
+	SettleDead: `WITH {failures} UPDATE {{.Op}} AS o SET state = 4, last_error = v.err,
+		due_at = NULL, claim_token = NULL, updated_at = ` + now + `
+		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
+	// The attempt a released claim made is given back: a row claimed from
+	// pending returns to pending, one claimed from retrying to retrying.
+	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
+		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, claim_token = NULL, updated_at = ` + now + `
+		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
+	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL,
+		updated_at = ` + now + ` WHERE state = 4 AND op_id {ids}`,
+	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL,
+		updated_at = ` + now + ` WHERE state = 4`,
+	ListDead: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} INDEXED BY {{.Prefix}}operation_dead
+		WHERE state = 4 AND seq > ? ORDER BY seq LIMIT ?`,
+	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = ?`,
+	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
+	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = (SELECT MIN(m) FROM (
+		SELECT MIN(seq) AS m FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending WHERE state = 0
+		UNION ALL SELECT MIN(seq) FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due WHERE state IN (1, 2)))`,
+	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
+	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
+		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
+
+	LeaseTable: `CREATE TABLE IF NOT EXISTS {{.Lease}} (
+		name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
+	LeaseAcquire: `INSERT INTO {{.Lease}} (name, holder, expires_at) VALUES (?, ?, ` + now + ` + ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE {{.Lease}}.expires_at < ` + now,
+	LeaseRenew:   `UPDATE {{.Lease}} SET expires_at = ` + now + ` + ? WHERE name = ? AND holder = ?`,
+	LeaseRelease: `DELETE FROM {{.Lease}} WHERE name = ? AND holder = ?`,
+}
+
+// noEarlier is strict order's condition on a candidate c: no earlier
+// operation of its DOID is pending, in flight or retrying.
+const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e INDEXED BY {{.Prefix}}operation_doid
+	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
+
+// claim wraps a candidate SELECT (last parameter: limit) into the claiming
+// UPDATE. Args: token, lease (µs), limit.
+func claim(candidates string) string {
+	return `UPDATE {{.Op}} SET state = 1, claim_token = ?, attempts = attempts + 1,
+		due_at = ` + now + ` + ?, updated_at = ` + now + `
+		WHERE seq IN (` + candidates + `) RETURNING ` + sqlstore.Columns
+}
+
+// failureTable is a CTE v(seq, err, delay_us) of VALUES rows.
+func failureTable(_ int, fs []core.Failure) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 3*len(fs))
+	b.WriteString("v(seq, err, delay_us) AS (VALUES ")
+	for i, f := range fs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, f.Seq, f.Err, f.Delay.Microseconds())
+	}
+	b.WriteByte(')')
+	return b.String(), args
+}
+
+func dialect() *sqlstore.Dialect {
+	mig, _ := fs.Sub(migrationFiles, "migrations")
+	return &sqlstore.Dialect{
+		Name:            "sqlite",
+		Caps:            core.Capabilities{},
+		Placeholder:     func(int) string { return "?" },
+		TimeArg:         sqlstore.MicrosTime,
+		FailureTable:    failureTable,
+		Queries:         queries,
+		Migrations:      mig,
+		SerializeWrites: true,
+	}
+}

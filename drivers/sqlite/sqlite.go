@@ -1,0 +1,187 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/driver/sqliteshim"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/redact"
+	"github.com/go-trustlog/trustlog/internal/sqlstore"
+)
+
+func init() {
+	d := core.StoreDriverFunc(func(ctx context.Context, url string) (core.Store, error) {
+		return Open(ctx, url)
+	})
+	core.RegisterDriver("sqlite", d)
+	core.RegisterDriver("file", d)
+}
+
+// Store is a trustlog store on a SQLite database file.
+type Store struct {
+	*sqlstore.Store
+}
+
+// Options configure a store.
+type Options struct {
+	// Prefix is put in front of every table and index name (lower-case
+	// letters, digits and "_", at most 32), so several logs can share one
+	// database file.
+	Prefix string
+}
+
+// Config is a parsed sqlite URL.
+type Config struct {
+	// Path is the database file.
+	Path string
+	Options
+	// BusyTimeout is how long a writer waits for another process's write
+	// lock (default 10s).
+	BusyTimeout time.Duration
+	// Synchronous is SQLite's synchronous pragma: FULL (default, durable
+	// on power loss) or NORMAL (faster; a power cut can lose the last
+	// commits, never corrupt).
+	Synchronous string
+	// MaxConns caps the connection pool (default 8).
+	MaxConns int
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z0-9_]{0,32}$`)
+
+// ParseURL parses "sqlite:PATH", "sqlite://PATH", "sqlite:///ABS/PATH" or
+// "file:PATH", with optional query parameters prefix, busy_timeout (a Go
+// duration), synchronous (FULL or NORMAL) and max_conns. Unknown
+// parameters are an error.
+func ParseURL(raw string) (Config, error) {
+	c := Config{BusyTimeout: 10 * time.Second, Synchronous: "FULL", MaxConns: 8}
+	bad := func(format string, args ...any) (Config, error) {
+		return c, fmt.Errorf("%w: sqlite URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
+	}
+	scheme := core.Scheme(raw)
+	if scheme != "sqlite" && scheme != "file" {
+		return bad("scheme must be sqlite: or file:")
+	}
+	rest := raw[len(scheme)+1:]
+	path, query, _ := strings.Cut(rest, "?")
+	path = strings.TrimPrefix(path, "//")
+	if path == "" {
+		return bad("no database file path")
+	}
+	if strings.Contains(path, ":memory:") || strings.HasPrefix(path, ":") {
+		return bad("in-memory databases are not supported (every pooled connection would get its own); use a file in a temporary directory")
+	}
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return bad("path: %v", err)
+	}
+	c.Path = p
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return bad("query: %v", err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "prefix":
+			c.Prefix = v
+		case "busy_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return bad("busy_timeout=%q is not a duration like 5s", v)
+			}
+			c.BusyTimeout = d
+		case "synchronous":
+			v = strings.ToUpper(v)
+			if v != "FULL" && v != "NORMAL" {
+				return bad("synchronous must be FULL or NORMAL")
+			}
+			c.Synchronous = v
+		case "max_conns":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return bad("max_conns must be a positive integer")
+			}
+			c.MaxConns = n
+		default:
+			return bad("unknown parameter %q (known: prefix, busy_timeout, synchronous, max_conns)", k)
+		}
+	}
+	if !prefixRE.MatchString(c.Prefix) {
+		return bad("prefix must be lower-case letters, digits and _, at most 32")
+	}
+	return c, nil
+}
+
+// DSN returns the database/sql data source name trustlog opens a file
+// with: WAL journal, the busy timeout, the synchronous level, foreign keys
+// on, and IMMEDIATE transactions (a transaction takes the write lock when
+// it begins, so two writers never deadlock upgrading their read locks).
+func (c Config) DSN() string {
+	v := url.Values{}
+	v.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", c.BusyTimeout.Milliseconds()))
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Add("_pragma", "synchronous("+c.Synchronous+")")
+	v.Add("_pragma", "foreign_keys(ON)")
+	v.Set("_txlock", "immediate")
+	return "file:" + c.Path + "?" + v.Encode()
+}
+
+// Open opens the store a sqlite URL names (see ParseURL). It does not
+// migrate; call Migrate.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	c, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	sqldb, err := sql.Open(sqliteshim.ShimName, c.DSN())
+	if err != nil {
+		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", c.Path, err)
+	}
+	sqldb.SetMaxOpenConns(c.MaxConns)
+	sqldb.SetMaxIdleConns(c.MaxConns)
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", c.Path, err)
+	}
+	s, err := newStore(bun.NewDB(sqldb, sqlitedialect.New()), c.Options, true)
+	if err != nil {
+		sqldb.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewStore returns a store on a database the application already opened
+// (through sqliteshim or modernc.org/sqlite). Close leaves db open. Open
+// it with Config.DSN's settings: without a busy timeout and IMMEDIATE
+// transactions, concurrent writers fail with SQLITE_BUSY.
+func NewStore(db *bun.DB, opts Options) (*Store, error) {
+	return newStore(db, opts, false)
+}
+
+func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
+	if !prefixRE.MatchString(opts.Prefix) {
+		return nil, &core.ConfigError{Field: "Prefix", Reason: "must be lower-case letters, digits and _, at most 32"}
+	}
+	p := opts.Prefix
+	q := func(name string) string { return `"` + p + name + `"` }
+	names := sqlstore.Names{
+		Prefix: p, Op: q("operation"), Cursor: q("trustlog_cursor"), Lease: q("trustlog_lease"),
+		Migrations: p + "trustlog_migrations", MigrationLocks: p + "trustlog_migration_locks",
+	}
+	s, err := sqlstore.New(dialect(), db, names, owns)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{s}, nil
+}

@@ -1,0 +1,47 @@
+// Package redact removes secrets (passwords, tokens, keys) from connection
+// strings before they reach a log line or an error message. Every place
+// trustlog prints a store or sink URL goes through URL.
+package redact
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Mask replaces a secret.
+const Mask = "xxxxx"
+
+// secretParams are query or keyword parameters whose value is a secret.
+var secretParams = regexp.MustCompile(`(?i)^(password|passwd|pass|pwd|secret|token|auth[-_]?token|api[-_]?key|sasl[-_.]?password|private[-_]?key|key[-_]?file[-_]?password|client[-_]?secret|sslpassword)$`)
+
+// keyword matches "name=value" pairs (PostgreSQL keyword DSNs, query
+// strings that failed to parse) whose name is a secret.
+var keyword = regexp.MustCompile(`(?i)\b(password|passwd|pass|pwd|secret|token|auth[-_]?token|api[-_]?key|sasl[-_.]?password|private[-_]?key|client[-_]?secret|sslpassword)=('[^']*'|[^\s&;]*)`)
+
+// userinfo matches "user:password@" in anything URL-like, including
+// go-sql-driver DSNs ("user:pass@tcp(host)/db") that net/url rejects.
+var userinfo = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://)?([^:@/\s]*):([^@\s]*)@`)
+
+// URL returns s with the password of its user info and the values of secret
+// parameters replaced by Mask. It never fails: a string it cannot parse is
+// scrubbed by pattern.
+func URL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && !strings.Contains(s, "@tcp(") {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+		if u.RawQuery != "" {
+			q := u.Query()
+			for k := range q {
+				if secretParams.MatchString(k) {
+					q.Set(k, Mask)
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+		return strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+	}
+	s = userinfo.ReplaceAllString(s, "${1}${2}:"+Mask+"@")
+	return keyword.ReplaceAllString(s, "${1}="+Mask)
+}

@@ -1,0 +1,33 @@
+package redact
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ in, secret string }{
+		{"postgres://app:s3cr3t@localhost:5432/app?sslmode=disable", "s3cr3t"},
+		{"mysql://root:hunter2@127.0.0.1:3306/test", "hunter2"},
+		{"app:hunter2@tcp(127.0.0.1:3306)/test?parseTime=true", "hunter2"},
+		{"host=localhost user=app password=opensesame dbname=app", "opensesame"},
+		{"host=localhost password='open sesame' dbname=app", "open sesame"},
+		{"pulsar://broker:6650/persistent://t/n/topic?token=eyJhbGciOi", "eyJhbGciOi"},
+		{"kafka://b1:9092/ops?sasl_mechanism=PLAIN&sasl_user=u&sasl_password=pw123", "pw123"},
+		{"kafka://u:p%40ss@b1:9092/ops", "p@ss"},
+		{"::not a url:: password=abc123", "abc123"},
+	}
+	for _, c := range cases {
+		got := URL(c.in)
+		if strings.Contains(got, c.secret) || (strings.Contains(c.in, "%40") && strings.Contains(got, "p%40ss")) {
+			t.Errorf("URL(%q) = %q still holds the secret", c.in, got)
+		}
+		if !strings.Contains(got, Mask) {
+			t.Errorf("URL(%q) = %q has no mask", c.in, got)
+		}
+	}
+	if got := URL("sqlite:///tmp/x.db?busy_timeout=5000"); got != "sqlite:///tmp/x.db?busy_timeout=5000" {
+		t.Errorf("URL changed a secret-free URL: %q", got)
+	}
+}

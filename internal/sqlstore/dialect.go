@@ -1,0 +1,126 @@
+package sqlstore
+
+import (
+	"context"
+	"io/fs"
+	"time"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// Dialect is everything about a store that differs between databases. A
+// driver fills one in, with its SQL written out in full next to it.
+type Dialect struct {
+	// Name is the driver's name, used in errors.
+	Name string
+	// Caps is what the database can do.
+	Caps core.Capabilities
+	// Placeholder returns bind parameter n (1-based): "$n" or "?".
+	Placeholder func(n int) string
+	// ArrayParams: a list is bound as one array parameter ("= ANY($n)")
+	// instead of one parameter per element ("IN (?, ?, ...)").
+	ArrayParams bool
+	// TimeArg converts a time to the bind argument of a time column.
+	TimeArg func(time.Time) any
+	// FailureTable renders a derived table "v(seq, err, delay_us)" for n
+	// failures, its parameters starting at first, and binds them.
+	FailureTable func(first int, f []core.Failure) (string, []any)
+	// Queries are the driver's statements; see Queries for their arguments.
+	// They are text/template sources rendered with Names.
+	Queries Queries
+	// Migrations holds bun/migrate SQL files (text/template sources
+	// rendered with Names).
+	Migrations fs.FS
+	// BeforeMigrate, if set, runs under the migration lease before
+	// bun/migrate: drivers adopt the original SDK's tables here.
+	BeforeMigrate func(ctx context.Context, s *Store) error
+	// WrapInsert, if set, rewrites the multi-row INSERT statement (wake-up
+	// notifications ride along with the insert, in the same round trip).
+	WrapInsert func(insert string) string
+	// SerializeWrites: the database has one writer at a time (SQLite). The
+	// store runs its own writes one after the other behind a mutex instead
+	// of letting its goroutines spin on the database's busy lock; other
+	// processes still wait through the busy timeout.
+	SerializeWrites bool
+	// NewLocker returns the store's Locker; nil uses lease rows.
+	NewLocker func(s *Store) core.Locker
+}
+
+// Queries are a dialect's statements. "{seqs}" and "{ids}" stand for a list
+// operand the store renders ("IN (?, ?)" or "= ANY($n)"), "{failures}" for
+// the dialect's FailureTable. Every time arithmetic uses the database's
+// clock; durations are bound as microseconds.
+type Queries struct {
+	// ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict claim a
+	// batch. Args: token, lease (µs), limit. They return Columns.
+	//
+	// When ClaimUpdate is set they are instead SELECT ... FOR UPDATE SKIP
+	// LOCKED statements (args: limit) returning Columns before the claim,
+	// and ClaimUpdate (args: token, lease (µs), {seqs}) marks the selected
+	// rows in the same transaction.
+	ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict string
+	ClaimUpdate                                                string
+	// SettlePublished marks rows published. Args: token, {seqs}.
+	SettlePublished string
+	// SettleRetry and SettleDead mark failed rows. Args: {failures}, then
+	// the token at the parameter "{token}" stands for.
+	SettleRetry, SettleDead string
+	// Release returns claimed rows to pending (no attempts left) or
+	// retrying. Args: token, {seqs}.
+	Release string
+	// Requeue moves dead rows to pending. Args: {ids}. RequeueAll has none.
+	Requeue, RequeueAll string
+	// ListDead lists dead rows. Args: after seq, limit. Returns Columns.
+	ListDead string
+	// Get returns one row by op_id. Returns Columns.
+	Get string
+	// CountStates returns (state, count) rows.
+	CountStates string
+	// OldestUnsettled returns (seq, created_at) of the unsettled row with
+	// the smallest seq, or no row.
+	OldestUnsettled string
+	// MaxSeq returns the largest seq (NULL when empty).
+	MaxSeq string
+	// GetCursor returns (cursor_value, updated_at). Args: name.
+	GetCursor string
+	// SetCursor upserts a cursor. Args: name, value.
+	SetCursor string
+	// LeaseTable creates the lease table if the dialect uses lease rows;
+	// Migrate runs it first, since the migration lease needs it.
+	LeaseTable string
+	// LeaseAcquire inserts or takes over an expired lease row. Args: name,
+	// holder, ttl (µs). Affects one row when acquired.
+	LeaseAcquire string
+	// LeaseRenew extends a held lease. Args: ttl (µs), name, holder.
+	LeaseRenew string
+	// LeaseRelease deletes a held lease. Args: name, holder.
+	LeaseRelease string
+}
+
+// Columns is the column list every row-returning statement selects, in
+// this order (see scanRecord).
+const Columns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
+	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
+	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at"
+
+// InsertColumns is the column list of inserts, in bind order.
+const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
+	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
+	"op_hash, signer, sign, updated_at"
+
+const insertColumnCount = 18
+
+// Names are the store's table names, quoted and qualified for the
+// dialect, and the raw prefix for index names. Templates see them as
+// {{.Op}}, {{.Cursor}}, {{.Lease}}, {{.Prefix}}.
+type Names struct {
+	Prefix string
+	// Schema is the PostgreSQL schema, empty elsewhere.
+	Schema string
+	// Op is the operation table, Cursor the cursor table, Lease the lease
+	// table.
+	Op, Cursor, Lease string
+	// Migrations and MigrationLocks are bun/migrate's tables, unquoted as
+	// bun wants them.
+	Migrations, MigrationLocks string
+}

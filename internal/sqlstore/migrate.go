@@ -1,0 +1,102 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun/migrate"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// MigrateLease is the named lease Migrate holds, so concurrent migrators
+// (several app instances starting at once) run one after the other.
+const MigrateLease = "trustlog.migrate"
+
+// Migrate implements core.Store: under the migration lease it runs the
+// dialect's BeforeMigrate (adoption of the original SDK's tables) and then
+// every bun/migrate migration not yet applied. Every step is idempotent.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.q.LeaseTable != "" {
+		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
+			return s.errf("migrate: lease table: %w", err)
+		}
+	}
+	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	if err != nil {
+		return s.errf("migrate: %w", err)
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	if s.d.BeforeMigrate != nil {
+		if err := s.d.BeforeMigrate(ctx, s); err != nil {
+			return s.errf("migrate: %w", err)
+		}
+	}
+	m, err := s.migrator()
+	if err != nil {
+		return err
+	}
+	if err := m.Init(ctx); err != nil {
+		return s.errf("migrate: init: %w", err)
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		return s.errf("migrate: %w", err)
+	}
+	return nil
+}
+
+// MigrationStatus implements core.MigrationStatuser.
+func (s *Store) MigrationStatus(ctx context.Context) ([]core.MigrationInfo, error) {
+	m, err := s.migrator()
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Init(ctx); err != nil {
+		return nil, s.errf("migrate status: %w", err)
+	}
+	ms, err := m.MigrationsWithStatus(ctx)
+	if err != nil {
+		return nil, s.errf("migrate status: %w", err)
+	}
+	out := make([]core.MigrationInfo, len(ms))
+	for i, x := range ms {
+		out[i] = core.MigrationInfo{Name: x.Name + "_" + x.Comment, Applied: x.IsApplied(), AppliedAt: x.MigratedAt}
+	}
+	return out, nil
+}
+
+func (s *Store) migrator() (*migrate.Migrator, error) {
+	ms := migrate.NewMigrations()
+	if err := ms.Discover(s.d.Migrations); err != nil {
+		return nil, s.errf("migrations: %w", err)
+	}
+	return migrate.NewMigrator(s.bun, ms,
+		migrate.WithTableName(s.names.Migrations),
+		migrate.WithLocksTableName(s.names.MigrationLocks),
+		migrate.WithTemplateData(s.names),
+		migrate.WithMarkAppliedOnSuccess(true),
+	), nil
+}
+
+// AcquireWait takes a named lease, waiting while another holder has it,
+// until ctx ends.
+func AcquireWait(ctx context.Context, l core.Locker, name string, ttl time.Duration) (core.Lease, error) {
+	delay := 50 * time.Millisecond
+	for {
+		lease, err := l.TryAcquire(ctx, name, ttl)
+		if err == nil {
+			return lease, nil
+		}
+		if !errors.Is(err, core.ErrLeaseHeld) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for lease %q: %w", name, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}

@@ -1,0 +1,505 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/template"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// Store implements core.Store on a SQL database through a Dialect.
+type Store struct {
+	d      *Dialect
+	db     *sql.DB
+	bun    *bun.DB
+	names  Names
+	q      Queries
+	locker core.Locker
+	owns   bool
+	closed atomic.Bool
+
+	insertMu    sync.Mutex
+	insertCache map[insertKey]string
+	writeMu     sync.Mutex
+}
+
+// writing serialises the store's own writes when the dialect asks for it;
+// call the returned function when the write is done.
+func (s *Store) writing() func() {
+	if !s.d.SerializeWrites {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
+}
+
+type insertKey struct {
+	rows int
+	bun  bool
+}
+
+// New returns a store over db (a bun handle on the driver's database/sql
+// pool) with the dialect's statements rendered for names. If owns is true,
+// Close closes db.
+func New(d *Dialect, db *bun.DB, names Names, owns bool) (*Store, error) {
+	s := &Store{d: d, db: db.DB, bun: db, names: names, owns: owns, insertCache: map[insertKey]string{}}
+	if err := render(&d.Queries, &s.q, names); err != nil {
+		return nil, fmt.Errorf("trustlog/%s: %w", d.Name, err)
+	}
+	if d.NewLocker != nil {
+		s.locker = d.NewLocker(s)
+	} else {
+		s.locker = &rowLocker{s: s}
+	}
+	return s, nil
+}
+
+// render fills dst with every string field of src executed as a template.
+func render(src, dst *Queries, names Names) error {
+	sv, dv := reflect.ValueOf(src).Elem(), reflect.ValueOf(dst).Elem()
+	for i := 0; i < sv.NumField(); i++ {
+		text := sv.Field(i).String()
+		t, err := template.New(sv.Type().Field(i).Name).Option("missingkey=error").Parse(text)
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		if err := t.Execute(&b, names); err != nil {
+			return err
+		}
+		dv.Field(i).SetString(b.String())
+	}
+	return nil
+}
+
+// DB returns the database/sql pool.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Bun returns the bun handle.
+func (s *Store) Bun() *bun.DB { return s.bun }
+
+// Names returns the store's table names.
+func (s *Store) Names() Names { return s.names }
+
+// Capabilities implements core.Store.
+func (s *Store) Capabilities() core.Capabilities { return s.d.Caps }
+
+// Locker implements core.Store.
+func (s *Store) Locker() core.Locker { return s.locker }
+
+// Close implements core.Store.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) || !s.owns {
+		return nil
+	}
+	return s.bun.Close()
+}
+
+func (s *Store) errf(format string, args ...any) error {
+	return fmt.Errorf("trustlog/"+s.d.Name+": "+format, args...)
+}
+
+// Insert implements core.Store.
+func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operation) error {
+	if s.closed.Load() {
+		return core.ErrClosed
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if ex == nil {
+		defer s.writing()()
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return s.errf("insert: %w", err)
+		}
+		if err := s.insert(ctx, tx, ops); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return s.errf("insert: commit: %w", err)
+		}
+		return nil
+	}
+	return s.insert(ctx, ex, ops)
+}
+
+// insertChunk keeps every statement under every database's parameter
+// limit (SQLite's 32766 is the smallest).
+const insertChunk = 1000
+
+func (s *Store) insert(ctx context.Context, ex core.Execer, ops []*core.Operation) error {
+	_, isBun := ex.(bun.IDB)
+	now := time.Now().UTC()
+	for len(ops) > 0 {
+		n := min(len(ops), insertChunk)
+		args := make([]any, 0, n*insertColumnCount)
+		for _, op := range ops[:n] {
+			args = append(args,
+				op.OpID, string(op.Source), op.Type, op.DOID, op.DOPrefix, op.DORepository, op.Actor,
+				op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash,
+				nullString(op.ClientIP), nullString(op.ServerIP), s.d.TimeArg(op.CreatedAt),
+				op.OpHash, op.Signer, hex.EncodeToString(op.Sign), s.d.TimeArg(now))
+		}
+		if _, err := ex.ExecContext(ctx, s.insertSQL(n, isBun), args...); err != nil {
+			return s.errf("insert %d operations: %w", n, err)
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// insertSQL returns the INSERT for n rows, with "?" placeholders when the
+// caller's handle is bun's (bun formats "?" itself) and native ones
+// otherwise.
+func (s *Store) insertSQL(n int, isBun bool) string {
+	key := insertKey{n, isBun}
+	s.insertMu.Lock()
+	defer s.insertMu.Unlock()
+	if q, ok := s.insertCache[key]; ok {
+		return q
+	}
+	ph := s.d.Placeholder
+	if isBun {
+		ph = func(int) string { return "?" }
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + s.names.Op + " (" + InsertColumns + ") VALUES ")
+	p := 1
+	for r := 0; r < n; r++ {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := 0; c < insertColumnCount; c++ {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(ph(p))
+			p++
+		}
+		b.WriteByte(')')
+	}
+	q := b.String()
+	if s.d.WrapInsert != nil {
+		q = s.d.WrapInsert(q)
+	}
+	if len(s.insertCache) > 64 {
+		clear(s.insertCache)
+	}
+	s.insertCache[key] = q
+	return q
+}
+
+// Claim implements core.Store.
+func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	if p.Limit <= 0 || p.Lease <= 0 || p.Token == 0 {
+		return nil, s.errf("claim: Limit, Lease and Token must be set")
+	}
+	q := s.q.ClaimPending
+	switch {
+	case p.Source == core.ClaimPending && p.Strict:
+		q = s.q.ClaimPendingStrict
+	case p.Source == core.ClaimDue && p.Strict:
+		q = s.q.ClaimDueStrict
+	case p.Source == core.ClaimDue:
+		q = s.q.ClaimDue
+	}
+	var recs []core.Record
+	var err error
+	defer s.writing()()
+	if s.q.ClaimUpdate == "" {
+		recs, err = s.queryRecords(ctx, s.db, q, p.Token, p.Lease.Microseconds(), p.Limit)
+	} else {
+		recs, err = s.claimTwoStep(ctx, q, p)
+	}
+	if err != nil {
+		return nil, s.errf("claim: %w", err)
+	}
+	// RETURNING gives no order: hand the batch over in record order.
+	slices.SortFunc(recs, func(a, b core.Record) int { return int(a.Seq - b.Seq) })
+	return recs, nil
+}
+
+func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams) ([]core.Record, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	recs, err := s.queryRecords(ctx, tx, sel, p.Limit)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	seqs := make([]int64, len(recs))
+	for i := range recs {
+		seqs[i] = recs[i].Seq
+	}
+	q, args := s.list(s.q.ClaimUpdate, "{seqs}", 3, seqs)
+	if _, err := tx.ExecContext(ctx, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		recs[i].State = core.StateInFlight
+		recs[i].Attempts++
+	}
+	return recs, nil
+}
+
+// list replaces marker in q by a list operand for vals whose parameters
+// start at first, and returns the arguments to bind.
+func list[T any](s *Store, q, marker string, first int, vals []T) (string, []any) {
+	if s.d.ArrayParams {
+		return strings.Replace(q, marker, "= ANY("+s.d.Placeholder(first)+")", 1), []any{vals}
+	}
+	var b strings.Builder
+	args := make([]any, len(vals))
+	b.WriteString("IN (")
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s.d.Placeholder(first + i))
+		args[i] = v
+	}
+	b.WriteByte(')')
+	return strings.Replace(q, marker, b.String(), 1), args
+}
+
+func (s *Store) list(q, marker string, first int, seqs []int64) (string, []any) {
+	return list(s, q, marker, first, seqs)
+}
+
+// Settle implements core.Store.
+func (s *Store) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
+	var res core.SettleResult
+	if len(p.Published) == 0 && len(p.Failed) == 0 {
+		return res, nil
+	}
+	defer s.writing()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return res, s.errf("settle: %w", err)
+	}
+	defer tx.Rollback()
+	if len(p.Published) > 0 {
+		q, args := s.list(s.q.SettlePublished, "{seqs}", 2, p.Published)
+		n, err := execCount(ctx, tx, q, append([]any{p.Token}, args...)...)
+		if err != nil {
+			return res, s.errf("settle published: %w", err)
+		}
+		res.Published = n
+	}
+	var retry, dead []core.Failure
+	for _, f := range p.Failed {
+		if f.Dead {
+			dead = append(dead, f)
+		} else {
+			retry = append(retry, f)
+		}
+	}
+	for _, g := range []struct {
+		q  string
+		fs []core.Failure
+		n  *int
+	}{{s.q.SettleRetry, retry, &res.Retrying}, {s.q.SettleDead, dead, &res.Dead}} {
+		if len(g.fs) == 0 {
+			continue
+		}
+		table, args := s.d.FailureTable(1, g.fs)
+		q := strings.Replace(g.q, "{failures}", table, 1)
+		q = strings.Replace(q, "{token}", s.d.Placeholder(len(args)+1), 1)
+		n, err := execCount(ctx, tx, q, append(args, p.Token)...)
+		if err != nil {
+			return res, s.errf("settle failed: %w", err)
+		}
+		*g.n = n
+	}
+	if err := tx.Commit(); err != nil {
+		return res, s.errf("settle: commit: %w", err)
+	}
+	res.Stale = len(p.Published) + len(p.Failed) - res.Published - res.Retrying - res.Dead
+	return res, nil
+}
+
+// Release implements core.Store.
+func (s *Store) Release(ctx context.Context, p core.ReleaseParams) (int, error) {
+	if len(p.Seqs) == 0 {
+		return 0, nil
+	}
+	q, args := s.list(s.q.Release, "{seqs}", 2, p.Seqs)
+	defer s.writing()()
+	n, err := execCount(ctx, s.db, q, append([]any{p.Token}, args...)...)
+	if err != nil {
+		return 0, s.errf("release: %w", err)
+	}
+	return n, nil
+}
+
+// ListDead implements core.Store.
+func (s *Store) ListDead(ctx context.Context, p core.ListParams) ([]core.Record, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	recs, err := s.queryRecords(ctx, s.db, s.q.ListDead, p.AfterSeq, limit)
+	if err != nil {
+		return nil, s.errf("list dead: %w", err)
+	}
+	return recs, nil
+}
+
+// Requeue implements core.Store.
+func (s *Store) Requeue(ctx context.Context, p core.RequeueParams) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	defer s.writing()()
+	switch {
+	case p.All && len(p.OpIDs) == 0:
+		n, err = execCount(ctx, s.db, s.q.RequeueAll)
+	case len(p.OpIDs) > 0 && !p.All:
+		q, args := list(s, s.q.Requeue, "{ids}", 1, p.OpIDs)
+		n, err = execCount(ctx, s.db, q, args...)
+	default:
+		return 0, s.errf("requeue: give op ids or All, not both or neither")
+	}
+	if err != nil {
+		return 0, s.errf("requeue: %w", err)
+	}
+	return n, nil
+}
+
+// Get implements core.Store.
+func (s *Store) Get(ctx context.Context, opID string) (core.Record, error) {
+	recs, err := s.queryRecords(ctx, s.db, s.q.Get, opID)
+	if err != nil {
+		return core.Record{}, s.errf("get %s: %w", opID, err)
+	}
+	if len(recs) == 0 {
+		return core.Record{}, fmt.Errorf("%w: operation %s", core.ErrNotFound, opID)
+	}
+	return recs[0], nil
+}
+
+// Stats implements core.Store.
+func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
+	st := core.Stats{Counts: map[core.State]int64{}}
+	for _, state := range core.States {
+		st.Counts[state] = 0
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.CountStates)
+	if err != nil {
+		return st, s.errf("stats: %w", err)
+	}
+	for rows.Next() {
+		var state int16
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return st, s.errf("stats: %w", err)
+		}
+		st.Counts[core.State(state)] = n
+	}
+	if err := rows.Close(); err != nil {
+		return st, s.errf("stats: %w", err)
+	}
+	var maxSeq sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.q.MaxSeq).Scan(&maxSeq); err != nil {
+		return st, s.errf("stats: %w", err)
+	}
+	st.MaxSeq = maxSeq.Int64
+	st.LowWatermark = st.MaxSeq
+	var seq int64
+	var created flexTime
+	switch err := s.db.QueryRowContext(ctx, s.q.OldestUnsettled).Scan(&seq, &created); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return st, s.errf("stats: %w", err)
+	default:
+		st.LowWatermark = seq - 1
+		st.OldestUnsettled = created.t
+	}
+	return st, nil
+}
+
+// Cursor implements core.Store.
+func (s *Store) Cursor(ctx context.Context, name string) (core.Cursor, error) {
+	c := core.Cursor{Name: name}
+	var at flexTime
+	err := s.db.QueryRowContext(ctx, s.q.GetCursor, name).Scan(&c.Value, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("%w: cursor %q", core.ErrNotFound, name)
+	}
+	if err != nil {
+		return c, s.errf("cursor %q: %w", name, err)
+	}
+	c.UpdatedAt = at.t
+	return c, nil
+}
+
+// SetCursor implements core.Store.
+func (s *Store) SetCursor(ctx context.Context, name, value string) error {
+	if name == "" {
+		return s.errf("set cursor: empty name")
+	}
+	defer s.writing()()
+	if _, err := s.db.ExecContext(ctx, s.q.SetCursor, name, value); err != nil {
+		return s.errf("set cursor %q: %w", name, err)
+	}
+	return nil
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func execCount(ctx context.Context, db execer, q string, args ...any) (int, error) {
+	r, err := db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.RowsAffected()
+	return int(n), err
+}
+
+func (s *Store) queryRecords(ctx context.Context, db queryer, q string, args ...any) ([]core.Record, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var recs []core.Record
+	for rows.Next() {
+		var r core.Record
+		if err := scanRecord(rows, &r); err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, rows.Err()
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

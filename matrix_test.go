@@ -1,0 +1,60 @@
+package trustlog_test
+
+import (
+	"testing"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
+)
+
+// stores and sinks are the conformance harnesses of every driver and sink
+// in this repository. Importing a harness package imports (and registers)
+// its driver or sink; TestMatrixCoversRegistry fails if one is missing.
+var (
+	stores = map[string]conformance.NewStoreFunc{
+		"sqlite": sqlitetest.Harness,
+	}
+	sinks = map[string]conformance.NewSinkFunc{
+		"memory": memorytest.Harness,
+	}
+	// aliases are extra schemes of a registered driver or sink.
+	aliases = map[string]bool{"file": true}
+)
+
+// TestMatrix runs the whole suite for every store × sink pair.
+func TestMatrix(t *testing.T) {
+	for storeName, newStore := range stores {
+		t.Run("store="+storeName, func(t *testing.T) {
+			t.Parallel()
+			conformance.RunStore(t, newStore)
+		})
+		for sinkName, newSink := range sinks {
+			t.Run("pair="+storeName+"×"+sinkName, func(t *testing.T) {
+				t.Parallel()
+				conformance.RunPair(t, newStore, newSink)
+			})
+		}
+	}
+	for sinkName, newSink := range sinks {
+		t.Run("sink="+sinkName, func(t *testing.T) {
+			t.Parallel()
+			conformance.RunSink(t, newSink)
+		})
+	}
+}
+
+// TestMatrixCoversRegistry: every registered scheme has a harness here.
+func TestMatrixCoversRegistry(t *testing.T) {
+	for _, d := range core.Drivers() {
+		if _, ok := stores[d]; !ok && !aliases[d] {
+			t.Errorf("driver %q is registered but has no conformance harness in matrix_test.go", d)
+		}
+	}
+	for _, s := range core.Sinks() {
+		if _, ok := sinks[s]; !ok && !aliases[s] {
+			t.Errorf("sink %q is registered but has no conformance harness in matrix_test.go", s)
+		}
+	}
+}

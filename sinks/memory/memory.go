@@ -1,0 +1,250 @@
+// Package memory is an in-process sink that keeps what it is sent, for
+// tests, demos and examples. It is a first-class sink: the conformance
+// suite runs against it like against Kafka or Pulsar, and its fault
+// injection (fail the Nth or every Nth message, fail chosen op_ids, add
+// latency, acknowledge twice, fail for a time window) is how the suite
+// proves retries, dead-lettering and duplicate handling.
+//
+// Import it for its side effect to register the "memory" URL scheme:
+//
+//	import _ "github.com/go-trustlog/trustlog/sinks/memory"
+//
+//	memory://                          a new, fault-free sink
+//	memory://?latency=5ms&fail_every=10
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/redact"
+)
+
+func init() {
+	core.RegisterSink("memory", core.SinkDriverFunc(func(ctx context.Context, url string) (core.Sink, error) {
+		return Open(url)
+	}))
+}
+
+// ErrInjected is wrapped by every failure the sink injects.
+var ErrInjected = errors.New("memory sink: injected failure")
+
+// Faults says which publishes fail and how. Message counters start at 1
+// and count every message offered to Publish, accepted or not.
+type Faults struct {
+	// FailNth fails the Nth message offered (0: never).
+	FailNth int
+	// FailEvery fails every Nth message offered (0: never).
+	FailEvery int
+	// FailOpIDs fails these operations every time they are offered.
+	FailOpIDs []string
+	// Permanent makes injected failures permanent (core.Permanent), so the
+	// engine sends the operation to dead at once.
+	Permanent bool
+	// Latency is added to every Publish call.
+	Latency time.Duration
+	// AckTwice stores every accepted message twice, as a broker that
+	// delivered a re-send would.
+	AckTwice bool
+	// FailUntil fails every message offered before this time as
+	// core.Unavailable (an outage).
+	FailUntil time.Time
+}
+
+// Sink is the in-memory sink. It is safe for concurrent use.
+type Sink struct {
+	mu      sync.Mutex
+	faults  Faults
+	failIDs map[string]bool
+	msgs    []core.Message
+	offered int
+	calls   int
+	closed  bool
+	changed chan struct{} // closed and replaced whenever msgs grows
+}
+
+// New returns an empty sink with the given faults.
+func New(f Faults) *Sink {
+	s := &Sink{changed: make(chan struct{})}
+	s.SetFaults(f)
+	return s
+}
+
+// Open parses a memory URL: "memory://" with optional parameters latency
+// (a Go duration), fail_nth, fail_every, fail_for (a duration from now)
+// and ack_twice (a boolean). Unknown parameters are an error.
+func Open(rawURL string) (*Sink, error) {
+	bad := func(format string, args ...any) (*Sink, error) {
+		return nil, fmt.Errorf("%w: memory URL %q: %s", core.ErrInvalidURL, redact.URL(rawURL), fmt.Sprintf(format, args...))
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "memory" {
+		return bad("want memory://[?options]")
+	}
+	var f Faults
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "latency", "fail_for":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return bad("%s=%q is not a duration like 5ms", k, v)
+			}
+			if k == "latency" {
+				f.Latency = d
+			} else {
+				f.FailUntil = time.Now().Add(d)
+			}
+		case "fail_nth", "fail_every":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return bad("%s must be a non-negative integer", k)
+			}
+			if k == "fail_nth" {
+				f.FailNth = n
+			} else {
+				f.FailEvery = n
+			}
+		case "ack_twice":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return bad("ack_twice must be true or false")
+			}
+			f.AckTwice = b
+		default:
+			return bad("unknown parameter %q (known: latency, fail_nth, fail_every, fail_for, ack_twice)", k)
+		}
+	}
+	return New(f), nil
+}
+
+// SetFaults replaces the sink's faults; counters keep running.
+func (s *Sink) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+	s.failIDs = make(map[string]bool, len(f.FailOpIDs))
+	for _, id := range f.FailOpIDs {
+		s.failIDs[id] = true
+	}
+}
+
+// Publish implements core.Sink.
+func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	latency := s.faults.Latency
+	s.mu.Unlock()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return core.FailAll(len(msgs), ctx.Err())
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return core.FailAll(len(msgs), core.Unavailable(core.ErrClosed))
+	}
+	s.calls++
+	errs := make([]error, len(msgs))
+	grew := false
+	for i := range msgs {
+		s.offered++
+		if err := s.fault(&msgs[i]); err != nil {
+			errs[i] = err
+			continue
+		}
+		m := msgs[i]
+		m.Payload = slices.Clone(m.Payload)
+		s.msgs = append(s.msgs, m)
+		if s.faults.AckTwice {
+			s.msgs = append(s.msgs, m)
+		}
+		grew = true
+	}
+	if grew {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+	return errs
+}
+
+func (s *Sink) fault(m *core.Message) error {
+	f := &s.faults
+	var why string
+	switch {
+	case f.FailNth > 0 && s.offered == f.FailNth:
+		why = "fail_nth=" + strconv.Itoa(f.FailNth)
+	case f.FailEvery > 0 && s.offered%f.FailEvery == 0:
+		why = "fail_every=" + strconv.Itoa(f.FailEvery)
+	case s.failIDs[m.ID]:
+		why = "op_id " + m.ID + " is set to fail"
+	case time.Now().Before(f.FailUntil):
+		return core.Unavailable(fmt.Errorf("%w (outage until %s)", ErrInjected, f.FailUntil.Format(time.RFC3339Nano)))
+	default:
+		return nil
+	}
+	err := fmt.Errorf("%w (%s)", ErrInjected, why)
+	if f.Permanent {
+		return core.Permanent(err)
+	}
+	return err
+}
+
+// Close implements core.Sink. Publishing after Close fails with
+// core.ErrClosed; what was published stays readable.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// Messages returns a copy of what the sink accepted, in order.
+func (s *Sink) Messages() []core.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.msgs)
+}
+
+// Len returns how many messages the sink accepted (duplicates included).
+func (s *Sink) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// Offered returns how many messages were offered to Publish, accepted or
+// not, and in how many calls.
+func (s *Sink) Offered() (messages, calls int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offered, s.calls
+}
+
+// WaitFor blocks until the sink holds at least n messages or ctx ends.
+func (s *Sink) WaitFor(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		have, changed := len(s.msgs), s.changed
+		s.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("memory sink: %d of %d messages: %w", have, n, ctx.Err())
+		}
+	}
+}
