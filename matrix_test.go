@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
 	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
 )
@@ -14,13 +15,14 @@ import (
 // its driver or sink; TestMatrixCoversRegistry fails if one is missing.
 var (
 	stores = map[string]conformance.NewStoreFunc{
-		"sqlite": sqlitetest.Harness,
+		"sqlite":   sqlitetest.Harness,
+		"postgres": postgrestest.Harness,
 	}
 	sinks = map[string]conformance.NewSinkFunc{
 		"memory": memorytest.Harness,
 	}
 	// aliases are extra schemes of a registered driver or sink.
-	aliases = map[string]bool{"file": true}
+	aliases = map[string]bool{"file": true, "postgresql": true}
 )
 
 // TestMatrix runs the whole suite for every store × sink pair.

@@ -130,7 +130,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.startLoop(ClaimDue, e.cfg.RetryPoll)
 	e.log.InfoContext(ctx, "trustlog: engine started", "workers", e.cfg.Workers, "batch", e.cfg.BatchSize,
-		"lease", e.cfg.Lease, "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval)
+		"lease", e.cfg.Lease.String(), "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval.String())
 	return nil
 }
 

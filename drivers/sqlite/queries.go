@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"embed"
+	"encoding/json"
 	"io/fs"
-	"strings"
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
@@ -85,20 +85,25 @@ func claim(candidates string) string {
 		WHERE seq IN (` + candidates + `) RETURNING ` + sqlstore.Columns
 }
 
-// failureTable is a CTE v(seq, err, delay_us) of VALUES rows.
+// Lists and failure tables are bound as one JSON parameter each: the
+// modernc driver matches arguments to parameters in quadratic time, so a
+// thousand-element IN (?, ?, …) costs more than the statement itself.
+
+// listOperand is "IN (SELECT value FROM json_each(?))" over a JSON array.
+func listOperand(p string, vals any) (string, any) {
+	b, _ := json.Marshal(vals)
+	return "IN (SELECT value FROM json_each(" + p + "))", string(b)
+}
+
+// failureTable is a CTE v(seq, err, delay_us) over a JSON array of
+// [seq, err, delay_us] triples.
 func failureTable(_ int, fs []core.Failure) (string, []any) {
-	var b strings.Builder
-	args := make([]any, 0, 3*len(fs))
-	b.WriteString("v(seq, err, delay_us) AS (VALUES ")
+	rows := make([][3]any, len(fs))
 	for i, f := range fs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?)")
-		args = append(args, f.Seq, f.Err, f.Delay.Microseconds())
+		rows[i] = [3]any{f.Seq, f.Err, f.Delay.Microseconds()}
 	}
-	b.WriteByte(')')
-	return b.String(), args
+	b, _ := json.Marshal(rows)
+	return `v(seq, err, delay_us) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))`, []any{string(b)}
 }
 
 func dialect() *sqlstore.Dialect {
@@ -109,6 +114,8 @@ func dialect() *sqlstore.Dialect {
 		Placeholder:     func(int) string { return "?" },
 		TimeArg:         sqlstore.MicrosTime,
 		FailureTable:    failureTable,
+		ListOperand:     listOperand,
+		InsertRows:      16, // 288 parameters: see listOperand
 		Queries:         queries,
 		Migrations:      mig,
 		SerializeWrites: true,

@@ -17,9 +17,14 @@ type Dialect struct {
 	Caps core.Capabilities
 	// Placeholder returns bind parameter n (1-based): "$n" or "?".
 	Placeholder func(n int) string
-	// ArrayParams: a list is bound as one array parameter ("= ANY($n)")
-	// instead of one parameter per element ("IN (?, ?, ...)").
-	ArrayParams bool
+	// ListOperand, if set, renders a list condition's operand for one
+	// parameter and converts the list into that parameter's value: one
+	// array ("= ANY($n)") or one JSON text ("IN (SELECT value FROM
+	// json_each(?))"). Without it a list binds one parameter per element
+	// ("IN (?, ?, …)").
+	ListOperand func(placeholder string, vals any) (string, any)
+	// InsertRows caps the rows of one multi-row INSERT (default 1000).
+	InsertRows int
 	// TimeArg converts a time to the bind argument of a time column.
 	TimeArg func(time.Time) any
 	// FailureTable renders a derived table "v(seq, err, delay_us)" for n

@@ -44,7 +44,53 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := m.Migrate(ctx); err != nil {
 		return s.errf("migrate: %w", err)
 	}
+	if err := s.backfillHashes(ctx); err != nil {
+		return s.errf("migrate: op_hash of adopted rows: %w", err)
+	}
 	return nil
+}
+
+// backfillCursor marks that every adopted row has its op_hash.
+const backfillCursor = "trustlog.adopted_op_hash"
+
+// backfillHashes computes op_hash for the rows adopted from the original
+// SDK's tables (they carry their own hash in legacy_op_hash), a thousand
+// per transaction, in seq order, resumable: a cursor marks completion, so
+// later Migrate calls cost two cheap queries.
+func (s *Store) backfillHashes(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, "SELECT legacy_op_hash FROM "+s.names.Op+" WHERE 1 = 0"); err != nil {
+		return nil // not an adopted table
+	}
+	if c, err := s.Cursor(ctx, backfillCursor); err == nil && c.Value == "done" {
+		return nil
+	}
+	p := s.d.Placeholder
+	sel := "SELECT " + Columns + " FROM " + s.names.Op + " WHERE seq > " + p(1) + " AND op_hash = '' ORDER BY seq LIMIT 1000"
+	upd := "UPDATE " + s.names.Op + " SET op_hash = " + p(1) + " WHERE seq = " + p(2) + " AND op_hash = ''"
+	var after int64
+	for {
+		recs, err := s.queryRecords(ctx, s.db, sel, after)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return s.SetCursor(ctx, backfillCursor, "done")
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for i := range recs {
+			if _, err := tx.ExecContext(ctx, upd, recs[i].Op.ComputeHash(), recs[i].Seq); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		after = recs[len(recs)-1].Seq
+	}
 }
 
 // MigrationStatus implements core.MigrationStatuser.

@@ -142,11 +142,18 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 // limit (SQLite's 32766 is the smallest).
 const insertChunk = 1000
 
+func (s *Store) insertRows() int {
+	if s.d.InsertRows > 0 {
+		return min(s.d.InsertRows, insertChunk)
+	}
+	return insertChunk
+}
+
 func (s *Store) insert(ctx context.Context, ex core.Execer, ops []*core.Operation) error {
 	_, isBun := ex.(bun.IDB)
 	now := time.Now().UTC()
 	for len(ops) > 0 {
-		n := min(len(ops), insertChunk)
+		n := min(len(ops), s.insertRows())
 		args := make([]any, 0, n*insertColumnCount)
 		for _, op := range ops[:n] {
 			args = append(args,
@@ -266,8 +273,9 @@ func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams
 // list replaces marker in q by a list operand for vals whose parameters
 // start at first, and returns the arguments to bind.
 func list[T any](s *Store, q, marker string, first int, vals []T) (string, []any) {
-	if s.d.ArrayParams {
-		return strings.Replace(q, marker, "= ANY("+s.d.Placeholder(first)+")", 1), []any{vals}
+	if s.d.ListOperand != nil {
+		frag, arg := s.d.ListOperand(s.d.Placeholder(first), vals)
+		return strings.Replace(q, marker, frag, 1), []any{arg}
 	}
 	var b strings.Builder
 	args := make([]any, len(vals))

@@ -1,0 +1,247 @@
+// Command trustlog records, relays, inspects and verifies provable
+// operations. Run `trustlog --help` for the commands, `trustlog demo` for a
+// tour that needs no setup.
+//
+// Exit codes: 0 success, 1 failure, 2 usage error (bad flag, argument or
+// input), 3 verification found a problem.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/lmittmann/tint"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/go-trustlog/trustlog/core"
+	_ "github.com/go-trustlog/trustlog/drivers/postgres"
+	_ "github.com/go-trustlog/trustlog/drivers/sqlite"
+	"github.com/go-trustlog/trustlog/internal/redact"
+	_ "github.com/go-trustlog/trustlog/sinks/memory"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitVerifyKO = 3
+)
+
+// usageError marks errors that are the caller's input, not a failure.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// verifyError marks a verification that ran and found a problem.
+type verifyError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "trustlog: "+redactErr(err))
+	var ue usageError
+	var ve verifyError
+	var vale *core.ValidationError
+	var ce *core.ConfigError
+	switch {
+	case errors.As(err, &ve):
+		return exitVerifyKO
+	case errors.As(err, &ue), errors.As(err, &vale), errors.As(err, &ce),
+		errors.Is(err, core.ErrInvalidURL), errors.Is(err, core.ErrUnknownScheme):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// redactErr scrubs anything URL-like in an error message of secrets.
+func redactErr(err error) string {
+	words := strings.Fields(err.Error())
+	for i, w := range words {
+		if strings.Contains(w, "@") || strings.Contains(w, "=") {
+			words[i] = redact.URL(w)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// app holds the global flags and what commands share.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	storeURL, sinkURL string
+	logFormat         string
+	logLevel          string
+	signKeyFile       string
+	log               *slog.Logger
+}
+
+// envFlags maps global flags to the environment variables that set them
+// when the flag is not given (flags win over the environment).
+var envFlags = map[string]string{
+	"store":         "TRUSTLOG_STORE",
+	"sink":          "TRUSTLOG_SINK",
+	"log-format":    "TRUSTLOG_LOG_FORMAT",
+	"log-level":     "TRUSTLOG_LOG_LEVEL",
+	"sign-key-file": "TRUSTLOG_SIGN_KEY_FILE",
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "trustlog",
+		Short: "Record, relay and verify provable operations on digital objects",
+		Long: `trustlog records every operation on a digital object in the same database
+transaction as the change, relays it at least once and in order per object to
+an attestation sink (Kafka, Pulsar, memory), and keeps what it needs to prove
+later that nothing was altered, dropped or reordered.
+
+Stores and sinks are URLs:
+  --store sqlite:trustlog.db | postgres://user@host/db | mysql://user@host/db
+  --sink  memory:// | kafka://host:9092/topic | pulsar://host:6650/persistent://t/ns/topic
+Each global flag can come from the environment instead (flags win):
+  TRUSTLOG_STORE, TRUSTLOG_SINK, TRUSTLOG_LOG_FORMAT, TRUSTLOG_LOG_LEVEL,
+  TRUSTLOG_SIGN_KEY_FILE.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
+		Example: `  trustlog demo
+  trustlog --store sqlite:app.db migrate up
+  trustlog --store sqlite:app.db record < ops.jsonl
+  trustlog --store sqlite:app.db --sink memory:// relay
+  trustlog --store sqlite:app.db status`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup(cmd.Flags())
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&a.storeURL, "store", "", "store URL (env TRUSTLOG_STORE)")
+	f.StringVar(&a.sinkURL, "sink", "", "sink URL (env TRUSTLOG_SINK)")
+	f.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal, JSON otherwise), text or json (env TRUSTLOG_LOG_FORMAT)")
+	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env TRUSTLOG_LOG_LEVEL)")
+	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
+	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd())
+	return root
+}
+
+// setup applies the environment to flags not given and builds the logger.
+func (a *app) setup(flags *pflag.FlagSet) error {
+	for name, env := range envFlags {
+		if v, ok := os.LookupEnv(env); ok && !flags.Changed(name) {
+			if err := flags.Set(name, v); err != nil {
+				return usagef("%s: %v", env, err)
+			}
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
+	tty := false
+	if f, ok := a.stderr.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	switch a.logFormat {
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	case "text":
+		a.log = slog.New(tint.NewHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr, NoColor: !tty}))
+	case "auto":
+		if tty {
+			a.log = slog.New(tint.NewHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr}))
+		} else {
+			a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+		}
+	default:
+		return usagef("--log-format %q: want auto, text or json", a.logFormat)
+	}
+	return nil
+}
+
+// redactAttr scrubs secrets from every string logged: connection strings
+// and errors that quote them.
+func redactAttr(_ []string, attr slog.Attr) slog.Attr {
+	switch attr.Value.Kind() {
+	case slog.KindString:
+		if s := attr.Value.String(); strings.ContainsAny(s, "@=") {
+			return slog.String(attr.Key, redact.URL(s))
+		}
+	case slog.KindAny:
+		if err, ok := attr.Value.Any().(error); ok {
+			return slog.String(attr.Key, redactErr(err))
+		}
+	}
+	return attr
+}
+
+// signer loads --sign-key-file, or returns nil when none is given.
+func (a *app) signer() (core.Signer, error) {
+	if a.signKeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(a.signKeyFile)
+	if err != nil {
+		return nil, usagef("--sign-key-file: %v", err)
+	}
+	s, err := core.NewEd25519Signer(string(b))
+	if err != nil {
+		return nil, usagef("--sign-key-file %s: %v", a.signKeyFile, err)
+	}
+	return s, nil
+}
+
+// openStore opens --store.
+func (a *app) openStore(ctx context.Context) (core.Store, error) {
+	if a.storeURL == "" {
+		return nil, usagef("no store: give --store or set TRUSTLOG_STORE (e.g. sqlite:trustlog.db)")
+	}
+	return core.OpenStore(ctx, a.storeURL)
+}
+
+// openClient opens --store and, unless StoreOnly, --sink.
+func (a *app) openClient(ctx context.Context, strategy core.Strategy, engine core.EngineConfig, migrate bool) (*core.Client, error) {
+	if a.storeURL == "" && strategy != core.PublishOnly {
+		return nil, usagef("no store: give --store or set TRUSTLOG_STORE (e.g. sqlite:trustlog.db)")
+	}
+	if a.sinkURL == "" && strategy != core.StoreOnly {
+		return nil, usagef("no sink: give --sink or set TRUSTLOG_SINK (e.g. memory://)")
+	}
+	signer, err := a.signer()
+	if err != nil {
+		return nil, err
+	}
+	engine.Logger = a.log
+	return core.Open(ctx, core.Config{
+		Store: a.storeURL, Sink: a.sinkURL, Strategy: strategy, Signer: signer,
+		Engine: engine, Migrate: migrate, Logger: a.log,
+	})
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// cli runs the command line in-process and returns its exit code, standard
+// output and standard error.
+func cli(t *testing.T, ctx context.Context, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(ctx, append([]string{"--log-format", "json"}, args...), strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func opLine(i int, doid string) string {
+	return fmt.Sprintf(`{"op_source":"DOIP","op_type":"Op.Create","doid":"10.1000/%s","do_prefix":"10.1000","op_actor":"alice","producer_id":"cli-test","request_body_hash":"%064x"}`, doid, i)
+}
+
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := cli(t, context.Background(), "", "demo", "-n", "300", "--rollback-every", "3")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "committed and published:             200 of 200")
+	assert.Contains(t, out, "rolled back and never published:     100 of 100")
+	assert.Contains(t, out, "messages with a valid hash and signature: 200 of 200")
+}
+
+func TestRecordRelayStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := "sqlite:" + filepath.Join(t.TempDir(), "cli.db")
+	code, _, errOut := cli(t, ctx, "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	code, out, _ := cli(t, ctx, "", "--store", store, "migrate", "status")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "applied")
+
+	var in strings.Builder
+	for i := 0; i < 50; i++ {
+		in.WriteString(opLine(i, fmt.Sprintf("obj-%d", i%5)) + "\n")
+	}
+	in.WriteString("# comments and blank lines are skipped\n\n")
+	code, out, errOut = cli(t, ctx, in.String(), "--store", store, "record", "--batch", "7")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 50)
+	var first map[string]string
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &first))
+	assert.Len(t, first["op_id"], 36)
+	assert.Len(t, first["op_hash"], 64)
+
+	// One bad line anywhere: nothing is recorded, the error names it.
+	bad := opLine(100, "ok") + "\n" + strings.Replace(opLine(101, "x"), `"do_prefix":"10.1000"`, `"do_prefix":"10.2000"`, 1) + "\n"
+	code, _, errOut = cli(t, ctx, bad, "--store", store, "record")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "operation 2: doid")
+	code, _, errOut = cli(t, ctx, `{"op_source":"DOIP","surprise":1}`, "--store", store, "record")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, `unknown field "surprise"`)
+
+	code, out, _ = cli(t, ctx, "", "--store", store, "status", "--json")
+	require.Equal(t, 0, code)
+	var st struct{ Counts map[string]int64 }
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	assert.Equal(t, int64(50), st.Counts["pending"], "the bad input added nothing")
+
+	// relay runs until its context ends (SIGINT/SIGTERM in main).
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		code, _, _ := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--batch", "10", "--poll", "10ms")
+		done <- code
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out, _ = cli(t, ctx, "", "--store", store, "status", "--json")
+		require.NoError(t, json.Unmarshal([]byte(out), &st))
+		if st.Counts["published"] == 50 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	assert.Equal(t, 0, <-done, "a signalled relay exits 0")
+	assert.Equal(t, int64(50), st.Counts["published"])
+
+	code, out, _ = cli(t, ctx, "", "--store", store, "cursor", "init")
+	require.Equal(t, 0, code)
+	assert.Equal(t, "cursor operation_scan = 50\n", out)
+	code, out, _ = cli(t, ctx, "", "--store", store, "cursor", "status")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "behind watermark")
+	code, out, _ = cli(t, ctx, "", "--store", store, "dead", "list")
+	require.Equal(t, 0, code)
+	assert.Equal(t, 1, strings.Count(out, "\n"), "only the header: nothing is dead")
+	code, _, _ = cli(t, ctx, "", "--store", store, "dead", "requeue")
+	assert.Equal(t, exitUsage, code)
+	code, out, _ = cli(t, ctx, "", "--store", store, "dead", "requeue", "--all")
+	require.Equal(t, 0, code)
+	assert.Equal(t, "requeued 0 operation(s)\n", out)
+}
+
+func TestEnvironmentAndUsage(t *testing.T) {
+	ctx := context.Background()
+	store := "sqlite:" + filepath.Join(t.TempDir(), "env.db")
+	t.Setenv("TRUSTLOG_STORE", store)
+	code, _, errOut := cli(t, ctx, "", "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = cli(t, ctx, "", "--store", "nosuch://x", "status")
+	assert.Equal(t, exitUsage, code, "the flag wins over the environment")
+	assert.Contains(t, errOut, "registered: file, postgres, postgresql, sqlite")
+	code, _, _ = cli(t, ctx, "", "--log-level", "loud", "status")
+	assert.Equal(t, exitUsage, code)
+	t.Setenv("TRUSTLOG_STORE", "")
+	code, _, errOut = cli(t, ctx, "", "status")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, errOut, "no store")
+}
+
+func TestSecretsStayOutOfOutput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const secret = "s3cr3t-Pa55"
+	for _, args := range [][]string{
+		{"--store", "postgresx://app:" + secret + "@localhost/db", "status"},
+		{"--store", "sqlite:" + filepath.Join(t.TempDir(), "x.db") + "?password=" + secret, "status"},
+		{"--log-level", "debug", "--store", "sqlite:" + filepath.Join(t.TempDir(), "y.db"), "--sink", "memory://?token=" + secret, "relay"},
+	} {
+		code, out, errOut := cli(t, ctx, "", args...)
+		assert.NotEqual(t, 0, code, "%v", args)
+		assert.NotContains(t, out+errOut, secret, "%v", args)
+	}
+	key := filepath.Join(t.TempDir(), "bad.key")
+	require.NoError(t, os.WriteFile(key, []byte("PRIVATE+KEY+x+00000000+"+secret), 0o600))
+	code, out, errOut := cli(t, ctx, "", "--sign-key-file", key, "--store", "sqlite:"+filepath.Join(t.TempDir(), "z.db"), "record")
+	assert.Equal(t, exitUsage, code)
+	assert.NotContains(t, out+errOut, secret)
+}
+
+func TestHelpReadsWell(t *testing.T) {
+	t.Parallel()
+	root := (&app{}).rootCmd()
+	for _, c := range root.Commands() {
+		for _, sub := range append(c.Commands(), c) {
+			if sub.Runnable() {
+				assert.NotEmpty(t, sub.Short, sub.CommandPath())
+				assert.NotEmpty(t, sub.Example, "%s has an example", sub.CommandPath())
+			}
+		}
+	}
+	code, out, _ := cli(t, context.Background(), "", "--help")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "Exit codes")
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// engineFlags binds the engine's configuration to flags.
+func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
+	f.IntVar(&c.Workers, "workers", core.WorkersDefault, "dispatcher loops in this process")
+	f.IntVar(&c.BatchSize, "batch", core.BatchSizeDefault, "operations per claim")
+	f.DurationVar(&c.Lease, "lease", core.LeaseDefault, "how long a claim lasts before another worker may take it back")
+	f.DurationVar(&c.PublishTimeout, "publish-timeout", core.PublishTimeoutDefault, "bound on one batch's publish (at most half of --lease)")
+	f.DurationVar(&c.PollInterval, "poll", 0, "idle poll interval (default 1s with wake-on-commit, 100ms without)")
+	f.IntVar(&c.MaxAttempts, "max-attempts", core.MaxAttemptsDefault, "claims before an operation goes dead")
+	f.DurationVar(&c.BackoffBase, "backoff", core.BackoffBaseDefault, "first retry delay; doubles per attempt")
+	f.DurationVar(&c.BackoffMax, "backoff-max", core.BackoffMaxDefault, "longest retry delay")
+	f.BoolVar(&c.StrictOrder, "strict", false, "strict per-object order: a failing operation holds back later ones of its DOID")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", core.ShutdownTimeoutDefault, "on SIGINT/SIGTERM, how long to finish in-flight batches before releasing them")
+}
+
+func (a *app) relayCmd() *cobra.Command {
+	var cfg core.EngineConfig
+	var migrate bool
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Publish stored operations to the sink until interrupted",
+		Long: `Publish stored operations to the sink, at least once and in order per object,
+until SIGINT or SIGTERM. Any number of relays may run against one store: claims
+never overlap. On a signal the relay stops claiming, finishes the batches it is
+publishing (within --shutdown-timeout), releases the rest, and exits 0.`,
+		Example: `  trustlog --store postgres://app@db/app --sink kafka://k1:9092/trustlog.ops relay --workers 2
+  TRUSTLOG_STORE=sqlite:app.db TRUSTLOG_SINK=memory:// trustlog relay --strict`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, err := a.openClient(ctx, core.StoreAndPublish, cfg, migrate)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			e, err := c.Engine()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			err = e.Run(ctx)
+			st := e.Stats()
+			a.log.Info("relay stopped", "published", st.Published, "retried", st.Retried, "dead", st.Dead,
+				"stale", st.Stale, "uptime", time.Since(start).Round(time.Millisecond))
+			return err
+		},
+	}
+	engineFlags(cmd.Flags(), &cfg)
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply migrations before relaying")
+	return cmd
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// defaultCursor is the original SDK's cursor key.
+const defaultCursor = "operation_scan"
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show operations per state, the oldest unsettled one and the lag",
+		Long: `Show how many operations are in each state, the low watermark (every
+operation at or below this sequence number is published or dead), the newest
+sequence number, and the age of the oldest operation not yet settled (the
+relay's lag).`,
+		Example: "  trustlog --store sqlite:app.db status\n  trustlog --store sqlite:app.db status --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.printStats(st, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printStats(st core.Stats, asJSON bool) error {
+	lag := time.Duration(0)
+	if !st.OldestUnsettled.IsZero() {
+		lag = time.Since(st.OldestUnsettled)
+	}
+	if asJSON {
+		counts := map[string]int64{}
+		for s, n := range st.Counts {
+			counts[s.String()] = n
+		}
+		return json.NewEncoder(a.stdout).Encode(map[string]any{
+			"counts": counts, "low_watermark": st.LowWatermark, "max_seq": st.MaxSeq,
+			"oldest_unsettled": st.OldestUnsettled, "lag_seconds": lag.Seconds(),
+		})
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	for _, s := range core.States {
+		fmt.Fprintf(w, "%s\t%d\t(%s)\n", s, st.Counts[s], s.Status())
+	}
+	fmt.Fprintf(w, "low watermark\t%d\t(everything at or below is settled)\n", st.LowWatermark)
+	fmt.Fprintf(w, "max seq\t%d\t\n", st.MaxSeq)
+	if st.OldestUnsettled.IsZero() {
+		fmt.Fprintf(w, "lag\t0s\t(nothing unsettled)\n")
+	} else {
+		fmt.Fprintf(w, "lag\t%s\t(oldest unsettled recorded %s)\n", lag.Round(time.Millisecond), st.OldestUnsettled.Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func (a *app) cursorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cursor",
+		Short: "Inspect or initialise named cursors",
+		Long: `Named cursors record progress in the store (the original SDK kept its scan
+position in "operation_scan"). They report; they never decide what is
+published: the relay claims by state, so a late commit is never skipped.`,
+	}
+	status := &cobra.Command{
+		Use:     "status [name]",
+		Short:   "Show a cursor next to the pending count, oldest pending age and low watermark",
+		Example: "  trustlog --store sqlite:app.db cursor status\n  trustlog --store sqlite:app.db cursor status export",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := defaultCursor
+			if len(args) == 1 {
+				name = args[0]
+			}
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			pending := st.Counts[core.StatePending] + st.Counts[core.StateInFlight] + st.Counts[core.StateRetrying]
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			c, err := s.Cursor(cmd.Context(), name)
+			switch {
+			case err == nil:
+				fmt.Fprintf(w, "cursor %s\t%s\t(updated %s)\n", name, c.Value, c.UpdatedAt.Format(time.RFC3339))
+				if v, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil {
+					fmt.Fprintf(w, "behind watermark\t%d\t\n", st.LowWatermark-v)
+				}
+			case isNotFound(err):
+				fmt.Fprintf(w, "cursor %s\t(not set)\t\n", name)
+			default:
+				return err
+			}
+			fmt.Fprintf(w, "not yet published\t%d\t\n", pending)
+			if st.OldestUnsettled.IsZero() {
+				fmt.Fprintf(w, "oldest pending age\t0s\t\n")
+			} else {
+				fmt.Fprintf(w, "oldest pending age\t%s\t\n", time.Since(st.OldestUnsettled).Round(time.Millisecond))
+			}
+			fmt.Fprintf(w, "low watermark\t%d\t\n", st.LowWatermark)
+			return w.Flush()
+		},
+	}
+	init := &cobra.Command{
+		Use:   "init [name]",
+		Short: "Position a cursor at the low watermark computed from history",
+		Long: `Position a cursor from history, as the original SDK's initialiser did: at the
+low watermark, the largest sequence number at or below which every operation is
+already published or dead, so nothing after it is assumed done.`,
+		Example: "  trustlog --store sqlite:app.db cursor init",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := defaultCursor
+			if len(args) == 1 {
+				name = args[0]
+			}
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			v := strconv.FormatInt(st.LowWatermark, 10)
+			if err := s.SetCursor(cmd.Context(), name, v); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "cursor %s = %s\n", name, v)
+			return nil
+		},
+	}
+	cmd.AddCommand(status, init)
+	return cmd
+}
+
+func (a *app) deadCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dead",
+		Short: "List or requeue dead operations",
+	}
+	var limit int
+	var after int64
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List dead operations with their last error",
+		Example: "  trustlog --store sqlite:app.db dead list --limit 20",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			recs, err := s.ListDead(cmd.Context(), core.ListParams{AfterSeq: after, Limit: limit})
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SEQ\tOP_ID\tDOID\tATTEMPTS\tLAST ERROR")
+			for _, r := range recs {
+				fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\n", r.Seq, r.Op.OpID, r.Op.DOID, r.Attempts, r.LastError)
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().IntVar(&limit, "limit", 100, "most operations to list")
+	list.Flags().Int64Var(&after, "after", 0, "list operations after this sequence number (paging)")
+	var all bool
+	requeue := &cobra.Command{
+		Use:     "requeue [op_id...]",
+		Short:   "Move dead operations back to pending with fresh attempts",
+		Example: "  trustlog --store sqlite:app.db dead requeue 0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b\n  trustlog --store sqlite:app.db dead requeue --all",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return usagef("give op_ids or --all")
+			}
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n, err := s.Requeue(cmd.Context(), core.RequeueParams{OpIDs: args, All: all})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "requeued %d operation(s)\n", n)
+			return nil
+		},
+	}
+	requeue.Flags().BoolVar(&all, "all", false, "requeue every dead operation")
+	cmd.AddCommand(list, requeue)
+	return cmd
+}
+
+func isNotFound(err error) bool { return errors.Is(err, core.ErrNotFound) }

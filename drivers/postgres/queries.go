@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"embed"
+	"io/fs"
+	"strconv"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// micros turns a bigint parameter of microseconds into an interval.
+func micros(p string) string { return "(" + p + "::bigint * interval '1 microsecond')" }
+
+// Claims: one statement each. The candidate subquery locks its rows with
+// FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's
+// rows instead of waiting; = ANY(ARRAY(…)) makes the planner run it once,
+// with its LIMIT, rather than as a semi-join. Rows another claimer updated
+// since this statement's snapshot are re-checked against state = 0 and
+// dropped (READ COMMITTED's recheck), so no row is claimed twice.
+var queries = sqlstore.Queries{
+	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`),
+	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND ` + noEarlier + `
+		ORDER BY c.seq LIMIT $3 FOR UPDATE SKIP LOCKED`),
+	ClaimDue: claim(`SELECT seq FROM {{.Op}} WHERE state IN (1, 2) AND due_at <= now()
+		ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED`),
+	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + noEarlier + `
+		ORDER BY c.due_at LIMIT $3 FOR UPDATE SKIP LOCKED`),
+
+	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = now(), due_at = NULL, claim_token = NULL,
+		updated_at = now() WHERE claim_token = $1 AND state = 1 AND seq {seqs}`,
+	SettleRetry: `UPDATE {{.Op}} AS o SET state = 2, last_error = v.err, due_at = now() + ` + micros("v.delay_us") + `,
+		claim_token = NULL, updated_at = now()
+		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
+	SettleDead: `UPDATE {{.Op}} AS o SET state = 4, last_error = v.err, due_at = NULL, claim_token = NULL, updated_at = now()
+		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
+	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
+		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE now() END, claim_token = NULL, updated_at = now()
+		WHERE claim_token = $1 AND state = 1 AND seq {seqs}`,
+	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
+		WHERE state = 4 AND op_id {ids}`,
+	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
+		WHERE state = 4`,
+	ListDead:    `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE state = 4 AND seq > $1 ORDER BY seq LIMIT $2`,
+	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = $1`,
+	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
+	// LEAST ignores NULLs: the smaller of the first pending and the first
+	// in-flight or retrying seq, each found through its partial index.
+	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = LEAST(
+		(SELECT MIN(seq) FROM {{.Op}} WHERE state = 0), (SELECT MIN(seq) FROM {{.Op}} WHERE state IN (1, 2)))`,
+	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
+	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
+		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
+}
+
+// noEarlier is strict order's condition on a candidate c: no earlier
+// operation of its DOID is pending, in flight or retrying.
+const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e
+	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
+
+// claim wraps a candidate SELECT into the claiming UPDATE. Args: token,
+// lease (µs), limit.
+func claim(candidates string) string {
+	return `UPDATE {{.Op}} SET state = 1, claim_token = $1, attempts = attempts + 1,
+		due_at = now() + ` + micros("$2") + `, updated_at = now()
+		WHERE seq = ANY(ARRAY(` + candidates + `)) RETURNING ` + sqlstore.Columns
+}
+
+// failureTable unnests three arrays into v(seq, err, delay_us): three
+// parameters whatever the number of failures.
+func failureTable(first int, fs []core.Failure) (string, []any) {
+	seqs, errs, delays := make([]int64, len(fs)), make([]string, len(fs)), make([]int64, len(fs))
+	for i, f := range fs {
+		seqs[i], errs[i], delays[i] = f.Seq, f.Err, f.Delay.Microseconds()
+	}
+	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
+	return "unnest(" + p(0) + "::bigint[], " + p(1) + "::text[], " + p(2) + "::bigint[]) AS v(seq, err, delay_us)",
+		[]any{seqs, errs, delays}
+}
+
+func dialect() *sqlstore.Dialect {
+	mig, _ := fs.Sub(migrationFiles, "migrations")
+	return &sqlstore.Dialect{
+		Name:         "postgres",
+		Caps:         core.Capabilities{SkipLocked: true, ListenNotify: true, SessionLeases: true},
+		Placeholder:  func(n int) string { return "$" + strconv.Itoa(n) },
+		ListOperand:  func(p string, vals any) (string, any) { return "= ANY(" + p + ")", vals },
+		TimeArg:      sqlstore.NativeTime,
+		FailureTable: failureTable,
+		Queries:      queries,
+		Migrations:   mig,
+	}
+}

@@ -1,0 +1,138 @@
+// Package benchkit measures the relay against the bare SQL loop it is built
+// on, in the same run, so every figure is a ratio that holds on any
+// machine. Drivers' benchmarks and `trustlog bench` share it.
+package benchkit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/sinks/memory"
+)
+
+// Op returns the i-th benchmark operation: realistic field sizes, spread
+// over objects DOIDs.
+func Op(i, objects int) *core.Operation {
+	return &core.Operation{
+		Source:           core.SourceDOIP,
+		Type:             core.OpUpdate,
+		DOID:             fmt.Sprintf("10.1000/bench/object-%06d", i%objects),
+		DOPrefix:         "10.1000",
+		DORepository:     "bench",
+		Actor:            fmt.Sprintf("user-%04d@example.org", i%1000),
+		ProducerID:       "trustlog-bench",
+		RequestBodyHash:  fmt.Sprintf("%064x", i),
+		ResponseBodyHash: fmt.Sprintf("%064x", i+1),
+		ClientIP:         "192.0.2.10",
+		ServerIP:         "198.51.100.7",
+	}
+}
+
+// Seed records n pending operations in transactions of 1000.
+func Seed(ctx context.Context, s core.Store, n, objects int) error {
+	c, err := core.NewClient(s, nil, core.Config{Strategy: core.StoreOnly})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i += 1000 {
+		ops := make([]*core.Operation, 0, 1000)
+		for j := i; j < min(n, i+1000); j++ {
+			ops = append(ops, Op(j, objects))
+		}
+		if err := c.Record(ctx, ops...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DrainResult is one measured drain.
+type DrainResult struct {
+	N       int
+	Elapsed time.Duration
+}
+
+// Rate is operations per second.
+func (r DrainResult) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() }
+
+// EngineDrain starts one engine per store (each an own handle on the same
+// database, as separate processes would have) publishing to one memory
+// sink, and measures until n operations are settled.
+func EngineDrain(ctx context.Context, stores []core.Store, n, batch int) (DrainResult, error) {
+	sink := memory.New(memory.Faults{})
+	cfg := core.EngineConfig{BatchSize: batch, PollInterval: 5 * time.Millisecond, RetryPoll: time.Second}
+	engines := make([]*core.Engine, len(stores))
+	for i, s := range stores {
+		e, err := core.NewEngine(s, sink, cfg)
+		if err != nil {
+			return DrainResult{}, err
+		}
+		engines[i] = e
+	}
+	start := time.Now()
+	for _, e := range engines {
+		if err := e.Start(ctx); err != nil {
+			return DrainResult{}, err
+		}
+	}
+	defer func() {
+		for _, e := range engines {
+			e.Stop(context.WithoutCancel(ctx))
+		}
+	}()
+	for {
+		var done int64
+		for _, e := range engines {
+			done += e.Stats().Published
+		}
+		if done >= int64(n) {
+			return DrainResult{N: n, Elapsed: time.Since(start)}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return DrainResult{}, fmt.Errorf("drained %d of %d: %w", done, n, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// RawLoop claims up to batch rows and settles them as published, with the
+// plainest SQL for its database; it returns how many it settled (0 when
+// nothing is left).
+type RawLoop func(ctx context.Context, batch int) (int, error)
+
+// RawDrain runs one raw loop per worker until each finds nothing left.
+func RawDrain(ctx context.Context, loops []RawLoop, batch int) (DrainResult, error) {
+	start := time.Now()
+	errs := make(chan error, len(loops))
+	counts := make(chan int, len(loops))
+	for _, loop := range loops {
+		go func() {
+			total := 0
+			for {
+				n, err := loop(ctx, batch)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n == 0 {
+					counts <- total
+					return
+				}
+				total += n
+			}
+		}()
+	}
+	total := 0
+	for range loops {
+		select {
+		case err := <-errs:
+			return DrainResult{}, err
+		case n := <-counts:
+			total += n
+		}
+	}
+	return DrainResult{N: total, Elapsed: time.Since(start)}, nil
+}

@@ -1,0 +1,76 @@
+// Package testenv decides whether tests that need a database server run,
+// skip or fail: they run when the server answers, skip with one line
+// saying how to point them at one when it does not, and fail instead of
+// skipping when TRUSTLOG_REQUIRE_SERVICES=1 (CI).
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-trustlog/trustlog/internal/redact"
+)
+
+// Required reports whether TRUSTLOG_REQUIRE_SERVICES=1.
+func Required() bool { return os.Getenv("TRUSTLOG_REQUIRE_SERVICES") == "1" }
+
+// Server describes a database server tests may use.
+type Server struct {
+	// Name is shown in skip and failure messages ("PostgreSQL").
+	Name string
+	// Env is the variable that overrides Default.
+	Env string
+	// Default is the DSN of the local server.
+	Default string
+	// Driver is the database/sql driver name to ping with.
+	Driver string
+	// ToDriverDSN converts the DSN into the database/sql driver's form.
+	ToDriverDSN func(string) (string, error)
+
+	once sync.Once
+	err  error
+}
+
+// DSN returns the server's DSN from Env or Default.
+func (s *Server) DSN() string {
+	if v := os.Getenv(s.Env); v != "" {
+		return v
+	}
+	return s.Default
+}
+
+// Need returns the DSN if the server answers; otherwise it skips t (or
+// fails it when services are required). The ping runs once per process.
+func (s *Server) Need(t testing.TB) string {
+	t.Helper()
+	dsn := s.DSN()
+	s.once.Do(func() { s.err = s.ping(dsn) })
+	if s.err != nil {
+		msg := s.Name + " not reachable at " + redact.URL(dsn) + ": " + redact.URL(s.err.Error()) +
+			" (set " + s.Env + " to point the tests at a server)"
+		if Required() {
+			t.Fatal(msg + "; TRUSTLOG_REQUIRE_SERVICES=1 makes this a failure")
+		}
+		t.Skip(msg)
+	}
+	return dsn
+}
+
+func (s *Server) ping(dsn string) error {
+	d, err := s.ToDriverDSN(dsn)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open(s.Driver, d)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return db.PingContext(ctx)
+}
