@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
 	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
@@ -17,12 +18,13 @@ var (
 	stores = map[string]conformance.NewStoreFunc{
 		"sqlite":   sqlitetest.Harness,
 		"postgres": postgrestest.Harness,
+		"mysql":    mysqltest.Harness,
 	}
 	sinks = map[string]conformance.NewSinkFunc{
 		"memory": memorytest.Harness,
 	}
 	// aliases are extra schemes of a registered driver or sink.
-	aliases = map[string]bool{"file": true, "postgresql": true}
+	aliases = map[string]bool{"file": true, "postgresql": true, "mariadb": true}
 )
 
 // TestMatrix runs the whole suite for every store × sink pair.

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/go-trustlog/trustlog/core"
+	_ "github.com/go-trustlog/trustlog/drivers/mysql"
 	_ "github.com/go-trustlog/trustlog/drivers/postgres"
 	_ "github.com/go-trustlog/trustlog/drivers/sqlite"
 	"github.com/go-trustlog/trustlog/internal/redact"

@@ -120,7 +120,7 @@ func TestEnvironmentAndUsage(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	code, _, errOut = cli(t, ctx, "", "--store", "nosuch://x", "status")
 	assert.Equal(t, exitUsage, code, "the flag wins over the environment")
-	assert.Contains(t, errOut, "registered: file, postgres, postgresql, sqlite")
+	assert.Contains(t, errOut, "registered: file, mariadb, mysql, postgres, postgresql, sqlite")
 	code, _, _ = cli(t, ctx, "", "--log-level", "loud", "status")
 	assert.Equal(t, exitUsage, code)
 	t.Setenv("TRUSTLOG_STORE", "")

@@ -71,7 +71,10 @@ func ParseURL(raw string) (dsn string, opts Options, maxConns int, err error) {
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return bad("scheme must be postgres or postgresql")
 	}
-	q := u.Query()
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return bad("query: %v", err)
+	}
 	opts.Schema, opts.Prefix = q.Get("schema"), q.Get("prefix")
 	maxConns = 20
 	if v := q.Get("notify"); v != "" {
@@ -181,7 +184,7 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		}
 	}
 	d.BeforeMigrate = s.beforeMigrate
-	d.NewLocker = func(st *sqlstore.Store) core.Locker { return &advisoryLocker{s: st, ns: s.channel} }
+	d.NewLocker = func(st *sqlstore.Store) core.Locker { return advisoryLocker(st, s.channel) }
 	inner, err := sqlstore.New(d, db, names, owns)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"embed"
+	"errors"
 	"io/fs"
 	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
@@ -93,5 +96,13 @@ func dialect() *sqlstore.Dialect {
 		FailureTable: failureTable,
 		Queries:      queries,
 		Migrations:   mig,
+		Retryable:    retryable,
 	}
+}
+
+// retryable: deadlock_detected and serialization_failure roll the
+// statement or transaction back; running it again is safe.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }

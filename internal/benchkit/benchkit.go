@@ -6,6 +6,7 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-trustlog/trustlog/core"
@@ -62,7 +63,8 @@ func (r DrainResult) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() 
 // sink, and measures until n operations are settled.
 func EngineDrain(ctx context.Context, stores []core.Store, n, batch int) (DrainResult, error) {
 	sink := memory.New(memory.Faults{})
-	cfg := core.EngineConfig{BatchSize: batch, PollInterval: 5 * time.Millisecond, RetryPoll: time.Second}
+	cfg := core.EngineConfig{BatchSize: batch, PollInterval: 5 * time.Millisecond, RetryPoll: time.Second,
+		Logger: slog.New(slog.DiscardHandler)}
 	engines := make([]*core.Engine, len(stores))
 	for i, s := range stores {
 		e, err := core.NewEngine(s, sink, cfg)

@@ -47,6 +47,10 @@ type Dialect struct {
 	// of letting its goroutines spin on the database's busy lock; other
 	// processes still wait through the busy timeout.
 	SerializeWrites bool
+	// Retryable, if set, says an error rolled back a statement or
+	// transaction that may simply run again (a deadlock victim); the store
+	// retries it a few times with a short backoff.
+	Retryable func(error) bool
 	// NewLocker returns the store's Locker; nil uses lease rows.
 	NewLocker func(s *Store) core.Locker
 }

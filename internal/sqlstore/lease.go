@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -109,4 +110,52 @@ func (l *RenewedLease) Release(ctx context.Context) error {
 		err = l.release(ctx)
 	})
 	return err
+}
+
+// SessionLocker keeps named leases as database session locks
+// (PostgreSQL advisory locks, MySQL GET_LOCK) on a connection held for the
+// lease's lifetime. The database drops such a lock the moment the holder's
+// session ends, so a crashed leader's lease is free at once, and taking
+// one writes nothing. The holder pings its connection every third of the
+// TTL; a failed ping means the session, and the lock with it, is gone:
+// the lease reports Lost.
+type SessionLocker struct {
+	DB *sql.DB
+	// Driver names the driver in errors.
+	Driver string
+	// Acquire takes the lock without waiting and returns one boolean (or
+	// 1/0). Args: Key(name).
+	Acquire string
+	// Release drops the lock. Args: Key(name).
+	Release string
+	// Key maps a lease name to the lock's key.
+	Key func(name string) any
+}
+
+// TryAcquire implements core.Locker.
+func (l *SessionLocker) TryAcquire(ctx context.Context, name string, ttl time.Duration) (core.Lease, error) {
+	if ttl < time.Second {
+		return nil, fmt.Errorf("trustlog/%s: lease %q: ttl must be at least 1s", l.Driver, name)
+	}
+	conn, err := l.DB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trustlog/%s: lease %q: %w", l.Driver, name, err)
+	}
+	key := l.Key(name)
+	var ok sql.NullBool
+	if err := conn.QueryRowContext(ctx, l.Acquire, key).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("trustlog/%s: lease %q: %w", l.Driver, name, err)
+	}
+	if !ok.Bool {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %q", core.ErrLeaseHeld, name)
+	}
+	return NewRenewedLease(name, ttl, func(ctx context.Context) (bool, error) {
+		return conn.PingContext(ctx) == nil, nil
+	}, func(ctx context.Context) error {
+		_, err := conn.ExecContext(ctx, l.Release, key)
+		conn.Close()
+		return err
+	}), nil
 }

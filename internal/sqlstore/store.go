@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -122,20 +123,41 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 	}
 	if ex == nil {
 		defer s.writing()()
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return s.errf("insert: %w", err)
-		}
-		if err := s.insert(ctx, tx, ops); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return s.errf("insert: commit: %w", err)
-		}
-		return nil
+		return s.retrying(ctx, func() error {
+			tx, err := s.db.BeginTx(ctx, nil)
+			if err != nil {
+				return s.errf("insert: %w", err)
+			}
+			if err := s.insert(ctx, tx, ops); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return s.errf("insert: commit: %w", err)
+			}
+			return nil
+		})
 	}
 	return s.insert(ctx, ex, ops)
+}
+
+// retrying runs fn again, up to five times with a short growing backoff,
+// while it fails with an error the dialect calls retryable (a deadlock
+// victim: the database rolled the work back, so running it again is safe).
+func (s *Store) retrying(ctx context.Context, fn func() error) error {
+	delay := 2 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt == 5 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay + time.Duration(rand.Int64N(int64(delay)))):
+		}
+		delay *= 2
+	}
 }
 
 // insertChunk keeps every statement under every database's parameter
@@ -229,11 +251,14 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	var recs []core.Record
 	var err error
 	defer s.writing()()
-	if s.q.ClaimUpdate == "" {
-		recs, err = s.queryRecords(ctx, s.db, q, p.Token, p.Lease.Microseconds(), p.Limit)
-	} else {
-		recs, err = s.claimTwoStep(ctx, q, p)
-	}
+	err = s.retrying(ctx, func() error {
+		if s.q.ClaimUpdate == "" {
+			recs, err = s.queryRecords(ctx, s.db, q, p.Token, p.Lease.Microseconds(), p.Limit)
+		} else {
+			recs, err = s.claimTwoStep(ctx, q, p)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, s.errf("claim: %w", err)
 	}
@@ -297,11 +322,21 @@ func (s *Store) list(q, marker string, first int, seqs []int64) (string, []any) 
 
 // Settle implements core.Store.
 func (s *Store) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
-	var res core.SettleResult
 	if len(p.Published) == 0 && len(p.Failed) == 0 {
-		return res, nil
+		return core.SettleResult{}, nil
 	}
 	defer s.writing()()
+	var res core.SettleResult
+	err := s.retrying(ctx, func() error {
+		var err error
+		res, err = s.settle(ctx, p)
+		return err
+	})
+	return res, err
+}
+
+func (s *Store) settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
+	var res core.SettleResult
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return res, s.errf("settle: %w", err)
@@ -354,7 +389,12 @@ func (s *Store) Release(ctx context.Context, p core.ReleaseParams) (int, error) 
 	}
 	q, args := s.list(s.q.Release, "{seqs}", 2, p.Seqs)
 	defer s.writing()()
-	n, err := execCount(ctx, s.db, q, append([]any{p.Token}, args...)...)
+	var n int
+	err := s.retrying(ctx, func() error {
+		var err error
+		n, err = execCount(ctx, s.db, q, append([]any{p.Token}, args...)...)
+		return err
+	})
 	if err != nil {
 		return 0, s.errf("release: %w", err)
 	}

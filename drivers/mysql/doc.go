@@ -1,0 +1,41 @@
+// Package mysql is the trustlog store on MySQL (>= 8.0.1) and MariaDB
+// (>= 10.6), through bun's mysqldialect and github.com/go-sql-driver/mysql.
+//
+// Import it for its side effect to register the "mysql" and "mariadb" URL
+// schemes:
+//
+//	import _ "github.com/go-trustlog/trustlog/drivers/mysql"
+//
+//	mysql://app:secret@db.internal:3306/app?prefix=orders_&tls=true
+//
+// trustlog's own URL parameters are prefix and max_conns; the rest go to
+// the driver. The driver sets what trustlog depends on itself (parseTime,
+// UTC, utf8mb4, client-side interpolation, found-rows counting), so DSNs
+// need not know. NewStore wraps a *bun.DB or *sql.DB the application
+// already holds.
+//
+// # How it uses MySQL
+//
+//   - Claims need FOR UPDATE SKIP LOCKED. Open asks the server its version
+//     and refuses an older one, saying which it found and which it needs:
+//     there is no silent fallback to something unsafe.
+//   - A claim is one short transaction: SELECT … FOR UPDATE SKIP LOCKED on
+//     a (state, seq) index, then an UPDATE of those rows by primary key
+//     (MySQL has no UPDATE … RETURNING). Publishing happens outside any
+//     transaction; settling is one transaction of batched compare-and-set
+//     statements, each pinned to the primary key so it locks only its own
+//     rows. Deadlock victims (1213) and lock wait timeouts (1205) are
+//     retried.
+//   - No LISTEN/NOTIFY: the capability says so, and engines poll when idle
+//     (every 100ms by default; EngineConfig.PollInterval). A client's
+//     Record wakes engines of its own process at once.
+//   - Named leases are GET_LOCK/RELEASE_LOCK session locks on a held
+//     connection: the server releases them when the holder's connection
+//     dies, so a crashed leader is replaced at once, and taking one writes
+//     nothing.
+//   - Times are DATETIME(6) in UTC; text is utf8mb4 with binary collation,
+//     so DOIDs and ids compare byte for byte as on the other databases.
+//   - Migrate adopts the original SDK's tables in place (upgrade.go), step
+//     by step because MySQL commits DDL statement by statement; an
+//     interrupted adoption resumes.
+package mysql
