@@ -132,6 +132,10 @@ func (c Config) DSN() string {
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous("+c.Synchronous+")")
 	v.Add("_pragma", "foreign_keys(ON)")
+	// 64 MiB of page cache per connection instead of 2 MiB: claims and
+	// settles touch the table and three indexes, which outgrow the default
+	// at a few tens of thousands of rows.
+	v.Add("_pragma", "cache_size(-65536)")
 	v.Set("_txlock", "immediate")
 	return "file:" + c.Path + "?" + v.Encode()
 }

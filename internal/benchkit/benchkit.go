@@ -138,3 +138,32 @@ func RawDrain(ctx context.Context, loops []RawLoop, batch int) (DrainResult, err
 	}
 	return DrainResult{N: total, Elapsed: time.Since(start)}, nil
 }
+
+// ScanSeqs reads a claim's rows (seq first, then any columns) the way a
+// hand-written relay would, and returns the seqs.
+func ScanSeqs(rows interface {
+	Next() bool
+	Scan(...any) error
+	Close() error
+	Columns() ([]string, error)
+}) ([]int64, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]any, len(cols))
+	var seq int64
+	vals[0] = &seq
+	for i := 1; i < len(vals); i++ {
+		vals[i] = new(any)
+	}
+	var seqs []int64
+	for rows.Next() {
+		if err := rows.Scan(vals...); err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, rows.Close()
+}

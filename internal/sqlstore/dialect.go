@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"time"
 
@@ -47,6 +48,9 @@ type Dialect struct {
 	// of letting its goroutines spin on the database's busy lock; other
 	// processes still wait through the busy timeout.
 	SerializeWrites bool
+	// ClaimTx, if set, are the options of a two-step claim's transaction
+	// (its isolation level).
+	ClaimTx *sql.TxOptions
 	// Retryable, if set, says an error rolled back a statement or
 	// transaction that may simply run again (a deadlock victim); the store
 	// retries it a few times with a short backoff.

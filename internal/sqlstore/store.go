@@ -268,7 +268,7 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 }
 
 func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams) ([]core.Record, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, s.d.ClaimTx)
 	if err != nil {
 		return nil, err
 	}
