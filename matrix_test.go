@@ -8,6 +8,7 @@ import (
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
 )
 
@@ -22,6 +23,7 @@ var (
 	}
 	sinks = map[string]conformance.NewSinkFunc{
 		"memory": memorytest.Harness,
+		"kafka":  kafkatest.Harness,
 	}
 	// aliases are extra schemes of a registered driver or sink.
 	aliases = map[string]bool{"file": true, "postgresql": true, "mariadb": true}

@@ -245,3 +245,28 @@ func (f *faultSink) Publish(ctx context.Context, msgs []core.Message) []error {
 	}
 	return errs
 }
+
+// ReadFrom builds a SinkHarness's Read from a core.Replayer: it replays
+// the topic until at least n messages arrived or ctx ends.
+func ReadFrom(r core.Replayer) func(ctx context.Context, n int) ([]Received, error) {
+	return func(ctx context.Context, n int) ([]Received, error) {
+		for {
+			var got []Received
+			err := r.Replay(ctx, time.Time{}, func(d core.Delivered) error {
+				got = append(got, Received{Key: d.Key, ID: d.ID, Payload: d.Payload, Headers: d.Headers})
+				return nil
+			})
+			if err == nil && len(got) >= n {
+				return got, nil
+			}
+			select {
+			case <-ctx.Done():
+				if err == nil {
+					err = fmt.Errorf("%d of %d messages arrived: %w", len(got), n, ctx.Err())
+				}
+				return got, err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}

@@ -35,6 +35,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"ConcurrentClaimsDisjoint", testConcurrentClaims},
 		{"LateCommitIsClaimed", testLateCommit},
 		{"Stats", testStats},
+		{"ScanInSeqOrder", testScan},
 		{"Cursors", testCursors},
 		{"Leases", testLeases},
 	} {
@@ -556,4 +557,27 @@ func testLeases(t *testing.T, h StoreHarness) {
 	again, err := other.Locker().TryAcquire(ctx, name, time.Second)
 	require.NoError(t, err, "free after release")
 	require.NoError(t, again.Release(ctx))
+}
+
+func testScan(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	recs := record(t, h.Store, newOps(7, 3)...)
+	claim(t, h.Store, core.ClaimPending, 1, 2, time.Minute, false)
+	_, err := h.Store.Settle(ctx, core.SettleParams{Token: 1, Published: []int64{recs[0].Seq}})
+	require.NoError(t, err)
+	var all []core.Record
+	for after := int64(0); ; {
+		page, err := h.Store.Scan(ctx, core.ScanParams{AfterSeq: after, Limit: 3})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		require.LessOrEqual(t, len(page), 3)
+		all = append(all, page...)
+		after = page[len(page)-1].Seq
+	}
+	assert.Equal(t, seqsOf(recs), seqsOf(all), "every operation, in seq order, whatever its state")
+	assert.Equal(t, core.StatePublished, all[0].State)
+	assert.Equal(t, core.StateInFlight, all[1].State)
+	assert.Equal(t, core.StatePending, all[2].State)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"strconv"
+	"time"
 )
 
 // MessageKind says what a message carries.
@@ -108,4 +109,26 @@ func NewMessage(op *Operation, seq int64) (Message, error) {
 		Kind: KindOperation, Key: op.DOID, ID: op.OpID, Seq: seq, Payload: payload,
 		OpHash: op.OpHash, Signer: op.Signer, Sign: op.Sign,
 	}, nil
+}
+
+// Delivered is a message as a consumer reads it back from the broker.
+type Delivered struct {
+	Key     string
+	ID      string // the op_id header
+	Payload []byte
+	Headers map[string]string
+	// Position is where the broker keeps it ("partition/offset",
+	// "ledgerId:entryId"), for reports.
+	Position string
+	// Time is the broker's timestamp of the message.
+	Time time.Time
+}
+
+// Replayer is implemented by sinks that can read back what was published,
+// through the broker's own consumer: `trustlog verify-sink` compares it
+// with the store. Replay calls fn for every message published since the
+// given time (zero: from the beginning) up to the end of the topic as of
+// the call, in broker order per key, and returns.
+type Replayer interface {
+	Replay(ctx context.Context, since time.Time, fn func(Delivered) error) error
 }

@@ -106,6 +106,14 @@ type ListParams struct {
 	Limit int
 }
 
+// ScanParams are the arguments of Store.Scan.
+type ScanParams struct {
+	// AfterSeq returns operations with a larger seq.
+	AfterSeq int64
+	// Limit caps the result (default 1000).
+	Limit int
+}
+
 // RequeueParams are the arguments of Store.Requeue.
 type RequeueParams struct {
 	// OpIDs requeues these dead operations; empty with All requeues every
@@ -159,6 +167,9 @@ type Store interface {
 	Release(ctx context.Context, p ReleaseParams) (int, error)
 	// ListDead lists dead operations in seq order.
 	ListDead(ctx context.Context, p ListParams) ([]Record, error)
+	// Scan returns operations in seq order, whatever their state (for
+	// audits: verify-sink, the ledger's verify).
+	Scan(ctx context.Context, p ScanParams) ([]Record, error)
 	// Requeue moves dead operations back to pending with no attempts.
 	Requeue(ctx context.Context, p RequeueParams) (int, error)
 	// Get returns one operation by op_id, or ErrNotFound.

@@ -27,6 +27,7 @@ import (
 	_ "github.com/go-trustlog/trustlog/drivers/postgres"
 	_ "github.com/go-trustlog/trustlog/drivers/sqlite"
 	"github.com/go-trustlog/trustlog/internal/redact"
+	_ "github.com/go-trustlog/trustlog/sinks/kafka"
 	_ "github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -149,7 +150,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal, JSON otherwise), text or json (env TRUSTLOG_LOG_FORMAT)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env TRUSTLOG_LOG_LEVEL)")
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
-	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd())
+	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd())
 	return root
 }
 

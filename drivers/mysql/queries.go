@@ -65,6 +65,7 @@ var queries = sqlstore.Queries{
 		WHERE state = 4`,
 	ListDead: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
 		WHERE state = 4 AND seq > ? ORDER BY seq LIMIT ?`,
+	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
 	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = ?`,
 	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
 	// LEAST is NULL if either side is: each side falls back to the other.

@@ -48,6 +48,7 @@ var queries = sqlstore.Queries{
 	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
 		WHERE state = 4`,
 	ListDead:    `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE state = 4 AND seq > $1 ORDER BY seq LIMIT $2`,
+	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > $1 ORDER BY seq LIMIT $2`,
 	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = $1`,
 	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
 	// LEAST ignores NULLs: the smaller of the first pending and the first

@@ -53,6 +53,7 @@ var queries = sqlstore.Queries{
 		updated_at = ` + now + ` WHERE state = 4`,
 	ListDead: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} INDEXED BY {{.Prefix}}operation_dead
 		WHERE state = 4 AND seq > ? ORDER BY seq LIMIT ?`,
+	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
 	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = ?`,
 	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
 	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = (SELECT MIN(m) FROM (

@@ -59,10 +59,12 @@ type DrainResult struct {
 func (r DrainResult) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() }
 
 // EngineDrain starts one engine per store (each an own handle on the same
-// database, as separate processes would have) publishing to one memory
-// sink, and measures until n operations are settled.
-func EngineDrain(ctx context.Context, stores []core.Store, n, batch int) (DrainResult, error) {
-	sink := memory.New(memory.Faults{})
+// database, as separate processes would have) publishing to sink (nil: a
+// new memory sink), and measures until n operations are settled.
+func EngineDrain(ctx context.Context, stores []core.Store, sink core.Sink, n, batch int) (DrainResult, error) {
+	if sink == nil {
+		sink = memory.New(memory.Faults{})
+	}
 	cfg := core.EngineConfig{BatchSize: batch, PollInterval: 5 * time.Millisecond, RetryPoll: time.Second,
 		Logger: slog.New(slog.DiscardHandler)}
 	engines := make([]*core.Engine, len(stores))

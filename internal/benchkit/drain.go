@@ -40,7 +40,7 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 				var raw, eng DrainResult
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
-					stores := seeded(b, t, n, w)
+					stores := Seeded(b, t, n, w)
 					loops := make([]RawLoop, w)
 					for j := range loops {
 						loops[j] = t.Raw(stores[j])
@@ -56,9 +56,9 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 					}
 					raw.N, raw.Elapsed = raw.N+r.N, raw.Elapsed+r.Elapsed
 
-					stores = seeded(b, t, n, w)
+					stores = Seeded(b, t, n, w)
 					b.StartTimer()
-					e, err := EngineDrain(context.Background(), stores, n, batch)
+					e, err := EngineDrain(context.Background(), stores, nil, n, batch)
 					b.StopTimer()
 					if err != nil {
 						b.Fatal(err)
@@ -73,8 +73,8 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 	}
 }
 
-// seeded returns w handles on a fresh store holding n pending operations.
-func seeded(b *testing.B, t Target, n, w int) []core.Store {
+// Seeded returns w handles on a fresh store holding n pending operations.
+func Seeded(b *testing.B, t Target, n, w int) []core.Store {
 	url := t.NewURL(b)
 	s := t.Open(b, url)
 	if err := Seed(context.Background(), s, n, 2000); err != nil {

@@ -85,6 +85,9 @@ type Queries struct {
 	Requeue, RequeueAll string
 	// ListDead lists dead rows. Args: after seq, limit. Returns Columns.
 	ListDead string
+	// Scan lists rows in seq order. Args: after seq, limit. Returns
+	// Columns.
+	Scan string
 	// Get returns one row by op_id. Returns Columns.
 	Get string
 	// CountStates returns (state, count) rows.

@@ -414,6 +414,19 @@ func (s *Store) ListDead(ctx context.Context, p core.ListParams) ([]core.Record,
 	return recs, nil
 }
 
+// Scan implements core.Store.
+func (s *Store) Scan(ctx context.Context, p core.ScanParams) ([]core.Record, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	recs, err := s.queryRecords(ctx, s.db, s.q.Scan, p.AfterSeq, limit)
+	if err != nil {
+		return nil, s.errf("scan: %w", err)
+	}
+	return recs, nil
+}
+
 // Requeue implements core.Store.
 func (s *Store) Requeue(ctx context.Context, p core.RequeueParams) (int, error) {
 	var (

@@ -64,6 +64,7 @@ type Sink struct {
 	faults  Faults
 	failIDs map[string]bool
 	msgs    []core.Message
+	times   []time.Time
 	offered int
 	calls   int
 	closed  bool
@@ -166,9 +167,10 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		}
 		m := msgs[i]
 		m.Payload = slices.Clone(m.Payload)
-		s.msgs = append(s.msgs, m)
+		now := time.Now()
+		s.msgs, s.times = append(s.msgs, m), append(s.times, now)
 		if s.faults.AckTwice {
-			s.msgs = append(s.msgs, m)
+			s.msgs, s.times = append(s.msgs, m), append(s.times, now)
 		}
 		grew = true
 	}
@@ -247,4 +249,30 @@ func (s *Sink) WaitFor(ctx context.Context, n int) error {
 			return fmt.Errorf("memory sink: %d of %d messages: %w", have, n, ctx.Err())
 		}
 	}
+}
+
+// Replay implements core.Replayer over what the sink accepted. Message
+// times are when Publish accepted them.
+func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
+	s.mu.Lock()
+	msgs := slices.Clone(s.msgs)
+	times := slices.Clone(s.times)
+	s.mu.Unlock()
+	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if times[i].Before(since) {
+			continue
+		}
+		h := map[string]string{}
+		for _, kv := range m.Headers() {
+			h[kv[0]] = kv[1]
+		}
+		if err := fn(core.Delivered{Key: m.Key, ID: m.ID, Payload: m.Payload, Headers: h,
+			Position: strconv.Itoa(i), Time: times[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"testing"
+	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -69,7 +70,21 @@ func NewDatabase(t testing.TB) string {
 	if _, err := admin.Exec("CREATE DATABASE `" + name + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS `" + name + "`") })
+	t.Cleanup(func() {
+		// A transaction a test left open would hold a metadata lock, and
+		// DROP DATABASE would wait for it for a year by default.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := admin.Conn(ctx)
+		if err == nil {
+			defer conn.Close()
+			conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 10")
+			_, err = conn.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`")
+		}
+		if err != nil {
+			t.Errorf("mysqltest: drop database %s: %v", name, err)
+		}
+	})
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
