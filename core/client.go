@@ -216,10 +216,13 @@ func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 
 // Engine returns a new relay engine over the client's store and sink,
 // configured by Config.Engine. Record wakes it at once; it still has to be
-// started.
+// started. With StoreOnly it only runs the ledger (Config.Engine.Ledger).
 func (c *Client) Engine() (*Engine, error) {
-	if c.cfg.Strategy != StoreAndPublish {
-		return nil, fmt.Errorf("%w: the relay engine runs with StoreAndPublish", ErrStrategy)
+	switch {
+	case c.cfg.Strategy == PublishOnly:
+		return nil, fmt.Errorf("%w: PublishOnly stores nothing to relay", ErrStrategy)
+	case c.cfg.Strategy == StoreOnly && c.cfg.Engine.Ledger == nil:
+		return nil, fmt.Errorf("%w: with StoreOnly an engine only sequences the ledger; set Engine.Ledger", ErrStrategy)
 	}
 	cfg := c.cfg.Engine
 	if cfg.Logger == nil {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"time"
 )
@@ -109,6 +110,18 @@ type EngineConfig struct {
 	// OnDead, if set, is called (from an engine goroutine; keep it short)
 	// with each operation the engine sends to dead.
 	OnDead func(DeadEvent)
+	// Ledger, if set, runs alongside the relay for as long as the engine
+	// does: the ledger's sequencer (ledger.NewSequencer) appends every
+	// stored operation to the Merkle log and publishes signed checkpoints
+	// through the engine's sink. An engine with a ledger and no sink only
+	// sequences (StoreOnly).
+	Ledger LedgerRunner
+}
+
+// LedgerRunner runs next to the relay; package ledger's Sequencer
+// implements it. Run works until ctx ends (sink may be nil).
+type LedgerRunner interface {
+	Run(ctx context.Context, store Store, sink Sink) error
 }
 
 // DeadEvent describes an operation that went dead.

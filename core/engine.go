@@ -58,8 +58,8 @@ type EngineStats struct {
 // NewEngine returns an engine relaying from store to sink. Start it with
 // Start or Run.
 func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
-	if store == nil || sink == nil {
-		return nil, configErr("Engine", "needs a store and a sink")
+	if store == nil || sink == nil && cfg.Ledger == nil {
+		return nil, configErr("Engine", "needs a store and a sink (or a ledger)")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if !e.state.CompareAndSwap(0, 1) {
 		return errors.New("trustlog: engine already started")
 	}
-	if n, ok := e.store.(Notifier); ok && e.store.Capabilities().ListenNotify {
+	if n, ok := e.store.(Notifier); ok && e.store.Capabilities().ListenNotify && e.sink != nil {
 		subCtx, cancel := context.WithCancel(e.abortCtx)
 		ch, err := n.Subscribe(subCtx)
 		if err != nil {
@@ -125,10 +125,23 @@ func (e *Engine) Start(ctx context.Context) error {
 			}()
 		}
 	}
-	for i := 0; i < e.cfg.Workers; i++ {
-		e.startLoop(ClaimPending, e.cfg.PollInterval)
+	if e.cfg.Ledger != nil {
+		lctx, cancel := context.WithCancel(context.Background())
+		e.wg.Add(2)
+		go func() {
+			defer e.wg.Done()
+			if err := e.cfg.Ledger.Run(lctx, e.store, e.sink); err != nil {
+				e.log.Error("trustlog: ledger stopped", "err", err)
+			}
+		}()
+		go func() { defer e.wg.Done(); <-e.stopping; cancel() }()
 	}
-	e.startLoop(ClaimDue, e.cfg.RetryPoll)
+	if e.sink != nil {
+		for i := 0; i < e.cfg.Workers; i++ {
+			e.startLoop(ClaimPending, e.cfg.PollInterval)
+		}
+		e.startLoop(ClaimDue, e.cfg.RetryPoll)
+	}
 	e.log.InfoContext(ctx, "trustlog: engine started", "workers", e.cfg.Workers, "batch", e.cfg.BatchSize,
 		"lease", e.cfg.Lease.String(), "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval.String())
 	return nil

@@ -226,4 +226,7 @@ type Record struct {
 	PublishedAt time.Time
 	// UpdatedAt is the last change of the row.
 	UpdatedAt time.Time
+	// LeafIndex is the operation's position in the ledger's Merkle log, or
+	// -1 until the sequencer has taken it.
+	LeafIndex int64
 }

@@ -116,6 +116,11 @@ var envFlags = map[string]string{
 	"sign-key-file": "TRUSTLOG_SIGN_KEY_FILE",
 }
 
+// commandEnv maps command flags to environment variables likewise.
+var commandEnv = map[string]string{
+	"ledger-key-file": "TRUSTLOG_LEDGER_KEY_FILE",
+}
+
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "trustlog",
@@ -130,7 +135,7 @@ Stores and sinks are URLs:
   --sink  memory:// | kafka://host:9092/topic | pulsar://host:6650/persistent://t/ns/topic
 Each global flag can come from the environment instead (flags win):
   TRUSTLOG_STORE, TRUSTLOG_SINK, TRUSTLOG_LOG_FORMAT, TRUSTLOG_LOG_LEVEL,
-  TRUSTLOG_SIGN_KEY_FILE.
+  TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 		Example: `  trustlog demo
@@ -150,16 +155,19 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal, JSON otherwise), text or json (env TRUSTLOG_LOG_FORMAT)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env TRUSTLOG_LOG_LEVEL)")
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
-	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd())
+	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd(),
+		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd())
 	return root
 }
 
 // setup applies the environment to flags not given and builds the logger.
 func (a *app) setup(flags *pflag.FlagSet) error {
-	for name, env := range envFlags {
-		if v, ok := os.LookupEnv(env); ok && !flags.Changed(name) {
-			if err := flags.Set(name, v); err != nil {
-				return usagef("%s: %v", env, err)
+	for _, m := range []map[string]string{envFlags, commandEnv} {
+		for name, env := range m {
+			if v, ok := os.LookupEnv(env); ok && flags.Lookup(name) != nil && !flags.Changed(name) {
+				if err := flags.Set(name, v); err != nil {
+					return usagef("%s: %v", env, err)
+				}
 			}
 		}
 	}

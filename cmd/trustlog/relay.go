@@ -1,12 +1,14 @@
 package main
 
 import (
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/ledger"
 )
 
 // engineFlags binds the engine's configuration to flags.
@@ -26,19 +28,39 @@ func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
 func (a *app) relayCmd() *cobra.Command {
 	var cfg core.EngineConfig
 	var migrate bool
+	var ledgerKey string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Publish stored operations to the sink until interrupted",
 		Long: `Publish stored operations to the sink, at least once and in order per object,
 until SIGINT or SIGTERM. Any number of relays may run against one store: claims
 never overlap. On a signal the relay stops claiming, finishes the batches it is
-publishing (within --shutdown-timeout), releases the rest, and exits 0.`,
+publishing (within --shutdown-timeout), releases the rest, and exits 0.
+
+With --ledger-key-file the relay also appends every stored operation to the
+store's Merkle log and signs checkpoints (one leader among all relays, by a
+lease), publishing them through the sink.`,
 		Example: `  trustlog --store postgres://app@db/app --sink kafka://k1:9092/trustlog.ops relay --workers 2
   TRUSTLOG_STORE=sqlite:app.db TRUSTLOG_SINK=memory:// trustlog relay --strict`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, err := a.openClient(ctx, core.StoreAndPublish, cfg, migrate)
+			strategy := core.StoreAndPublish
+			if ledgerKey != "" {
+				b, err := os.ReadFile(ledgerKey)
+				if err != nil {
+					return usagef("--ledger-key-file: %v", err)
+				}
+				seq, err := ledger.NewSequencer(ledger.Config{Key: string(b), Logger: a.log})
+				if err != nil {
+					return usagef("--ledger-key-file %s: %v", ledgerKey, err)
+				}
+				cfg.Ledger = seq
+				if a.sinkURL == "" {
+					strategy = core.StoreOnly // sequence only
+				}
+			}
+			c, err := a.openClient(ctx, strategy, cfg, migrate)
 			if err != nil {
 				return err
 			}
@@ -57,5 +79,6 @@ publishing (within --shutdown-timeout), releases the rest, and exits 0.`,
 	}
 	engineFlags(cmd.Flags(), &cfg)
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply migrations before relaying")
+	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: also sequence every operation into the Merkle log and sign checkpoints with it; without --sink, only sequence (env TRUSTLOG_LEDGER_KEY_FILE)")
 	return cmd
 }

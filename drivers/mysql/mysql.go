@@ -226,6 +226,7 @@ func newStore(ctx context.Context, db *bun.DB, opts Options, owns bool) (*Store,
 	q := func(name string) string { return "`" + opts.Prefix + name + "`" }
 	names := sqlstore.Names{
 		Prefix: opts.Prefix, Op: q("operation"), Cursor: q("trustlog_cursor"), Lease: q("trustlog_lease"),
+		Hash: q("trustlog_hash"), Tree: q("trustlog_tree"), Checkpoint: q("trustlog_checkpoint"),
 		Migrations: opts.Prefix + "trustlog_migrations", MigrationLocks: opts.Prefix + "trustlog_migration_locks",
 	}
 	d := dialect()

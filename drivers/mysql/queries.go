@@ -73,8 +73,27 @@ var queries = sqlstore.Queries{
 		(SELECT MIN(seq) FROM {{.Op}} WHERE state = 0) AS p,
 		(SELECT MIN(seq) FROM {{.Op}} WHERE state IN (1, 2)) AS d) AS m
 		ON o.seq = LEAST(COALESCE(m.p, m.d), COALESCE(m.d, m.p))`,
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
-	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
+	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
+
+	Unsequenced: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_leaf)
+		WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
+	Leaves: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_leaf)
+		WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?`,
+	TreeSize:       `SELECT size FROM {{.Tree}} WHERE id = 1`,
+	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1 FOR UPDATE`,
+	SetTreeSize:    `UPDATE {{.Tree}} SET size = ?, updated_at = ` + now + ` WHERE id = 1 AND size = ?`,
+	SetLeaves: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {leaves} ON o.seq = v.seq
+		SET o.leaf_index = v.leaf WHERE o.leaf_index IS NULL`,
+	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
+	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES (?, ?, ?, ` + now + `)`,
+	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > ? ORDER BY tree_size LIMIT ?`,
+	UnpublishedCheckpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > ? AND published_at IS NULL ORDER BY tree_size LIMIT ?`,
+	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		ORDER BY tree_size DESC LIMIT 1`,
+	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
+	GetCursor:               `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
 }
@@ -102,6 +121,38 @@ func failureTable(_ int, fs []core.Failure) (string, []any) {
 	return b.String(), args
 }
 
+// leafTable is a derived table v(seq, leaf) of UNION ALL rows.
+func leafTable(seqs, leaves []int64) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 2*len(seqs))
+	b.WriteString("(")
+	for i := range seqs {
+		if i == 0 {
+			b.WriteString("SELECT ? AS seq, ? AS leaf")
+		} else {
+			b.WriteString(" UNION ALL SELECT ?, ?")
+		}
+		args = append(args, seqs[i], leaves[i])
+	}
+	b.WriteString(") AS v")
+	return b.String(), args
+}
+
+// hashInsert inserts stored hashes as multi-row VALUES.
+func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, 2*len(idx))
+	b.WriteString("INSERT INTO " + table + " (idx, hash) VALUES ")
+	for i := range idx {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, idx[i], hashes[i])
+	}
+	return b.String(), args
+}
+
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
@@ -110,6 +161,8 @@ func dialect() *sqlstore.Dialect {
 		Placeholder:  func(int) string { return "?" },
 		TimeArg:      sqlstore.NativeTime,
 		FailureTable: failureTable,
+		LeafTable:    leafTable,
+		HashInsert:   hashInsert,
 		Queries:      queries,
 		Migrations:   mig,
 		Retryable:    retryable,

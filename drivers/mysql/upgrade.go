@@ -67,7 +67,7 @@ func adoptOriginal(ctx context.Context, st *sqlstore.Store) error {
 		{"signer", "VARCHAR(256) NOT NULL DEFAULT ''"}, {"sign", "VARCHAR(1024) NOT NULL DEFAULT ''"},
 		{"state", "TINYINT NOT NULL DEFAULT 0"}, {"attempts", "INT NOT NULL DEFAULT 0"},
 		{"due_at", "DATETIME(6) NULL"}, {"claim_token", "BIGINT NULL"}, {"last_error", "TEXT NULL"},
-		{"published_at", "DATETIME(6) NULL"},
+		{"published_at", "DATETIME(6) NULL"}, {"leaf_index", "BIGINT NULL"},
 	} {
 		_, present := cols[c.name]
 		if renaming && (c.name == "op_hash" || c.name == "sign") {
@@ -100,9 +100,14 @@ func adoptOriginal(ctx context.Context, st *sqlstore.Store) error {
 		n.Prefix + "operation_state_seq": "(state, seq)",
 		n.Prefix + "operation_state_due": "(state, due_at)",
 		n.Prefix + "operation_doid":      "(doid, state, seq)",
+		n.Prefix + "operation_leaf":      "(leaf_index)",
 	} {
 		if !keys[name] {
-			idx = append(idx, "ADD KEY "+name+" "+def)
+			kind := "ADD KEY "
+			if def == "(leaf_index)" {
+				kind = "ADD UNIQUE KEY "
+			}
+			idx = append(idx, kind+name+" "+def)
 		}
 	}
 	if len(idx) > 0 {

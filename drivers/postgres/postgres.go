@@ -168,6 +168,7 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	names := sqlstore.Names{
 		Prefix: opts.Prefix, Schema: opts.Schema,
 		Op: qualify("operation"), Cursor: qualify("trustlog_cursor"), Lease: qualify("trustlog_lease"),
+		Hash: qualify("trustlog_hash"), Tree: qualify("trustlog_tree"), Checkpoint: qualify("trustlog_checkpoint"),
 		Migrations: bare("trustlog_migrations"), MigrationLocks: bare("trustlog_migration_locks"),
 	}
 	s := &Store{opts: opts, channel: channelName(opts)}

@@ -55,8 +55,25 @@ var queries = sqlstore.Queries{
 	// in-flight or retrying seq, each found through its partial index.
 	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = LEAST(
 		(SELECT MIN(seq) FROM {{.Op}} WHERE state = 0), (SELECT MIN(seq) FROM {{.Op}} WHERE state IN (1, 2)))`,
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
-	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
+	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
+
+	Unsequenced:    `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index IS NULL AND seq > $1 ORDER BY seq LIMIT $2`,
+	Leaves:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2`,
+	TreeSize:       `SELECT size FROM {{.Tree}} WHERE id = 1`,
+	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1 FOR UPDATE`,
+	SetTreeSize:    `UPDATE {{.Tree}} SET size = $1, updated_at = now() WHERE id = 1 AND size = $2`,
+	SetLeaves: `UPDATE {{.Op}} AS o SET leaf_index = v.leaf FROM {leaves}
+		WHERE o.seq = v.seq AND o.leaf_index IS NULL`,
+	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
+	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES ($1, $2, $3, now())`,
+	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > $1 ORDER BY tree_size LIMIT $2`,
+	UnpublishedCheckpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > $1 AND published_at IS NULL ORDER BY tree_size LIMIT $2`,
+	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		ORDER BY tree_size DESC LIMIT 1`,
+	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = now() WHERE tree_size = $1`,
+	GetCursor:               `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
 }
@@ -86,6 +103,16 @@ func failureTable(first int, fs []core.Failure) (string, []any) {
 		[]any{seqs, errs, delays}
 }
 
+// leafTable unnests two arrays into v(seq, leaf).
+func leafTable(seqs, leaves []int64) (string, []any) {
+	return "unnest($1::bigint[], $2::bigint[]) AS v(seq, leaf)", []any{seqs, leaves}
+}
+
+// hashInsert inserts stored hashes from two arrays.
+func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
+	return "INSERT INTO " + table + " (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", []any{idx, hashes}
+}
+
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
@@ -95,6 +122,8 @@ func dialect() *sqlstore.Dialect {
 		ListOperand:  func(p string, vals any) (string, any) { return "= ANY(" + p + ")", vals },
 		TimeArg:      sqlstore.NativeTime,
 		FailureTable: failureTable,
+		LeafTable:    leafTable,
+		HashInsert:   hashInsert,
 		Queries:      queries,
 		Migrations:   mig,
 		Retryable:    retryable,

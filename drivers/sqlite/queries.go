@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 
@@ -64,6 +65,28 @@ var queries = sqlstore.Queries{
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
 
+	Unsequenced: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} INDEXED BY {{.Prefix}}operation_unsequenced
+		WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
+	Leaves:   `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?`,
+	TreeSize: `SELECT size FROM {{.Tree}} WHERE id = 1`,
+	// The IMMEDIATE transaction already holds the write lock.
+	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1`,
+	SetTreeSize:    `UPDATE {{.Tree}} SET size = ?, updated_at = ` + now + ` WHERE id = 1 AND size = ?`,
+	// "+o.leaf_index": without the unary plus the planner walks every
+	// unsequenced row through the leaf_index index and scans the JSON
+	// array for each (quadratic); with it, it looks each pair up by seq.
+	SetLeaves: `WITH {leaves} UPDATE {{.Op}} AS o SET leaf_index = v.leaf FROM v
+		WHERE o.seq = v.seq AND +o.leaf_index IS NULL`,
+	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
+	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES (?, ?, ?, ` + now + `)`,
+	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > ? ORDER BY tree_size LIMIT ?`,
+	UnpublishedCheckpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		WHERE tree_size > ? AND published_at IS NULL ORDER BY tree_size LIMIT ?`,
+	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
+		ORDER BY tree_size DESC LIMIT 1`,
+	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
+
 	LeaseTable: `CREATE TABLE IF NOT EXISTS {{.Lease}} (
 		name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
 	LeaseAcquire: `INSERT INTO {{.Lease}} (name, holder, expires_at) VALUES (?, ?, ` + now + ` + ?)
@@ -107,6 +130,26 @@ func failureTable(_ int, fs []core.Failure) (string, []any) {
 	return `v(seq, err, delay_us) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))`, []any{string(b)}
 }
 
+// leafTable is a CTE v(seq, leaf) over a JSON array of pairs.
+func leafTable(seqs, leaves []int64) (string, []any) {
+	pairs := make([][2]int64, len(seqs))
+	for i := range seqs {
+		pairs[i] = [2]int64{seqs[i], leaves[i]}
+	}
+	b, _ := json.Marshal(pairs)
+	return `v(seq, leaf) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?))`, []any{string(b)}
+}
+
+// hashInsert inserts stored hashes from one JSON array of [idx, hex].
+func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
+	rows := make([][2]any, len(idx))
+	for i := range idx {
+		rows[i] = [2]any{idx[i], hex.EncodeToString(hashes[i])}
+	}
+	b, _ := json.Marshal(rows)
+	return `INSERT INTO ` + table + ` (idx, hash) SELECT value ->> 0, unhex(value ->> 1) FROM json_each(?)`, []any{string(b)}
+}
+
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
@@ -116,6 +159,8 @@ func dialect() *sqlstore.Dialect {
 		TimeArg:         sqlstore.MicrosTime,
 		FailureTable:    failureTable,
 		ListOperand:     listOperand,
+		LeafTable:       leafTable,
+		HashInsert:      hashInsert,
 		InsertRows:      16, // 288 parameters: see listOperand
 		Queries:         queries,
 		Migrations:      mig,

@@ -181,6 +181,7 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	q := func(name string) string { return `"` + p + name + `"` }
 	names := sqlstore.Names{
 		Prefix: p, Op: q("operation"), Cursor: q("trustlog_cursor"), Lease: q("trustlog_lease"),
+		Hash: q("trustlog_hash"), Tree: q("trustlog_tree"), Checkpoint: q("trustlog_checkpoint"),
 		Migrations: p + "trustlog_migrations", MigrationLocks: p + "trustlog_migration_locks",
 	}
 	s, err := sqlstore.New(dialect(), db, names, owns)

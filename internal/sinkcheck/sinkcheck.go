@@ -198,9 +198,6 @@ func checkMessage(d core.Delivered, op *core.Operation, opts Options) string {
 	case d.Headers[core.HeaderOpHash] != "" && d.Headers[core.HeaderOpHash] != op.OpHash:
 		return "op_hash header differs from the payload's"
 	}
-	if len(op.Sign) > 0 && len(opts.Verifiers) == 0 && !opts.RequireSignature {
-		return ""
-	}
 	if err := core.VerifyOperation(op, opts.RequireSignature, opts.Verifiers...); err != nil {
 		return err.Error()
 	}

@@ -55,6 +55,12 @@ type Dialect struct {
 	// transaction that may simply run again (a deadlock victim); the store
 	// retries it a few times with a short backoff.
 	Retryable func(error) bool
+	// LeafTable renders a derived table "v(seq, leaf)" (placed where the
+	// SetLeaves query says {leaves}) and binds it.
+	LeafTable func(seqs, leaves []int64) (string, []any)
+	// HashInsert renders the INSERT of stored hashes into table and binds
+	// it.
+	HashInsert func(table string, idx []int64, hashes [][]byte) (string, []any)
 	// NewLocker returns the store's Locker; nil uses lease rows.
 	NewLocker func(s *Store) core.Locker
 }
@@ -101,6 +107,28 @@ type Queries struct {
 	GetCursor string
 	// SetCursor upserts a cursor. Args: name, value.
 	SetCursor string
+	// Unsequenced lists operations without a leaf index in seq order.
+	// Args: after seq, limit. Returns Columns.
+	Unsequenced string
+	// Leaves lists sequenced operations in leaf order. Args: first leaf
+	// index, limit. Returns Columns.
+	Leaves string
+	// TreeSize reads the tree size; TreeSizeLocked reads it locking the
+	// row for the transaction. SetTreeSize args: new size, old size.
+	TreeSize, TreeSizeLocked, SetTreeSize string
+	// SetLeaves gives unsequenced rows their leaf index. Args: {leaves}.
+	SetLeaves string
+	// ReadHashes returns (idx, hash) rows. Args: {ids}.
+	ReadHashes string
+	// InsertCheckpoint args: tree size, root hash (hex), note.
+	InsertCheckpoint string
+	// Checkpoints lists (tree_size, root_hash, note, created_at,
+	// published_at) from a size, in size order. Args: after size, limit.
+	// UnpublishedCheckpoints likewise, only those not yet published.
+	// LatestCheckpoint has no args and returns at most one row.
+	Checkpoints, UnpublishedCheckpoints, LatestCheckpoint string
+	// MarkCheckpointPublished args: tree size.
+	MarkCheckpointPublished string
 	// LeaseTable creates the lease table if the dialect uses lease rows;
 	// Migrate runs it first, since the migration lease needs it.
 	LeaseTable string
@@ -117,7 +145,7 @@ type Queries struct {
 // this order (see scanRecord).
 const Columns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
 	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at"
+	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index"
 
 // InsertColumns is the column list of inserts, in bind order.
 const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
@@ -134,8 +162,8 @@ type Names struct {
 	// Schema is the PostgreSQL schema, empty elsewhere.
 	Schema string
 	// Op is the operation table, Cursor the cursor table, Lease the lease
-	// table.
-	Op, Cursor, Lease string
+	// table; Hash, Tree and Checkpoint are the ledger's.
+	Op, Cursor, Lease, Hash, Tree, Checkpoint string
 	// Migrations and MigrationLocks are bun/migrate's tables, unquoted as
 	// bun wants them.
 	Migrations, MigrationLocks string

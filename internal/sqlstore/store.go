@@ -337,18 +337,15 @@ func (s *Store) Settle(ctx context.Context, p core.SettleParams) (core.SettleRes
 
 func (s *Store) settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
 	var res core.SettleResult
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return res, s.errf("settle: %w", err)
+	type stmt struct {
+		q    string
+		args []any
+		n    *int
 	}
-	defer tx.Rollback()
+	var stmts []stmt
 	if len(p.Published) > 0 {
 		q, args := s.list(s.q.SettlePublished, "{seqs}", 2, p.Published)
-		n, err := execCount(ctx, tx, q, append([]any{p.Token}, args...)...)
-		if err != nil {
-			return res, s.errf("settle published: %w", err)
-		}
-		res.Published = n
+		stmts = append(stmts, stmt{q, append([]any{p.Token}, args...), &res.Published})
 	}
 	var retry, dead []core.Failure
 	for _, f := range p.Failed {
@@ -369,14 +366,31 @@ func (s *Store) settle(ctx context.Context, p core.SettleParams) (core.SettleRes
 		table, args := s.d.FailureTable(1, g.fs)
 		q := strings.Replace(g.q, "{failures}", table, 1)
 		q = strings.Replace(q, "{token}", s.d.Placeholder(len(args)+1), 1)
-		n, err := execCount(ctx, tx, q, append(args, p.Token)...)
-		if err != nil {
-			return res, s.errf("settle failed: %w", err)
-		}
-		*g.n = n
+		stmts = append(stmts, stmt{q, append(args, p.Token), g.n})
 	}
-	if err := tx.Commit(); err != nil {
-		return res, s.errf("settle: commit: %w", err)
+	// One statement (the usual case: the whole batch published) needs no
+	// transaction, which saves two round trips; several commit together.
+	var ex execer = s.db
+	var tx *sql.Tx
+	if len(stmts) > 1 {
+		var err error
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+			return res, s.errf("settle: %w", err)
+		}
+		defer tx.Rollback()
+		ex = tx
+	}
+	for _, st := range stmts {
+		n, err := execCount(ctx, ex, st.q, st.args...)
+		if err != nil {
+			return res, s.errf("settle: %w", err)
+		}
+		*st.n = n
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return res, s.errf("settle: commit: %w", err)
+		}
 	}
 	res.Stale = len(p.Published) + len(p.Failed) - res.Published - res.Retrying - res.Dead
 	return res, nil

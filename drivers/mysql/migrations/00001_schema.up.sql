@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     claim_token        BIGINT       NULL,
     last_error         TEXT         NULL,
     published_at       DATETIME(6)  NULL,
+    -- position in the ledger's Merkle log; NULL until sequenced
+    leaf_index         BIGINT       NULL,
     -- The original SDK's status, derived so it can never disagree.
     trustlog_status    VARCHAR(16) AS (
         CASE state WHEN 3 THEN 'TRUSTLOGGED' WHEN 4 THEN 'DEAD' ELSE 'NOT_TRUSTLOGGED' END) VIRTUAL,
@@ -41,11 +43,35 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     -- the retrier: in flight and retrying rows by due time
     KEY {{.Prefix}}operation_state_due (state, due_at),
     -- strict order: unsettled rows of one DOID
-    KEY {{.Prefix}}operation_doid (doid, state, seq)
+    KEY {{.Prefix}}operation_doid (doid, state, seq),
+    -- unique leaf positions; InnoDB keeps each key's rows in primary key
+    -- order, so "leaf_index IS NULL ORDER BY seq" walks this index too
+    UNIQUE KEY {{.Prefix}}operation_leaf (leaf_index)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
 --bun:split
 CREATE TABLE IF NOT EXISTS {{.Cursor}} (
     cursor_key   VARCHAR(255) NOT NULL PRIMARY KEY,
     cursor_value TEXT         NOT NULL,
     updated_at   DATETIME(6)  NOT NULL
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Hash}} (
+    idx  BIGINT     NOT NULL PRIMARY KEY,
+    hash BINARY(32) NOT NULL
+) ENGINE = InnoDB;
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Tree}} (
+    id         TINYINT     NOT NULL PRIMARY KEY,
+    size       BIGINT      NOT NULL,
+    updated_at DATETIME(6) NOT NULL
+) ENGINE = InnoDB;
+--bun:split
+INSERT IGNORE INTO {{.Tree}} (id, size, updated_at) VALUES (1, 0, UTC_TIMESTAMP(6));
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Checkpoint}} (
+    tree_size    BIGINT      NOT NULL PRIMARY KEY,
+    root_hash    VARCHAR(64) NOT NULL,
+    note         TEXT        NOT NULL,
+    created_at   DATETIME(6) NOT NULL,
+    published_at DATETIME(6) NULL
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     claim_token        BIGINT       NULL,
     last_error         TEXT         NULL,
     published_at       TIMESTAMPTZ  NULL,
+    -- position in the ledger's Merkle log; NULL until sequenced
+    leaf_index         BIGINT       NULL UNIQUE,
     -- The original SDK's status, derived so it can never disagree.
     trustlog_status    VARCHAR(16)  GENERATED ALWAYS AS (
         CASE state WHEN 3 THEN 'TRUSTLOGGED' WHEN 4 THEN 'DEAD' ELSE 'NOT_TRUSTLOGGED' END
@@ -49,4 +51,29 @@ CREATE TABLE IF NOT EXISTS {{.Cursor}} (
     cursor_key   VARCHAR(255) PRIMARY KEY,
     cursor_value TEXT         NOT NULL,
     updated_at   TIMESTAMPTZ  NOT NULL
+);
+--bun:split
+-- The ledger's sequencer takes unsequenced operations in seq order.
+CREATE INDEX IF NOT EXISTS {{.Prefix}}operation_unsequenced ON {{.Op}} (seq) WHERE leaf_index IS NULL;
+--bun:split
+-- tlog stored hashes (RFC 6962 tree), by stored-hash index.
+CREATE TABLE IF NOT EXISTS {{.Hash}} (
+    idx  BIGINT PRIMARY KEY,
+    hash BYTEA  NOT NULL
+);
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Tree}} (
+    id         SMALLINT    PRIMARY KEY CHECK (id = 1),
+    size       BIGINT      NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+--bun:split
+INSERT INTO {{.Tree}} (id, size, updated_at) VALUES (1, 0, now()) ON CONFLICT (id) DO NOTHING;
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Checkpoint}} (
+    tree_size    BIGINT      PRIMARY KEY,
+    root_hash    VARCHAR(64) NOT NULL,
+    note         TEXT        NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    published_at TIMESTAMPTZ NULL
 );

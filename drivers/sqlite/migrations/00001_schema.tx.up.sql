@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     claim_token        INTEGER NULL,
     last_error         TEXT    NULL,
     published_at       INTEGER NULL,
+    -- position in the ledger's Merkle log; NULL until sequenced
+    leaf_index         INTEGER NULL UNIQUE,
     -- The original SDK's status, derived so it can never disagree.
     trustlog_status    TEXT GENERATED ALWAYS AS (
         CASE state WHEN 3 THEN 'TRUSTLOGGED' WHEN 4 THEN 'DEAD' ELSE 'NOT_TRUSTLOGGED' END
@@ -51,4 +53,29 @@ CREATE TABLE IF NOT EXISTS {{.Cursor}} (
     cursor_key   TEXT    PRIMARY KEY,
     cursor_value TEXT    NOT NULL,
     updated_at   INTEGER NOT NULL
+);
+--bun:split
+-- The ledger's sequencer takes unsequenced operations in seq order.
+CREATE INDEX IF NOT EXISTS {{.Prefix}}operation_unsequenced ON {{.Op}} (seq) WHERE leaf_index IS NULL;
+--bun:split
+-- tlog stored hashes (RFC 6962 tree), by stored-hash index.
+CREATE TABLE IF NOT EXISTS {{.Hash}} (
+    idx  INTEGER PRIMARY KEY,
+    hash BLOB    NOT NULL
+);
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Tree}} (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    size       INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+--bun:split
+INSERT INTO {{.Tree}} (id, size, updated_at) VALUES (1, 0, 0) ON CONFLICT (id) DO NOTHING;
+--bun:split
+CREATE TABLE IF NOT EXISTS {{.Checkpoint}} (
+    tree_size    INTEGER PRIMARY KEY,
+    root_hash    TEXT    NOT NULL,
+    note         TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    published_at INTEGER NULL
 );

@@ -1,0 +1,197 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/ledger"
+)
+
+// The store implements ledger.Storage: the Merkle log lives in the same
+// database as the operations, in three tables (stored hashes, the tree
+// size, signed checkpoints) and the operation's leaf_index column.
+
+var _ ledger.Storage = (*Store)(nil)
+
+// Unsequenced implements ledger.Storage.
+func (s *Store) Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]core.Record, error) {
+	recs, err := s.queryRecords(ctx, s.db, s.q.Unsequenced, afterSeq, limit)
+	if err != nil {
+		return nil, s.errf("ledger: unsequenced: %w", err)
+	}
+	return recs, nil
+}
+
+// Leaves implements ledger.Storage.
+func (s *Store) Leaves(ctx context.Context, from int64, limit int) ([]core.Record, error) {
+	recs, err := s.queryRecords(ctx, s.db, s.q.Leaves, from, limit)
+	if err != nil {
+		return nil, s.errf("ledger: leaves: %w", err)
+	}
+	return recs, nil
+}
+
+// TreeSize implements ledger.Storage.
+func (s *Store) TreeSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.q.TreeSize).Scan(&n); err != nil {
+		return 0, s.errf("ledger: tree size: %w", err)
+	}
+	return n, nil
+}
+
+// ReadHashes implements ledger.Storage.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	q, args := list(s, s.q.ReadHashes, "{ids}", 1, indexes)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.errf("ledger: read hashes: %w", err)
+	}
+	defer rows.Close()
+	got := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var idx int64
+		var b []byte
+		if err := rows.Scan(&idx, &b); err != nil {
+			return nil, s.errf("ledger: read hashes: %w", err)
+		}
+		if len(b) != tlog.HashSize {
+			return nil, s.errf("ledger: stored hash %d is %d bytes", idx, len(b))
+		}
+		got[idx] = tlog.Hash(b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errf("ledger: read hashes: %w", err)
+	}
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		h, ok := got[idx]
+		if !ok {
+			return nil, fmt.Errorf("%w: stored hash %d is missing", ledger.ErrTampered, idx)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Append implements ledger.Storage.
+func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	leaves := make([]int64, len(seqs))
+	for i := range seqs {
+		leaves[i] = oldSize + int64(i)
+	}
+	first := tlog.StoredHashIndex(0, oldSize)
+	idx := make([]int64, len(hashes))
+	raw := make([][]byte, len(hashes))
+	for i := range hashes {
+		idx[i] = first + int64(i)
+		raw[i] = hashes[i][:]
+	}
+	defer s.writing()()
+	return s.retrying(ctx, func() error {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return s.errf("ledger: append: %w", err)
+		}
+		defer tx.Rollback()
+		var size int64
+		if err := tx.QueryRowContext(ctx, s.q.TreeSizeLocked).Scan(&size); err != nil {
+			return s.errf("ledger: append: %w", err)
+		}
+		if size != oldSize {
+			return fmt.Errorf("%w: tree size is %d, not %d", ledger.ErrConflict, size, oldSize)
+		}
+		table, args := s.d.LeafTable(seqs, leaves)
+		n, err := execCount(ctx, tx, strings.Replace(s.q.SetLeaves, "{leaves}", table, 1), args...)
+		if err != nil {
+			return s.errf("ledger: append: leaves: %w", err)
+		}
+		if n != len(seqs) {
+			return fmt.Errorf("%w: %d of %d operations were still unsequenced", ledger.ErrConflict, n, len(seqs))
+		}
+		for start := 0; start < len(idx); start += 1000 {
+			end := min(start+1000, len(idx))
+			q, args := s.d.HashInsert(s.names.Hash, idx[start:end], raw[start:end])
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return s.errf("ledger: append: hashes: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q.SetTreeSize, oldSize+int64(len(seqs)), oldSize); err != nil {
+			return s.errf("ledger: append: tree size: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return s.errf("ledger: append: commit: %w", err)
+		}
+		return nil
+	})
+}
+
+// SaveCheckpoint implements ledger.Storage.
+func (s *Store) SaveCheckpoint(ctx context.Context, c ledger.StoredCheckpoint) error {
+	defer s.writing()()
+	_, err := s.db.ExecContext(ctx, s.q.InsertCheckpoint, c.Size, hex.EncodeToString(c.Root[:]), string(c.Note))
+	if err != nil {
+		return s.errf("ledger: save checkpoint %d: %w", c.Size, err)
+	}
+	return nil
+}
+
+// Checkpoints implements ledger.Storage.
+func (s *Store) Checkpoints(ctx context.Context, p ledger.CheckpointQuery) ([]ledger.StoredCheckpoint, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	var rows *sql.Rows
+	var err error
+	switch {
+	case p.Latest:
+		rows, err = s.db.QueryContext(ctx, s.q.LatestCheckpoint)
+	case p.Unpublished:
+		rows, err = s.db.QueryContext(ctx, s.q.UnpublishedCheckpoints, p.AfterSize, limit)
+	default:
+		rows, err = s.db.QueryContext(ctx, s.q.Checkpoints, p.AfterSize, limit)
+	}
+	if err != nil {
+		return nil, s.errf("ledger: checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.StoredCheckpoint
+	for rows.Next() {
+		var c ledger.StoredCheckpoint
+		var root, note string
+		var created, published flexTime
+		if err := rows.Scan(&c.Size, &root, &note, &created, &published); err != nil {
+			return nil, s.errf("ledger: checkpoints: %w", err)
+		}
+		b, err := hex.DecodeString(root)
+		if err != nil || len(b) != tlog.HashSize {
+			return nil, fmt.Errorf("%w: checkpoint %d: root hash %q is not 32 hex bytes", ledger.ErrTampered, c.Size, root)
+		}
+		c.Root, c.Note, c.CreatedAt, c.PublishedAt = tlog.Hash(b), []byte(note), created.t, published.t
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// MarkCheckpointPublished implements ledger.Storage.
+func (s *Store) MarkCheckpointPublished(ctx context.Context, size int64) error {
+	defer s.writing()()
+	if _, err := s.db.ExecContext(ctx, s.q.MarkCheckpointPublished, size); err != nil {
+		return s.errf("ledger: mark checkpoint %d published: %w", size, err)
+	}
+	return nil
+}
+

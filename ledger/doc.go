@@ -1,0 +1,36 @@
+// Package ledger keeps a Merkle log of every stored operation, in the same
+// database, so that anyone holding the log's public key can prove offline
+// that nothing was altered, dropped or reordered: what makes a trust log
+// more than an outbox.
+//
+// It builds on golang.org/x/mod/sumdb: tlog for RFC 6962 hashing, stored
+// hashes, inclusion and consistency proofs; note for Ed25519 signed notes.
+// Nothing of the tree math is re-derived here.
+//
+// # Pieces
+//
+//   - The leaf of an operation is its sealed encoding (content, op_hash,
+//     signer, signature; docs/message-format.md), the same bytes its
+//     messages carry.
+//   - The Sequencer (one leader per store, by a named lease) takes stored
+//     operations that have no leaf index yet, selected by that state and
+//     never by a cursor or a timestamp, so late commits are sequenced late
+//     rather than skipped. In one transaction it gives them gapless leaf
+//     indices, stores the tree's new hashes and advances the tree size,
+//     with a compare-and-set on the size.
+//   - Checkpoints follow C2SP tlog-checkpoint (origin, size, base64 root)
+//     as signed notes. The sequencer never signs two inconsistent ones:
+//     before signing it proves the tree extends the last signed checkpoint,
+//     and it refuses a tree smaller than a signed one. Checkpoints are
+//     stored and also published through the sink, so a copy lives outside
+//     the database.
+//   - Proofs follow C2SP tlog-proof: index, inclusion proof, checkpoint,
+//     and the operation in the "extra" line. Verify checks one with the
+//     log's key alone.
+//   - Audit checks a whole store: every leaf recomputed from its row, every
+//     stored hash, gapless indices, every checkpoint, every signature; it
+//     names the first bad index.
+//
+// Every trustlog driver implements Storage; the engine runs a Sequencer
+// when EngineConfig.Ledger is set (`trustlog relay --ledger-key-file`).
+package ledger

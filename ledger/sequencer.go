@@ -1,0 +1,351 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// LeaseName is the named lease the sequencer holds: one leader per store.
+const LeaseName = "trustlog.ledger"
+
+// Sequencer defaults.
+const (
+	BatchSizeDefault       = 4000
+	IntervalDefault        = 200 * time.Millisecond
+	CheckpointEveryDefault = time.Second
+	LeaseTTLDefault        = 15 * time.Second
+)
+
+// Config configures a Sequencer.
+type Config struct {
+	// Key is the note-format Ed25519 private key that signs checkpoints
+	// (`trustlog keygen`). Its name is the log's origin.
+	Key string
+	// BatchSize is the most operations sequenced per transaction (default
+	// 4000: each transaction has a fixed cost of a few round trips and a
+	// commit, and on PostgreSQL 4000 per transaction sequences about 60%
+	// faster than 1000; see BENCHMARKS.md).
+	BatchSize int
+	// Interval is how long an idle sequencer waits before looking again
+	// (default 200ms).
+	Interval time.Duration
+	// CheckpointEvery bounds how often a growing log is checkpointed
+	// (default 1s); a log that stops growing is checkpointed at once.
+	CheckpointEvery time.Duration
+	// LeaseTTL is the leader lease's TTL (default 15s).
+	LeaseTTL time.Duration
+	// Logger receives the sequencer's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Sequencer appends stored operations to the store's Merkle log and signs
+// checkpoints of it. Run it in every relay process: a named lease makes
+// one of them the leader at a time. It implements core.LedgerRunner.
+type Sequencer struct {
+	cfg      Config
+	signer   note.Signer
+	verifier note.Verifier
+	log      *slog.Logger
+}
+
+// NewSequencer returns a sequencer signing with cfg.Key.
+func NewSequencer(cfg Config) (*Sequencer, error) {
+	signer, verifier, err := ParseKey(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = BatchSizeDefault
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = IntervalDefault
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = CheckpointEveryDefault
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = LeaseTTLDefault
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Sequencer{cfg: cfg, signer: signer, verifier: verifier, log: cfg.Logger}, nil
+}
+
+// ParseKey parses a note-format Ed25519 private key and derives the
+// verifier of its public half. The error never contains the key.
+func ParseKey(skey string) (note.Signer, note.Verifier, error) {
+	skey = strings.TrimSpace(skey)
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, nil, errors.New("ledger: not a note-format Ed25519 private key (PRIVATE+KEY+name+hash+key)")
+	}
+	// PRIVATE+KEY+name+hash+key: names have no "+", the base64 key may.
+	parts := strings.SplitN(strings.TrimPrefix(skey, "PRIVATE+KEY+"), "+", 3)
+	if len(parts) != 3 {
+		return nil, nil, errors.New("ledger: not a note-format Ed25519 private key (PRIVATE+KEY+name+hash+key)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, nil, errors.New("ledger: the private key is not an Ed25519 note key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(signer.Name(), pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, verifier, nil
+}
+
+// Origin is the log's identity: the signing key's name.
+func (s *Sequencer) Origin() string { return s.signer.Name() }
+
+// Run implements core.LedgerRunner: until ctx ends it tries to become the
+// leader and, while it is, sequences, checkpoints, and publishes
+// checkpoints through sink (if not nil).
+func (s *Sequencer) Run(ctx context.Context, store core.Store, sink core.Sink) error {
+	st, err := storageOf(store)
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		lease, err := store.Locker().TryAcquire(ctx, LeaseName, s.cfg.LeaseTTL)
+		switch {
+		case errors.Is(err, core.ErrLeaseHeld):
+			sleep(ctx, s.cfg.LeaseTTL/3, nil)
+			continue
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("trustlog/ledger: cannot take the sequencer lease", "err", err)
+			}
+			sleep(ctx, time.Second, nil)
+			continue
+		}
+		s.lead(ctx, st, sink, lease)
+		lease.Release(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease core.Lease) {
+	s.log.Info("trustlog/ledger: sequencing", "origin", s.Origin())
+	var lastCheckpoint time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lease.Lost():
+			s.log.Warn("trustlog/ledger: lost the sequencer lease")
+			return
+		default:
+		}
+		_, err := s.Sequence(ctx, st)
+		if err != nil && !errors.Is(err, ErrConflict) && ctx.Err() == nil {
+			s.log.Error("trustlog/ledger: sequencing failed", "err", err)
+		}
+		caughtUp := err == nil
+		if caughtUp || time.Since(lastCheckpoint) >= s.cfg.CheckpointEvery {
+			cp, err := s.Checkpoint(ctx, st)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Error("trustlog/ledger: checkpoint failed", "err", err)
+			case cp != nil:
+				lastCheckpoint = time.Now()
+			}
+		}
+		if sink != nil {
+			if err := s.PublishCheckpoints(ctx, st, sink); err != nil && ctx.Err() == nil {
+				s.log.Warn("trustlog/ledger: publishing checkpoints failed; will retry", "err", err)
+			}
+		}
+		if caughtUp {
+			sleep(ctx, s.cfg.Interval, lease.Lost())
+		}
+	}
+}
+
+// Sequence appends every operation that has no leaf yet to the log, in
+// transactions of BatchSize, and returns how many. Each leaf is the
+// operation's sealed encoding as stored (LeafData). While one batch is
+// appended the next is read (operations after the batch's last seq); the
+// stream ends with a read from the start, so a late commit with a lower
+// seq is taken too.
+func (s *Sequencer) Sequence(ctx context.Context, st Storage) (int, error) {
+	recs, err := st.Unsequenced(ctx, 0, s.cfg.BatchSize)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	size, err := st.TreeSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	r := newHashReader(ctx, st)
+	total := 0
+	for len(recs) > 0 && ctx.Err() == nil {
+		seqs, hashes, err := s.leaves(recs, size, r)
+		if err != nil {
+			return total, err
+		}
+		type next struct {
+			recs []core.Record
+			err  error
+		}
+		prefetch := make(chan next, 1)
+		go func(after int64) {
+			n, err := st.Unsequenced(ctx, after, s.cfg.BatchSize)
+			prefetch <- next{n, err}
+		}(seqs[len(seqs)-1])
+		err = st.Append(ctx, size, seqs, hashes)
+		nx := <-prefetch
+		if err != nil {
+			return total, err
+		}
+		total += len(seqs)
+		size += int64(len(seqs))
+		// Keep only the frontier hashes later leaves need: the cache would
+		// otherwise grow with the whole stream.
+		r.trim(size)
+		recs, err = nx.recs, nx.err
+		if err != nil {
+			return total, err
+		}
+		if len(recs) == 0 {
+			if recs, err = st.Unsequenced(ctx, 0, s.cfg.BatchSize); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// leaves computes the stored hashes of recs appended at size.
+func (s *Sequencer) leaves(recs []core.Record, size int64, r *hashReader) ([]int64, []tlog.Hash, error) {
+	seqs := make([]int64, len(recs))
+	hashes := make([]tlog.Hash, 0, 2*len(recs))
+	var buf []byte
+	for i := range recs {
+		n := size + int64(i)
+		leaf, err := recs[i].Op.AppendSealed(buf[:0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("ledger: operation %s (seq %d) cannot be a leaf: %w", recs[i].Op.OpID, recs[i].Seq, err)
+		}
+		buf = leaf
+		hs, err := tlog.StoredHashes(n, leaf, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		base := tlog.StoredHashIndex(0, n)
+		for j, h := range hs {
+			r.cache[base+int64(j)] = h
+		}
+		hashes = append(hashes, hs...)
+		seqs[i] = recs[i].Seq
+	}
+	return seqs, hashes, nil
+}
+
+// Checkpoint signs and stores a checkpoint of the current tree if it grew
+// since the last one, and returns it (nil if there was nothing to sign).
+// It never signs two inconsistent checkpoints: before signing it proves
+// that the tree extends the last signed checkpoint (a consistency proof
+// over the stored hashes, checked against the signed root), and it refuses
+// a tree smaller than a signed one.
+func (s *Sequencer) Checkpoint(ctx context.Context, st Storage) (*StoredCheckpoint, error) {
+	size, err := st.TreeSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := latest(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && prev.Size > size {
+		return nil, fmt.Errorf("%w: tree size %d is below the signed checkpoint %d: the tree was rolled back", ErrTampered, size, prev.Size)
+	}
+	if size == 0 || prev != nil && prev.Size == size {
+		return nil, nil
+	}
+	r := newHashReader(ctx, st)
+	root, err := tlog.TreeHash(size, r)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		pc, err := OpenCheckpoint(prev.Note, s.verifier)
+		if err != nil {
+			return nil, fmt.Errorf("the last checkpoint does not verify with this key: %w", err)
+		}
+		if pc.Size != prev.Size || pc.Root != prev.Root {
+			return nil, fmt.Errorf("%w: checkpoint %d's stored root differs from its signed one", ErrTampered, prev.Size)
+		}
+		proof, err := tlog.ProveTree(size, pc.Size, r)
+		if err != nil {
+			return nil, err
+		}
+		if err := tlog.CheckTree(proof, size, root, pc.Size, pc.Root); err != nil {
+			return nil, fmt.Errorf("%w: tree %d does not extend the signed checkpoint %d: %v", ErrTampered, size, pc.Size, err)
+		}
+	}
+	msg, err := SignCheckpoint(Checkpoint{Origin: s.Origin(), Size: size, Root: root}, s.signer)
+	if err != nil {
+		return nil, err
+	}
+	c := StoredCheckpoint{Size: size, Root: root, Note: msg, CreatedAt: time.Now()}
+	if err := st.SaveCheckpoint(ctx, c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// PublishCheckpoints sends stored checkpoints the sink does not have yet
+// (a copy outside the database), oldest first.
+func (s *Sequencer) PublishCheckpoints(ctx context.Context, st Storage, sink core.Sink) error {
+	cs, err := st.Checkpoints(ctx, CheckpointQuery{Unpublished: true, Limit: 100})
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	msgs := make([]core.Message, len(cs))
+	for i, c := range cs {
+		msgs[i] = CheckpointMessage(s.Origin(), c)
+	}
+	for i, err := range sink.Publish(ctx, msgs) {
+		if err != nil {
+			return fmt.Errorf("checkpoint %d: %w", cs[i].Size, err)
+		}
+		if err := st.MarkCheckpointPublished(ctx, cs[i].Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckpointMessage is the message that carries a signed checkpoint: kind
+// checkpoint, keyed by the origin, its id "checkpoint/<size>".
+func CheckpointMessage(origin string, c StoredCheckpoint) core.Message {
+	return core.Message{Kind: core.KindCheckpoint, Key: origin, ID: fmt.Sprintf("checkpoint/%d", c.Size), Payload: c.Note}
+}
+
+func sleep(ctx context.Context, d time.Duration, lost <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-lost:
+	case <-t.C:
+	}
+}
