@@ -194,4 +194,3 @@ func (s *Store) MarkCheckpointPublished(ctx context.Context, size int64) error {
 	}
 	return nil
 }
-
