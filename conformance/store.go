@@ -238,8 +238,11 @@ func testClaimInRecordOrder(t *testing.T, h StoreHarness) {
 		assert.Equal(t, core.StateInFlight, r.State)
 		assert.Equal(t, 1, r.Attempts)
 	}
+	after, err := h.Store.Claim(ctx, core.ClaimParams{Token: 8, Limit: 2, Lease: time.Minute, AfterSeq: recs[6].Seq})
+	require.NoError(t, err)
+	assert.Equal(t, seqsOf(recs[7:9]), seqsOf(after), "AfterSeq skips lower pending seqs")
 	rest := claim(t, h.Store, core.ClaimPending, 8, 100, time.Minute, false)
-	assert.Equal(t, seqsOf(recs[4:]), seqsOf(rest))
+	assert.Equal(t, append(seqsOf(recs[4:7]), recs[9].Seq), seqsOf(rest))
 	assert.Empty(t, claim(t, h.Store, core.ClaimPending, 9, 100, time.Minute, false), "claimed rows are not claimed again")
 	assert.Empty(t, claim(t, h.Store, core.ClaimDue, 9, 100, time.Minute, false), "nor by the retrier while the lease runs")
 	st, err := h.Store.Stats(ctx)
@@ -280,8 +283,10 @@ func testStaleSettle(t *testing.T, h StoreHarness) {
 		return len(b) == 3, err
 	})
 	assert.Equal(t, seqsOf(recs), seqsOf(b))
-	for _, r := range b {
+	for i, r := range b {
 		assert.Equal(t, 2, r.Attempts, "the abandoned claim counts as an attempt")
+		assert.Equal(t, int64(111), r.PrevToken, "the claim says who held the row before")
+		assert.Zero(t, a[i].PrevToken, "a first claim has no predecessor")
 	}
 	// A wakes up and settles with its old token: refused, nothing written.
 	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 111, Published: seqsOf(a)})

@@ -23,6 +23,7 @@ type Client struct {
 	mu       sync.Mutex
 	engines  []*Engine
 	attempts int
+	tel      *telemetry
 }
 
 // Open opens the store and sink named by cfg's URLs through the registered
@@ -99,6 +100,7 @@ func NewClient(store Store, sink Sink, cfg Config) (*Client, error) {
 		store: store, sink: sink, cfg: cfg,
 		log:      cmp.Or(cfg.Logger, slog.Default()),
 		attempts: cmp.Or(cfg.PublishAttempts, 3),
+		tel:      newTelemetry(cfg.Telemetry, sink),
 	}, nil
 }
 
@@ -125,6 +127,7 @@ func (c *Client) Record(ctx context.Context, ops ...*Operation) error {
 	if err := c.store.Insert(ctx, nil, ops); err != nil {
 		return err
 	}
+	c.tel.recorded.Add(ctx, int64(len(ops)))
 	c.wakeEngines()
 	return nil
 }
@@ -142,7 +145,11 @@ func (c *Client) RecordTx(ctx context.Context, tx Execer, ops ...*Operation) err
 	if err := c.prepare(ops); err != nil {
 		return err
 	}
-	return c.store.Insert(ctx, tx, ops)
+	if err := c.store.Insert(ctx, tx, ops); err != nil {
+		return err
+	}
+	c.tel.recorded.Add(ctx, int64(len(ops)))
+	return nil
 }
 
 func (c *Client) prepare(ops []*Operation) error {
@@ -227,6 +234,9 @@ func (c *Client) Engine() (*Engine, error) {
 	cfg := c.cfg.Engine
 	if cfg.Logger == nil {
 		cfg.Logger = c.log
+	}
+	if cfg.Telemetry == (Telemetry{}) {
+		cfg.Telemetry = c.cfg.Telemetry
 	}
 	e, err := NewEngine(c.store, c.sink, cfg)
 	if err != nil {

@@ -110,6 +110,15 @@ type EngineConfig struct {
 	// OnDead, if set, is called (from an engine goroutine; keep it short)
 	// with each operation the engine sends to dead.
 	OnDead func(DeadEvent)
+	// Telemetry says where metrics and traces go (default: OpenTelemetry's
+	// global providers, no-ops until the application installs an SDK).
+	Telemetry Telemetry
+	// Node names this relay, stably across restarts (say, the host or pod
+	// name; each relay process its own). Its claims carry it, so a
+	// restarted relay recognises the operations it was sending when it
+	// stopped (Message.Redelivery). Empty: a random name per process, and
+	// no redelivery is recognised after a restart.
+	Node string
 	// Ledger, if set, runs alongside the relay for as long as the engine
 	// does: the ledger's sequencer (ledger.NewSequencer) appends every
 	// stored operation to the Merkle log and publishes signed checkpoints
@@ -203,4 +212,7 @@ type Config struct {
 	PublishAttempts int
 	// Logger receives the client's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Telemetry says where metrics and traces go, for the client and the
+	// engines it creates (default: OpenTelemetry's global providers).
+	Telemetry Telemetry
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // settleTimeout bounds a settle or release. It runs on a context detached
@@ -46,6 +49,36 @@ type Engine struct {
 	// sink is unavailable; outageStreak grows the pause.
 	pauseUntil   atomic.Int64
 	outageStreak atomic.Int32
+
+	// nodeTag is the high half of every claim token (see token).
+	nodeTag uint32
+	tel     *telemetry
+	// ordered: the sink is a SequencedSink; dispatcher 0 keeps the ordered
+	// stream, above lastOrdered.
+	ordered     bool
+	lastOrdered int64
+}
+
+// Claim tokens: the node tag in the high 32 bits (who claimed), 30 random
+// bits, and the low bit set for a batch of the ordered stream.
+const orderedBit = 1
+
+func (e *Engine) token(ordered bool) int64 {
+	for {
+		t := int64(e.nodeTag)<<32 | rand.Int64N(1<<31)&^orderedBit
+		if ordered {
+			t |= orderedBit
+		}
+		if t != 0 {
+			return t
+		}
+	}
+}
+
+// redelivery reports whether a claimed record was last claimed by this
+// node in its ordered stream and never settled.
+func (e *Engine) redelivery(r *Record) bool {
+	return r.PrevToken != 0 && uint32(uint64(r.PrevToken)>>32) == e.nodeTag && r.PrevToken&orderedBit != 0
 }
 
 // EngineStats counts what an engine did since it started.
@@ -66,12 +99,21 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 	}
 	cfg = cfg.withDefaults(store.Capabilities())
 	abortCtx, abort := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		store: store, sink: sink, cfg: cfg, log: cfg.Logger,
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		abortCtx: abortCtx, abort: abort,
-	}, nil
+		tel:      newTelemetry(cfg.Telemetry, sink),
+	}
+	if cfg.Node != "" {
+		h := fnv.New32a()
+		h.Write([]byte(cfg.Node))
+		e.nodeTag = h.Sum32()
+	} else {
+		e.nodeTag = rand.Uint32()
+	}
+	return e, nil
 }
 
 // Config returns the engine's configuration with defaults applied.
@@ -136,11 +178,20 @@ func (e *Engine) Start(ctx context.Context) error {
 		}()
 		go func() { defer e.wg.Done(); <-e.stopping; cancel() }()
 	}
+	e.tel.observeStore(e.cfg.Telemetry, e.store)
+	if ss, ok := e.sink.(SequencedSink); ok {
+		last, err := ss.LastSequence(ctx)
+		if err != nil {
+			e.log.WarnContext(ctx, "trustlog: sink cannot say its last sequence; no ordered stream", "err", err)
+		} else {
+			e.ordered, e.lastOrdered = true, last
+		}
+	}
 	if e.sink != nil {
 		for i := 0; i < e.cfg.Workers; i++ {
-			e.startLoop(ClaimPending, e.cfg.PollInterval)
+			e.startLoop(ClaimPending, e.cfg.PollInterval, i == 0 && e.ordered)
 		}
-		e.startLoop(ClaimDue, e.cfg.RetryPoll)
+		e.startLoop(ClaimDue, e.cfg.RetryPoll, false)
 	}
 	e.log.InfoContext(ctx, "trustlog: engine started", "workers", e.cfg.Workers, "batch", e.cfg.BatchSize,
 		"lease", e.cfg.Lease.String(), "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval.String())
@@ -168,6 +219,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		<-done
 	}
 	e.abort()
+	e.tel.stop()
 	e.state.Store(2)
 	e.log.Info("trustlog: engine stopped", "published", e.published.Load(), "dead", e.dead.Load())
 	return err
@@ -187,11 +239,13 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // claimed is a batch on its way through the pipeline.
 type claimed struct {
-	token int64
-	recs  []Record
+	token   int64
+	ordered bool
+	recs    []Record
 	// expires is when the claim's lease runs out (measured from before
 	// the claim, so never later than the database's).
 	expires time.Time
+	span    trace.Span
 }
 
 // outcome is a published batch on its way to settle.
@@ -201,19 +255,22 @@ type outcome struct {
 	failed    []Failure
 	release   []int64
 	recs      []Record
+	span      trace.Span
 }
 
-// startLoop starts one claim → publish → settle pipeline.
-func (e *Engine) startLoop(src ClaimSource, poll time.Duration) {
+// startLoop starts one claim → publish → settle pipeline. The ordered
+// loop publishes its batches in claim order, so it alone can keep the
+// ordered stream.
+func (e *Engine) startLoop(src ClaimSource, poll time.Duration, ordered bool) {
 	toPublish := make(chan claimed, 1)
 	toSettle := make(chan outcome, 1)
 	e.wg.Add(3)
-	go func() { defer e.wg.Done(); e.claimLoop(src, poll, toPublish) }()
+	go func() { defer e.wg.Done(); e.claimLoop(src, poll, ordered, toPublish) }()
 	go func() { defer e.wg.Done(); e.publishLoop(toPublish, toSettle) }()
 	go func() { defer e.wg.Done(); e.settleLoop(toSettle) }()
 }
 
-func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, out chan<- claimed) {
+func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, out chan<- claimed) {
 	defer close(out)
 	errDelay := 100 * time.Millisecond
 	for {
@@ -228,11 +285,28 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, out chan<- claim
 			}
 			continue
 		}
-		token := newToken()
 		expires := time.Now().Add(e.cfg.Lease)
-		recs, err := e.store.Claim(e.abortCtx, ClaimParams{
-			Source: src, Token: token, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
-		})
+		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder}
+		var recs []Record
+		var err error
+		inOrder := false
+		if ordered {
+			// The ordered stream first; operations that came back below it
+			// (released, requeued) go out unordered.
+			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
+			if recs, err = e.store.Claim(e.abortCtx, p); err == nil && len(recs) > 0 {
+				inOrder = true
+				e.lastOrdered = recs[len(recs)-1].Seq
+			}
+		}
+		if err == nil && len(recs) == 0 {
+			p.Token, p.AfterSeq = e.token(false), 0
+			recs, err = e.store.Claim(e.abortCtx, p)
+		}
+		token := p.Token
+		if err == nil && len(recs) > 0 {
+			e.tel.claimDur.Record(context.Background(), time.Since(expires.Add(-e.cfg.Lease)).Seconds(), e.tel.sourceAttr[src])
+		}
 		if err != nil {
 			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", errDelay)
 			if !e.idle(errDelay, nil) {
@@ -255,10 +329,12 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, out chan<- claim
 		if src == ClaimPending && len(recs) == e.cfg.BatchSize {
 			e.Wake() // more is waiting: let an idle sibling start too
 		}
+		span := e.tel.batchSpan(src, expires.Add(-e.cfg.Lease), len(recs))
 		select {
-		case out <- claimed{token: token, recs: recs, expires: expires}:
+		case out <- claimed{token: token, ordered: inOrder, recs: recs, expires: expires, span: span}:
 		case <-e.stopping:
 			e.release(token, recs)
+			span.End()
 			return
 		}
 	}
@@ -285,6 +361,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 		case <-e.stopping:
 			// Claimed before the stop but not started: give it back.
 			e.release(b.token, b.recs)
+			b.span.End()
 			continue
 		default:
 		}
@@ -293,6 +370,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			// mid-publish and another worker publish it too: give it back.
 			e.log.Warn("trustlog: claim too close to its lease expiry, releasing", "rows", len(b.recs))
 			e.release(b.token, b.recs)
+			b.span.End()
 			continue
 		}
 		out <- e.publish(b)
@@ -303,7 +381,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 // longer matches its op_hash was altered after it was recorded: it is not
 // published and goes dead at once.
 func (e *Engine) publish(b claimed) outcome {
-	o := outcome{token: b.token, recs: b.recs}
+	o := outcome{token: b.token, recs: b.recs, span: b.span}
 	msgs := make([]Message, 0, len(b.recs))
 	idx := make([]int, 0, len(b.recs))
 	var buf []byte
@@ -320,6 +398,7 @@ func (e *Engine) publish(b claimed) outcome {
 			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true, Err: truncate(err.Error(), 1000)})
 			continue
 		}
+		m.Ordered, m.Redelivery = b.ordered, e.redelivery(r)
 		msgs = append(msgs, m)
 		idx = append(idx, i)
 	}
@@ -327,8 +406,11 @@ func (e *Engine) publish(b claimed) outcome {
 		return o
 	}
 	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
+	start := time.Now()
 	errs := e.sink.Publish(ctx, msgs)
 	cancel()
+	acked := time.Now()
+	e.tel.publishDur.Record(context.Background(), acked.Sub(start).Seconds(), e.tel.sinkAttr)
 	if len(errs) != len(msgs) {
 		errs = FailAll(len(msgs), fmt.Errorf("sink returned %d results for %d messages", len(errs), len(msgs)))
 	}
@@ -339,6 +421,7 @@ func (e *Engine) publish(b claimed) outcome {
 		switch {
 		case err == nil:
 			o.published = append(o.published, r.Seq)
+			e.tel.ackLatency.Record(context.Background(), acked.Sub(r.Op.CreatedAt).Seconds(), e.tel.sinkAttr)
 		case aborted:
 			o.release = append(o.release, r.Seq)
 		case IsUnavailable(err):
@@ -359,6 +442,11 @@ func (e *Engine) publish(b claimed) outcome {
 	if !unavailable && len(o.published) > 0 {
 		e.outageStreak.Store(0)
 	}
+	var perr error
+	if len(o.published) < len(msgs) {
+		perr = fmt.Errorf("%d of %d messages failed", len(msgs)-len(o.published), len(msgs))
+	}
+	e.tel.child(o.span, "publish", start, perr)
 	return o
 }
 
@@ -376,8 +464,11 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 	for o := range in {
 		e.batches.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		start := time.Now()
 		res, err := e.store.Settle(ctx, SettleParams{Token: o.token, Published: o.published, Failed: o.failed})
 		cancel()
+		e.tel.settleDur.Record(context.Background(), time.Since(start).Seconds())
+		e.tel.child(o.span, "settle", start, err)
 		if err != nil {
 			// The rows stay in flight; their lease expires and the retrier
 			// takes them back, so a published one may go out again.
@@ -387,6 +478,10 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			e.published.Add(int64(res.Published))
 			e.retried.Add(int64(res.Retrying))
 			e.dead.Add(int64(res.Dead))
+			bg := context.Background()
+			e.tel.published.Add(bg, int64(res.Published), e.tel.sinkAttr)
+			e.tel.retried.Add(bg, int64(res.Retrying), e.tel.sinkAttr)
+			e.tel.dead.Add(bg, int64(res.Dead), e.tel.sinkAttr)
 			e.stale.Add(int64(res.Stale))
 			if res.Stale > 0 {
 				e.log.Warn("trustlog: stale settle: lease expired and another worker claimed the rows", "rows", res.Stale)
@@ -395,6 +490,9 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 		}
 		if len(o.release) > 0 {
 			e.releaseSeqs(o.token, o.release)
+		}
+		if o.span != nil {
+			o.span.End()
 		}
 	}
 }
@@ -453,14 +551,6 @@ func Backoff(attempt int, base, max time.Duration, jitter float64) time.Duration
 		d = time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
 	}
 	return min(d, max)
-}
-
-func newToken() int64 {
-	for {
-		if t := rand.Int64(); t != 0 {
-			return t
-		}
-	}
 }
 
 // truncate makes s storable as last_error: valid UTF-8, no NUL, at most n

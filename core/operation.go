@@ -226,6 +226,11 @@ type Record struct {
 	PublishedAt time.Time
 	// UpdatedAt is the last change of the row.
 	UpdatedAt time.Time
+	// PrevToken is the token of the claim before the current one (0 if
+	// none, or if that claim was settled or released): in a Claim result,
+	// who last tried to publish the operation without recording an
+	// outcome.
+	PrevToken int64
 	// LeafIndex is the operation's position in the ledger's Merkle log, or
 	// -1 until the sequencer has taken it.
 	LeafIndex int64

@@ -38,6 +38,29 @@ type Message struct {
 	OpHash string
 	Signer string
 	Sign   []byte
+	// Ordered: the message belongs to this engine's ordered stream, whose
+	// seqs strictly increase from the SequencedSink's LastSequence on. A
+	// sink may use Seq as a broker-side sequence id for it.
+	Ordered bool
+	// Redelivery: this engine's node sent the operation before in its
+	// ordered stream and stopped before recording the outcome (it
+	// crashed): re-sending it with the same sequence id lets a
+	// deduplicating broker drop it if it had arrived.
+	Redelivery bool
+}
+
+// SequencedSink is implemented by sinks whose broker deduplicates by
+// producer and sequence id (Pulsar). The engine then keeps one ordered
+// stream: a dispatcher that claims only seqs above LastSequence and sends
+// them with Message.Ordered, so a sink can use each Seq as a sequence id
+// without ever sending a lower one after a higher (which the broker would
+// drop as a duplicate). Everything else (retries, operations released
+// back) is sent without that promise.
+type SequencedSink interface {
+	Sink
+	// LastSequence returns the highest sequence id the broker holds for
+	// this sink's producer (0 if none).
+	LastSequence(ctx context.Context) (int64, error)
 }
 
 // Header names every sink puts on a message, in this order.

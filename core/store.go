@@ -58,6 +58,9 @@ type ClaimParams struct {
 	// DOID is pending, in flight or retrying, so one object's operations
 	// reach the sink in record order even across workers and failures.
 	Strict bool
+	// AfterSeq, for ClaimPending, claims only operations with a larger seq
+	// (0: all). The engine's ordered stream uses it (see Message.Ordered).
+	AfterSeq int64
 }
 
 // Failure is one operation whose publishing failed.

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -47,16 +50,22 @@ type Config struct {
 	LeaseTTL time.Duration
 	// Logger receives the sequencer's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Telemetry: the sequencer reports trustlog.ledger.tree_size (gauge)
+	// and trustlog.ledger.sequenced (counter). Default: OpenTelemetry's
+	// global providers.
+	Telemetry core.Telemetry
 }
 
 // Sequencer appends stored operations to the store's Merkle log and signs
 // checkpoints of it. Run it in every relay process: a named lease makes
 // one of them the leader at a time. It implements core.LedgerRunner.
 type Sequencer struct {
-	cfg      Config
-	signer   note.Signer
-	verifier note.Verifier
-	log      *slog.Logger
+	cfg       Config
+	signer    note.Signer
+	verifier  note.Verifier
+	log       *slog.Logger
+	sequenced metric.Int64Counter
+	treeSize  atomic.Int64
 }
 
 // NewSequencer returns a sequencer signing with cfg.Key.
@@ -80,7 +89,19 @@ func NewSequencer(cfg Config) (*Sequencer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Sequencer{cfg: cfg, signer: signer, verifier: verifier, log: cfg.Logger}, nil
+	s := &Sequencer{cfg: cfg, signer: signer, verifier: verifier, log: cfg.Logger}
+	mp := cfg.Telemetry.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter("github.com/go-trustlog/trustlog/ledger")
+	s.sequenced, _ = m.Int64Counter("trustlog.ledger.sequenced", metric.WithDescription("Operations appended to the Merkle log."))
+	_, _ = m.Int64ObservableGauge("trustlog.ledger.tree_size", metric.WithDescription("Leaves in the Merkle log, as this sequencer last saw it."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(s.treeSize.Load())
+			return nil
+		}))
+	return s, nil
 }
 
 // ParseKey parses a note-format Ed25519 private key and derives the
@@ -217,6 +238,8 @@ func (s *Sequencer) Sequence(ctx context.Context, st Storage) (int, error) {
 		}
 		total += len(seqs)
 		size += int64(len(seqs))
+		s.sequenced.Add(ctx, int64(len(seqs)))
+		s.treeSize.Store(size)
 		// Keep only the frontier hashes later leaves need: the cache would
 		// otherwise grow with the whole stream.
 		r.trim(size)

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,10 +80,15 @@ func TestRecordRelayStatus(t *testing.T) {
 	assert.Equal(t, int64(50), st.Counts["pending"], "the bad input added nothing")
 
 	// relay runs until its context ends (SIGINT/SIGTERM in main).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan int)
 	go func() {
-		code, _, _ := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--batch", "10", "--poll", "10ms")
+		code, _, _ := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--batch", "10", "--poll", "10ms",
+			"--metrics-addr", metricsAddr)
 		done <- code
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -92,6 +100,11 @@ func TestRecordRelayStatus(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), "trustlog_operations_published_total", "--metrics-addr serves Prometheus metrics")
 	cancel()
 	assert.Equal(t, 0, <-done, "a signalled relay exits 0")
 	assert.Equal(t, int64(50), st.Counts["published"])

@@ -28,7 +28,7 @@ func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
 func (a *app) relayCmd() *cobra.Command {
 	var cfg core.EngineConfig
 	var migrate bool
-	var ledgerKey string
+	var ledgerKey, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Publish stored operations to the sink until interrupted",
@@ -45,13 +45,20 @@ lease), publishing them through the sink.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if metricsAddr != "" {
+				tel, err := a.serveMetrics(ctx, metricsAddr)
+				if err != nil {
+					return err
+				}
+				cfg.Telemetry = tel
+			}
 			strategy := core.StoreAndPublish
 			if ledgerKey != "" {
 				b, err := os.ReadFile(ledgerKey)
 				if err != nil {
 					return usagef("--ledger-key-file: %v", err)
 				}
-				seq, err := ledger.NewSequencer(ledger.Config{Key: string(b), Logger: a.log})
+				seq, err := ledger.NewSequencer(ledger.Config{Key: string(b), Logger: a.log, Telemetry: cfg.Telemetry})
 				if err != nil {
 					return usagef("--ledger-key-file %s: %v", ledgerKey, err)
 				}
@@ -79,6 +86,8 @@ lease), publishing them through the sink.`,
 	}
 	engineFlags(cmd.Flags(), &cfg)
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply migrations before relaying")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9464, path /metrics)")
+	cmd.Flags().StringVar(&cfg.Node, "node", "", "this relay's stable name (host or pod name): lets a restarted relay recognise its own unfinished sends")
 	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: also sequence every operation into the Merkle log and sign checkpoints with it; without --sink, only sequence (env TRUSTLOG_LEDGER_KEY_FILE)")
 	return cmd
 }

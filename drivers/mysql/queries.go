@@ -35,15 +35,15 @@ func after(p string) string { return "DATE_ADD(" + now + ", INTERVAL " + p + " M
 // keeps each claim on its (state, …) index: with most rows published the
 // optimizer otherwise sometimes walks the primary key.
 var queries = sqlstore.Queries{
-	ClaimPending: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE state = 0 ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimPendingStrict: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE c.state = 0 AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimDue: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_due)
+	ClaimPending: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
+		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
+	ClaimPendingStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_seq)
+		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
+	ClaimDue: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_due)
 		WHERE state IN (1, 2) AND due_at <= ` + now + ` ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimDueStrict: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
+	ClaimDueStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
 		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
+	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, prev_token = claim_token, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
 		updated_at = ` + now + ` WHERE seq {seqs}`,
 
 	SettlePublished: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,

@@ -66,7 +66,7 @@ func adoptOriginal(ctx context.Context, st *sqlstore.Store) error {
 		{"hash_alg", "VARCHAR(16) NOT NULL DEFAULT 'sha256'"}, {"op_hash", "VARCHAR(64) NOT NULL DEFAULT ''"},
 		{"signer", "VARCHAR(256) NOT NULL DEFAULT ''"}, {"sign", "VARCHAR(1024) NOT NULL DEFAULT ''"},
 		{"state", "TINYINT NOT NULL DEFAULT 0"}, {"attempts", "INT NOT NULL DEFAULT 0"},
-		{"due_at", "DATETIME(6) NULL"}, {"claim_token", "BIGINT NULL"}, {"last_error", "TEXT NULL"},
+		{"due_at", "DATETIME(6) NULL"}, {"claim_token", "BIGINT NULL"}, {"prev_token", "BIGINT NULL"}, {"last_error", "TEXT NULL"},
 		{"published_at", "DATETIME(6) NULL"}, {"leaf_index", "BIGINT NULL"},
 	} {
 		_, present := cols[c.name]

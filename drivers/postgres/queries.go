@@ -25,9 +25,9 @@ func micros(p string) string { return "(" + p + "::bigint * interval '1 microsec
 // since this statement's snapshot are re-checked against state = 0 and
 // dropped (READ COMMITTED's recheck), so no row is claimed twice.
 var queries = sqlstore.Queries{
-	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED`),
-	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND ` + noEarlier + `
-		ORDER BY c.seq LIMIT $3 FOR UPDATE SKIP LOCKED`),
+	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
+	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND c.seq > $3 AND ` + noEarlier + `
+		ORDER BY c.seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
 	ClaimDue: claim(`SELECT seq FROM {{.Op}} WHERE state IN (1, 2) AND due_at <= now()
 		ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED`),
 	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + noEarlier + `
@@ -84,9 +84,10 @@ const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e
 	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
 
 // claim wraps a candidate SELECT into the claiming UPDATE. Args: token,
-// lease (µs), limit.
+// lease (µs), [after seq,] limit. PostgreSQL evaluates every SET with the
+// row's old values, so prev_token gets the old claim_token.
 func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, claim_token = $1, attempts = attempts + 1,
+	return `UPDATE {{.Op}} SET state = 1, prev_token = claim_token, claim_token = $1, attempts = attempts + 1,
 		due_at = now() + ` + micros("$2") + `, updated_at = now()
 		WHERE seq = ANY(ARRAY(` + candidates + `)) RETURNING ` + sqlstore.Columns
 }

@@ -27,9 +27,9 @@ const now = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
 // full scan, which is ten times slower.
 var queries = sqlstore.Queries{
 	ClaimPending: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending
-		WHERE state = 0 ORDER BY seq LIMIT ?`),
+		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?`),
 	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_pending
-		WHERE c.state = 0 AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
+		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
 	ClaimDue: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due
 		WHERE state IN (1, 2) AND due_at <= ` + now + ` ORDER BY due_at LIMIT ?`),
 	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
@@ -101,10 +101,12 @@ var queries = sqlstore.Queries{
 const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e INDEXED BY {{.Prefix}}operation_doid
 	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
 
-// claim wraps a candidate SELECT (last parameter: limit) into the claiming
-// UPDATE. Args: token, lease (µs), limit.
+// claim wraps a candidate SELECT ([after seq,] limit) into the claiming
+// UPDATE. Args: token, lease (µs), [after seq,] limit. SQLite evaluates
+// every SET with the row's old values, so prev_token gets the old
+// claim_token.
 func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, claim_token = ?, attempts = attempts + 1,
+	return `UPDATE {{.Op}} SET state = 1, prev_token = claim_token, claim_token = ?, attempts = attempts + 1,
 		due_at = ` + now + ` + ?, updated_at = ` + now + `
 		WHERE seq IN (` + candidates + `) RETURNING ` + sqlstore.Columns
 }

@@ -71,12 +71,14 @@ type Dialect struct {
 // clock; durations are bound as microseconds.
 type Queries struct {
 	// ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict claim a
-	// batch. Args: token, lease (µs), limit. They return Columns.
+	// batch, setting prev_token to the claim_token the row had. Args:
+	// token, lease (µs), then for the pending claims the seq to claim
+	// after, then limit. They return Columns.
 	//
 	// When ClaimUpdate is set they are instead SELECT ... FOR UPDATE SKIP
-	// LOCKED statements (args: limit) returning Columns before the claim,
-	// and ClaimUpdate (args: token, lease (µs), {seqs}) marks the selected
-	// rows in the same transaction.
+	// LOCKED statements (args: [after seq,] limit) returning
+	// ClaimSelectColumns before the claim, and ClaimUpdate (args: token,
+	// lease (µs), {seqs}) marks the selected rows in the same transaction.
 	ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict string
 	ClaimUpdate                                                string
 	// SettlePublished marks rows published. Args: token, {seqs}.
@@ -145,7 +147,13 @@ type Queries struct {
 // this order (see scanRecord).
 const Columns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
 	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index"
+	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, prev_token"
+
+// ClaimSelectColumns is Columns for a two-step claim's SELECT: the row's
+// current claim_token is what becomes its prev_token.
+const ClaimSelectColumns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
+	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
+	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, claim_token"
 
 // InsertColumns is the column list of inserts, in bind order.
 const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +

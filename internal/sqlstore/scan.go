@@ -59,12 +59,12 @@ func scanRecord(rows rowScanner, r *core.Record) error {
 		source, hashAlg, sign       string
 		created, due, pub, updated  flexTime
 		state                       int16
-		leaf                        sql.NullInt64
+		leaf, prev                  sql.NullInt64
 	)
 	op := &r.Op
 	if err := rows.Scan(&r.Seq, &op.OpID, &source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
 		&op.Actor, &op.ProducerID, &hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &clientIP, &serverIP,
-		&created, &op.OpHash, &op.Signer, &sign, &state, &r.Attempts, &lastErr, &due, &pub, &updated, &leaf); err != nil {
+		&created, &op.OpHash, &op.Signer, &sign, &state, &r.Attempts, &lastErr, &due, &pub, &updated, &leaf, &prev); err != nil {
 		return err
 	}
 	op.Source, op.HashAlg = core.Source(source), core.HashAlg(hashAlg)
@@ -79,6 +79,7 @@ func scanRecord(rows rowScanner, r *core.Record) error {
 	}
 	r.State, r.LastError = core.State(state), lastErr.String
 	r.DueAt, r.PublishedAt, r.UpdatedAt = due.t, pub.t, updated.t
+	r.PrevToken = prev.Int64
 	r.LeafIndex = -1
 	if leaf.Valid {
 		r.LeafIndex = leaf.Int64

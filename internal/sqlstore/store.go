@@ -252,10 +252,14 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	var err error
 	defer s.writing()()
 	err = s.retrying(ctx, func() error {
+		args := []any{p.Limit}
+		if p.Source == core.ClaimPending {
+			args = []any{p.AfterSeq, p.Limit}
+		}
 		if s.q.ClaimUpdate == "" {
-			recs, err = s.queryRecords(ctx, s.db, q, p.Token, p.Lease.Microseconds(), p.Limit)
+			recs, err = s.queryRecords(ctx, s.db, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...)
 		} else {
-			recs, err = s.claimTwoStep(ctx, q, p)
+			recs, err = s.claimTwoStep(ctx, q, p, args)
 		}
 		return err
 	})
@@ -267,13 +271,14 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	return recs, nil
 }
 
-func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams) ([]core.Record, error) {
+func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams, args []any) ([]core.Record, error) {
 	tx, err := s.db.BeginTx(ctx, s.d.ClaimTx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	recs, err := s.queryRecords(ctx, tx, sel, p.Limit)
+	// The SELECT returns the current claim_token in prev_token's place.
+	recs, err := s.queryRecords(ctx, tx, sel, args...)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}

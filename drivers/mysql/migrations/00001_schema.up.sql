@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     -- retrying: next attempt; in_flight: lease expiry (UTC)
     due_at             DATETIME(6)  NULL,
     claim_token        BIGINT       NULL,
+    -- the token of the claim before this one: who last tried to publish
+    prev_token         BIGINT  NULL,
     last_error         TEXT         NULL,
     published_at       DATETIME(6)  NULL,
     -- position in the ledger's Merkle log; NULL until sequenced

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS {{.Op}} (
     -- retrying: next attempt; in_flight: lease expiry
     due_at             TIMESTAMPTZ  NULL,
     claim_token        BIGINT       NULL,
+    -- the token of the claim before this one: who last tried to publish
+    prev_token         BIGINT  NULL,
     last_error         TEXT         NULL,
     published_at       TIMESTAMPTZ  NULL,
     -- position in the ledger's Merkle log; NULL until sequenced

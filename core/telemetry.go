@@ -1,0 +1,155 @@
+package core
+
+import (
+	"context"
+	"path"
+	"reflect"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Telemetry says where metrics and traces go. The zero value uses
+// OpenTelemetry's global providers, which do nothing until the application
+// installs an SDK: trustlog depends on the OpenTelemetry API only.
+type Telemetry struct {
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+// instrumentationName scopes every trustlog instrument and span.
+const instrumentationName = "github.com/go-trustlog/trustlog"
+
+// The instruments, by name:
+//
+//	trustlog.operations.recorded   counter    operations stored by Record/RecordTx
+//	                                          (RecordTx counts when its insert succeeds,
+//	                                          before the caller commits)
+//	trustlog.operations.published  counter    {sink}
+//	trustlog.operations.retried    counter    {sink}
+//	trustlog.operations.dead       counter    {sink}
+//	trustlog.claim.duration        histogram  seconds, {source}
+//	trustlog.publish.duration      histogram  seconds, {sink}
+//	trustlog.settle.duration       histogram  seconds
+//	trustlog.commit_to_ack         histogram  seconds from created_at to the sink's ack, {sink}
+//	trustlog.operations.unsettled  gauge      pending + in flight + retrying
+//	trustlog.oldest_unsettled_age  gauge      seconds
+//
+// and one span per batch, "trustlog.batch", with children "claim",
+// "publish" and "settle".
+type telemetry struct {
+	tracer                   trace.Tracer
+	recorded                 metric.Int64Counter
+	published, retried, dead metric.Int64Counter
+	claimDur, publishDur     metric.Float64Histogram
+	settleDur, ackLatency    metric.Float64Histogram
+	sinkAttr                 metric.MeasurementOption
+	sourceAttr               [2]metric.MeasurementOption // by ClaimSource
+	unsettled                metric.Int64ObservableGauge
+	oldestAge                metric.Float64ObservableGauge
+	registration             metric.Registration
+}
+
+func newTelemetry(t Telemetry, sink Sink) *telemetry {
+	mp, tp := t.MeterProvider, t.TracerProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	m := mp.Meter(instrumentationName)
+	tel := &telemetry{tracer: tp.Tracer(instrumentationName)}
+	// Instrument creation only fails on invalid names; ours are constant.
+	tel.recorded, _ = m.Int64Counter("trustlog.operations.recorded", metric.WithDescription("Operations stored by Record and RecordTx."))
+	tel.published, _ = m.Int64Counter("trustlog.operations.published", metric.WithDescription("Operations the sink accepted and the store settled."))
+	tel.retried, _ = m.Int64Counter("trustlog.operations.retried", metric.WithDescription("Publishing attempts that failed and will be retried."))
+	tel.dead, _ = m.Int64Counter("trustlog.operations.dead", metric.WithDescription("Operations sent to dead."))
+	sec := metric.WithUnit("s")
+	tel.claimDur, _ = m.Float64Histogram("trustlog.claim.duration", sec, metric.WithDescription("Time to claim a batch."))
+	tel.publishDur, _ = m.Float64Histogram("trustlog.publish.duration", sec, metric.WithDescription("Time to publish a batch."))
+	tel.settleDur, _ = m.Float64Histogram("trustlog.settle.duration", sec, metric.WithDescription("Time to settle a batch."))
+	tel.ackLatency, _ = m.Float64Histogram("trustlog.commit_to_ack", sec, metric.WithDescription("Time from an operation's created_at to the sink's ack."))
+	tel.sinkAttr = metric.WithAttributes(attribute.String("sink", sinkName(sink)))
+	tel.sourceAttr[ClaimPending] = metric.WithAttributes(attribute.String("source", "pending"))
+	tel.sourceAttr[ClaimDue] = metric.WithAttributes(attribute.String("source", "due"))
+	return tel
+}
+
+// observeStore registers the store gauges; stop unregisters them.
+func (tel *telemetry) observeStore(t Telemetry, store Store) {
+	mp := t.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(instrumentationName)
+	tel.unsettled, _ = m.Int64ObservableGauge("trustlog.operations.unsettled", metric.WithDescription("Operations pending, in flight or retrying."))
+	tel.oldestAge, _ = m.Float64ObservableGauge("trustlog.oldest_unsettled_age", metric.WithUnit("s"), metric.WithDescription("Age of the oldest unsettled operation."))
+	tel.registration, _ = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err := store.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(tel.unsettled, st.Counts[StatePending]+st.Counts[StateInFlight]+st.Counts[StateRetrying])
+		age := 0.0
+		if !st.OldestUnsettled.IsZero() {
+			age = time.Since(st.OldestUnsettled).Seconds()
+		}
+		o.ObserveFloat64(tel.oldestAge, age)
+		return nil
+	}, tel.unsettled, tel.oldestAge)
+}
+
+func (tel *telemetry) stop() {
+	if tel.registration != nil {
+		tel.registration.Unregister()
+	}
+}
+
+// batchSpan starts a batch's span and its claim child, both back-dated to
+// when the claim began.
+func (tel *telemetry) batchSpan(src ClaimSource, start time.Time, n int) trace.Span {
+	source := "pending"
+	if src == ClaimDue {
+		source = "due"
+	}
+	ctx, span := tel.tracer.Start(context.Background(), "trustlog.batch", trace.WithTimestamp(start),
+		trace.WithAttributes(attribute.String("trustlog.source", source), attribute.Int("trustlog.batch.size", n)))
+	_, claim := tel.tracer.Start(ctx, "claim", trace.WithTimestamp(start))
+	claim.End()
+	return span
+}
+
+// child records a finished stage of a batch.
+func (tel *telemetry) child(parent trace.Span, name string, start time.Time, err error) {
+	if parent == nil {
+		return
+	}
+	ctx := trace.ContextWithSpan(context.Background(), parent)
+	_, s := tel.tracer.Start(ctx, name, trace.WithTimestamp(start))
+	if err != nil {
+		s.SetStatus(codes.Error, err.Error())
+	}
+	s.End()
+}
+
+// sinkName is the short name of a sink's package ("memory", "kafka").
+func sinkName(s Sink) string {
+	if s == nil {
+		return "none"
+	}
+	t := reflect.TypeOf(s)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if p := t.PkgPath(); p != "" {
+		return path.Base(p)
+	}
+	return t.String()
+}
