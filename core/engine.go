@@ -104,7 +104,7 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		abortCtx: abortCtx, abort: abort,
-		tel:      newTelemetry(cfg.Telemetry, sink),
+		tel: newTelemetry(cfg.Telemetry, sink),
 	}
 	if cfg.Node != "" {
 		h := fnv.New32a()
