@@ -1,0 +1,381 @@
+package pulsar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	pc "github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/redact"
+)
+
+func init() {
+	d := core.SinkDriverFunc(func(ctx context.Context, url string) (core.Sink, error) {
+		return Open(url)
+	})
+	core.RegisterSink("pulsar", d)
+	core.RegisterSink("pulsar+ssl", d)
+}
+
+// Defaults of Config.
+const (
+	SendTimeoutDefault   = 10 * time.Second
+	BatchDelayDefault    = time.Millisecond
+	BatchMessagesDefault = 1000
+	OpTimeoutDefault     = 10 * time.Second
+)
+
+// Config configures a Pulsar sink. Open parses it from a URL; New takes it
+// directly.
+type Config struct {
+	// ServiceURL is the broker, pulsar://host:6650 or pulsar+ssl://host:6651.
+	ServiceURL string
+	// Topic is the full topic name, persistent://tenant/namespace/topic.
+	Topic string
+	// ProducerName names the producer, stably across restarts (each relay
+	// its own). With the namespace's deduplication on, the broker then
+	// drops what a crashed relay had sent before it could record it (see
+	// the package documentation). Empty: the broker names it, and a
+	// restarted relay's re-sends are not deduplicated.
+	ProducerName string
+	// NoBatching sends one message per request (default: batching on).
+	NoBatching bool
+	// BatchDelay and BatchMessages bound a producer batch (defaults 1ms,
+	// 1000; the engine hands over whole batches already).
+	BatchDelay    time.Duration
+	BatchMessages int
+	// SendTimeout bounds a send (default 10s).
+	SendTimeout time.Duration
+	// OperationTimeout bounds lookups and producer creation (default 10s).
+	OperationTimeout time.Duration
+	// Token authenticates with a JWT (token authentication).
+	Token string
+	// TLSTrustCertsFile is the CA bundle for pulsar+ssl; TLSAllowInsecure
+	// skips verification (tests only).
+	TLSTrustCertsFile string
+	TLSAllowInsecure  bool
+	// Logger receives the client library's warnings (default: discarded
+	// below warning level through slog.Default()).
+	Logger *slog.Logger
+}
+
+// ParseURL parses pulsar://host:6650/persistent://tenant/ns/topic (or
+// pulsar+ssl://) with the parameters producer_name, batching (true,
+// false), batch_delay, batch_messages, send_timeout, operation_timeout,
+// token, tls_trust_certs and tls_allow_insecure. Unknown parameters are
+// an error.
+func ParseURL(raw string) (Config, error) {
+	var c Config
+	bad := func(format string, args ...any) (Config, error) {
+		return c, fmt.Errorf("%w: pulsar URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
+	}
+	scheme := core.Scheme(raw)
+	if scheme != "pulsar" && scheme != "pulsar+ssl" {
+		return bad("scheme must be pulsar or pulsar+ssl")
+	}
+	rest := strings.TrimPrefix(raw[len(scheme):], "://")
+	if rest == raw[len(scheme):] {
+		return bad("want %s://host:port/persistent://tenant/namespace/topic", scheme)
+	}
+	host, topicPart, ok := strings.Cut(rest, "/")
+	if !ok || host == "" {
+		return bad("want %s://host:port/persistent://tenant/namespace/topic", scheme)
+	}
+	topic, query, _ := strings.Cut(topicPart, "?")
+	if !strings.HasPrefix(topic, "persistent://") && !strings.HasPrefix(topic, "non-persistent://") ||
+		strings.Count(strings.SplitN(topic, "://", 2)[1], "/") != 2 {
+		return bad("topic %q is not persistent://tenant/namespace/topic", topic)
+	}
+	c.ServiceURL, c.Topic = scheme+"://"+host, topic
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return bad("query: %v", err)
+	}
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		switch k {
+		case "producer_name":
+			c.ProducerName = v
+		case "batching", "tls_allow_insecure":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return bad("%s must be true or false", k)
+			}
+			if k == "batching" {
+				c.NoBatching = !b
+			} else {
+				c.TLSAllowInsecure = b
+			}
+		case "batch_delay", "send_timeout", "operation_timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return bad("%s must be a duration like 1ms", k)
+			}
+			switch k {
+			case "batch_delay":
+				c.BatchDelay = d
+			case "send_timeout":
+				c.SendTimeout = d
+			default:
+				c.OperationTimeout = d
+			}
+		case "batch_messages":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return bad("batch_messages must be a positive integer")
+			}
+			c.BatchMessages = n
+		case "token":
+			c.Token = v
+		case "tls_trust_certs":
+			c.TLSTrustCertsFile = v
+		default:
+			return bad("unknown parameter %q", k)
+		}
+	}
+	return c, nil
+}
+
+// Sink publishes to one Pulsar topic with
+// github.com/apache/pulsar-client-go. It is a core.SequencedSink.
+type Sink struct {
+	cfg       Config
+	client    pc.Client
+	main      pc.Producer // the ordered stream: sequence id = store seq
+	unordered pc.Producer // everything else: sequence ids of its own
+	mu        sync.Mutex
+	closed    bool
+}
+
+// Open parses a pulsar URL (see ParseURL) and returns a sink, connected.
+func Open(rawURL string) (*Sink, error) {
+	c, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return New(c)
+}
+
+// New connects a sink for c: it creates the client and the producers.
+func New(c Config) (*Sink, error) {
+	if c.ServiceURL == "" || c.Topic == "" {
+		return nil, &core.ConfigError{Field: "ServiceURL", Reason: "a service URL and a topic are required"}
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = SendTimeoutDefault
+	}
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = OpTimeoutDefault
+	}
+	if c.BatchDelay == 0 {
+		c.BatchDelay = BatchDelayDefault
+	}
+	if c.BatchMessages == 0 {
+		c.BatchMessages = BatchMessagesDefault
+	}
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	opts := pc.ClientOptions{
+		URL: c.ServiceURL, OperationTimeout: c.OperationTimeout, ConnectionTimeout: c.OperationTimeout,
+		TLSTrustCertsFilePath: c.TLSTrustCertsFile, TLSAllowInsecureConnection: c.TLSAllowInsecure,
+		Logger: plog.NewLoggerWithSlog(logger.With("component", "pulsar-client")),
+	}
+	if c.Token != "" {
+		opts.Authentication = pc.NewAuthenticationToken(c.Token)
+	}
+	client, err := pc.NewClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
+	}
+	s := &Sink{cfg: c, client: client}
+	producer := func(name string) (pc.Producer, error) {
+		return client.CreateProducer(pc.ProducerOptions{
+			Topic: c.Topic, Name: name, SendTimeout: c.SendTimeout, DisableBatching: c.NoBatching,
+			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages),
+		})
+	}
+	if s.main, err = producer(c.ProducerName); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
+	}
+	unorderedName := ""
+	if c.ProducerName != "" {
+		unorderedName = c.ProducerName + "-unordered"
+	}
+	if s.unordered, err = producer(unorderedName); err != nil {
+		s.main.Close()
+		client.Close()
+		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
+	}
+	return s, nil
+}
+
+// LastSequence implements core.SequencedSink: the highest sequence id the
+// broker holds from the main producer (what a restarted relay's producer
+// learns when it connects).
+func (s *Sink) LastSequence(context.Context) (int64, error) {
+	return max(s.main.LastSequenceID(), 0), nil
+}
+
+// Publish implements core.Sink with SendAsync, one result per message from
+// its callback. Messages of the engine's ordered stream, and re-sends of
+// them after a crash, go through the main producer with the store seq as
+// sequence id, so a deduplicating broker drops a re-send of what it
+// already holds; every other message goes through a second producer with
+// sequence ids of its own, which the broker never mistakes for a
+// duplicate. Properties carry the core.Message headers; the key is the
+// DOID.
+func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
+	errs := make([]error, len(msgs))
+	if len(msgs) == 0 {
+		return errs
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return core.FailAll(len(msgs), core.Unavailable(core.ErrClosed))
+	}
+	var mu sync.Mutex
+	pending := len(msgs)
+	answered := make([]bool, len(msgs))
+	done := make(chan struct{})
+	finish := func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if pending == 0 || answered[i] {
+			return // results already returned (ctx ended)
+		}
+		errs[i], answered[i] = classify(err), true
+		if pending--; pending == 0 {
+			close(done)
+		}
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		props := make(map[string]string, 8)
+		for _, h := range m.Headers() {
+			props[h[0]] = h[1]
+		}
+		pm := &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props}
+		p := s.unordered
+		if (m.Ordered || m.Redelivery) && m.Seq > 0 && m.Kind == core.KindOperation {
+			seq := m.Seq
+			pm.SequenceID = &seq
+			p = s.main
+		}
+		p.SendAsync(ctx, pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { finish(i, err) })
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		for i := range errs {
+			if !answered[i] {
+				errs[i] = core.Unavailable(fmt.Errorf("pulsar: no receipt: %w", ctx.Err()))
+			}
+		}
+		pending = 0
+		mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]error, len(errs))
+	copy(out, errs)
+	return out
+}
+
+// classify marks conditions of the broker or the connection as
+// core.Unavailable and refusals of the message itself as core.Permanent.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pc.Error
+	if errors.As(err, &pe) {
+		switch pe.Result() {
+		case pc.MessageTooBig, pc.InvalidMessage:
+			return core.Permanent(err)
+		case pc.TimeoutError, pc.ProducerQueueIsFull, pc.ProducerClosed, pc.ConnectError, pc.TopicNotFound,
+			pc.ProducerBlockedQuotaExceededException, pc.ClientMemoryBufferIsFull, pc.ServiceUnitNotReady,
+			pc.TooManyLookupRequestException, pc.AuthenticationError, pc.AuthorizationError:
+			return core.Unavailable(err)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return core.Unavailable(err)
+	}
+	return err
+}
+
+// Close flushes and closes the producers and the client; it is
+// idempotent.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.main.Close()
+	s.unordered.Close()
+	s.client.Close()
+	return nil
+}
+
+// Replay implements core.Replayer with a non-durable consumer (every
+// partition) from the earliest message, or from since, up to the end of
+// the topic as of the call.
+func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
+	parts, err := s.client.TopicPartitions(s.cfg.Topic)
+	if err != nil {
+		return fmt.Errorf("pulsar: partitions of %s: %w", s.cfg.Topic, err)
+	}
+	for _, part := range parts {
+		if err := s.replayPartition(ctx, part, since, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sink) replayPartition(ctx context.Context, topic string, since time.Time, fn func(core.Delivered) error) error {
+	r, err := s.client.CreateReader(pc.ReaderOptions{Topic: topic, StartMessageID: pc.EarliestMessageID()})
+	if err != nil {
+		return fmt.Errorf("pulsar: reader on %s: %w", topic, err)
+	}
+	defer r.Close()
+	if !since.IsZero() {
+		if err := r.SeekByTime(since); err != nil {
+			return fmt.Errorf("pulsar: seek %s: %w", topic, err)
+		}
+	}
+	for r.HasNext() {
+		m, err := r.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("pulsar: read %s: %w", topic, err)
+		}
+		props := m.Properties()
+		h := make(map[string]string, len(props))
+		for k, v := range props {
+			h[k] = v
+		}
+		if err := fn(core.Delivered{Key: m.Key(), ID: h[core.HeaderOpID], Payload: m.Payload(), Headers: h,
+			Position: m.ID().String(), Time: m.PublishTime()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
