@@ -30,6 +30,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"StrictClaimHoldsBackObject", testStrictClaim},
 		{"StaleSettleRefused", testStaleSettle},
 		{"ReleaseRestoresState", testRelease},
+		{"ExpiredClaimsAreSticky", testSticky},
 		{"RetryBecomesDue", testRetryDue},
 		{"DeadListAndRequeue", testDeadRequeue},
 		{"ConcurrentClaimsDisjoint", testConcurrentClaims},
@@ -585,4 +586,35 @@ func testScan(t *testing.T, h StoreHarness) {
 	assert.Equal(t, core.StatePublished, all[0].State)
 	assert.Equal(t, core.StateInFlight, all[1].State)
 	assert.Equal(t, core.StatePending, all[2].State)
+}
+
+// testSticky: an expired claim goes back to the node that held it at
+// once, and to other nodes only after the grace period.
+func testSticky(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	const nodeA, nodeB = int64(5), int64(7)
+	recs := record(t, h.Store, newOps(2, 2)...)
+	held := claim(t, h.Store, core.ClaimPending, nodeA<<40|1<<33, 10, time.Second, false)
+	require.Len(t, held, 2)
+	time.Sleep(1100 * time.Millisecond)
+	other, err := h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeB<<40 | 2, Limit: 10, Lease: time.Minute,
+		Node: nodeB, Grace: time.Hour})
+	require.NoError(t, err)
+	assert.Empty(t, other, "another node waits for the grace period")
+	var own []core.Record
+	eventually(t, ctx, "the owner takes its expired claims back", func() (bool, error) {
+		var err error
+		own, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeA<<40 | 3<<33, Limit: 10,
+			Lease: time.Second, Node: nodeA, Grace: time.Hour})
+		return len(own) == 2, err
+	})
+	assert.Equal(t, seqsOf(recs), seqsOf(own))
+	assert.Equal(t, nodeA<<40|1<<33, own[0].PrevToken)
+	// Expired again; after the grace, any node may take them.
+	time.Sleep(1100 * time.Millisecond)
+	eventually(t, ctx, "another node takes them after the grace", func() (bool, error) {
+		got, err := h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeB<<40 | 4, Limit: 10, Lease: time.Minute,
+			Node: nodeB, Grace: time.Millisecond})
+		return len(got) == 2, err
+	})
 }

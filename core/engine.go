@@ -50,35 +50,45 @@ type Engine struct {
 	pauseUntil   atomic.Int64
 	outageStreak atomic.Int32
 
-	// nodeTag is the high half of every claim token (see token).
-	nodeTag uint32
-	tel     *telemetry
+	// nodeTag and epoch head every claim token (see token).
+	nodeTag int64
+	epoch   int64
+	// lastAtStart is the sink's last sequence when the engine started.
+	lastAtStart int64
+	tel         *telemetry
 	// ordered: the sink is a SequencedSink; dispatcher 0 keeps the ordered
 	// stream, above lastOrdered.
 	ordered     bool
 	lastOrdered int64
 }
 
-// Claim tokens: the node tag in the high 32 bits (who claimed), 30 random
-// bits, and the low bit set for a batch of the ordered stream.
-const orderedBit = 1
+// Claim tokens, from the high bit down: 0, the node tag (23 bits: which
+// relay), the epoch (8 bits: which run of it), 31 random bits, and the low
+// bit set for a batch of the ordered stream.
+const (
+	orderedBit = 1
+	nodeShift  = 40
+	epochShift = 32
+)
 
 func (e *Engine) token(ordered bool) int64 {
-	for {
-		t := int64(e.nodeTag)<<32 | rand.Int64N(1<<31)&^orderedBit
-		if ordered {
-			t |= orderedBit
-		}
-		if t != 0 {
-			return t
-		}
+	t := e.nodeTag<<nodeShift | e.epoch<<epochShift | rand.Int64N(1<<31)<<1
+	if ordered {
+		t |= orderedBit
 	}
+	return t
 }
 
-// redelivery reports whether a claimed record was last claimed by this
-// node in its ordered stream and never settled.
+// redelivery reports whether a claimed record was sent, in its ordered
+// stream, by an earlier run of this node that stopped before recording
+// the outcome, with a seq at or below the last sequence the broker held
+// when this run started. Under in-order persistence such a message is on
+// the broker; re-sending it with its sequence id lets the broker drop it.
+// One above it never reached the broker and goes out as a new message.
 func (e *Engine) redelivery(r *Record) bool {
-	return r.PrevToken != 0 && uint32(uint64(r.PrevToken)>>32) == e.nodeTag && r.PrevToken&orderedBit != 0
+	p := r.PrevToken
+	return p != 0 && p>>nodeShift == e.nodeTag && (p>>epochShift)&0xff != e.epoch &&
+		p&orderedBit != 0 && r.Seq <= e.lastAtStart
 }
 
 // EngineStats counts what an engine did since it started.
@@ -109,10 +119,11 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 	if cfg.Node != "" {
 		h := fnv.New32a()
 		h.Write([]byte(cfg.Node))
-		e.nodeTag = h.Sum32()
+		e.nodeTag = int64(h.Sum32() & (1<<23 - 1))
 	} else {
-		e.nodeTag = rand.Uint32()
+		e.nodeTag = rand.Int64N(1 << 23)
 	}
+	e.epoch = rand.Int64N(256)
 	return e, nil
 }
 
@@ -184,7 +195,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err != nil {
 			e.log.WarnContext(ctx, "trustlog: sink cannot say its last sequence; no ordered stream", "err", err)
 		} else {
-			e.ordered, e.lastOrdered = true, last
+			e.ordered, e.lastOrdered, e.lastAtStart = true, last, last
 		}
 	}
 	if e.sink != nil {
@@ -286,7 +297,8 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			continue
 		}
 		expires := time.Now().Add(e.cfg.Lease)
-		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder}
+		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
+			Node: e.nodeTag, Grace: e.cfg.Lease}
 		var recs []Record
 		var err error
 		inOrder := false

@@ -61,6 +61,12 @@ type ClaimParams struct {
 	// AfterSeq, for ClaimPending, claims only operations with a larger seq
 	// (0: all). The engine's ordered stream uses it (see Message.Ordered).
 	AfterSeq int64
+	// Node and Grace, for ClaimDue: an expired claim whose token carries
+	// this node tag (token >> 40) is taken back as soon as it expires; an
+	// expired claim of another node only Grace after it expired. A relay
+	// that restarts quickly thus re-sends its own unfinished work.
+	Node  int64
+	Grace time.Duration
 }
 
 // Failure is one operation whose publishing failed.

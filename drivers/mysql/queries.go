@@ -39,10 +39,10 @@ var queries = sqlstore.Queries{
 		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimPendingStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_seq)
 		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimDue: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_due)
-		WHERE state IN (1, 2) AND due_at <= ` + now + ` ORDER BY due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
+	ClaimDue: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
+		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimDueStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
+		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, prev_token = claim_token, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
 		updated_at = ` + now + ` WHERE seq {seqs}`,
 
@@ -97,6 +97,11 @@ var queries = sqlstore.Queries{
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
 }
+
+// sticky lets a node take back its own expired claims as soon as they
+// expire, and others only after a grace period: a relay that restarts
+// quickly re-sends what it was sending. Args: node tag, grace (µs).
+const sticky = `(c.state = 2 OR c.claim_token >> 40 = ? OR c.due_at <= ` + "DATE_SUB(" + now + ", INTERVAL ? MICROSECOND))"
 
 // noEarlier is strict order's condition on a candidate c: no earlier
 // operation of its DOID is pending, in flight or retrying. The

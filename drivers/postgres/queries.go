@@ -28,10 +28,10 @@ var queries = sqlstore.Queries{
 	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
 	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND c.seq > $3 AND ` + noEarlier + `
 		ORDER BY c.seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
-	ClaimDue: claim(`SELECT seq FROM {{.Op}} WHERE state IN (1, 2) AND due_at <= now()
-		ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED`),
-	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + noEarlier + `
-		ORDER BY c.due_at LIMIT $3 FOR UPDATE SKIP LOCKED`),
+	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `
+		ORDER BY c.due_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
+	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `
+		AND ` + noEarlier + ` ORDER BY c.due_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
 
 	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = now(), due_at = NULL, claim_token = NULL,
 		updated_at = now() WHERE claim_token = $1 AND state = 1 AND seq {seqs}`,
@@ -77,6 +77,11 @@ var queries = sqlstore.Queries{
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
 }
+
+// sticky lets a node take back its own expired claims as soon as they
+// expire, and others only after a grace period: a relay that restarts
+// quickly re-sends what it was sending. Args $3: node tag, $4: grace (µs).
+const sticky = `(c.state = 2 OR c.claim_token >> 40 = $3 OR c.due_at <= now() - ` + "($4::bigint * interval '1 microsecond'))"
 
 // noEarlier is strict order's condition on a candidate c: no earlier
 // operation of its DOID is pending, in flight or retrying.

@@ -30,10 +30,10 @@ var queries = sqlstore.Queries{
 		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?`),
 	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_pending
 		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
-	ClaimDue: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due
-		WHERE state IN (1, 2) AND due_at <= ` + now + ` ORDER BY due_at LIMIT ?`),
+	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
+		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ?`),
 	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ?`),
+		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ?`),
 
 	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,
 		updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
@@ -95,6 +95,11 @@ var queries = sqlstore.Queries{
 	LeaseRenew:   `UPDATE {{.Lease}} SET expires_at = ` + now + ` + ? WHERE name = ? AND holder = ?`,
 	LeaseRelease: `DELETE FROM {{.Lease}} WHERE name = ? AND holder = ?`,
 }
+
+// sticky lets a node take back its own expired claims as soon as they
+// expire, and others only after a grace period: a relay that restarts
+// quickly re-sends what it was sending. Args: node tag, grace (µs).
+const sticky = `(c.state = 2 OR c.claim_token >> 40 = ? OR c.due_at <= ` + now + ` - ?)`
 
 // noEarlier is strict order's condition on a candidate c: no earlier
 // operation of its DOID is pending, in flight or retrying.

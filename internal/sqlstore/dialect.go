@@ -73,10 +73,11 @@ type Queries struct {
 	// ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict claim a
 	// batch, setting prev_token to the claim_token the row had. Args:
 	// token, lease (µs), then for the pending claims the seq to claim
-	// after, then limit. They return Columns.
+	// after and for the due claims the node tag and the grace (µs), then
+	// limit. They return Columns.
 	//
 	// When ClaimUpdate is set they are instead SELECT ... FOR UPDATE SKIP
-	// LOCKED statements (args: [after seq,] limit) returning
+	// LOCKED statements (args: as above without token and lease) returning
 	// ClaimSelectColumns before the claim, and ClaimUpdate (args: token,
 	// lease (µs), {seqs}) marks the selected rows in the same transaction.
 	ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict string

@@ -252,7 +252,7 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	var err error
 	defer s.writing()()
 	err = s.retrying(ctx, func() error {
-		args := []any{p.Limit}
+		args := []any{p.Node, p.Grace.Microseconds(), p.Limit}
 		if p.Source == core.ClaimPending {
 			args = []any{p.AfterSeq, p.Limit}
 		}
