@@ -1,0 +1,429 @@
+// Package chaos proves the guarantees the way production breaks: whole
+// relay processes killed with SIGKILL and restarted, the database
+// restarted, the broker gone for 30 seconds, while writers commit and roll
+// back operations. It runs only with TRUSTLOG_CHAOS=1 (CI sets it): it
+// starts private database servers, builds and runs the trustlog binary,
+// and takes minutes.
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	_ "github.com/go-trustlog/trustlog/drivers/mysql"
+	_ "github.com/go-trustlog/trustlog/drivers/postgres"
+	"github.com/go-trustlog/trustlog/internal/benchkit"
+	"github.com/go-trustlog/trustlog/internal/dbserver"
+	"github.com/go-trustlog/trustlog/ledger"
+)
+
+// binary is the trustlog command, built once for the whole run.
+var binary string
+
+func TestMain(m *testing.M) {
+	if os.Getenv("TRUSTLOG_CHAOS") == "1" {
+		dir, err := os.MkdirTemp("", "trustlog-chaos-bin-")
+		if err != nil {
+			panic(err)
+		}
+		binary = filepath.Join(dir, "trustlog")
+		out, err := exec.Command("go", "build", "-o", binary, "github.com/go-trustlog/trustlog/cmd/trustlog").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "chaos: build trustlog: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// settings of a run, from the environment.
+type settings struct {
+	ops       int           // TRUSTLOG_CHAOS_OPS (100000)
+	objects   int           // DOIDs (3000)
+	relays    int           // relay processes (4)
+	batch     int           // relay --batch (200)
+	killEvery time.Duration // ~2s
+	outage    time.Duration // TRUSTLOG_CHAOS_OUTAGE (30s)
+}
+
+func load() settings {
+	return settings{
+		ops: benchkit.EnvInt("TRUSTLOG_CHAOS_OPS", 100_000), objects: 3000, relays: 4, batch: 200,
+		killEvery: 2 * time.Second,
+		outage:    time.Duration(benchkit.EnvInt("TRUSTLOG_CHAOS_OUTAGE_SECONDS", 30)) * time.Second,
+	}
+}
+
+// broker is a message broker the test can take down and read back.
+type broker interface {
+	// sinkURL is the sink URL relay node uses.
+	sinkURL(node string) string
+	stop()
+	restart()
+	// read returns everything on the topic, through the broker's consumer.
+	read(ctx context.Context) ([]core.Delivered, error)
+	// maxDuplicates is what the run may duplicate, given the kills.
+	maxDuplicates(batch, kills, relays int) int
+}
+
+// Result is one run's figures, as RELIABILITY.md reports them.
+type Result struct {
+	Database    string        `json:"database"`
+	Broker      string        `json:"broker"`
+	Operations  int           `json:"operations"`
+	Committed   int           `json:"committed"`
+	RolledBack  int           `json:"rolled_back"`
+	Kills       int           `json:"kills"`
+	DBRestarts  int           `json:"db_restarts"`
+	Outage      time.Duration `json:"broker_outage"`
+	Lost        int           `json:"lost"`
+	Phantom     int           `json:"phantom"`
+	Duplicates  int           `json:"duplicates"`
+	OrderBroken int           `json:"order_broken"`
+	DrainAfter  time.Duration `json:"drain_after_recovery"`
+	Total       time.Duration `json:"total"`
+	Ledger      int64         `json:"ledger_leaves"`
+}
+
+func TestChaos(t *testing.T) {
+	if os.Getenv("TRUSTLOG_CHAOS") != "1" {
+		t.Skip("set TRUSTLOG_CHAOS=1 to run the chaos test (it starts private database servers, kills relay processes and takes minutes)")
+	}
+	for _, db := range []string{"postgres", "mariadb"} {
+		for _, b := range brokers {
+			t.Run(db+"/"+b.name, func(t *testing.T) {
+				require.NoError(t, dbserver.Available(db))
+				run(t, load(), db, b.name, b.start(t))
+			})
+		}
+	}
+}
+
+// brokers are the brokers the chaos test runs against.
+var brokers []struct {
+	name  string
+	start func(t *testing.T) broker
+}
+
+type relay struct {
+	node    string
+	args    []string
+	log     *os.File
+	cmd     *exec.Cmd
+	done    chan error
+	running bool
+}
+
+func (r *relay) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(binary, r.args...)
+	cmd.Stdout, cmd.Stderr = r.log, r.log
+	require.NoError(t, cmd.Start())
+	r.cmd, r.done, r.running = cmd, make(chan error, 1), true
+	go func() { r.done <- cmd.Wait() }()
+}
+
+func (r *relay) kill() {
+	if !r.running {
+		return
+	}
+	r.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.done
+	r.running = false
+}
+
+// term stops the relay with SIGTERM and returns its exit code (-1 if it
+// did not exit within the limit).
+func (r *relay) term(limit time.Duration) int {
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	defer func() { r.running = false }()
+	select {
+	case <-r.done:
+		return r.cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		r.cmd.Process.Kill()
+		<-r.done
+		return -1
+	}
+}
+
+func run(t *testing.T, s settings, dbKind, brokerName string, b broker) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	began := time.Now()
+	res := Result{Database: dbKind, Broker: brokerName, Operations: s.ops, Outage: s.outage}
+	srv := dbserver.Start(t, dbKind)
+	store, err := core.OpenStore(ctx, srv.URL)
+	require.NoError(t, err)
+	defer store.Close()
+	require.NoError(t, store.Migrate(ctx))
+	db := store.(interface{ Bun() *bun.DB }).Bun()
+
+	dir := t.TempDir()
+	lskey, lvkey, err := core.GenerateEd25519("chaos.trustlog.test/log")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "log.key"), []byte(lskey), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "log.pub"), []byte(lvkey), 0o644))
+	signKey, _, err := core.GenerateEd25519("chaos.trustlog.test/signer")
+	require.NoError(t, err)
+	signer, err := core.NewEd25519Signer(signKey)
+	require.NoError(t, err)
+
+	relays := make([]*relay, s.relays)
+	for i := range relays {
+		node := fmt.Sprintf("relay-%d", i)
+		f, err := os.Create(filepath.Join(dir, node+".log"))
+		require.NoError(t, err)
+		defer f.Close()
+		relays[i] = &relay{node: node, log: f, args: []string{
+			"--log-format", "json", "--store", srv.URL, "--sink", b.sinkURL(node), "relay",
+			"--node", node, "--strict", "--batch", strconv.Itoa(s.batch), "--lease", "4s", "--publish-timeout", "2s",
+			"--poll", "50ms", "--backoff", "50ms", "--backoff-max", "2s", "--max-attempts", "1000",
+			"--shutdown-timeout", "5s", "--ledger-key-file", filepath.Join(dir, "log.key"),
+		}}
+		relays[i].start(t)
+	}
+	defer func() {
+		for _, r := range relays {
+			r.kill()
+		}
+	}()
+
+	// Writers: transactions of 10 operations over s.objects DOIDs, every
+	// 10th rolled back. A commit that fails may still have committed; such
+	// operations are looked up once the database is back.
+	client, err := core.NewClient(store, nil, core.Config{Strategy: core.StoreOnly, Signer: signer})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var committed, rolled, unsure []string
+	var wg sync.WaitGroup
+	const writers, perTx = 4, 10
+	next := make(chan int, 64)
+	go func() {
+		for i := 0; i < s.ops; i += perTx {
+			next <- i
+		}
+		close(next)
+	}()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for base := range next {
+				ops := make([]*core.Operation, perTx)
+				for j := range ops {
+					ops[j] = conformance.NewOp(fmt.Sprintf("chaos-%d", rand.IntN(s.objects)), base+j)
+				}
+				rollback := (base/perTx)%10 == 9
+				var commitErr error
+				for attempt := 0; ; attempt++ {
+					tx, err := db.BeginTx(ctx, nil)
+					if err == nil {
+						if err = client.RecordTx(ctx, tx, ops...); err == nil {
+							if rollback {
+								err = tx.Rollback()
+								break
+							}
+							commitErr = tx.Commit()
+							break
+						}
+						tx.Rollback()
+					}
+					for _, op := range ops { // a fresh attempt records new operations
+						op.OpID, op.OpHash, op.Sign, op.Signer = "", "", nil, ""
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				mu.Lock()
+				for _, op := range ops {
+					switch {
+					case rollback:
+						rolled = append(rolled, op.OpID)
+					case commitErr != nil:
+						unsure = append(unsure, op.OpID)
+					default:
+						committed = append(committed, op.OpID)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+
+	// Chaos: a relay killed and restarted every ~2s, the database restarted
+	// once, the broker gone for s.outage once.
+	outageStart := 12 * time.Second
+	stopAt := outageStart + s.outage + 5*time.Second
+	dbRestarted, brokerDown, brokerBack := false, false, false
+	tick := time.NewTicker(s.killEvery)
+	for start := time.Now(); ; {
+		select {
+		case <-ctx.Done():
+			t.Fatal("chaos phase timed out")
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		r := relays[rand.IntN(len(relays))]
+		r.kill()
+		res.Kills++
+		r.start(t)
+		if !dbRestarted && el > 6*time.Second {
+			require.NoError(t, srv.Restart())
+			dbRestarted = true
+			res.DBRestarts++
+		}
+		if !brokerDown && el > outageStart {
+			b.stop()
+			brokerDown = true
+		}
+		if brokerDown && !brokerBack && el > outageStart+s.outage {
+			b.restart()
+			brokerBack = true
+		}
+		if brokerBack && el > stopAt {
+			select {
+			case <-writersDone:
+				tick.Stop()
+				goto settle
+			default:
+			}
+		}
+	}
+settle:
+	recovered := time.Now()
+	// Everything committed reaches published; nothing goes dead.
+	var st core.Stats
+	require.Eventually(t, func() bool {
+		st, err = store.Stats(ctx)
+		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateInFlight]+st.Counts[core.StateRetrying] == 0
+	}, 5*time.Minute, 200*time.Millisecond, "the relays drain everything after the chaos")
+	res.DrainAfter = time.Since(recovered)
+	assert.Zero(t, st.Counts[core.StateDead], "nothing went dead")
+
+	// SIGTERM: every relay exits 0 in time, nothing stays in flight.
+	for _, r := range relays {
+		assert.Equal(t, 0, r.term(15*time.Second), "%s exits cleanly on SIGTERM", r.node)
+	}
+	st, err = store.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, st.Counts[core.StateInFlight], "nothing left in flight after the relays stopped")
+
+	for _, id := range unsure {
+		if _, err := store.Get(ctx, id); err == nil {
+			committed = append(committed, id)
+		} else {
+			rolled = append(rolled, id)
+		}
+	}
+	res.Committed, res.RolledBack = len(committed), len(rolled)
+	assert.Equal(t, int64(len(committed)), st.Counts[core.StatePublished], "every committed operation is published")
+
+	// What a consumer reads.
+	got, err := b.read(ctx)
+	require.NoError(t, err)
+	count := map[string]int{}
+	var firsts []core.Delivered
+	for _, d := range got {
+		if d.Headers[core.HeaderKind] == string(core.KindCheckpoint) {
+			continue
+		}
+		if count[d.ID] == 0 {
+			firsts = append(firsts, d)
+		}
+		count[d.ID]++
+	}
+	for _, id := range committed {
+		if count[id] == 0 {
+			res.Lost++
+		}
+	}
+	for _, id := range rolled {
+		if count[id] > 0 {
+			res.Phantom++
+		}
+	}
+	for _, n := range count {
+		res.Duplicates += n - 1
+	}
+	// Strict order: per DOID, first deliveries in record (seq) order.
+	seqOf := map[string]int64{}
+	for after := int64(0); ; {
+		page, err := store.Scan(ctx, core.ScanParams{AfterSeq: after, Limit: 5000})
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			seqOf[r.Op.OpID] = r.Seq
+		}
+		after = page[len(page)-1].Seq
+	}
+	last := map[string]int64{}
+	for _, d := range firsts {
+		if sq := seqOf[d.ID]; sq < last[d.Key] {
+			res.OrderBroken++
+		} else {
+			last[d.Key] = sq
+		}
+	}
+
+	// The ledger holds every committed operation and verifies.
+	ls := store.(ledger.Storage)
+	require.Eventually(t, func() bool {
+		n, err := ls.TreeSize(ctx)
+		res.Ledger = n
+		return err == nil && n == int64(len(committed))
+	}, 2*time.Minute, 200*time.Millisecond, "the ledger catches up")
+	out, err := exec.CommandContext(ctx, binary, "--store", srv.URL, "verify", "--key", filepath.Join(dir, "log.pub")).CombinedOutput()
+	assert.NoError(t, err, "trustlog verify passes on the ledger: %s", out)
+
+	res.Total = time.Since(began)
+	t.Logf("chaos %s/%s: ops %d committed %d rolled back %d kills %d db restarts %d outage %s | lost %d phantom %d duplicates %d order broken %d | drained %s after recovery, total %s",
+		dbKind, brokerName, res.Operations, res.Committed, res.RolledBack, res.Kills, res.DBRestarts, res.Outage,
+		res.Lost, res.Phantom, res.Duplicates, res.OrderBroken, res.DrainAfter.Round(time.Millisecond), res.Total.Round(time.Second))
+	report(t, res)
+	assert.Zero(t, res.Lost, "lost")
+	assert.Zero(t, res.Phantom, "phantom")
+	assert.Zero(t, res.OrderBroken, "per-DOID order in strict mode")
+	assert.LessOrEqual(t, res.Duplicates, b.maxDuplicates(s.batch, res.Kills, s.relays), "duplicates")
+}
+
+// report appends a run's figures to $TRUSTLOG_CHAOS_REPORT (JSON lines).
+func report(t *testing.T, r Result) {
+	path := os.Getenv("TRUSTLOG_CHAOS_REPORT")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Errorf("report: %v", err)
+		return
+	}
+	defer f.Close()
+	json.NewEncoder(f).Encode(r)
+}
+
