@@ -426,4 +426,3 @@ func report(t *testing.T, r Result) {
 	defer f.Close()
 	json.NewEncoder(f).Encode(r)
 }
-
