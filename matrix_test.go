@@ -10,6 +10,7 @@ import (
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
 // stores and sinks are the conformance harnesses of every driver and sink
@@ -24,9 +25,10 @@ var (
 	sinks = map[string]conformance.NewSinkFunc{
 		"memory": memorytest.Harness,
 		"kafka":  kafkatest.Harness,
+		"pulsar": pulsartest.Harness,
 	}
 	// aliases are extra schemes of a registered driver or sink.
-	aliases = map[string]bool{"file": true, "postgresql": true, "mariadb": true}
+	aliases = map[string]bool{"file": true, "postgresql": true, "mariadb": true, "pulsar+ssl": true}
 )
 
 // TestMatrix runs the whole suite for every store × sink pair.

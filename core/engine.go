@@ -191,10 +191,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.tel.observeStore(e.cfg.Telemetry, e.store)
 	if ss, ok := e.sink.(SequencedSink); ok {
-		last, err := ss.LastSequence(ctx)
-		if err != nil {
+		last, granted, err := ss.OrderedStream(ctx)
+		switch {
+		case err != nil:
 			e.log.WarnContext(ctx, "trustlog: sink cannot say its last sequence; no ordered stream", "err", err)
-		} else {
+		case granted:
 			e.ordered, e.lastOrdered, e.lastAtStart = true, last, last
 		}
 	}
@@ -231,6 +232,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.abort()
 	e.tel.stop()
+	if ss, ok := e.sink.(SequencedSink); ok && e.ordered {
+		ss.EndOrderedStream()
+	}
 	e.state.Store(2)
 	e.log.Info("trustlog: engine stopped", "published", e.published.Load(), "dead", e.dead.Load())
 	return err

@@ -50,17 +50,21 @@ type Message struct {
 }
 
 // SequencedSink is implemented by sinks whose broker deduplicates by
-// producer and sequence id (Pulsar). The engine then keeps one ordered
-// stream: a dispatcher that claims only seqs above LastSequence and sends
-// them with Message.Ordered, so a sink can use each Seq as a sequence id
-// without ever sending a lower one after a higher (which the broker would
-// drop as a duplicate). Everything else (retries, operations released
-// back) is sent without that promise.
+// producer and sequence id (Pulsar). An engine then keeps one ordered
+// stream: a dispatcher that claims only seqs above the broker's last
+// sequence and sends them with Message.Ordered, so a sink can use each Seq
+// as a sequence id without ever sending a lower one after a higher (which
+// the broker would drop as a duplicate). Everything else (retries,
+// operations released back) is sent without that promise.
 type SequencedSink interface {
 	Sink
-	// LastSequence returns the highest sequence id the broker holds for
-	// this sink's producer (0 if none).
-	LastSequence(ctx context.Context) (int64, error)
+	// OrderedStream grants the ordered stream to one engine at a time: it
+	// returns the highest sequence id the broker holds for the sink's
+	// producer (0 if none), and ok false if another engine holds the
+	// stream.
+	OrderedStream(ctx context.Context) (last int64, ok bool, err error)
+	// EndOrderedStream gives the stream back.
+	EndOrderedStream()
 }
 
 // Header names every sink puts on a message, in this order.

@@ -154,6 +154,14 @@ type Sink struct {
 	unordered pc.Producer // everything else: sequence ids of its own
 	mu        sync.Mutex
 	closed    bool
+	streaming bool // an engine holds the ordered stream
+
+	// mainMu orders sends through main: ids must leave in increasing
+	// order. startLast is the broker's last sequence when the producer
+	// connected, lastSent the highest id sent since.
+	mainMu    sync.Mutex
+	startLast int64
+	lastSent  int64
 }
 
 // Open parses a pulsar URL (see ParseURL) and returns a sink, connected.
@@ -209,6 +217,8 @@ func New(c Config) (*Sink, error) {
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
 	}
+	s.startLast = max(s.main.LastSequenceID(), 0)
+	s.lastSent = s.startLast
 	unorderedName := ""
 	if c.ProducerName != "" {
 		unorderedName = c.ProducerName + "-unordered"
@@ -221,11 +231,27 @@ func New(c Config) (*Sink, error) {
 	return s, nil
 }
 
-// LastSequence implements core.SequencedSink: the highest sequence id the
-// broker holds from the main producer (what a restarted relay's producer
-// learns when it connects).
-func (s *Sink) LastSequence(context.Context) (int64, error) {
-	return max(s.main.LastSequenceID(), 0), nil
+// OrderedStream implements core.SequencedSink: one engine at a time keeps
+// the ordered stream, from the highest sequence id the broker holds from
+// the main producer (what a restarted relay's producer learns when it
+// connects) or sent since.
+func (s *Sink) OrderedStream(context.Context) (int64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streaming {
+		return 0, false, nil
+	}
+	s.streaming = true
+	s.mainMu.Lock()
+	defer s.mainMu.Unlock()
+	return s.lastSent, true, nil
+}
+
+// EndOrderedStream implements core.SequencedSink.
+func (s *Sink) EndOrderedStream() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streaming = false
 }
 
 // Publish implements core.Sink with SendAsync, one result per message from
@@ -262,6 +288,7 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 			close(done)
 		}
 	}
+	s.mainMu.Lock()
 	for i := range msgs {
 		m := &msgs[i]
 		props := make(map[string]string, 8)
@@ -270,13 +297,20 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		}
 		pm := &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props}
 		p := s.unordered
-		if (m.Ordered || m.Redelivery) && m.Seq > 0 && m.Kind == core.KindOperation {
+		// Whatever the engines promise, an id goes out through main only
+		// if the broker cannot mistake it for a duplicate of something
+		// else: above every id main sent, or a re-send of what the broker
+		// held when main connected.
+		if m.Kind == core.KindOperation && m.Seq > 0 &&
+			(m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
 			seq := m.Seq
 			pm.SequenceID = &seq
 			p = s.main
+			s.lastSent = max(s.lastSent, seq)
 		}
 		p.SendAsync(ctx, pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { finish(i, err) })
 	}
+	s.mainMu.Unlock()
 	select {
 	case <-done:
 	case <-ctx.Done():
