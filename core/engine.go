@@ -60,6 +60,9 @@ type Engine struct {
 	// stream, above lastOrdered.
 	ordered     bool
 	lastOrdered int64
+	// orderedBroken ends the ordered stream for the rest of this run: an
+	// ordered batch's outcome could not be recorded (see settleLoop).
+	orderedBroken atomic.Bool
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
@@ -271,6 +274,9 @@ type outcome struct {
 	release   []int64
 	recs      []Record
 	span      trace.Span
+	// settled, for a batch of the ordered stream that did not all go
+	// out, is closed once its outcome is recorded (see publishLoop).
+	settled chan struct{}
 }
 
 // startLoop starts one claim → publish → settle pipeline. The ordered
@@ -306,7 +312,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		var recs []Record
 		var err error
 		inOrder := false
-		if ordered {
+		if ordered && !e.orderedBroken.Load() {
 			// The ordered stream first; operations that came back below it
 			// (released, requeued) go out unordered.
 			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
@@ -370,14 +376,26 @@ func (e *Engine) idle(d time.Duration, wake <-chan struct{}) bool {
 	}
 }
 
+// publishLoop publishes claimed batches one after the other.
+//
+// A batch of the ordered stream that did not all go out holds the loop
+// until its outcome is recorded. The sink's deduplication keys on the
+// highest sequence it holds: were a later ordered batch to reach it while
+// a failed message still carried its ordered claim, a crash at that moment
+// would have the next run re-send the failed message as a redelivery below
+// the broker's last sequence, and the broker would drop it. Recording the
+// failure clears the claim, so the message goes out again as a new one.
+// If it cannot be recorded the ordered stream ends for this run.
 func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 	defer close(out)
 	for b := range in {
+		if b.ordered && e.orderedBroken.Load() {
+			b.ordered = false
+		}
 		select {
 		case <-e.stopping:
 			// Claimed before the stop but not started: give it back.
-			e.release(b.token, b.recs)
-			b.span.End()
+			e.giveBack(b)
 			continue
 		default:
 		}
@@ -385,11 +403,34 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			// The batch waited so long that its lease could run out
 			// mid-publish and another worker publish it too: give it back.
 			e.log.Warn("trustlog: claim too close to its lease expiry, releasing", "rows", len(b.recs))
-			e.release(b.token, b.recs)
-			b.span.End()
+			e.giveBack(b)
 			continue
 		}
-		out <- e.publish(b)
+		o := e.publish(b)
+		if b.ordered && (len(o.failed) > 0 || len(o.release) > 0) {
+			o.settled = make(chan struct{})
+		}
+		out <- o
+		if o.settled != nil {
+			<-o.settled
+		}
+	}
+}
+
+// giveBack releases a claimed batch that was not published.
+func (e *Engine) giveBack(b claimed) {
+	if err := e.release(b.token, b.recs); err != nil && b.ordered {
+		e.breakOrdered(err)
+	}
+	b.span.End()
+}
+
+// breakOrdered ends the ordered stream for the rest of this run: every
+// later batch goes out as new messages, duplicates after a crash rather
+// than a loss.
+func (e *Engine) breakOrdered(err error) {
+	if !e.orderedBroken.Swap(true) {
+		e.log.Warn("trustlog: an ordered batch's outcome could not be recorded; ordered stream ends for this run", "err", err)
 	}
 }
 
@@ -505,7 +546,15 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			e.reportFailures(o)
 		}
 		if len(o.release) > 0 {
-			e.releaseSeqs(o.token, o.release)
+			if rerr := e.releaseSeqs(o.token, o.release); err == nil {
+				err = rerr
+			}
+		}
+		if o.settled != nil {
+			if err != nil {
+				e.breakOrdered(err)
+			}
+			close(o.settled)
 		}
 		if o.span != nil {
 			o.span.End()
@@ -534,20 +583,22 @@ func (e *Engine) reportFailures(o outcome) {
 	}
 }
 
-func (e *Engine) release(token int64, recs []Record) {
+func (e *Engine) release(token int64, recs []Record) error {
 	seqs := make([]int64, len(recs))
 	for i := range recs {
 		seqs[i] = recs[i].Seq
 	}
-	e.releaseSeqs(token, seqs)
+	return e.releaseSeqs(token, seqs)
 }
 
-func (e *Engine) releaseSeqs(token int64, seqs []int64) {
+func (e *Engine) releaseSeqs(token int64, seqs []int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	if _, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs}); err != nil {
+	_, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs})
+	if err != nil {
 		e.log.Error("trustlog: release failed; the rows come back when their lease expires", "err", err, "rows", len(seqs))
 	}
+	return err
 }
 
 // backoff is the delay before attempt number attempts+1.

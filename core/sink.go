@@ -39,8 +39,9 @@ type Message struct {
 	Signer string
 	Sign   []byte
 	// Ordered: the message belongs to this engine's ordered stream, whose
-	// seqs strictly increase from the SequencedSink's LastSequence on. A
-	// sink may use Seq as a broker-side sequence id for it.
+	// seqs strictly increase from the last sequence the SequencedSink's
+	// OrderedStream returned. A sink may use Seq as a broker-side sequence
+	// id for it.
 	Ordered bool
 	// Redelivery: this engine's node sent the operation before in its
 	// ordered stream and stopped before recording the outcome (it
@@ -56,6 +57,14 @@ type Message struct {
 // as a sequence id without ever sending a lower one after a higher (which
 // the broker would drop as a duplicate). Everything else (retries,
 // operations released back) is sent without that promise.
+//
+// The engine records the outcome of an ordered batch in which anything
+// failed before it sends the next ordered batch (and ends the stream for
+// the run if it cannot), so a failed message never carries its ordered
+// claim while a higher sequence reaches the broker: after a crash, every
+// Redelivery at or below the broker's last sequence is one the broker
+// holds, provided the sink sends the stream's messages in order and does
+// not give up on one while sending later ones.
 type SequencedSink interface {
 	Sink
 	// OrderedStream grants the ordered stream to one engine at a time: it

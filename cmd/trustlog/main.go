@@ -29,6 +29,7 @@ import (
 	"github.com/go-trustlog/trustlog/internal/redact"
 	_ "github.com/go-trustlog/trustlog/sinks/kafka"
 	_ "github.com/go-trustlog/trustlog/sinks/memory"
+	_ "github.com/go-trustlog/trustlog/sinks/pulsar"
 )
 
 // Exit codes.
@@ -68,7 +69,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "trustlog: "+redactErr(err))
+	msg := redactErr(err)
+	if !strings.HasPrefix(msg, "trustlog") {
+		msg = "trustlog: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
 	var ue usageError
 	var ve verifyError
 	var vale *core.ValidationError

@@ -53,7 +53,12 @@ type Config struct {
 	// 1000; the engine hands over whole batches already).
 	BatchDelay    time.Duration
 	BatchMessages int
-	// SendTimeout bounds a send (default 10s).
+	// SendTimeout bounds a send of a message outside the ordered stream
+	// (default 10s). The ordered stream's producer never gives up on a
+	// message it holds: it keeps them, in order, until the broker has them
+	// (the engine's publish timeout bounds how long a batch waits for its
+	// receipts). One it timed out while a later one got through would be a
+	// gap the broker's deduplication could then hide.
 	SendTimeout time.Duration
 	// OperationTimeout bounds lookups and producer creation (default 10s).
 	OperationTimeout time.Duration
@@ -63,8 +68,8 @@ type Config struct {
 	// skips verification (tests only).
 	TLSTrustCertsFile string
 	TLSAllowInsecure  bool
-	// Logger receives the client library's warnings (default: discarded
-	// below warning level through slog.Default()).
+	// Logger receives the client library's warnings and errors (default
+	// slog.Default()); its info lines are dropped.
 	Logger *slog.Logger
 }
 
@@ -162,6 +167,9 @@ type Sink struct {
 	mainMu    sync.Mutex
 	startLast int64
 	lastSent  int64
+	// sequenced: startLast is known, so the sink offers its ordered
+	// stream.
+	sequenced bool
 }
 
 // Open parses a pulsar URL (see ParseURL) and returns a sink, connected.
@@ -197,7 +205,7 @@ func New(c Config) (*Sink, error) {
 	opts := pc.ClientOptions{
 		URL: c.ServiceURL, OperationTimeout: c.OperationTimeout, ConnectionTimeout: c.OperationTimeout,
 		TLSTrustCertsFilePath: c.TLSTrustCertsFile, TLSAllowInsecureConnection: c.TLSAllowInsecure,
-		Logger: plog.NewLoggerWithSlog(logger.With("component", "pulsar-client")),
+		Logger: plog.NewLoggerWithSlog(slog.New(warnOnly{logger.Handler()}).With("component", "pulsar-client")),
 	}
 	if c.Token != "" {
 		opts.Authentication = pc.NewAuthenticationToken(c.Token)
@@ -207,23 +215,28 @@ func New(c Config) (*Sink, error) {
 		return nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
 	}
 	s := &Sink{cfg: c, client: client}
-	producer := func(name string) (pc.Producer, error) {
+	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
-			Topic: c.Topic, Name: name, SendTimeout: c.SendTimeout, DisableBatching: c.NoBatching,
+			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: c.NoBatching,
 			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages),
 		})
 	}
-	if s.main, err = producer(c.ProducerName); err != nil {
+	if s.main, err = producer(c.ProducerName, -1); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
 	}
-	s.startLast = max(s.main.LastSequenceID(), 0)
+	if last, ok := brokerLastSequence(s.main); ok {
+		s.startLast, s.sequenced = max(last, 0), true
+	} else {
+		logger.Warn("trustlog/pulsar: cannot read the broker's last sequence id from this pulsar-client-go; no ordered stream, so a crash's re-sends are not deduplicated",
+			"topic", c.Topic)
+	}
 	s.lastSent = s.startLast
 	unorderedName := ""
 	if c.ProducerName != "" {
 		unorderedName = c.ProducerName + "-unordered"
 	}
-	if s.unordered, err = producer(unorderedName); err != nil {
+	if s.unordered, err = producer(unorderedName, c.SendTimeout); err != nil {
 		s.main.Close()
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
@@ -238,7 +251,7 @@ func New(c Config) (*Sink, error) {
 func (s *Sink) OrderedStream(context.Context) (int64, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streaming {
+	if s.streaming || !s.sequenced {
 		return 0, false, nil
 	}
 	s.streaming = true
@@ -301,7 +314,7 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		// if the broker cannot mistake it for a duplicate of something
 		// else: above every id main sent, or a re-send of what the broker
 		// held when main connected.
-		if m.Kind == core.KindOperation && m.Seq > 0 &&
+		if s.sequenced && m.Kind == core.KindOperation && m.Seq > 0 &&
 			(m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
 			seq := m.Seq
 			pm.SequenceID = &seq
@@ -413,3 +426,15 @@ func (s *Sink) replayPartition(ctx context.Context, topic string, since time.Tim
 	}
 	return nil
 }
+
+// warnOnly passes on the client library's warnings and errors: its info
+// lines (every connection, every producer) would drown a relay's log.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

@@ -1,0 +1,136 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/sinks/memory"
+)
+
+// sequencedSink offers an ordered stream over the memory sink, fails one
+// operation's first offer, and checks, at every later batch of the ordered
+// stream, that the failure was recorded before it went out.
+type sequencedSink struct {
+	*memory.Sink
+	store  core.Store
+	failID string
+
+	mu         sync.Mutex
+	failed     bool
+	orderedLen []int // sizes of the ordered batches offered after the failure
+	violations []string
+}
+
+func (s *sequencedSink) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *sequencedSink) EndOrderedStream()                                  {}
+
+func (s *sequencedSink) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	failedBefore := s.failed
+	s.mu.Unlock()
+	if failedBefore && msgs[0].Ordered {
+		r, err := s.store.Get(ctx, s.failID)
+		s.mu.Lock()
+		s.orderedLen = append(s.orderedLen, len(msgs))
+		// In flight under its first claim: the failure is unrecorded (a
+		// retry's claim counts a second attempt).
+		if err != nil || r.State == core.StateInFlight && r.Attempts == 1 {
+			s.violations = append(s.violations, fmt.Sprintf("ordered batch from seq %d went out while the failure was unrecorded (state %v, err %v)", msgs[0].Seq, r.State, err))
+		}
+		s.mu.Unlock()
+	}
+	errs := s.Sink.Publish(ctx, msgs)
+	for i, m := range msgs {
+		if m.ID == s.failID {
+			s.mu.Lock()
+			if !s.failed {
+				s.failed = true
+				errs[i] = errors.New("injected: not stored")
+			}
+			s.mu.Unlock()
+		}
+	}
+	return errs
+}
+
+// slowSettle records outcomes late (and fails the first settle with a
+// failure in it, when failSettle is set), over a real SQLite store.
+type slowSettle struct {
+	core.Store
+	delay      time.Duration
+	failSettle bool
+	mu         sync.Mutex
+}
+
+func (s *slowSettle) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	fail := s.failSettle && len(p.Failed) > 0
+	if fail {
+		s.failSettle = false
+	}
+	s.mu.Unlock()
+	if fail {
+		return core.SettleResult{}, errors.New("injected: settle lost")
+	}
+	return s.Store.Settle(ctx, p)
+}
+
+// TestOrderedStreamRecordsFailuresFirst: after a batch of the ordered
+// stream in which a message failed, the next ordered batch goes out only
+// once the failure is recorded; if it cannot be recorded, the rest of the
+// run goes out unordered. Otherwise a crash in between would have the next
+// run re-send the failed message as a redelivery below the sink's last
+// sequence, which a deduplicating broker drops: a loss.
+func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
+	for _, lost := range []bool{false, true} {
+		t.Run(map[bool]string{false: "recorded", true: "settle-fails"}[lost], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := sqlitetest.Open(t, sqlitetest.URL(t))
+			ops := make([]*core.Operation, 60)
+			for i := range ops {
+				ops[i] = conformance.NewOp(fmt.Sprintf("obj-%d", i%6), i)
+			}
+			c, err := core.NewClient(db, nil, core.Config{Strategy: core.StoreOnly})
+			require.NoError(t, err)
+			require.NoError(t, c.Record(ctx, ops...))
+
+			store := &slowSettle{Store: db, delay: 100 * time.Millisecond, failSettle: lost}
+			sink := &sequencedSink{Sink: memory.New(memory.Faults{}), store: db, failID: ops[4].OpID}
+			e, err := core.NewEngine(store, sink, core.EngineConfig{
+				Workers: 1, BatchSize: 10, Lease: 5 * time.Second, PublishTimeout: time.Second,
+				PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond,
+				BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
+			})
+			require.NoError(t, err)
+			require.NoError(t, e.Start(ctx))
+			defer e.Stop(context.Background())
+			require.Eventually(t, func() bool {
+				st, err := db.Stats(ctx)
+				return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
+			}, 30*time.Second, 10*time.Millisecond, "everything is published")
+
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			if lost {
+				assert.Empty(t, sink.orderedLen, "after an unrecorded failure nothing goes out as ordered")
+				return
+			}
+			assert.Empty(t, sink.violations)
+			assert.NotEmpty(t, sink.orderedLen, "the ordered stream went on after the failure")
+		})
+	}
+}

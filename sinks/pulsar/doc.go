@@ -1,0 +1,78 @@
+// Package pulsar is the trustlog sink for Apache Pulsar, on
+// github.com/apache/pulsar-client-go.
+//
+// Import it for its side effect to register the "pulsar" and "pulsar+ssl"
+// URL schemes:
+//
+//	import _ "github.com/go-trustlog/trustlog/sinks/pulsar"
+//
+//	pulsar://broker:6650/persistent://public/default/trustlog?producer_name=relay-a
+//	pulsar+ssl://broker:6651/persistent://acme/audit/ops?token=…&tls_trust_certs=/etc/ca.pem
+//
+// or build one with New(Config{…}). Options: producer_name, batching,
+// batch_delay, batch_messages, send_timeout, operation_timeout, token,
+// tls_trust_certs, tls_allow_insecure. An unknown option is an error.
+//
+// # Messages
+//
+// Key: the DOID, so a partitioned topic keeps one object's operations on
+// one partition, in order. Payload: the sealed operation
+// (docs/message-format.md). Properties: the core.Message headers
+// (trustlog-kind, op_id, op_hash, signer, signature, content-type,
+// format_version).
+//
+// # Deduplication after a crash
+//
+// A relay that dies after the broker stored a batch but before the store
+// recorded it re-sends that batch when it comes back. Pulsar's broker-side
+// deduplication (brokerDeduplicationEnabled, or per namespace) drops a
+// message whose producer name it knows with a sequence id at or below the
+// highest it stored from that name. The sink uses it as follows.
+//
+//   - Give every relay a stable producer_name (the CLI's --node is a good
+//     one). Without a name the broker names the producer and nothing is
+//     deduplicated across restarts.
+//   - The sink is a core.SequencedSink. The engine's ordered stream (one
+//     batch after another, in seq order) goes through a producer named
+//     producer_name with the store's seq as the sequence id. When it
+//     connects, the broker tells it the highest id it holds from that name;
+//     the engine starts its stream above it, and marks a re-send of a
+//     message its previous run had sent in that stream, at or below it, as
+//     a redelivery: the sink sends it with its old id and the broker drops
+//     it.
+//   - Everything else (retries, released batches, other workers' batches)
+//     goes through a second producer, producer_name-unordered, with ids of
+//     its own: the broker never mistakes such a message for a duplicate,
+//     and never drops a first delivery.
+//   - The ordered stream's producer has no send timeout: it keeps its
+//     messages, in order, until the broker has them, so what the broker
+//     holds from it has no gaps. The engine records any failure of an
+//     ordered batch before it sends the next (see core.SequencedSink).
+//
+// The result: with deduplication on, a relay killed mid-batch and
+// restarted under the same name leaves each message on the topic once
+// (chaos.TestPulsarCrashDuplicates); with it off, or across relays, the
+// stream is at least once and consumers deduplicate on op_id.
+//
+// pulsar-client-go (v0.19.0) does not return the broker's last sequence id
+// from Producer.LastSequenceID before a first receipt, although it is
+// documented to; the sink reads it from the producer's sequence generator
+// (see brokerLastSequence). Should a future client change that, the sink
+// logs a warning and gives up its ordered stream: duplicates after a crash,
+// never a loss.
+//
+// # Results and errors
+//
+// Publish reports per message, from each message's SendAsync callback.
+// Timeouts, a closed or disconnected producer, a full queue, a missing
+// topic and refused credentials are core.Unavailable (the engine pauses
+// without spending attempts); a message too big or invalid is
+// core.Permanent and goes dead at once.
+//
+// # Reading back
+//
+// Sink implements core.Replayer with a reader per partition, from the
+// earliest message: `trustlog verify-sink` compares the topic with the
+// store. The package pulsartest runs an in-process broker speaking the
+// Pulsar binary protocol, with deduplication, for tests.
+package pulsar

@@ -1,0 +1,4 @@
+package pulsar
+
+// BrokerLastSequence exposes brokerLastSequence to the tests.
+var BrokerLastSequence = brokerLastSequence

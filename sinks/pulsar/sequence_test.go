@@ -1,0 +1,112 @@
+package pulsar_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	pc "github.com/apache/pulsar-client-go/pulsar"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/sinks/pulsar"
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
+)
+
+func message(t *testing.T, seq int64, ordered, redelivery bool) core.Message {
+	t.Helper()
+	op := conformance.NewOp("seq", int(seq))
+	require.NoError(t, op.Seal(nil))
+	m, err := core.NewMessage(op, seq)
+	require.NoError(t, err)
+	m.Ordered, m.Redelivery = ordered, redelivery
+	return m
+}
+
+func publish(t *testing.T, s *pulsar.Sink, msgs ...core.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, err := range s.Publish(ctx, msgs) {
+		require.NoError(t, err, "message %d", i)
+	}
+}
+
+// TestOrderedStreamResumes: a sink that reconnects under the same producer
+// name resumes its ordered stream from the highest sequence id the broker
+// holds from that name, a re-send at or below it is dropped by the broker,
+// and a new message above it is stored.
+func TestOrderedStreamResumes(t *testing.T) {
+	t.Parallel()
+	for _, partitions := range []int{0, 3} {
+		t.Run(map[int]string{0: "topic", 3: "partitioned"}[partitions], func(t *testing.T) {
+			t.Parallel()
+			topic := pulsartest.Topic()
+			var opts []pulsartest.Option
+			if partitions > 0 {
+				opts = append(opts, pulsartest.WithPartitionedTopic(topic, partitions))
+			}
+			b := pulsartest.Start(t, opts...)
+			url := b.SinkURL(topic, "producer_name=relay-7")
+			ctx := context.Background()
+
+			first, err := pulsar.Open(url)
+			require.NoError(t, err)
+			last, ok, err := first.OrderedStream(ctx)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Zero(t, last, "nothing sent yet under this name")
+			_, ok, _ = first.OrderedStream(ctx)
+			assert.False(t, ok, "one engine at a time holds the ordered stream")
+			var msgs []core.Message
+			for seq := int64(1); seq <= 12; seq++ {
+				msgs = append(msgs, message(t, seq, true, false))
+			}
+			publish(t, first, msgs...)
+			require.NoError(t, first.Close())
+
+			second, err := pulsar.Open(url)
+			require.NoError(t, err)
+			defer second.Close()
+			last, ok, err = second.OrderedStream(ctx)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, int64(12), last, "the broker's last sequence id from relay-7")
+			// A crash's re-send of 11 and 12, then the stream goes on at 13.
+			publish(t, second, message(t, 11, false, true), message(t, 12, false, true), message(t, 13, true, false))
+			assert.Len(t, b.Messages(topic), 13, "re-sends dropped, 13 stored once")
+
+			other, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-8"))
+			require.NoError(t, err)
+			defer other.Close()
+			last, _, err = other.OrderedStream(ctx)
+			require.NoError(t, err)
+			assert.Zero(t, last, "another producer name has its own sequence")
+		})
+	}
+}
+
+// TestBrokerLastSequence pins what the sink reads from pulsar-client-go's
+// producer (see brokerLastSequence): an upgrade that moves it fails here.
+func TestBrokerLastSequence(t *testing.T) {
+	t.Parallel()
+	b := pulsartest.Start(t)
+	topic := pulsartest.Topic()
+	s, err := pulsar.Open(b.SinkURL(topic, "producer_name=pin"))
+	require.NoError(t, err)
+	publish(t, s, message(t, 41, true, false), message(t, 42, true, false))
+	require.NoError(t, s.Close())
+
+	client, err := pc.NewClient(pc.ClientOptions{URL: b.URL()})
+	require.NoError(t, err)
+	defer client.Close()
+	p, err := client.CreateProducer(pc.ProducerOptions{Topic: topic, Name: "pin"})
+	require.NoError(t, err)
+	defer p.Close()
+	last, ok := pulsar.BrokerLastSequence(p)
+	require.True(t, ok, "pulsar-client-go's producer layout changed: see brokerLastSequence")
+	assert.Equal(t, int64(42), last)
+	assert.Equal(t, int64(-1), p.LastSequenceID(), "pulsar-client-go's LastSequenceID was fixed: use it instead of brokerLastSequence")
+}
