@@ -189,10 +189,10 @@ func (a *app) setup(flags *pflag.FlagSet) error {
 	case "json":
 		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
 	case "text":
-		a.log = slog.New(tint.NewHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr, NoColor: !tty}))
+		a.log = slog.New(tint.NewTextHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr, NoColor: !tty}))
 	case "auto":
 		if tty {
-			a.log = slog.New(tint.NewHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr}))
+			a.log = slog.New(tint.NewTextHandler(a.stderr, &tint.Options{Level: level, ReplaceAttr: redactAttr}))
 		} else {
 			a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
 		}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -229,6 +228,3 @@ func (s *Store) beforeMigrate(ctx context.Context, st *sqlstore.Store) error {
 	}
 	return adoptOriginal(ctx, st)
 }
-
-// quoteLiteral quotes s as a SQL string literal.
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
