@@ -17,6 +17,8 @@ import (
 	"github.com/go-trustlog/trustlog/internal/sinkcheck"
 	"github.com/go-trustlog/trustlog/sinks/kafka"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
+	"github.com/go-trustlog/trustlog/sinks/pulsar"
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
 // TestVerifySinkKafka relays to a Kafka-protocol broker, checks that
@@ -24,11 +26,25 @@ import (
 // corrupted and an unknown message and checks that it names each.
 func TestVerifySinkKafka(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	topic := kafkatest.Topic()
 	cluster := kafkatest.Start(t, kfake.SeedTopics(3, topic))
-	sinkURL := cluster.URL(topic)
+	testVerifySink(t, cluster.URL(topic), kafka.Open)
+}
+
+// TestVerifySinkPulsar is TestVerifySinkKafka on the Pulsar-protocol test
+// broker (deduplication on, 3 partitions), read back with pulsar-client-go.
+func TestVerifySinkPulsar(t *testing.T) {
+	t.Parallel()
+	topic := pulsartest.Topic()
+	broker := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, 3))
+	testVerifySink(t, broker.SinkURL(topic, "producer_name=verify-sink-relay"), func(u string) (core.Sink, error) {
+		return pulsar.Open(u)
+	})
+}
+
+func testVerifySink[S core.Sink](t *testing.T, sinkURL string, open func(string) (S, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	storeURL := "sqlite:" + filepath.Join(t.TempDir(), "vs.db")
 	dir := t.TempDir()
 	skey, vkey, err := core.GenerateEd25519("verify-sink.test/log")
@@ -58,7 +74,7 @@ func TestVerifySinkKafka(t *testing.T) {
 	assert.Contains(t, out, "verified                30")
 
 	// Injections, straight to the broker and the store.
-	direct, err := kafka.Open(sinkURL)
+	direct, err := open(sinkURL)
 	require.NoError(t, err)
 	defer direct.Close()
 	msg := func(op *core.Operation) core.Message {
