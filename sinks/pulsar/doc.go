@@ -74,5 +74,7 @@
 // Sink implements core.Replayer with a reader per partition, from the
 // earliest message: `trustlog verify-sink` compares the topic with the
 // store. The package pulsartest runs an in-process broker speaking the
-// Pulsar binary protocol, with deduplication, for tests.
+// Pulsar binary protocol, with deduplication, for tests. Set
+// TRUSTLOG_PULSAR_URL=pulsar://host:6650 and the package's sink tests run
+// against that real broker too (pulsartest.ExternalHarness).
 package pulsar

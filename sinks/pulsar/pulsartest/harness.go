@@ -3,6 +3,7 @@ package pulsartest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/go-trustlog/trustlog/conformance"
@@ -34,14 +35,32 @@ func (b *Broker) SinkURL(topic string, params ...string) string {
 // (deduplication on) and topic, read back through a pulsar-client-go
 // reader of a second, independent client.
 func Harness(t *testing.T) conformance.SinkHarness {
-	b := Start(t)
+	return harness(t, Start(t).URL())
+}
+
+// ExternalHarness returns a conformance harness like Harness's, on a fresh
+// topic of the Pulsar broker at serviceURL (pulsar://host:6650) instead of
+// an in-process one: the same tests against a real Pulsar. The namespace
+// public/default must exist; deduplication is whatever the broker has.
+func ExternalHarness(serviceURL string) func(t *testing.T) conformance.SinkHarness {
+	return func(t *testing.T) conformance.SinkHarness { return harness(t, strings.TrimSuffix(serviceURL, "/")) }
+}
+
+func harness(t *testing.T, serviceURL string) conformance.SinkHarness {
 	topic := Topic()
-	sink, err := pulsar.Open(b.SinkURL(topic, "producer_name=conformance", "send_timeout=5s"))
+	sinkURL := func(params ...string) string {
+		u := serviceURL + "/" + topic
+		if len(params) > 0 {
+			u += "?" + strings.Join(params, "&")
+		}
+		return u
+	}
+	sink, err := pulsar.Open(sinkURL("producer_name=conformance-"+topic[len(topic)-8:], "send_timeout=5s"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	reader, err := pulsar.Open(b.SinkURL(topic))
+	reader, err := pulsar.Open(sinkURL())
 	if err != nil {
 		t.Fatal(err)
 	}
