@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"time"
 
@@ -68,6 +69,17 @@ lease), publishing them through the sink.`,
 				}
 			}
 			c, err := a.openClient(ctx, strategy, cfg, migrate)
+			for wait := 250 * time.Millisecond; err != nil && transient(err); wait = min(2*wait, 5*time.Second) {
+				// A database restarting or a broker not up yet is no reason
+				// for a relay to die: it waits for them, until stopped.
+				a.log.Warn("relay cannot start yet; retrying", "error", err, "in", wait)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+				c, err = a.openClient(ctx, strategy, cfg, migrate)
+			}
 			if err != nil {
 				return err
 			}
@@ -90,4 +102,13 @@ lease), publishing them through the sink.`,
 	cmd.Flags().StringVar(&cfg.Node, "node", "", "this relay's stable name (host or pod name): lets a restarted relay recognise its own unfinished sends")
 	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: also sequence every operation into the Merkle log and sign checkpoints with it; without --sink, only sequence (env TRUSTLOG_LEDGER_KEY_FILE)")
 	return cmd
+}
+
+// transient reports whether an error opening the relay's store or sink may
+// go away by itself (a server down or restarting) rather than being a
+// mistake in its configuration, which is reported at once.
+func transient(err error) bool {
+	var ue usageError
+	return !errors.As(err, &ue) && !errors.Is(err, core.ErrInvalidConfig) && !errors.Is(err, core.ErrInvalidURL) &&
+		!errors.Is(err, core.ErrUnknownScheme) && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission)
 }

@@ -167,6 +167,19 @@ type Sink struct {
 	mainMu    sync.Mutex
 	startLast int64
 	lastSent  int64
+	// The main producer never fails a message it was handed (no send
+	// timeout, and a context that never ends), so the broker never holds
+	// a later id without every earlier one: what deduplication drops is
+	// always a true copy. mainQ is what the sender goroutine hands to it,
+	// in order; mainSends are its sends of this process by id (pending,
+	// and the last mainKeep delivered, oldest first in mainKept), so a
+	// retry of one it still holds waits for it instead of sending a copy.
+	mainQ       []*mainSend
+	mainCond    *sync.Cond
+	mainSends   map[int64]*mainSend
+	mainKept    []int64
+	mainClosing bool
+	senderDone  chan struct{}
 	// sequenced: startLast is known, so the sink offers its ordered
 	// stream.
 	sequenced bool
@@ -214,7 +227,8 @@ func New(c Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
 	}
-	s := &Sink{cfg: c, client: client}
+	s := &Sink{cfg: c, client: client, mainSends: map[int64]*mainSend{}, senderDone: make(chan struct{})}
+	s.mainCond = sync.NewCond(&s.mainMu)
 	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
 			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: c.NoBatching,
@@ -241,6 +255,7 @@ func New(c Config) (*Sink, error) {
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
 	}
+	go s.sendMain()
 	return s, nil
 }
 
@@ -301,29 +316,50 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 			close(done)
 		}
 	}
+	var known []func() // results of sends main already finished, given after the lock
 	s.mainMu.Lock()
 	for i := range msgs {
 		m := &msgs[i]
+		if ms := s.mainSends[m.Seq]; ms != nil && m.Kind == core.KindOperation && m.Seq > 0 {
+			// Main holds this operation, or delivered it: its outcome is
+			// this message's, with no second copy on the topic.
+			if ms.done {
+				err := ms.err
+				known = append(known, func() { finish(i, err) })
+			} else {
+				ms.waiters = append(ms.waiters, func(err error) { finish(i, err) })
+			}
+			continue
+		}
 		props := make(map[string]string, 8)
 		for _, h := range m.Headers() {
 			props[h[0]] = h[1]
 		}
 		pm := &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props}
-		p := s.unordered
 		// Whatever the engines promise, an id goes out through main only
 		// if the broker cannot mistake it for a duplicate of something
 		// else: above every id main sent, or a re-send of what the broker
 		// held when main connected.
 		if s.sequenced && m.Kind == core.KindOperation && m.Seq > 0 &&
 			(m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
+			if s.mainClosing {
+				known = append(known, func() { finish(i, core.Unavailable(core.ErrClosed)) })
+				continue
+			}
 			seq := m.Seq
 			pm.SequenceID = &seq
-			p = s.main
+			ms := &mainSend{seq: seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
+			s.mainSends[seq], s.mainQ = ms, append(s.mainQ, ms)
 			s.lastSent = max(s.lastSent, seq)
+			continue
 		}
-		p.SendAsync(ctx, pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { finish(i, err) })
+		s.unordered.SendAsync(ctx, pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { finish(i, err) })
 	}
+	s.mainCond.Signal()
 	s.mainMu.Unlock()
+	for _, f := range known {
+		f()
+	}
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -341,6 +377,70 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 	out := make([]error, len(errs))
 	copy(out, errs)
 	return out
+}
+
+// mainKeep is how many delivered sends of main a sink remembers, so that
+// an engine's retry of one of them (its receipt came after the publish
+// timed out) is answered without a second copy.
+const mainKeep = 1 << 16
+
+// mainSend is one message handed to the main producer.
+type mainSend struct {
+	seq     int64
+	pm      *pc.ProducerMessage
+	done    bool
+	err     error
+	waiters []func(error)
+}
+
+// sendMain hands main's queue to the producer, in order, with a context
+// that never ends: pulsar-client-go fails a queued message whose context
+// ended while sending later ones, which would leave a gap below ids the
+// broker holds, and a re-send into that gap would be dropped as a copy.
+func (s *Sink) sendMain() {
+	defer close(s.senderDone)
+	s.mainMu.Lock()
+	for {
+		for len(s.mainQ) == 0 && !s.mainClosing {
+			s.mainCond.Wait()
+		}
+		if len(s.mainQ) == 0 {
+			s.mainMu.Unlock()
+			return
+		}
+		q := s.mainQ
+		s.mainQ = nil
+		s.mainMu.Unlock()
+		for _, ms := range q {
+			s.main.SendAsync(context.Background(), ms.pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
+				s.mainFinished(ms, err)
+			})
+		}
+		s.mainMu.Lock()
+	}
+}
+
+// mainFinished records a main send's outcome and tells whoever waits. A
+// delivered send is remembered (the last mainKeep of them); a failed one
+// is forgotten, so its retry is a new message.
+func (s *Sink) mainFinished(ms *mainSend, err error) {
+	s.mainMu.Lock()
+	ms.done, ms.err, ms.pm = true, err, nil
+	waiters := ms.waiters
+	ms.waiters = nil
+	if err != nil {
+		delete(s.mainSends, ms.seq)
+	} else {
+		s.mainKept = append(s.mainKept, ms.seq)
+		if len(s.mainKept) > mainKeep {
+			delete(s.mainSends, s.mainKept[0])
+			s.mainKept = s.mainKept[1:]
+		}
+	}
+	s.mainMu.Unlock()
+	for _, w := range waiters {
+		w(err)
+	}
 }
 
 // classify marks conditions of the broker or the connection as
@@ -376,6 +476,11 @@ func (s *Sink) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.mainMu.Lock()
+	s.mainClosing = true
+	s.mainCond.Signal()
+	s.mainMu.Unlock()
+	<-s.senderDone // everything queued is handed to main, which flushes on Close
 	s.main.Close()
 	s.unordered.Close()
 	s.client.Close()

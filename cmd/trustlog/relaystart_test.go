@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
+)
+
+// TestRelayWaitsForItsSink: a relay started while its broker is down does
+// not exit; it retries, and relays once the broker is up. Stopped, it
+// exits 0.
+func TestRelayWaitsForItsSink(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := pulsartest.Start(t)
+	topic := pulsartest.Topic()
+	b.Stop()
+	storeURL := "sqlite:" + filepath.Join(t.TempDir(), "start.db")
+	code, _, errOut := cli(t, ctx, "", "--store", storeURL, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = cli(t, ctx, opLine(1, "start-1")+"\n"+opLine(2, "start-2")+"\n", "--store", storeURL, "record")
+	require.Equal(t, 0, code, errOut)
+
+	relayCtx, stop := context.WithCancel(ctx)
+	type result struct {
+		code   int
+		errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, errOut := cli(t, relayCtx, "", "--store", storeURL, "--sink", b.SinkURL(topic, "operation_timeout=300ms"),
+			"relay", "--poll", "20ms")
+		done <- result{code, errOut}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("the relay exited while the broker was down: %d %s", r.code, r.errOut)
+	default:
+	}
+	require.NoError(t, b.Restart())
+	require.Eventually(t, func() bool { return len(b.Messages(topic)) == 2 }, 30*time.Second, 20*time.Millisecond)
+	stop()
+	r := <-done
+	assert.Equal(t, 0, r.code, r.errOut)
+	assert.Contains(t, r.errOut, "relay cannot start yet; retrying")
+
+	// A mistake in the configuration is reported at once.
+	code, _, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", "pulsar://127.0.0.1:1/persistent://a/b/c?no_such_option=1", "relay")
+	assert.Equal(t, 2, code, errOut)
+	assert.True(t, strings.Contains(errOut, "no_such_option"), errOut)
+}
