@@ -270,7 +270,7 @@ func run(t *testing.T, s settings, dbKind, brokerName string, b broker) {
 					tx, err := db.BeginTx(ctx, nil)
 					if err == nil {
 						_, err = tx.NewUpdate().Model((*chaosObject)(nil)).Set("version = version + 1").
-							Where("doid IN (?)", bun.In(locked)).Exec(ctx)
+							Where("doid IN (?)", bun.List(locked)).Exec(ctx)
 						if err == nil {
 							err = client.RecordTx(ctx, tx, ops...)
 						}

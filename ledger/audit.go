@@ -32,7 +32,10 @@ type Finding struct {
 
 // AuditReport is the outcome of an audit.
 type AuditReport struct {
-	TreeSize    int64 `json:"tree_size"`
+	TreeSize int64 `json:"tree_size"`
+	// PrunedBelow is the prune horizon: leaves below it had their rows
+	// deleted by Prune and are checked through their stored hashes only.
+	PrunedBelow int64 `json:"pruned_below"`
 	Leaves      int64 `json:"leaves"`
 	Checkpoints int   `json:"checkpoints"`
 	// Findings are ordered by index, at most one per index.
@@ -64,10 +67,34 @@ func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditRepo
 	if err != nil {
 		return nil, err
 	}
-	rep := &AuditReport{TreeSize: size}
+	pruned, err := PrunedBelow(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if pruned > size {
+		return nil, fmt.Errorf("%w: pruned below %d, beyond the tree size %d", ErrTampered, pruned, size)
+	}
+	rep := &AuditReport{TreeSize: size, PrunedBelow: pruned}
 	var computed memHashes
 	var leafHashes []tlog.Hash // recomputed from the rows, by leaf index
-	next := int64(0)
+	// Below the prune horizon the rows are gone by design: their stored
+	// leaf hashes stand in, and the checkpoints still vouch for them.
+	for start := int64(0); start < pruned; start += 4096 {
+		idx := make([]int64, 0, 4096)
+		for i := start; i < min(start+4096, pruned); i++ {
+			idx = append(idx, tlog.StoredHashIndex(0, i))
+		}
+		hs, err := st.ReadHashes(ctx, idx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: audit: leaf hashes below the prune horizon: %w", err)
+		}
+		for i, h := range hs {
+			if err := appendLeaf(&computed, &leafHashes, start+int64(i), h); err != nil {
+				return nil, err
+			}
+		}
+	}
+	next := pruned
 	// gap fills leaves [next, upTo) whose rows are gone with their stored
 	// leaf hash, so the rest of the tree can still be checked.
 	gap := func(upTo int64) error {
@@ -84,7 +111,7 @@ func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditRepo
 		}
 		return nil
 	}
-	for from := int64(0); ; {
+	for from := pruned; ; {
 		page, err := st.Leaves(ctx, from, 1000)
 		if err != nil {
 			return nil, err

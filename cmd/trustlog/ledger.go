@@ -233,7 +233,11 @@ deleted, reordered or forged.`,
 				}
 			} else {
 				w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(w, "tree size\t%d\nleaves audited\t%d\ncheckpoints\t%d\nfindings\t%d\n", rep.TreeSize, rep.Leaves, rep.Checkpoints, len(rep.Findings))
+				fmt.Fprintf(w, "tree size\t%d\n", rep.TreeSize)
+				if rep.PrunedBelow > 0 {
+					fmt.Fprintf(w, "pruned below leaf\t%d\n", rep.PrunedBelow)
+				}
+				fmt.Fprintf(w, "leaves audited\t%d\ncheckpoints\t%d\nfindings\t%d\n", rep.Leaves, rep.Checkpoints, len(rep.Findings))
 				w.Flush()
 				for i, f := range rep.Findings {
 					if i == 20 {

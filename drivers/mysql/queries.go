@@ -93,7 +93,12 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
-	GetCursor:               `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
+	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?
+		AND (state <> 3 OR published_at IS NULL OR published_at >= DATE_SUB(` + now + `, INTERVAL ? MICROSECOND))`,
+	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
+	PrunePublished: `DELETE FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
+		AND published_at < DATE_SUB(` + now + `, INTERVAL ? MICROSECOND) ORDER BY seq LIMIT ?`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
 }

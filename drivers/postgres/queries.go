@@ -73,7 +73,12 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = now() WHERE tree_size = $1`,
-	GetCursor:               `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
+	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= $1 AND leaf_index < $2
+		AND (state <> 3 OR published_at IS NULL OR published_at >= now() - ` + micros("$3") + `)`,
+	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= $1 AND leaf_index < $2`,
+	PrunePublished: `DELETE FROM {{.Op}} WHERE seq = ANY(ARRAY(SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
+		AND published_at < now() - ` + micros("$1") + ` ORDER BY seq LIMIT $2))`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
 }

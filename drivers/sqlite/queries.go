@@ -60,7 +60,12 @@ var queries = sqlstore.Queries{
 	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = (SELECT MIN(m) FROM (
 		SELECT MIN(seq) AS m FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending WHERE state = 0
 		UNION ALL SELECT MIN(seq) FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due WHERE state IN (1, 2)))`,
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
+	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
+	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?
+		AND (state <> 3 OR published_at IS NULL OR published_at >= ` + now + ` - ?)`,
+	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
+	PrunePublished: `DELETE FROM {{.Op}} WHERE seq IN (SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
+		AND published_at < ` + now + ` - ? ORDER BY seq LIMIT ?)`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,

@@ -142,6 +142,13 @@ type Queries struct {
 	LeaseRenew string
 	// LeaseRelease deletes a held lease. Args: name, holder.
 	LeaseRelease string
+	// PruneHorizon returns the lowest leaf index in [$1, $2) whose
+	// operation is not yet prunable: not published, or published less than
+	// $3 µs ago (NULL when every one is). PruneLeaves deletes the
+	// operations with leaf index in [$1, $2). PrunePublished deletes up to
+	// $2 unsequenced operations published more than $1 µs ago, oldest
+	// first (retention without a ledger).
+	PruneHorizon, PruneLeaves, PrunePublished string
 }
 
 // Columns is the column list every row-returning statement selects, in

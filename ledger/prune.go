@@ -1,0 +1,163 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-trustlog/trustlog/core"
+)
+
+// PrunedCursor is the store cursor that holds the prune horizon: the
+// operation rows of every leaf below it were deleted by Prune. Their leaf
+// hashes, the tree above them and the signed checkpoints stay, so the log
+// still verifies and proves every operation that remains.
+const PrunedCursor = "trustlog.ledger.pruned_below"
+
+// PruneBatchDefault is the number of leaves Prune deletes per transaction.
+const PruneBatchDefault = 10_000
+
+// Pruner is what a store provides for retention. Every trustlog driver
+// implements it.
+type Pruner interface {
+	Storage
+	// PruneHorizon returns the lowest leaf index in [from, upTo) whose
+	// operation is not published at least age ago (by the database's
+	// clock), or upTo.
+	PruneHorizon(ctx context.Context, from, upTo int64, age time.Duration) (int64, error)
+	// PruneLeaves deletes, in one transaction, the operations of leaves
+	// [from, below) and moves the horizon from from to below. It fails
+	// with ErrConflict, deleting nothing, when the horizon is not from or
+	// one of them is not prunable (any more).
+	PruneLeaves(ctx context.Context, from, below int64, age time.Duration) (int64, error)
+	// PrunePublished deletes up to limit operations that have no leaf and
+	// were published at least age ago, oldest first: retention for a
+	// store without a ledger.
+	PrunePublished(ctx context.Context, age time.Duration, limit int) (int64, error)
+}
+
+// PruneOptions configure Prune.
+type PruneOptions struct {
+	// OlderThan: only operations published at least this long ago (by the
+	// database's clock) are deleted.
+	OlderThan time.Duration
+	// Batch is the number of operations deleted per transaction (default
+	// PruneBatchDefault).
+	Batch int
+	// Archive, if set, gets each batch before it is deleted; an error
+	// stops the prune with that batch kept.
+	Archive func(recs []core.Record) error
+	// DryRun reports what would be deleted and deletes nothing.
+	DryRun bool
+	// WithoutLedger allows pruning a store whose log is empty: published
+	// operations are deleted without ever being sequenced. Leave it off
+	// when a sequencer runs (or will): an operation it has not sequenced
+	// yet would never be in the log.
+	WithoutLedger bool
+}
+
+// PruneResult is what Prune did (or, in a dry run, would do).
+type PruneResult struct {
+	// From and Below: the horizon before and after (leaf indices).
+	From  int64 `json:"from"`
+	Below int64 `json:"below"`
+	// Deleted operations.
+	Deleted int64 `json:"deleted"`
+}
+
+// ErrEmptyLog: Prune was asked to prune a store whose log is empty
+// without PruneOptions.WithoutLedger.
+var ErrEmptyLog = errors.New("ledger: the log is empty: nothing has been sequenced, so pruning would delete operations the log never holds (set WithoutLedger to prune anyway)")
+
+// PrunedBelow returns the prune horizon of a store (0 if never pruned).
+func PrunedBelow(ctx context.Context, st core.Store) (int64, error) {
+	c, err := st.Cursor(ctx, PrunedCursor)
+	if errors.Is(err, core.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(c.Value, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: cursor %s holds %q", ErrTampered, PrunedCursor, c.Value)
+	}
+	return n, nil
+}
+
+// Prune deletes operations published at least opts.OlderThan ago. With a
+// ledger it deletes only a prefix of the log: the leaves from the horizon
+// up to the first operation that is not yet prunable, in batches, each
+// with the horizon moved in the same transaction. Operations not yet
+// sequenced are never deleted. Proofs of the remaining operations and
+// Audit still verify; Audit reports the horizon.
+func Prune(ctx context.Context, store core.Store, opts PruneOptions) (PruneResult, error) {
+	p, ok := store.(Pruner)
+	if !ok {
+		return PruneResult{}, errors.New("ledger: this store cannot prune")
+	}
+	if opts.OlderThan < 0 {
+		return PruneResult{}, &core.ConfigError{Field: "OlderThan", Reason: "must not be negative"}
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = PruneBatchDefault
+	}
+	size, err := p.TreeSize(ctx)
+	if err != nil {
+		return PruneResult{}, err
+	}
+	if size == 0 {
+		if !opts.WithoutLedger {
+			return PruneResult{}, ErrEmptyLog
+		}
+		return prunePublished(ctx, p, opts)
+	}
+	from, err := PrunedBelow(ctx, p)
+	if err != nil {
+		return PruneResult{}, err
+	}
+	res := PruneResult{From: from, Below: from}
+	horizon, err := p.PruneHorizon(ctx, from, size, opts.OlderThan)
+	if err != nil {
+		return res, err
+	}
+	if opts.DryRun {
+		res.Below, res.Deleted = horizon, horizon-from
+		return res, nil
+	}
+	for res.Below < horizon {
+		below := min(res.Below+int64(opts.Batch), horizon)
+		if opts.Archive != nil {
+			recs, err := p.Leaves(ctx, res.Below, int(below-res.Below))
+			if err != nil {
+				return res, err
+			}
+			if err := opts.Archive(recs); err != nil {
+				return res, fmt.Errorf("ledger: prune: archive leaves %d-%d: %w", res.Below, below-1, err)
+			}
+		}
+		n, err := p.PruneLeaves(ctx, res.Below, below, opts.OlderThan)
+		if err != nil {
+			return res, err
+		}
+		res.Deleted += n
+		res.Below = below
+	}
+	return res, nil
+}
+
+func prunePublished(ctx context.Context, p Pruner, opts PruneOptions) (PruneResult, error) {
+	var res PruneResult
+	if opts.DryRun || opts.Archive != nil {
+		return res, &core.ConfigError{Field: "WithoutLedger", Reason: "a dry run or an archive needs a ledger (leaf order); prune without them"}
+	}
+	for {
+		n, err := p.PrunePublished(ctx, opts.OlderThan, opts.Batch)
+		res.Deleted += n
+		if err != nil || n < int64(opts.Batch) {
+			return res, err
+		}
+	}
+}

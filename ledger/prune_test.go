@@ -1,0 +1,127 @@
+package ledger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/ledger"
+)
+
+// publishFirst marks the first n pending operations (in seq, hence leaf,
+// order) published.
+func publishFirst(t *testing.T, st core.Store, n int) []core.Record {
+	t.Helper()
+	ctx := context.Background()
+	recs, err := st.Claim(ctx, core.ClaimParams{Token: 77, Limit: n, Lease: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, recs, n)
+	seqs := make([]int64, n)
+	for i := range recs {
+		seqs[i] = recs[i].Seq
+	}
+	_, err = st.Settle(ctx, core.SettleParams{Token: 77, Published: seqs})
+	require.NoError(t, err)
+	return recs
+}
+
+// TestPrune: on every driver, pruning deletes exactly the prefix of the
+// log whose operations were published long enough ago, archives them
+// first, and leaves a log whose audit and proofs still verify; a leaf hash
+// altered below the horizon is still found.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	for name, open := range drivers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			k := newKeys(t)
+			st := open(t)
+			fill(t, st, k, 40)
+			published := publishFirst(t, st, 25)
+			time.Sleep(20 * time.Millisecond)
+
+			res, err := ledger.Prune(ctx, st, ledger.PruneOptions{OlderThan: time.Hour})
+			require.NoError(t, err)
+			assert.Zero(t, res.Deleted, "nothing was published an hour ago")
+			res, err = ledger.Prune(ctx, st, ledger.PruneOptions{DryRun: true})
+			require.NoError(t, err)
+			assert.Equal(t, ledger.PruneResult{From: 0, Below: 25, Deleted: 25}, res)
+			leaves, err := st.Leaves(ctx, 0, 100)
+			require.NoError(t, err)
+			require.Len(t, leaves, 40, "a dry run deletes nothing")
+
+			var archived []core.Record
+			res, err = ledger.Prune(ctx, st, ledger.PruneOptions{Batch: 10, Archive: func(recs []core.Record) error {
+				archived = append(archived, recs...)
+				return nil
+			}})
+			require.NoError(t, err)
+			assert.Equal(t, ledger.PruneResult{From: 0, Below: 25, Deleted: 25}, res, "the pending leaf 25 stops the prune")
+			require.Len(t, archived, 25)
+			for i, r := range archived {
+				assert.Equal(t, int64(i), r.LeafIndex)
+				assert.Equal(t, published[i].Op.OpID, r.Op.OpID)
+			}
+			leaves, err = st.Leaves(ctx, 0, 100)
+			require.NoError(t, err)
+			require.Len(t, leaves, 15)
+			assert.Equal(t, int64(25), leaves[0].LeafIndex)
+			h, err := ledger.PrunedBelow(ctx, st)
+			require.NoError(t, err)
+			assert.Equal(t, int64(25), h)
+			res, err = ledger.Prune(ctx, st, ledger.PruneOptions{})
+			require.NoError(t, err)
+			assert.Zero(t, res.Deleted, "nothing more is prunable")
+
+			rep := audit(t, st, k)
+			assert.True(t, rep.OK(), "%+v", rep.Findings)
+			assert.Equal(t, int64(25), rep.PrunedBelow)
+			assert.Equal(t, int64(15), rep.Leaves)
+			p, err := ledger.Prove(ctx, st, leaves[5].Op.OpID)
+			require.NoError(t, err)
+			op, _, err := p.Verify(k.log, true, k.opVer)
+			require.NoError(t, err)
+			assert.Equal(t, leaves[5].Op.OpID, op.OpID)
+			_, err = ledger.Prove(ctx, st, published[3].Op.OpID)
+			assert.ErrorIs(t, err, core.ErrNotFound, "a pruned operation has no proof from the store")
+
+			// The tree still vouches for what was pruned.
+			exec(t, st, "UPDATE "+st.Names().Hash+" SET hash = ? WHERE idx = ?", make([]byte, 32), tlog.StoredHashIndex(0, 3))
+			assert.False(t, audit(t, st, k).OK(), "a leaf hash altered below the horizon is found")
+		})
+	}
+}
+
+// TestPruneWithoutLedger: a store with an empty log is pruned only when
+// asked to prune without a ledger, and then loses exactly its published
+// operations.
+func TestPruneWithoutLedger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := drivers["sqlite"](t)
+	c, err := core.NewClient(st, nil, core.Config{Strategy: core.StoreOnly})
+	require.NoError(t, err)
+	ops := make([]*core.Operation, 30)
+	for i := range ops {
+		ops[i] = conformance.NewOp("plain", i)
+	}
+	require.NoError(t, c.Record(ctx, ops...))
+	publishFirst(t, st, 20)
+	time.Sleep(20 * time.Millisecond)
+	_, err = ledger.Prune(ctx, st, ledger.PruneOptions{})
+	require.ErrorIs(t, err, ledger.ErrEmptyLog)
+	res, err := ledger.Prune(ctx, st, ledger.PruneOptions{WithoutLedger: true, Batch: 7})
+	require.NoError(t, err)
+	assert.Equal(t, int64(20), res.Deleted)
+	s, err := st.Stats(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, s.Counts[core.StatePublished])
+	assert.Equal(t, int64(10), s.Counts[core.StatePending])
+}
