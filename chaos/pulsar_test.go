@@ -33,7 +33,7 @@ func startPulsar(t *testing.T) broker {
 }
 
 func (p *pulsarBroker) sinkURL(node string) string {
-	return p.b.SinkURL(p.topic, "producer_name="+node, "send_timeout=1500ms")
+	return p.b.SinkURL(p.topic, "producer_name="+node)
 }
 func (p *pulsarBroker) stop() { p.b.Stop() }
 func (p *pulsarBroker) restart() {

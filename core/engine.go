@@ -319,6 +319,12 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			if recs, err = e.store.Claim(e.abortCtx, p); err == nil && len(recs) > 0 {
 				inOrder = true
 				e.lastOrdered = recs[len(recs)-1].Seq
+			} else if err != nil {
+				// The claim may have committed (a lost connection hides
+				// it): rows taken in the ordered stream's name and never
+				// sent. Sending later ones above them would let a later run
+				// take them for re-sends the broker already holds.
+				e.breakOrdered(fmt.Errorf("ordered claim: %w", err))
 			}
 		}
 		if err == nil && len(recs) == 0 {

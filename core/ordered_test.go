@@ -134,3 +134,78 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 		})
 	}
 }
+
+// lostClaimCommit commits one claim of the ordered stream but reports an
+// error, as a connection lost during COMMIT does.
+type lostClaimCommit struct {
+	core.Store
+	mu   sync.Mutex
+	done bool
+}
+
+func (s *lostClaimCommit) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	recs, err := s.Store.Claim(ctx, p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && len(recs) > 0 && p.AfterSeq > 0 && !s.done {
+		s.done = true
+		return nil, errors.New("injected: connection lost during COMMIT")
+	}
+	return recs, err
+}
+
+// TestOrderedStreamEndsOnUnknownClaim: when an ordered claim's outcome is
+// unknown (it may have committed), nothing more goes out as ordered in
+// that run, and every operation is still published (the lost claim's rows
+// after their lease).
+func TestOrderedStreamEndsOnUnknownClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := make([]*core.Operation, 60)
+	for i := range ops {
+		ops[i] = conformance.NewOp(fmt.Sprintf("obj-%d", i%6), i)
+	}
+	c, err := core.NewClient(db, nil, core.Config{Strategy: core.StoreOnly})
+	require.NoError(t, err)
+	require.NoError(t, c.Record(ctx, ops[:10]...))
+	store := &lostClaimCommit{Store: db}
+	sink := &orderedCounter{Sink: memory.New(memory.Faults{})}
+	e, err := core.NewEngine(store, sink, core.EngineConfig{
+		Workers: 1, BatchSize: 10, Lease: time.Second, PublishTimeout: 500 * time.Millisecond,
+		PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t),
+	})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	defer e.Stop(context.Background())
+	require.Eventually(t, func() bool { return sink.Len() == 10 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.Record(ctx, ops[10:]...)) // the next ordered claim is the lost one
+	require.Eventually(t, func() bool {
+		st, err := db.Stats(ctx)
+		return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
+	}, 30*time.Second, 10*time.Millisecond, "everything is published, the lost claim's rows after their lease")
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	assert.Equal(t, 10, sink.ordered, "only the batch before the lost claim went out as ordered")
+}
+
+// orderedCounter counts the messages offered as part of the ordered stream.
+type orderedCounter struct {
+	*memory.Sink
+	mu      sync.Mutex
+	ordered int
+}
+
+func (s *orderedCounter) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *orderedCounter) EndOrderedStream()                                  {}
+
+func (s *orderedCounter) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	for _, m := range msgs {
+		if m.Ordered {
+			s.ordered++
+		}
+	}
+	s.mu.Unlock()
+	return s.Sink.Publish(ctx, msgs)
+}

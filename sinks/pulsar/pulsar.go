@@ -28,7 +28,6 @@ func init() {
 
 // Defaults of Config.
 const (
-	SendTimeoutDefault   = 10 * time.Second
 	BatchDelayDefault    = time.Millisecond
 	BatchMessagesDefault = 1000
 	OpTimeoutDefault     = 10 * time.Second
@@ -53,12 +52,16 @@ type Config struct {
 	// 1000; the engine hands over whole batches already).
 	BatchDelay    time.Duration
 	BatchMessages int
-	// SendTimeout bounds a send of a message outside the ordered stream
-	// (default 10s). The ordered stream's producer never gives up on a
-	// message it holds: it keeps them, in order, until the broker has them
-	// (the engine's publish timeout bounds how long a batch waits for its
-	// receipts). One it timed out while a later one got through would be a
-	// gap the broker's deduplication could then hide.
+	// SendTimeout, if set, makes the client give up on a message outside
+	// the ordered stream after this long. By default no producer gives up:
+	// each keeps what it holds until the broker has it, and the engine's
+	// publish timeout bounds how long a batch waits for its receipts; the
+	// engine's retry of such a message then waits for the pending send
+	// instead of sending a copy. A message the client gave up on may still
+	// reach the broker, so with SendTimeout set its retry can duplicate it.
+	// (The ordered stream's producer never gives up, whatever is set: one
+	// it timed out while a later one got through would be a gap the
+	// broker's deduplication could then hide.)
 	SendTimeout time.Duration
 	// OperationTimeout bounds lookups and producer creation (default 10s).
 	OperationTimeout time.Duration
@@ -171,13 +174,14 @@ type Sink struct {
 	// timeout, and a context that never ends), so the broker never holds
 	// a later id without every earlier one: what deduplication drops is
 	// always a true copy. mainQ is what the sender goroutine hands to it,
-	// in order; mainSends are its sends of this process by id (pending,
-	// and the last mainKeep delivered, oldest first in mainKept), so a
-	// retry of one it still holds waits for it instead of sending a copy.
-	mainQ       []*mainSend
+	// in order. sends are this process's sends of operations, through
+	// either producer, by store seq (pending, and the last keepSends
+	// delivered, oldest first in kept): a retry of one still pending or
+	// delivered takes its outcome instead of sending a copy.
+	mainQ       []*send
 	mainCond    *sync.Cond
-	mainSends   map[int64]*mainSend
-	mainKept    []int64
+	sends       map[int64]*send
+	kept        []int64
 	mainClosing bool
 	senderDone  chan struct{}
 	// sequenced: startLast is known, so the sink offers its ordered
@@ -198,9 +202,6 @@ func Open(rawURL string) (*Sink, error) {
 func New(c Config) (*Sink, error) {
 	if c.ServiceURL == "" || c.Topic == "" {
 		return nil, &core.ConfigError{Field: "ServiceURL", Reason: "a service URL and a topic are required"}
-	}
-	if c.SendTimeout == 0 {
-		c.SendTimeout = SendTimeoutDefault
 	}
 	if c.OperationTimeout == 0 {
 		c.OperationTimeout = OpTimeoutDefault
@@ -227,7 +228,7 @@ func New(c Config) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
 	}
-	s := &Sink{cfg: c, client: client, mainSends: map[int64]*mainSend{}, senderDone: make(chan struct{})}
+	s := &Sink{cfg: c, client: client, sends: map[int64]*send{}, senderDone: make(chan struct{})}
 	s.mainCond = sync.NewCond(&s.mainMu)
 	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
@@ -250,7 +251,11 @@ func New(c Config) (*Sink, error) {
 	if c.ProducerName != "" {
 		unorderedName = c.ProducerName + "-unordered"
 	}
-	if s.unordered, err = producer(unorderedName, c.SendTimeout); err != nil {
+	unorderedTimeout := c.SendTimeout
+	if unorderedTimeout == 0 {
+		unorderedTimeout = -1 // never give up (see SendTimeout)
+	}
+	if s.unordered, err = producer(unorderedName, unorderedTimeout); err != nil {
 		s.main.Close()
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
@@ -316,13 +321,17 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 			close(done)
 		}
 	}
-	var known []func() // results of sends main already finished, given after the lock
+	var known []func()  // results of sends already finished, given after the lock
+	var unordered []int // messages for the unordered producer, sent after the lock
+	sendOf := make([]*send, len(msgs))
 	s.mainMu.Lock()
 	for i := range msgs {
 		m := &msgs[i]
-		if ms := s.mainSends[m.Seq]; ms != nil && m.Kind == core.KindOperation && m.Seq > 0 {
-			// Main holds this operation, or delivered it: its outcome is
-			// this message's, with no second copy on the topic.
+		isOp := m.Kind == core.KindOperation && m.Seq > 0
+		if ms := s.sends[m.Seq]; ms != nil && isOp {
+			// This process sent the operation and the broker has it, or
+			// a producer still holds it: its outcome is this message's,
+			// with no second copy on the topic.
 			if ms.done {
 				err := ms.err
 				known = append(known, func() { finish(i, err) })
@@ -340,25 +349,33 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		// if the broker cannot mistake it for a duplicate of something
 		// else: above every id main sent, or a re-send of what the broker
 		// held when main connected.
-		if s.sequenced && m.Kind == core.KindOperation && m.Seq > 0 &&
-			(m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
+		if s.sequenced && isOp && (m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
 			if s.mainClosing {
 				known = append(known, func() { finish(i, core.Unavailable(core.ErrClosed)) })
 				continue
 			}
 			seq := m.Seq
 			pm.SequenceID = &seq
-			ms := &mainSend{seq: seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
-			s.mainSends[seq], s.mainQ = ms, append(s.mainQ, ms)
+			ms := &send{seq: seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
+			s.sends[seq], s.mainQ = ms, append(s.mainQ, ms)
 			s.lastSent = max(s.lastSent, seq)
 			continue
 		}
-		s.unordered.SendAsync(ctx, pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { finish(i, err) })
+		ms := &send{seq: m.Seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
+		if isOp {
+			s.sends[m.Seq] = ms
+		}
+		sendOf[i] = ms
+		unordered = append(unordered, i)
 	}
 	s.mainCond.Signal()
 	s.mainMu.Unlock()
 	for _, f := range known {
 		f()
+	}
+	for _, i := range unordered {
+		ms := sendOf[i]
+		s.unordered.SendAsync(ctx, ms.pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { s.finished(ms, err) })
 	}
 	select {
 	case <-done:
@@ -379,13 +396,13 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 	return out
 }
 
-// mainKeep is how many delivered sends of main a sink remembers, so that
-// an engine's retry of one of them (its receipt came after the publish
-// timed out) is answered without a second copy.
-const mainKeep = 1 << 16
+// keepSends is how many delivered sends a sink remembers, so that an
+// engine's retry of one of them (its receipt came after the publish timed
+// out) is answered without a second copy.
+const keepSends = 1 << 16
 
-// mainSend is one message handed to the main producer.
-type mainSend struct {
+// send is one message handed to a producer.
+type send struct {
 	seq     int64
 	pm      *pc.ProducerMessage
 	done    bool
@@ -413,28 +430,30 @@ func (s *Sink) sendMain() {
 		s.mainMu.Unlock()
 		for _, ms := range q {
 			s.main.SendAsync(context.Background(), ms.pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
-				s.mainFinished(ms, err)
+				s.finished(ms, err)
 			})
 		}
 		s.mainMu.Lock()
 	}
 }
 
-// mainFinished records a main send's outcome and tells whoever waits. A
-// delivered send is remembered (the last mainKeep of them); a failed one
+// finished records a main send's outcome and tells whoever waits. A
+// delivered send is remembered (the last keepSends of them); a failed one
 // is forgotten, so its retry is a new message.
-func (s *Sink) mainFinished(ms *mainSend, err error) {
+func (s *Sink) finished(ms *send, err error) {
 	s.mainMu.Lock()
 	ms.done, ms.err, ms.pm = true, err, nil
 	waiters := ms.waiters
 	ms.waiters = nil
-	if err != nil {
-		delete(s.mainSends, ms.seq)
+	if s.sends[ms.seq] != ms {
+		// not an operation's send (a checkpoint), or already forgotten
+	} else if err != nil {
+		delete(s.sends, ms.seq)
 	} else {
-		s.mainKept = append(s.mainKept, ms.seq)
-		if len(s.mainKept) > mainKeep {
-			delete(s.mainSends, s.mainKept[0])
-			s.mainKept = s.mainKept[1:]
+		s.kept = append(s.kept, ms.seq)
+		if len(s.kept) > keepSends {
+			delete(s.sends, s.kept[0])
+			s.kept = s.kept[1:]
 		}
 	}
 	s.mainMu.Unlock()

@@ -111,58 +111,66 @@ func TestBrokerLastSequence(t *testing.T) {
 	assert.Equal(t, int64(-1), p.LastSequenceID(), "pulsar-client-go's LastSequenceID was fixed: use it instead of brokerLastSequence")
 }
 
-// TestRetryWaitsForMainSend: the broker stores an ordered batch but its
+// TestRetryWaitsForPendingSend: the broker stores a batch but its
 // receipts come late, after the publish gave up (as in an outage). The
-// engine's retry of those operations (no longer ordered) must not put a
-// second copy on the topic: it waits for the main producer's pending send
-// and takes its outcome. Messages sent after the retry are stored once too.
-func TestRetryWaitsForMainSend(t *testing.T) {
+// engine's retry of those operations must not put a second copy on the
+// topic: it waits for the producer's pending send and takes its outcome.
+// Both for the ordered stream (main producer) and for messages outside it.
+// Messages sent after the retry are stored once too.
+func TestRetryWaitsForPendingSend(t *testing.T) {
 	t.Parallel()
-	topic := pulsartest.Topic()
-	b := pulsartest.Start(t)
-	s, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-late"))
-	require.NoError(t, err)
-	defer s.Close()
-	_, ok, err := s.OrderedStream(context.Background())
-	require.NoError(t, err)
-	require.True(t, ok)
+	for _, ordered := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ordered", false: "unordered"}[ordered], func(t *testing.T) {
+			t.Parallel()
+			topic := pulsartest.Topic()
+			b := pulsartest.Start(t)
+			s, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-late"))
+			require.NoError(t, err)
+			defer s.Close()
+			if ordered {
+				_, ok, err := s.OrderedStream(context.Background())
+				require.NoError(t, err)
+				require.True(t, ok)
+			}
 
-	var msgs, retries []core.Message
-	for seq := int64(1); seq <= 5; seq++ {
-		m := message(t, seq, true, false)
-		msgs = append(msgs, m)
-		m.Ordered = false // the same operation, claimed again below the stream
-		retries = append(retries, m)
-	}
-	b.WithholdReceipts(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	errs := s.Publish(ctx, msgs)
-	cancel()
-	for i, err := range errs {
-		require.True(t, core.IsUnavailable(err), "message %d: no receipt yet: %v", i, err)
-	}
-	require.Eventually(t, func() bool { return len(b.Messages(topic)) == 5 }, 10*time.Second, 10*time.Millisecond)
+			var msgs, retries []core.Message
+			for seq := int64(1); seq <= 5; seq++ {
+				m := message(t, seq, ordered, false)
+				msgs = append(msgs, m)
+				m.Ordered = false // the same operation, claimed again (below the stream)
+				retries = append(retries, m)
+			}
+			b.WithholdReceipts(true)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			errs := s.Publish(ctx, msgs)
+			cancel()
+			for i, err := range errs {
+				require.True(t, core.IsUnavailable(err), "message %d: no receipt yet: %v", i, err)
+			}
+			require.Eventually(t, func() bool { return len(b.Messages(topic)) == 5 }, 10*time.Second, 10*time.Millisecond)
 
-	done := make(chan []error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		done <- s.Publish(ctx, retries) // the engine's retry, while receipts are still withheld
-	}()
-	time.Sleep(200 * time.Millisecond)
-	b.WithholdReceipts(false)
-	b.DropConnections() // the client reconnects and re-sends what it holds; the broker drops the copies
-	for i, err := range <-done {
-		require.NoError(t, err, "retry of message %d", i)
-	}
-	publish(t, s, message(t, 6, true, false))
-	publish(t, s, retries[2]) // a later retry of a delivered send: answered, not re-sent
-	copies := map[string]int{}
-	for _, m := range b.Messages(topic) {
-		copies[m.Properties[core.HeaderOpID]]++
-	}
-	assert.Len(t, copies, 6)
-	for id, n := range copies {
-		assert.Equal(t, 1, n, "copies of %s", id)
+			done := make(chan []error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				done <- s.Publish(ctx, retries) // the engine's retry, while receipts are still withheld
+			}()
+			time.Sleep(200 * time.Millisecond)
+			b.WithholdReceipts(false)
+			b.DropConnections() // the client reconnects and re-sends what it holds; the broker drops the copies
+			for i, err := range <-done {
+				require.NoError(t, err, "retry of message %d", i)
+			}
+			publish(t, s, message(t, 6, ordered, false))
+			publish(t, s, retries[2]) // a later retry of a delivered send: answered, not re-sent
+			copies := map[string]int{}
+			for _, m := range b.Messages(topic) {
+				copies[m.Properties[core.HeaderOpID]]++
+			}
+			assert.Len(t, copies, 6)
+			for id, n := range copies {
+				assert.Equal(t, 1, n, "copies of %s", id)
+			}
+		})
 	}
 }
