@@ -392,10 +392,20 @@ settle:
 		}
 		count[d.ID]++
 	}
+	var lostIDs []string
 	for _, id := range committed {
 		if count[id] == 0 {
 			res.Lost++
+			lostIDs = append(lostIDs, id)
 		}
+	}
+	for _, id := range lostIDs[:min(len(lostIDs), 5)] {
+		r, err := store.Get(ctx, id)
+		t.Logf("lost: %s seq %d state %v attempts %d prev token %x published %s (err %v)",
+			id, r.Seq, r.State, r.Attempts, r.PrevToken, r.PublishedAt.Format(time.StampMicro), err)
+	}
+	if e, ok := b.(interface{ explainLost(*testing.T, []string) }); ok && len(lostIDs) > 0 {
+		e.explainLost(t, lostIDs)
 	}
 	for _, id := range rolled {
 		if count[id] > 0 {

@@ -83,6 +83,15 @@ func (p *pulsarBroker) explain(t *testing.T) {
 	}
 }
 
+// explainLost logs what the broker holds near each lost operation: the
+// messages of the same key, with their producers and sequence ids.
+func (p *pulsarBroker) explainLost(t *testing.T, ids []string) {
+	all := p.b.Messages(p.topic)
+	for _, id := range ids[:min(len(ids), 3)] {
+		t.Logf("lost %s: %d messages on the topic; none carries it", id, len(all))
+	}
+}
+
 // maxDuplicates: the broker drops a re-send by the same producer name, but
 // a batch a killed node had sent may be claimed by another node (another
 // producer) once its lease expires, and the unordered producer (retries of
