@@ -44,10 +44,26 @@
 //     goes through a second producer, producer_name-unordered, with ids of
 //     its own: the broker never mistakes such a message for a duplicate,
 //     and never drops a first delivery.
-//   - The ordered stream's producer has no send timeout: it keeps its
-//     messages, in order, until the broker has them, so what the broker
-//     holds from it has no gaps. The engine records any failure of an
-//     ordered batch before it sends the next (see core.SequencedSink).
+//   - The ordered stream's producer has no send timeout and is fed by one
+//     goroutine with a context that never ends (pulsar-client-go fails a
+//     queued message whose context ended while it still sends later ones):
+//     it keeps its messages, in order, until the broker has them, so what
+//     the broker holds from it has no gaps. The engine records any failure
+//     of an ordered batch before it sends the next, and ends the ordered
+//     stream for the run when a claim's outcome is unknown (see
+//     core.SequencedSink).
+//   - A retry of an operation this process already handed to either
+//     producer waits for that send and takes its outcome: an outage whose
+//     receipts come after the engine's publish timeout leaves one copy,
+//     not two. The unordered producer, too, never gives up on a message
+//     unless send_timeout is set.
+//
+// Caveat: a real broker deduplicates per batch (a batch whose lowest id is
+// at or below the last one stored but whose highest is above is answered
+// as "unknown"); pulsartest deduplicates per message. Right after a restart
+// the ordered stream's producer may batch a redelivery with new messages;
+// against a real broker, set batching=false on relays that restart often,
+// or check with TRUSTLOG_PULSAR_URL.
 //
 // The result: with deduplication on, a relay killed mid-batch and
 // restarted under the same name leaves each message on the topic once
