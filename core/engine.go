@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,9 @@ type Engine struct {
 	epoch   int64
 	// lastAtStart is the sink's last sequence when the engine started.
 	lastAtStart int64
-	tel         *telemetry
+	// prevEpoch is the epoch of this node's previous run (-1: unknown).
+	prevEpoch int64
+	tel       *telemetry
 	// ordered: the sink is a SequencedSink; dispatcher 0 keeps the ordered
 	// stream, above lastOrdered.
 	ordered     bool
@@ -83,14 +86,17 @@ func (e *Engine) token(ordered bool) int64 {
 }
 
 // redelivery reports whether a claimed record was sent, in its ordered
-// stream, by an earlier run of this node that stopped before recording
+// stream, by the previous run of this node, which stopped before recording
 // the outcome, with a seq at or below the last sequence the broker held
-// when this run started. Under in-order persistence such a message is on
+// when this run started. Only the previous run: the broker's last sequence
+// says what that run got through, but once a later run has sent higher
+// ids it says nothing about an older run's rows (they go out as new
+// messages: a possible copy, never a loss). Under in-order persistence such a message is on
 // the broker; re-sending it with its sequence id lets the broker drop it.
 // One above it never reached the broker and goes out as a new message.
 func (e *Engine) redelivery(r *Record) bool {
 	p := r.PrevToken
-	return p != 0 && p>>nodeShift == e.nodeTag && (p>>epochShift)&0xff != e.epoch &&
+	return p != 0 && p>>nodeShift == e.nodeTag && e.prevEpoch >= 0 && (p>>epochShift)&0xff == e.prevEpoch &&
 		p&orderedBit != 0 && r.Seq <= e.lastAtStart
 }
 
@@ -126,8 +132,37 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 	} else {
 		e.nodeTag = rand.Int64N(1 << 23)
 	}
-	e.epoch = rand.Int64N(256)
+	e.epoch, e.prevEpoch = rand.Int64N(256), -1
 	return e, nil
+}
+
+// nextEpoch numbers this run of the node one after the previous one,
+// through a store cursor, so redelivery can tell the previous run's claims
+// from older ones. Without a node name, or when the cursor cannot be read
+// or written, the run has a random epoch and treats no claim as a
+// redelivery.
+func (e *Engine) nextEpoch(ctx context.Context) {
+	if e.cfg.Node == "" {
+		return
+	}
+	name := "trustlog.node." + e.cfg.Node + ".epoch"
+	prev := int64(-1)
+	c, err := e.store.Cursor(ctx, name)
+	switch {
+	case err == nil:
+		if n, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil && n >= 0 && n < 256 {
+			prev = n
+		}
+	case !errors.Is(err, ErrNotFound):
+		e.log.WarnContext(ctx, "trustlog: cannot read this node's run number; no redeliveries this run", "err", err)
+		return
+	}
+	epoch := (prev + 1) & 0xff
+	if err := e.store.SetCursor(ctx, name, strconv.FormatInt(epoch, 10)); err != nil {
+		e.log.WarnContext(ctx, "trustlog: cannot record this node's run number; no redeliveries this run", "err", err)
+		return
+	}
+	e.epoch, e.prevEpoch = epoch, prev
 }
 
 // Config returns the engine's configuration with defaults applied.
@@ -194,6 +229,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.tel.observeStore(e.cfg.Telemetry, e.store)
 	if ss, ok := e.sink.(SequencedSink); ok {
+		e.nextEpoch(ctx)
 		last, granted, err := ss.OrderedStream(ctx)
 		switch {
 		case err != nil:
