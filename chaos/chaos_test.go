@@ -431,15 +431,21 @@ settle:
 		}
 		after = page[len(page)-1].Seq
 	}
-	last := map[string]int64{}
+	last, lastID := map[string]int64{}, map[string]string{}
 	for _, d := range firsts {
 		if sq := seqOf[d.ID]; sq < last[d.Key] {
 			res.OrderBroken++
 			if res.OrderBroken <= 5 {
-				t.Logf("order: %s seq %d delivered first after seq %d", d.Key, sq, last[d.Key])
+				// Which one did the store let out first? published_at is
+				// the settle of its last claim.
+				early, _ := store.Get(ctx, d.ID)
+				late, _ := store.Get(ctx, lastID[d.Key])
+				t.Logf("order: %s seq %d (attempts %d, published %s) delivered first after seq %d (attempts %d, published %s)",
+					d.Key, sq, early.Attempts, early.PublishedAt.Format(time.StampMicro),
+					last[d.Key], late.Attempts, late.PublishedAt.Format(time.StampMicro))
 			}
 		} else {
-			last[d.Key] = sq
+			last[d.Key], lastID[d.Key] = sq, d.ID
 		}
 	}
 
