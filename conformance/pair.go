@@ -147,7 +147,10 @@ func testDuplicatesKeyed(t *testing.T, p pair) {
 	}
 	startEngine(t, p.Store, p.Sink, fastEngine(t))
 	settled(t, ctx, p.Store)
-	got := p.readAll(t, ctx, len(ops)+len(batch))
+	// Every operation is published, so the broker holds everything now;
+	// the batch may be there twice (or once: a sink that remembers what it
+	// delivered in this process need not send it again).
+	got := p.readAll(t, ctx, len(ops))
 	requireAll(t, got, ops)
 	dups := 0
 	payloads := map[string]string{}

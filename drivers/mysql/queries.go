@@ -95,6 +95,8 @@ var queries = sqlstore.Queries{
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
 	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?
 		AND (state <> 3 OR published_at IS NULL OR published_at >= DATE_SUB(` + now + `, INTERVAL ? MICROSECOND))`,
+	StrictRecheck: `SELECT c.seq FROM {{.Op}} AS c WHERE c.seq {seqs} AND EXISTS (SELECT 1 FROM {{.Op}} AS e FORCE INDEX ({{.Prefix}}operation_doid)
+		WHERE e.doid = c.doid AND e.state IN (0, 1, 2) AND e.seq < c.seq)`,
 	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
 	PrunePublished: `DELETE FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
 		AND published_at < DATE_SUB(` + now + `, INTERVAL ? MICROSECOND) ORDER BY seq LIMIT ?`,

@@ -142,6 +142,17 @@ type Queries struct {
 	LeaseRenew string
 	// LeaseRelease deletes a held lease. Args: name, holder.
 	LeaseRelease string
+	// StrictRecheck, for dialects whose claim is a locking SELECT
+	// (ClaimUpdate set), returns those of the locked candidates ({seqs})
+	// that have an earlier operation of their DOID pending, in flight or
+	// retrying. It runs as a second statement, after the candidates are
+	// locked: under InnoDB a locking scan reads the latest committed rows
+	// while a subquery of the same statement reads the snapshot taken when
+	// the statement began, so a claim running while an earlier and then a
+	// later operation of one object commit could lock the later one
+	// without seeing the earlier.
+	StrictRecheck string
+
 	// PruneHorizon returns the lowest leaf index in [$1, $2) whose
 	// operation is not yet prunable: not published, or published less than
 	// $3 µs ago (NULL when every one is). PruneLeaves deletes the

@@ -286,6 +286,15 @@ func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams
 	for i := range recs {
 		seqs[i] = recs[i].Seq
 	}
+	if p.Strict && s.q.StrictRecheck != "" {
+		if recs, err = s.recheckStrict(ctx, tx, recs, seqs); err != nil || len(recs) == 0 {
+			return nil, err // rollback releases the locks
+		}
+		seqs = seqs[:0]
+		for i := range recs {
+			seqs = append(seqs, recs[i].Seq)
+		}
+	}
 	q, args := s.list(s.q.ClaimUpdate, "{seqs}", 3, seqs)
 	if _, err := tx.ExecContext(ctx, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...); err != nil {
 		return nil, err
@@ -298,6 +307,35 @@ func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams
 		recs[i].Attempts++
 	}
 	return recs, nil
+}
+
+// recheckStrict drops the locked candidates that have an earlier
+// unfinished operation of their DOID (see Queries.StrictRecheck).
+func (s *Store) recheckStrict(ctx context.Context, tx *sql.Tx, recs []core.Record, seqs []int64) ([]core.Record, error) {
+	q, args := s.list(s.q.StrictRecheck, "{seqs}", 1, seqs)
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	held := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		held[seq] = true
+	}
+	if err := rows.Err(); err != nil || len(held) == 0 {
+		return recs, err
+	}
+	kept := recs[:0]
+	for _, r := range recs {
+		if !held[r.Seq] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
 }
 
 // list replaces marker in q by a list operand for vals whose parameters
