@@ -52,7 +52,9 @@ type killed struct{ core.Store }
 func (killed) Settle(context.Context, core.SettleParams) (core.SettleResult, error) {
 	return core.SettleResult{}, errors.New("killed")
 }
-func (killed) Release(context.Context, core.ReleaseParams) (int, error) { return 0, errors.New("killed") }
+func (killed) Release(context.Context, core.ReleaseParams) (int, error) {
+	return 0, errors.New("killed")
+}
 
 // TestRedeliveryOnlyFromPreviousRun: a relay's run 1 claims operations in
 // its ordered stream and dies before recording anything. If run 2 takes
