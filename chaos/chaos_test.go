@@ -117,6 +117,15 @@ func TestChaos(t *testing.T) {
 	}
 }
 
+// replayAll reads everything on a sink's topic through its consumer.
+func replayAll(ctx context.Context, r core.Replayer) ([]core.Delivered, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var out []core.Delivered
+	err := r.Replay(ctx, time.Time{}, func(d core.Delivered) error { out = append(out, d); return nil })
+	return out, err
+}
+
 // brokers are the brokers the chaos test runs against.
 var brokers []struct {
 	name  string

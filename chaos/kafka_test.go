@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -39,11 +38,7 @@ func (k *kafkaBroker) read(ctx context.Context) ([]core.Delivered, error) {
 		return nil, err
 	}
 	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	var out []core.Delivered
-	err = s.Replay(ctx, time.Time{}, func(d core.Delivered) error { out = append(out, d); return nil })
-	return out, err
+	return replayAll(ctx, s)
 }
 
 // maxDuplicates: Kafka has no broker-side deduplication, so every batch a

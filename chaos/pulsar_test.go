@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/sinks/pulsar"
@@ -48,11 +47,7 @@ func (p *pulsarBroker) read(ctx context.Context) ([]core.Delivered, error) {
 		return nil, err
 	}
 	defer s.Close()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	var out []core.Delivered
-	err = s.Replay(ctx, time.Time{}, func(d core.Delivered) error { out = append(out, d); return nil })
-	return out, err
+	return replayAll(ctx, s)
 }
 
 // explain logs where the duplicates came from: which producers sent each

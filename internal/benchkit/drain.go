@@ -86,3 +86,47 @@ func Seeded(b *testing.B, t Target, n, w int) []core.Store {
 	}
 	return stores
 }
+
+// NamedTarget is a Target with the name its sub-benchmark carries.
+type NamedTarget struct {
+	Name string
+	Target
+}
+
+// RelayVsMemory drains n operations at batch 1000 to the sink newSink
+// returns (a fresh one per iteration, closed after it) and, in the same
+// iteration, an identical backlog to the memory sink, for each store; it
+// reports both rates and sink/memory as "ratio". unit names the sink's
+// rate ("kafka-ops/s").
+func RelayVsMemory(b *testing.B, stores []NamedTarget, n int, unit string, newSink func(b *testing.B) core.Sink) {
+	for _, st := range stores {
+		b.Run(fmt.Sprintf("store=%s/batch=1000", st.Name), func(b *testing.B) {
+			var mem, other DrainResult
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := Seeded(b, st.Target, n, 1)
+				b.StartTimer()
+				r, err := EngineDrain(context.Background(), s, nil, n, 1000)
+				b.StopTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				mem.N, mem.Elapsed = mem.N+r.N, mem.Elapsed+r.Elapsed
+
+				sink := newSink(b)
+				s = Seeded(b, st.Target, n, 1)
+				b.StartTimer()
+				r, err = EngineDrain(context.Background(), s, sink, n, 1000)
+				b.StopTimer()
+				sink.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				other.N, other.Elapsed = other.N+r.N, other.Elapsed+r.Elapsed
+			}
+			b.ReportMetric(mem.Rate(), "memory-ops/s")
+			b.ReportMetric(other.Rate(), unit)
+			b.ReportMetric(other.Rate()/mem.Rate(), "ratio")
+		})
+	}
+}
