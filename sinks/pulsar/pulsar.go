@@ -437,9 +437,9 @@ func (s *Sink) sendMain() {
 	}
 }
 
-// finished records a main send's outcome and tells whoever waits. A
-// delivered send is remembered (the last keepSends of them); a failed one
-// is forgotten, so its retry is a new message.
+// finished records a send's outcome (either producer) and tells whoever
+// waits. A delivered operation is remembered (the last keepSends of them);
+// a failed one is forgotten, so its retry is a new message.
 func (s *Sink) finished(ms *send, err error) {
 	s.mainMu.Lock()
 	ms.done, ms.err, ms.pm = true, err, nil
