@@ -352,7 +352,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			// The ordered stream first; operations that came back below it
 			// (released, requeued) go out unordered.
 			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
-			if recs, err = e.store.Claim(e.abortCtx, p); err == nil && len(recs) > 0 {
+			if recs, err = e.claim(p); err == nil && len(recs) > 0 {
 				inOrder = true
 				e.lastOrdered = recs[len(recs)-1].Seq
 			} else if err != nil {
@@ -365,7 +365,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		}
 		if err == nil && len(recs) == 0 {
 			p.Token, p.AfterSeq = e.token(false), 0
-			recs, err = e.store.Claim(e.abortCtx, p)
+			recs, err = e.claim(p)
 		}
 		token := p.Token
 		if err == nil && len(recs) > 0 {
@@ -395,6 +395,13 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		}
 		span := e.tel.batchSpan(src, expires.Add(-e.cfg.Lease), len(recs))
 		select {
+		case <-e.stopping: // stopped while claiming: hand nothing on
+			e.release(token, recs)
+			span.End()
+			return
+		default:
+		}
+		select {
 		case out <- claimed{token: token, ordered: inOrder, recs: recs, expires: expires, span: span}:
 		case <-e.stopping:
 			e.release(token, recs)
@@ -402,6 +409,16 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			return
 		}
 	}
+}
+
+// claim runs one claim to its end even when a stop aborts the engine: a
+// claim interrupted by its context may still have committed, leaving rows
+// in flight that nobody releases until their lease expires. Once it
+// returns, a stopping loop releases what it got. Bounded by half a lease.
+func (e *Engine) claim(p ClaimParams) ([]Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Lease/2)
+	defer cancel()
+	return e.store.Claim(ctx, p)
 }
 
 // idle waits d, or until woken, and reports false when the engine stops.
