@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -279,10 +280,16 @@ func testRetryDeadRequeue(t *testing.T, p pair) {
 		minGap := time.Duration(float64(cfg.BackoffBase<<(k-1)) * (1 - core.BackoffJitterDefault))
 		assert.GreaterOrEqual(t, offers[k].Sub(offers[k-1]), minGap, "attempt %d waited for its backoff", k+1)
 	}
-	mu.Lock()
-	require.Len(t, deadEvents, 1, "OnDead reports it once")
-	assert.Equal(t, poison.OpID, deadEvents[0].OpID)
-	mu.Unlock()
+	// OnDead runs right after the settle that made it dead commits.
+	events := func() []core.DeadEvent {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(deadEvents)
+	}
+	eventually(t, ctx, "OnDead reports it", func() (bool, error) { return len(events()) > 0, nil })
+	evs := events()
+	require.Len(t, evs, 1, "OnDead reports it once")
+	assert.Equal(t, poison.OpID, evs[0].OpID)
 
 	fs.failFor(poison.OpID, 0)
 	n, err := p.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{poison.OpID}})
