@@ -83,6 +83,23 @@ func readVerifier(flag, path string) (note.Verifier, error) {
 	return v, nil
 }
 
+// readKeys reads the required --key (the log's public key) and the
+// --op-key files, for the commands that verify.
+func readKeys(key string, opKeys []string) (note.Verifier, []core.Verifier, error) {
+	if key == "" {
+		return nil, nil, usagef("--key (the log's public key file) is required")
+	}
+	v, err := readVerifier("--key", key)
+	if err != nil {
+		return nil, nil, err
+	}
+	ovs, err := readOpVerifiers(opKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, ovs, nil
+}
+
 // readOpVerifiers reads --op-key files.
 func readOpVerifiers(paths []string) ([]core.Verifier, error) {
 	var out []core.Verifier
@@ -148,14 +165,7 @@ does not.`,
 		Example: "  trustlog verify-proof op.tlog-proof --key trustlog.pub",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if key == "" {
-				return usagef("--key (the log's public key file) is required")
-			}
-			v, err := readVerifier("--key", key)
-			if err != nil {
-				return err
-			}
-			ovs, err := readOpVerifiers(opKeys)
+			v, ovs, err := readKeys(key, opKeys)
 			if err != nil {
 				return err
 			}
@@ -201,14 +211,7 @@ deleted, reordered or forged.`,
 		Example: "  trustlog --store postgres://app@db/app verify --key trustlog.pub --op-key signer.pub --require-signature",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if key == "" {
-				return usagef("--key (the log's public key file) is required")
-			}
-			v, err := readVerifier("--key", key)
-			if err != nil {
-				return err
-			}
-			ovs, err := readOpVerifiers(opKeys)
+			v, ovs, err := readKeys(key, opKeys)
 			if err != nil {
 				return err
 			}
