@@ -166,7 +166,7 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 	if err != nil {
 		return err
 	}
-	if err := a.printStats(st, false); err != nil {
+	if err := a.printStats(st, false, nil); err != nil {
 		return err
 	}
 	if keep {

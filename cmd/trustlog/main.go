@@ -20,7 +20,6 @@ import (
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/go-trustlog/trustlog/core"
 	_ "github.com/go-trustlog/trustlog/drivers/mysql"
@@ -108,6 +107,7 @@ type app struct {
 	logFormat         string
 	logLevel          string
 	signKeyFile       string
+	configFile        string
 	log               *slog.Logger
 }
 
@@ -138,9 +138,16 @@ later that nothing was altered, dropped or reordered.
 Stores and sinks are URLs:
   --store sqlite:trustlog.db | postgres://user@host/db | mysql://user@host/db
   --sink  memory:// | kafka://host:9092/topic | pulsar://host:6650/persistent://t/ns/topic
-Each global flag can come from the environment instead (flags win):
+Each global flag can come from the environment instead:
   TRUSTLOG_STORE, TRUSTLOG_SINK, TRUSTLOG_LOG_FORMAT, TRUSTLOG_LOG_LEVEL,
-  TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE.
+  TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE,
+or from a YAML file named by --config or TRUSTLOG_CONFIG:
+  store: postgres://app@db/app
+  sink: kafka://kafka-1:9092/attestations
+  relay:
+    batch: 1000
+Flags win over the environment, the environment over the file; unknown keys
+in the file are errors.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 		Example: `  trustlog demo
@@ -151,7 +158,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setup(cmd.Flags())
+			return a.setup(cmd)
 		},
 	}
 	f := root.PersistentFlags()
@@ -159,14 +166,20 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	f.StringVar(&a.sinkURL, "sink", "", "sink URL (env TRUSTLOG_SINK)")
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal, JSON otherwise), text or json (env TRUSTLOG_LOG_FORMAT)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env TRUSTLOG_LOG_LEVEL)")
+	f.StringVar(&a.configFile, "config", "", "YAML file with flag values; flags win over the environment, the environment over the file (env TRUSTLOG_CONFIG)")
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
 	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd(),
 		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd())
 	return root
 }
 
-// setup applies the environment to flags not given and builds the logger.
-func (a *app) setup(flags *pflag.FlagSet) error {
+// setup applies the environment, then the configuration file, to flags not
+// given, and builds the logger.
+func (a *app) setup(cmd *cobra.Command) error {
+	flags := cmd.Flags()
+	if v, ok := os.LookupEnv(configEnv); ok && !flags.Changed("config") {
+		a.configFile = v
+	}
 	for _, m := range []map[string]string{envFlags, commandEnv} {
 		for name, env := range m {
 			if v, ok := os.LookupEnv(env); ok && flags.Lookup(name) != nil && !flags.Changed(name) {
@@ -174,6 +187,15 @@ func (a *app) setup(flags *pflag.FlagSet) error {
 					return usagef("%s: %v", env, err)
 				}
 			}
+		}
+	}
+	if a.configFile != "" {
+		settings, err := loadConfig(cmd.Root(), a.configFile)
+		if err != nil {
+			return err
+		}
+		if err := applyConfig(cmd, flags, settings); err != nil {
+			return err
 		}
 	}
 	var level slog.Level

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/go-trustlog/trustlog/core"
@@ -17,34 +20,108 @@ import (
 const defaultCursor = "operation_scan"
 
 func (a *app) statusCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, watch bool
+	var interval time.Duration
+	var count int
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show operations per state, the oldest unsettled one and the lag",
 		Long: `Show how many operations are in each state, the low watermark (every
 operation at or below this sequence number is published or dead), the newest
 sequence number, and the age of the oldest operation not yet settled (the
-relay's lag).`,
-		Example: "  trustlog --store sqlite:app.db status\n  trustlog --store sqlite:app.db status --json",
-		Args:    cobra.NoArgs,
+relay's lag).
+
+With --watch the figures refresh every --interval until interrupted, with
+the publish rate since the previous refresh: in place on a terminal, as
+successive blocks (or JSON lines with --json) otherwise.`,
+		Example: `  trustlog --store sqlite:app.db status
+  trustlog --store sqlite:app.db status --json
+  trustlog --store postgres://app@db/app status --watch --interval 1s`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if interval <= 0 {
+				return usagef("--interval %s: want a positive duration", interval)
+			}
+			if count < 0 {
+				return usagef("--count %d: want 0 (forever) or more", count)
+			}
 			s, err := a.openStore(cmd.Context())
 			if err != nil {
+				if watch && cmd.Context().Err() != nil {
+					return nil // interrupted before the first refresh
+				}
 				return err
 			}
 			defer s.Close()
-			st, err := s.Stats(cmd.Context())
-			if err != nil {
-				return err
+			if !watch {
+				st, err := s.Stats(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return a.printStats(st, asJSON, nil)
 			}
-			return a.printStats(st, asJSON)
+			return a.watchStats(cmd.Context(), s, asJSON, interval, count)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "refresh until interrupted")
+	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "time between refreshes with --watch")
+	cmd.Flags().IntVar(&count, "count", 0, "with --watch, stop after this many refreshes (0: until interrupted)")
 	return cmd
 }
 
-func (a *app) printStats(st core.Stats, asJSON bool) error {
+// watchStats prints the stats every interval, with the rate at which
+// operations settled since the previous refresh, until ctx ends (exit 0:
+// interrupting a watch is how it is meant to stop) or count refreshes.
+func (a *app) watchStats(ctx context.Context, s core.Store, asJSON bool, interval time.Duration, count int) error {
+	tty := false
+	if f, ok := a.stdout.(*os.File); ok {
+		tty = isatty.IsTerminal(f.Fd())
+	}
+	var prev *core.Stats
+	var prevAt time.Time
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for n := 1; ; n++ {
+		st, err := s.Stats(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		now := time.Now()
+		var rate *float64
+		if prev != nil {
+			settled := func(x core.Stats) int64 { return x.Counts[core.StatePublished] + x.Counts[core.StateDead] }
+			r := float64(settled(st)-settled(*prev)) / now.Sub(prevAt).Seconds()
+			rate = &r
+		}
+		switch {
+		case tty && !asJSON:
+			fmt.Fprint(a.stdout, "\033[H\033[2J")
+			fmt.Fprintf(a.stdout, "every %s, %s (Ctrl-C to stop)\n\n", interval, now.Format(time.TimeOnly))
+		case n > 1 && !asJSON:
+			fmt.Fprintln(a.stdout)
+		}
+		if err := a.printStats(st, asJSON, rate); err != nil {
+			return err
+		}
+		prev, prevAt = &st, now
+		if count > 0 && n >= count {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// printStats prints one snapshot; rate, when known, is the number of
+// operations settled per second since the previous snapshot.
+func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 	lag := time.Duration(0)
 	if !st.OldestUnsettled.IsZero() {
 		lag = time.Since(st.OldestUnsettled)
@@ -54,10 +131,14 @@ func (a *app) printStats(st core.Stats, asJSON bool) error {
 		for s, n := range st.Counts {
 			counts[s.String()] = n
 		}
-		return json.NewEncoder(a.stdout).Encode(map[string]any{
+		doc := map[string]any{
 			"counts": counts, "low_watermark": st.LowWatermark, "max_seq": st.MaxSeq,
 			"oldest_unsettled": st.OldestUnsettled, "lag_seconds": lag.Seconds(),
-		})
+		}
+		if rate != nil {
+			doc["settled_per_second"] = *rate
+		}
+		return json.NewEncoder(a.stdout).Encode(doc)
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	for _, s := range core.States {
@@ -65,6 +146,9 @@ func (a *app) printStats(st core.Stats, asJSON bool) error {
 	}
 	fmt.Fprintf(w, "low watermark\t%d\t(everything at or below is settled)\n", st.LowWatermark)
 	fmt.Fprintf(w, "max seq\t%d\t\n", st.MaxSeq)
+	if rate != nil {
+		fmt.Fprintf(w, "rate\t%.0f/s\t(published or dead since the previous refresh)\n", *rate)
+	}
 	if st.OldestUnsettled.IsZero() {
 		fmt.Fprintf(w, "lag\t0s\t(nothing unsettled)\n")
 	} else {
@@ -171,6 +255,9 @@ func (a *app) deadCmd() *cobra.Command {
 		Example: "  trustlog --store sqlite:app.db dead list --limit 20",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 {
+				return usagef("--limit %d: want 1 or more", limit)
+			}
 			s, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
