@@ -17,8 +17,6 @@ type Target struct {
 	NewURL func(tb testing.TB) string
 	// Open opens and migrates a store at url (closed by tb).
 	Open func(tb testing.TB, url string) core.Store
-	// Raw returns the bare claim+settle loop on s's table.
-	Raw func(s core.Store) RawLoop
 }
 
 // EnvInt reads a positive integer from the environment, or def.
@@ -43,7 +41,11 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 					stores := Seeded(b, t, n, w)
 					loops := make([]RawLoop, w)
 					for j := range loops {
-						loops[j] = t.Raw(stores[j])
+						l, err := RawFor(stores[j])
+						if err != nil {
+							b.Fatal(err)
+						}
+						loops[j] = l
 					}
 					b.StartTimer()
 					r, err := RawDrain(context.Background(), loops, batch)

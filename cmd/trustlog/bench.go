@@ -1,0 +1,475 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/benchkit"
+	"github.com/go-trustlog/trustlog/internal/benchplot"
+	"github.com/go-trustlog/trustlog/internal/redact"
+	"github.com/go-trustlog/trustlog/sinks/kafka"
+	"github.com/go-trustlog/trustlog/sinks/pulsar"
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
+)
+
+// benchWorkloads are the workloads in the order they run.
+var benchWorkloads = []string{"write", "drain", "latency", "backlog", "sinks", "ledger"}
+
+// benchOpts are the bench command's flags.
+type benchOpts struct {
+	n, sinkN, ledgerN, writeTxs, runs int
+	engines, batches, backlogs        []int
+	rate                              int
+	duration                          time.Duration
+	asJSON                            bool
+	plot                              string
+}
+
+// benchReport is everything one run measured; --json prints it.
+type benchReport struct {
+	Store   string         `json:"store"`
+	Started time.Time      `json:"started"`
+	Go      string         `json:"go"`
+	CPUs    int            `json:"cpus"`
+	Write   []benchWrite   `json:"write,omitempty"`
+	Drain   []benchDrain   `json:"drain,omitempty"`
+	Latency []benchLatency `json:"latency,omitempty"`
+	Backlog []benchBacklog `json:"backlog,omitempty"`
+	Sinks   []benchSink    `json:"sinks,omitempty"`
+	Ledger  *benchLedger   `json:"ledger,omitempty"`
+}
+
+type benchWrite struct {
+	PerTx      int     `json:"ops_per_tx"`
+	Txs        int     `json:"txs"`
+	PlainRate  float64 `json:"plain_insert_ops_per_s"`
+	RecordRate float64 `json:"record_tx_ops_per_s"`
+	Overhead   float64 `json:"record_tx_time_over_plain"`
+}
+
+type benchDrain struct {
+	Batch    int       `json:"batch"`
+	Engines  int       `json:"engines"`
+	N        int       `json:"n"`
+	RawRate  float64   `json:"bare_loop_ops_per_s"`
+	Rate     float64   `json:"relay_ops_per_s"`
+	Ratio    float64   `json:"relay_over_bare"`
+	AllRatio []float64 `json:"ratio_per_run"`
+}
+
+type benchLatency struct {
+	Mode     string  `json:"mode"`
+	N        int     `json:"n"`
+	Rate     int     `json:"target_ops_per_s"`
+	Achieved float64 `json:"achieved_ops_per_s"`
+	P50      float64 `json:"p50_ms"`
+	P90      float64 `json:"p90_ms"`
+	P99      float64 `json:"p99_ms"`
+	Max      float64 `json:"max_ms"`
+}
+
+type benchBacklog struct {
+	Pending int     `json:"pending"`
+	Rate    float64 `json:"ops_per_s"`
+	BaseMB  float64 `json:"rss_before_mb"`
+	PeakMB  float64 `json:"peak_rss_mb"`
+}
+
+type benchSink struct {
+	Sink  string  `json:"sink"`
+	N     int     `json:"n"`
+	Rate  float64 `json:"ops_per_s"`
+	Ratio float64 `json:"over_memory"`
+}
+
+type benchLedger struct {
+	N    int     `json:"n"`
+	Rate float64 `json:"leaves_per_s"`
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	var o benchOpts
+	var quick bool
+	cmd := &cobra.Command{
+		Use:   "bench [workload...]",
+		Short: "Measure the relay against the bare SQL it is built on, in the same run",
+		Long: `Run benchmark workloads against --store (default: a SQLite file in a
+temporary directory) and print one table per workload; every figure has a
+baseline measured in the same run, so the ratios hold on any machine.
+
+Workloads (all when none is named):
+  write    RecordTx of 1 and of 100 operations per transaction vs a plain
+           multi-row INSERT of the same rows
+  drain    --n pending operations drained by 1/2/4 engines at batch 100/1000
+           to the memory sink vs as many bare claim+settle SQL loops
+  latency  a steady --rate of single-operation commits for --duration:
+           commit → sink ack p50/p90/p99/max, woken by NOTIFY (PostgreSQL)
+           and by polling
+  backlog  drain rate and peak resident memory at 10k, 100k and 1M pending
+  sinks    the same drain to an in-process Kafka broker (kfake) and to the
+           Pulsar test broker, vs the memory sink
+  ledger   Merkle log sequencing rate (leaves/s) and one signed checkpoint
+
+Each workload works in a scratch place it drops afterwards (a new schema on
+PostgreSQL, a new table prefix on MySQL/MariaDB and SQLite), so it can run
+against a server that holds real data. Progress goes to the log (stderr).`,
+		Example: `  trustlog bench --quick
+  trustlog bench drain --n 200000 --runs 3
+  trustlog --store postgres://postgres@127.0.0.1/test bench latency --plot latency.png
+  trustlog --store mysql://root@127.0.0.1/test bench --json > mariadb.json`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if quick {
+				o.quick(cmd.Flags().Changed)
+			}
+			for _, w := range args {
+				if !slices.Contains(benchWorkloads, w) {
+					return usagef("unknown workload %q: want %s", w, strings.Join(benchWorkloads, ", "))
+				}
+			}
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				args = benchWorkloads
+			}
+			return a.bench(cmd.Context(), o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.n, "n", 200_000, "pending operations per drain")
+	f.IntSliceVar(&o.engines, "engines", []int{1, 2, 4}, "engine counts of the drain workload")
+	f.IntSliceVar(&o.batches, "batches", []int{100, 1000}, "batch sizes of the drain workload")
+	f.IntVar(&o.runs, "runs", 1, "drain runs per configuration (the median ratio is reported)")
+	f.IntVar(&o.writeTxs, "write-txs", 2000, "transactions of each kind in the write workload (a tenth of them at 100 operations)")
+	f.IntVar(&o.rate, "rate", 1000, "operations per second in the latency workload")
+	f.DurationVar(&o.duration, "duration", 30*time.Second, "how long the latency workload records")
+	f.IntSliceVar(&o.backlogs, "backlogs", []int{10_000, 100_000, 1_000_000}, "backlog sizes of the backlog workload")
+	f.IntVar(&o.sinkN, "sink-n", 50_000, "pending operations per drain in the sinks workload")
+	f.IntVar(&o.ledgerN, "ledger-n", 50_000, "operations sequenced in the ledger workload")
+	f.BoolVar(&o.asJSON, "json", false, "print the results as one JSON document instead of tables")
+	f.StringVar(&o.plot, "plot", "", "also draw latency percentiles and drain rate vs backlog into this PNG file")
+	f.BoolVar(&quick, "quick", false, "smaller defaults (n 20k, 5 s latency, backlogs 1k/10k/100k): a run of a few minutes")
+	return cmd
+}
+
+// quick shrinks the defaults of the flags not given to a run of a few
+// minutes.
+func (o *benchOpts) quick(given func(string) bool) {
+	set := func(flag string, p *int, v int) {
+		if !given(flag) {
+			*p = v
+		}
+	}
+	set("n", &o.n, 20_000)
+	set("sink-n", &o.sinkN, 10_000)
+	set("ledger-n", &o.ledgerN, 10_000)
+	set("write-txs", &o.writeTxs, 200)
+	if !given("duration") {
+		o.duration = 5 * time.Second
+	}
+	if !given("backlogs") {
+		o.backlogs = []int{1_000, 10_000, 100_000}
+	}
+}
+
+func (o benchOpts) validate() error {
+	positive := map[string]int{"--n": o.n, "--runs": o.runs, "--write-txs": o.writeTxs, "--rate": o.rate,
+		"--sink-n": o.sinkN, "--ledger-n": o.ledgerN}
+	for _, name := range []string{"--n", "--runs", "--write-txs", "--rate", "--sink-n", "--ledger-n"} {
+		if positive[name] < 1 {
+			return usagef("%s %d: want 1 or more", name, positive[name])
+		}
+	}
+	for name, list := range map[string][]int{"--engines": o.engines, "--batches": o.batches, "--backlogs": o.backlogs} {
+		for _, v := range list {
+			if v < 1 {
+				return usagef("%s: %d: want 1 or more", name, v)
+			}
+		}
+	}
+	for _, b := range o.batches {
+		if b > core.MaxBatch {
+			return usagef("--batches: %d: the most is %d", b, core.MaxBatch)
+		}
+	}
+	if o.duration <= 0 {
+		return usagef("--duration %s: want a positive duration", o.duration)
+	}
+	return nil
+}
+
+// bench runs the workloads in order, then prints or encodes the report.
+func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error {
+	rep := &benchReport{Store: "sqlite (temporary file)", Started: time.Now().UTC(), Go: runtime.Version(), CPUs: runtime.NumCPU()}
+	if a.storeURL != "" {
+		rep.Store = redact.URL(a.storeURL)
+	}
+	base := a.storeURL
+	for _, w := range benchWorkloads {
+		if !slices.Contains(workloads, w) {
+			continue
+		}
+		a.log.Info("bench: workload starts", "workload", w)
+		var err error
+		switch w {
+		case "write":
+			err = a.benchWrite(ctx, base, o, rep)
+		case "drain":
+			err = a.benchDrain(ctx, base, o, rep)
+		case "latency":
+			err = a.benchLatency(ctx, base, o, rep)
+		case "backlog":
+			err = a.benchBacklog(ctx, base, o, rep)
+		case "sinks":
+			err = a.benchSinks(ctx, base, o, rep)
+		case "ledger":
+			var r benchkit.DrainResult
+			r, err = benchkit.LedgerRate(ctx, base, o.ledgerN)
+			rep.Ledger = &benchLedger{N: o.ledgerN, Rate: r.Rate()}
+		}
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", w, err)
+		}
+	}
+	if o.plot != "" {
+		if err := writePlot(o.plot, rep); err != nil {
+			return fmt.Errorf("bench: plot: %w", err)
+		}
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printBench(a.stdout, rep)
+	return nil
+}
+
+func (a *app) benchWrite(ctx context.Context, base string, o benchOpts, rep *benchReport) error {
+	sc, err := benchkit.NewScratch(base)
+	if err != nil {
+		return err
+	}
+	defer sc.Drop(context.WithoutCancel(ctx))
+	st, err := sc.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, per := range []int{1, 100} {
+		txs := o.writeTxs
+		if per > 1 {
+			txs = max(1, txs/10)
+		}
+		r, err := benchkit.WritePath(ctx, st, per, txs)
+		if err != nil {
+			return err
+		}
+		rep.Write = append(rep.Write, benchWrite{PerTx: per, Txs: txs, PlainRate: r.PlainRate(), RecordRate: r.RecordRate(), Overhead: r.Overhead()})
+	}
+	return nil
+}
+
+func (a *app) benchDrain(ctx context.Context, base string, o benchOpts, rep *benchReport) error {
+	for _, batch := range o.batches {
+		for _, e := range o.engines {
+			d := benchDrain{Batch: batch, Engines: e, N: o.n}
+			var raws, rates []float64
+			for run := 0; run < o.runs; run++ {
+				a.log.Info("bench: drain", "batch", batch, "engines", e, "n", o.n, "run", run+1)
+				raw, eng, err := benchkit.DrainCompare(ctx, base, o.n, e, batch)
+				if err != nil {
+					return err
+				}
+				raws, rates = append(raws, raw.Rate()), append(rates, eng.Rate())
+				d.AllRatio = append(d.AllRatio, eng.Rate()/raw.Rate())
+			}
+			d.RawRate, d.Rate, d.Ratio = median(raws), median(rates), median(d.AllRatio)
+			rep.Drain = append(rep.Drain, d)
+		}
+	}
+	return nil
+}
+
+func (a *app) benchLatency(ctx context.Context, base string, o benchOpts, rep *benchReport) error {
+	for _, mode := range []string{"notify", "poll"} {
+		sc, err := benchkit.NewScratch(base)
+		if err != nil {
+			return err
+		}
+		url := sc.URL
+		if mode == "poll" && strings.HasPrefix(url, "postgres") {
+			url += "&notify=false"
+		}
+		st, err := core.OpenStore(ctx, url)
+		if err == nil {
+			err = st.Migrate(ctx)
+		}
+		if err == nil && mode == "notify" && !st.Capabilities().ListenNotify {
+			a.log.Info("bench: no cross-process wake-up on this database; latency measured with polling only")
+			st.Close()
+			sc.Drop(context.WithoutCancel(ctx))
+			continue
+		}
+		if err == nil {
+			a.log.Info("bench: latency", "mode", mode, "rate", o.rate, "duration", o.duration)
+			var r benchkit.LatencyResult
+			r, err = benchkit.Latency(ctx, st, o.rate, o.duration, core.EngineConfig{})
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			rep.Latency = append(rep.Latency, benchLatency{Mode: mode, N: r.N, Rate: o.rate, Achieved: float64(r.N) / o.duration.Seconds(), P50: ms(r.P50), P90: ms(r.P90), P99: ms(r.P99), Max: ms(r.Max)})
+		}
+		if st != nil {
+			st.Close()
+		}
+		sc.Drop(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *app) benchBacklog(ctx context.Context, base string, o benchOpts, rep *benchReport) error {
+	for _, n := range o.backlogs {
+		a.log.Info("bench: backlog", "pending", n)
+		r, err := benchkit.Backlog(ctx, base, n)
+		if err != nil {
+			return err
+		}
+		rep.Backlog = append(rep.Backlog, benchBacklog{Pending: n, Rate: r.Rate(), BaseMB: mb(r.BaseRSS), PeakMB: mb(r.PeakRSS)})
+	}
+	return nil
+}
+
+func (a *app) benchSinks(ctx context.Context, base string, o benchOpts, rep *benchReport) error {
+	a.log.Info("bench: sinks", "sink", "memory", "n", o.sinkN)
+	mem, err := benchkit.SinkDrain(ctx, base, o.sinkN, nil)
+	if err != nil {
+		return err
+	}
+	rep.Sinks = append(rep.Sinks, benchSink{Sink: "memory", N: o.sinkN, Rate: mem.Rate(), Ratio: 1})
+
+	a.log.Info("bench: sinks", "sink", "kafka (kfake)", "n", o.sinkN)
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "trustlog-bench"))
+	if err != nil {
+		return err
+	}
+	ks, err := kafka.Open("kafka://" + kc.ListenAddrs()[0] + "/trustlog-bench")
+	if err == nil {
+		var r benchkit.DrainResult
+		r, err = benchkit.SinkDrain(ctx, base, o.sinkN, ks)
+		ks.Close()
+		rep.Sinks = append(rep.Sinks, benchSink{Sink: "kafka (kfake)", N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
+	}
+	kc.Close()
+	if err != nil {
+		return err
+	}
+
+	a.log.Info("bench: sinks", "sink", "pulsar (test broker)", "n", o.sinkN)
+	const topic = "persistent://public/default/trustlog-bench"
+	pb, err := pulsartest.New(pulsartest.WithPartitionedTopic(topic, 3))
+	if err != nil {
+		return err
+	}
+	defer pb.Close()
+	ps, err := pulsar.Open(pb.SinkURL(topic, "producer_name=trustlog-bench"))
+	if err != nil {
+		return err
+	}
+	r, err := benchkit.SinkDrain(ctx, base, o.sinkN, ps)
+	ps.Close()
+	if err != nil {
+		return err
+	}
+	rep.Sinks = append(rep.Sinks, benchSink{Sink: "pulsar (test broker)", N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
+	return nil
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func printBench(w io.Writer, rep *benchReport) {
+	fmt.Fprintf(w, "store: %s   go: %s   cpus: %d   started: %s\n", rep.Store, rep.Go, rep.CPUs, rep.Started.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	section := func(title, header string) {
+		tw.Flush()
+		fmt.Fprintf(w, "\n%s\n", title)
+		fmt.Fprintln(tw, header)
+	}
+	if len(rep.Write) > 0 {
+		section("write path: RecordTx vs a plain INSERT of the same rows (target: time ≤ 1.2 × plain)",
+			"ops/tx\ttxs\tplain ops/s\tRecordTx ops/s\tRecordTx time / plain\t")
+		for _, r := range rep.Write {
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.2f\t\n", r.PerTx, r.Txs, r.PlainRate, r.RecordRate, r.Overhead)
+		}
+	}
+	if len(rep.Drain) > 0 {
+		section("drain: relay to the memory sink vs the bare claim+settle SQL loop (target: ≥ 0.7)",
+			"batch\tengines\tpending\tbare ops/s\trelay ops/s\trelay / bare\t")
+		for _, r := range rep.Drain {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Batch, r.Engines, r.N, r.RawRate, r.Rate, r.Ratio)
+		}
+	}
+	if len(rep.Latency) > 0 {
+		section("latency: commit → sink ack at a steady rate",
+			"wake-up\ttarget ops/s\tachieved ops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+		for _, r := range rep.Latency {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.Mode, r.Rate, r.Achieved, r.P50, r.P90, r.P99, r.Max)
+		}
+	}
+	if len(rep.Backlog) > 0 {
+		section("backlog: one engine, batch 1000 (target: flat rate, peak RSS < 100 MB)",
+			"pending\tops/s\tRSS before MB\tpeak RSS MB\t")
+		for _, r := range rep.Backlog {
+			fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t\n", r.Pending, r.Rate, r.BaseMB, r.PeakMB)
+		}
+	}
+	if len(rep.Sinks) > 0 {
+		section("sinks: one engine, batch 1000",
+			"sink\tpending\tops/s\tover memory\t")
+		for _, r := range rep.Sinks {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t\n", r.Sink, r.N, r.Rate, r.Ratio)
+		}
+	}
+	if rep.Ledger != nil {
+		section("ledger: sequencing into the Merkle log, one signed checkpoint", "leaves\tleaves/s\t")
+		fmt.Fprintf(tw, "%d\t%.0f\t\n", rep.Ledger.N, rep.Ledger.Rate)
+	}
+	tw.Flush()
+}
+
+func writePlot(path string, rep *benchReport) error {
+	var lat []benchplot.Latency
+	for _, l := range rep.Latency {
+		lat = append(lat, benchplot.Latency{Mode: l.Mode, P50: l.P50, P90: l.P90, P99: l.P99, Max: l.Max})
+	}
+	var bl []benchplot.Backlog
+	for _, b := range rep.Backlog {
+		bl = append(bl, benchplot.Backlog{Pending: b.Pending, Rate: b.Rate, PeakMB: b.PeakMB})
+	}
+	title := strings.SplitN(rep.Store, ":", 2)[0]
+	return benchplot.Write(path, title, lat, bl)
+}

@@ -1,0 +1,265 @@
+package benchkit
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/postgres"
+	"github.com/go-trustlog/trustlog/drivers/sqlite"
+	"github.com/go-trustlog/trustlog/internal/sqlstore"
+	"github.com/go-trustlog/trustlog/ledger"
+)
+
+// The workloads below are what `trustlog bench` runs; each measures
+// trustlog against a baseline in the same run and returns both.
+
+// WriteResult compares RecordTx with a plain INSERT of the same rows.
+type WriteResult struct {
+	// PerTx is the operations per transaction; Txs the transactions of
+	// each kind.
+	PerTx, Txs int
+	// Record is the time of the RecordTx transactions, Plain that of the
+	// plain-INSERT transactions.
+	Record, Plain time.Duration
+}
+
+// RecordRate and PlainRate are operations per second.
+func (r WriteResult) RecordRate() float64 { return float64(r.PerTx*r.Txs) / r.Record.Seconds() }
+
+// PlainRate is the plain INSERT's operations per second.
+func (r WriteResult) PlainRate() float64 { return float64(r.PerTx*r.Txs) / r.Plain.Seconds() }
+
+// Overhead is RecordTx's time over the plain INSERT's (1.2 = 20 % slower).
+func (r WriteResult) Overhead() float64 { return r.Record.Seconds() / r.Plain.Seconds() }
+
+// WritePath commits txs transactions of perTx operations through RecordTx
+// and, interleaved with them, txs transactions inserting the same rows
+// (same values, new op_ids) with one plain multi-row INSERT: what an
+// application writing its own outbox row would do, without validation,
+// hashing or a wake-up.
+func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult, error) {
+	h, ok := st.(sqlHandle)
+	if !ok {
+		return WriteResult{}, fmt.Errorf("benchkit: %T is not an SQL store", st)
+	}
+	c, err := core.NewClient(st, nil, core.Config{Strategy: core.StoreOnly})
+	if err != nil {
+		return WriteResult{}, err
+	}
+	db := h.DB()
+	plainSQL := plainInsert(st, h.Names().Op, perTx)
+	res := WriteResult{PerTx: perTx, Txs: txs}
+	for i := 0; i < txs; i++ {
+		ops := make([]*core.Operation, perTx)
+		for j := range ops {
+			ops[j] = Op(i*perTx+j, 5000)
+		}
+		start := time.Now()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := c.RecordTx(ctx, tx, ops...); err != nil {
+			tx.Rollback()
+			return res, err
+		}
+		if err := tx.Commit(); err != nil {
+			return res, err
+		}
+		res.Record += time.Since(start)
+
+		args := make([]any, 0, perTx*18)
+		now := time.Now().UTC()
+		for _, op := range ops {
+			args = append(args, uuid.Must(uuid.NewV7()).String(), string(op.Source), op.Type, op.DOID, op.DOPrefix,
+				op.DORepository, op.Actor, op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash,
+				op.ClientIP, op.ServerIP, timeArg(st, op.CreatedAt), op.OpHash, op.Signer, hex.EncodeToString(op.Sign),
+				timeArg(st, now))
+		}
+		start = time.Now()
+		tx, err = db.BeginTx(ctx, nil)
+		if err != nil {
+			return res, err
+		}
+		if _, err := tx.ExecContext(ctx, plainSQL, args...); err != nil {
+			tx.Rollback()
+			return res, fmt.Errorf("plain insert: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return res, err
+		}
+		res.Plain += time.Since(start)
+	}
+	return res, nil
+}
+
+// plainInsert is the multi-row INSERT of the same columns trustlog writes.
+func plainInsert(st core.Store, table string, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + table + " (" + sqlstore.InsertColumns + ") VALUES ")
+	cols := strings.Count(sqlstore.InsertColumns, ",") + 1
+	p := 1
+	_, dollar := st.(*postgres.Store)
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := 0; c < cols; c++ {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			if dollar {
+				b.WriteString("$" + strconv.Itoa(p))
+			} else {
+				b.WriteByte('?')
+			}
+			p++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// timeArg binds a time as the store's schema keeps it (SQLite: Unix
+// microseconds).
+func timeArg(st core.Store, t time.Time) any {
+	if _, ok := st.(*sqlite.Store); ok {
+		return t.UnixMicro()
+	}
+	return t.UTC()
+}
+
+// DrainCompare drains n pending operations with engines engines at batch
+// size batch to the memory sink and, on an identically seeded scratch
+// place of the same database, with as many bare claim+settle loops
+// (RawFor). The bare loops run first.
+func DrainCompare(ctx context.Context, base string, n, engines, batch int) (raw, eng DrainResult, err error) {
+	err = withSeeded(ctx, base, n, engines, func(stores []core.Store) error {
+		loops := make([]RawLoop, len(stores))
+		for i, s := range stores {
+			if loops[i], err = RawFor(s); err != nil {
+				return err
+			}
+		}
+		raw, err = RawDrain(ctx, loops, batch)
+		if err == nil && raw.N != n {
+			err = fmt.Errorf("benchkit: the bare loop drained %d of %d", raw.N, n)
+		}
+		return err
+	})
+	if err != nil {
+		return raw, eng, err
+	}
+	err = withSeeded(ctx, base, n, engines, func(stores []core.Store) error {
+		eng, err = EngineDrain(ctx, stores, nil, n, batch)
+		return err
+	})
+	return raw, eng, err
+}
+
+// SinkDrain drains n pending operations with one engine at batch 1000 to
+// sink (nil: the memory sink).
+func SinkDrain(ctx context.Context, base string, n int, sink core.Sink) (DrainResult, error) {
+	var r DrainResult
+	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) (err error) {
+		r, err = EngineDrain(ctx, stores, sink, n, 1000)
+		return err
+	})
+	return r, err
+}
+
+// BacklogResult is one drain of a backlog with the process's memory.
+type BacklogResult struct {
+	DrainResult
+	// BaseRSS is the resident set before the drain; PeakRSS the largest
+	// during it (bytes).
+	BaseRSS, PeakRSS int64
+}
+
+// Backlog drains a backlog of n operations with one engine at batch 1000
+// and measures the process's peak resident set during the drain (Linux:
+// the peak is reset after seeding; elsewhere PeakRSS is 0).
+func Backlog(ctx context.Context, base string, n int) (BacklogResult, error) {
+	var r BacklogResult
+	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) (err error) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		resetPeakRSS()
+		r.BaseRSS, _ = readRSS()
+		r.DrainResult, err = EngineDrain(ctx, stores, nil, n, 1000)
+		_, r.PeakRSS = readRSS()
+		return err
+	})
+	return r, err
+}
+
+// LedgerRate sequences n stored operations into the Merkle log and signs a
+// checkpoint; it returns the leaves per second.
+func LedgerRate(ctx context.Context, base string, n int) (DrainResult, error) {
+	var r DrainResult
+	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) error {
+		st, ok := stores[0].(ledger.Storage)
+		if !ok {
+			return fmt.Errorf("benchkit: %T keeps no Merkle log", stores[0])
+		}
+		skey, _, err := core.GenerateEd25519("bench.trustlog.example/log")
+		if err != nil {
+			return err
+		}
+		seq, err := ledger.NewSequencer(ledger.Config{Key: skey})
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		m, err := seq.Sequence(ctx, st)
+		if err != nil {
+			return err
+		}
+		if m != n {
+			return fmt.Errorf("benchkit: sequenced %d of %d", m, n)
+		}
+		if _, err := seq.Checkpoint(ctx, st); err != nil {
+			return err
+		}
+		r = DrainResult{N: n, Elapsed: time.Since(start)}
+		return nil
+	})
+	return r, err
+}
+
+// withSeeded runs fn on w handles of a fresh scratch place holding n
+// pending operations, and drops the place afterwards.
+func withSeeded(ctx context.Context, base string, n, w int, fn func([]core.Store) error) error {
+	sc, err := NewScratch(base)
+	if err != nil {
+		return err
+	}
+	defer sc.Drop(context.WithoutCancel(ctx))
+	var stores []core.Store
+	defer func() {
+		for _, s := range stores {
+			s.Close()
+		}
+	}()
+	for range w {
+		s, err := sc.Open(ctx)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, s)
+	}
+	if err := Seed(ctx, stores[0], n, 2000); err != nil {
+		return err
+	}
+	return fn(stores)
+}

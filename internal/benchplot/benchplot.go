@@ -1,0 +1,130 @@
+// Package benchplot draws `trustlog bench` results as one PNG: commit →
+// ack latency percentiles per wake-up mode, and drain rate against backlog
+// size. It is its own package so that only the bench command links the
+// plotting library.
+package benchplot
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Latency is one latency distribution, in milliseconds.
+type Latency struct {
+	// Mode names the wake-up ("notify", "poll").
+	Mode               string
+	P50, P90, P99, Max float64
+}
+
+// Backlog is the drain rate at one backlog size.
+type Backlog struct {
+	Pending int
+	Rate    float64 // operations per second
+	PeakMB  float64 // peak resident set during the drain
+}
+
+// Write draws the two panels side by side into a PNG file. Either slice
+// may be empty; its panel then says so.
+func Write(path, title string, lat []Latency, backlog []Backlog) error {
+	left, err := latencyPlot(title, lat)
+	if err != nil {
+		return err
+	}
+	right, err := backlogPlot(title, backlog)
+	if err != nil {
+		return err
+	}
+	const w, h = 12 * vg.Inch, 4.5 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2,
+		PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
+	left.Draw(canvases[0][0])
+	right.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+var palette = []color.Color{
+	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+}
+
+func latencyPlot(title string, lat []Latency) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title + ": commit → sink ack"
+	p.Y.Label.Text = "milliseconds (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	labels := []string{"p50", "p90", "p99", "max"}
+	if len(lat) == 0 {
+		p.Title.Text += " (not measured)"
+		return p, nil
+	}
+	for i, l := range lat {
+		pts := plotter.XYs{{X: 0, Y: l.P50}, {X: 1, Y: l.P90}, {X: 2, Y: l.P99}, {X: 3, Y: l.Max}}
+		for j := range pts {
+			pts[j].Y = max(pts[j].Y, 0.01) // a log scale cannot show zero
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, points.Color = palette[i%len(palette)], palette[i%len(palette)]
+		p.Add(line, points)
+		p.Legend.Add(l.Mode, line, points)
+	}
+	p.NominalX(labels...)
+	return p, nil
+}
+
+func backlogPlot(title string, backlog []Backlog) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title + ": drain rate vs backlog"
+	p.X.Label.Text = "pending operations at start (log scale)"
+	p.Y.Label.Text = "operations per second"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	if len(backlog) == 0 {
+		p.Title.Text += " (not measured)"
+		return p, nil
+	}
+	pts := make(plotter.XYs, len(backlog))
+	labels := make([]string, len(backlog))
+	for i, b := range backlog {
+		pts[i].X, pts[i].Y = float64(b.Pending), b.Rate
+		labels[i] = fmt.Sprintf("%.0f MB", b.PeakMB)
+	}
+	line, points, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return nil, err
+	}
+	line.Color, points.Color = palette[0], palette[0]
+	p.Add(line, points)
+	tl, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels})
+	if err != nil {
+		return nil, err
+	}
+	p.Add(tl)
+	p.Legend.Add("drain rate (labels: peak RSS)", line, points)
+	p.Y.Min = 0
+	return p, nil
+}
