@@ -49,6 +49,10 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // verifyError marks a verification that ran and found a problem.
 type verifyError struct{ error }
 
+// cliChildEnv marks a process a command started as a copy of itself
+// (`bench` starts relays); a test binary seeing it runs as the CLI.
+const cliChildEnv = "TRUSTLOG_CLI_CHILD"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

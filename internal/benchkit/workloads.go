@@ -1,16 +1,19 @@
 package benchkit
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
-	"runtime"
-	"runtime/debug"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/postgres"
@@ -144,7 +147,7 @@ func timeArg(st core.Store, t time.Time) any {
 // place of the same database, with as many bare claim+settle loops
 // (RawFor). The bare loops run first.
 func DrainCompare(ctx context.Context, base string, n, engines, batch int) (raw, eng DrainResult, err error) {
-	err = withSeeded(ctx, base, n, engines, func(stores []core.Store) error {
+	err = withSeeded(ctx, base, n, engines, func(_ *Scratch, stores []core.Store) error {
 		loops := make([]RawLoop, len(stores))
 		for i, s := range stores {
 			if loops[i], err = RawFor(s); err != nil {
@@ -160,7 +163,7 @@ func DrainCompare(ctx context.Context, base string, n, engines, batch int) (raw,
 	if err != nil {
 		return raw, eng, err
 	}
-	err = withSeeded(ctx, base, n, engines, func(stores []core.Store) error {
+	err = withSeeded(ctx, base, n, engines, func(_ *Scratch, stores []core.Store) error {
 		eng, err = EngineDrain(ctx, stores, nil, n, batch)
 		return err
 	})
@@ -171,43 +174,113 @@ func DrainCompare(ctx context.Context, base string, n, engines, batch int) (raw,
 // sink (nil: the memory sink).
 func SinkDrain(ctx context.Context, base string, n int, sink core.Sink) (DrainResult, error) {
 	var r DrainResult
-	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) (err error) {
+	err := withSeeded(ctx, base, n, 1, func(_ *Scratch, stores []core.Store) (err error) {
 		r, err = EngineDrain(ctx, stores, sink, n, 1000)
 		return err
 	})
 	return r, err
 }
 
-// BacklogResult is one drain of a backlog with the process's memory.
+// BacklogResult is one drain of a backlog by a relay process.
 type BacklogResult struct {
 	DrainResult
-	// BaseRSS is the resident set before the drain; PeakRSS the largest
-	// during it (bytes).
-	BaseRSS, PeakRSS int64
+	// PeakRSS is the relay process's peak resident set (bytes; 0 where the
+	// system does not report it).
+	PeakRSS int64
 }
 
-// Backlog drains a backlog of n operations with one engine at batch 1000
-// and measures the process's peak resident set during the drain (Linux:
-// the peak is reset after seeding; elsewhere PeakRSS is 0).
-func Backlog(ctx context.Context, base string, n int) (BacklogResult, error) {
+// RelayProcess returns the command that runs a relay process draining
+// storeURL to sinkURL until it receives SIGTERM (`trustlog relay`).
+type RelayProcess func(ctx context.Context, storeURL, sinkURL string) *exec.Cmd
+
+// Backlog seeds a backlog of n operations, then drains it with one relay
+// process at batch 1000 to an in-process Kafka-protocol broker, and
+// returns the drain rate (from the first published operation to the last,
+// so the process's start does not count) and the process's peak resident
+// set: the relay's memory alone, not the seeding's or the broker's.
+func Backlog(ctx context.Context, base string, n int, relay RelayProcess) (BacklogResult, error) {
 	var r BacklogResult
-	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) (err error) {
-		runtime.GC()
-		debug.FreeOSMemory()
-		resetPeakRSS()
-		r.BaseRSS, _ = readRSS()
-		r.DrainResult, err = EngineDrain(ctx, stores, nil, n, 1000)
-		_, r.PeakRSS = readRSS()
-		return err
+	err := withSeeded(ctx, base, n, 1, func(sc *Scratch, stores []core.Store) error {
+		const topic = "trustlog-backlog"
+		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		var stderr bytes.Buffer
+		cmd := relay(ctx, sc.URL, "kafka://"+kc.ListenAddrs()[0]+"/"+topic)
+		cmd.Stderr = &stderr
+		started := time.Now()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		fail := func(err error) error {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("%w; relay stderr: %s", err, lastLines(stderr.String(), 5))
+		}
+		// Count what the broker holds (its partitions' end offsets): asking
+		// the database instead would load it while it is being measured.
+		kcl := &kafkago.Client{Addr: kafkago.TCP(kc.ListenAddrs()[0]), Timeout: 5 * time.Second}
+		req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{
+			topic: {kafkago.LastOffsetOf(0), kafkago.LastOffsetOf(1), kafkago.LastOffsetOf(2)}}}
+		var first time.Time
+		var atFirst int64
+		for {
+			res, err := kcl.ListOffsets(ctx, req)
+			if err != nil {
+				return fail(err)
+			}
+			var done int64
+			for _, p := range res.Topics[topic] {
+				if p.Error != nil {
+					return fail(p.Error)
+				}
+				done += p.LastOffset
+			}
+			if first.IsZero() && done > 0 {
+				first, atFirst = time.Now(), done
+			}
+			if done >= int64(n) {
+				r.DrainResult = DrainResult{N: n - int(atFirst), Elapsed: time.Since(first)}
+				break
+			}
+			select {
+			case err := <-exited:
+				return fmt.Errorf("benchkit: the relay exited (%v) after publishing %d of %d; stderr: %s", err, done, n, lastLines(stderr.String(), 5))
+			case <-ctx.Done():
+				return fail(ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			return fmt.Errorf("benchkit: the relay did not stop cleanly: %v; stderr: %s", err, lastLines(stderr.String(), 5))
+		}
+		r.PeakRSS = maxRSS(cmd.ProcessState)
+		if r.N == 0 {
+			// Everything went out between two looks: count from the
+			// process's start instead (a backlog this small measures
+			// start-up more than draining).
+			r.DrainResult = DrainResult{N: n, Elapsed: time.Since(started)}
+		}
+		return nil
 	})
 	return r, err
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // LedgerRate sequences n stored operations into the Merkle log and signs a
 // checkpoint; it returns the leaves per second.
 func LedgerRate(ctx context.Context, base string, n int) (DrainResult, error) {
 	var r DrainResult
-	err := withSeeded(ctx, base, n, 1, func(stores []core.Store) error {
+	err := withSeeded(ctx, base, n, 1, func(_ *Scratch, stores []core.Store) error {
 		st, ok := stores[0].(ledger.Storage)
 		if !ok {
 			return fmt.Errorf("benchkit: %T keeps no Merkle log", stores[0])
@@ -239,7 +312,7 @@ func LedgerRate(ctx context.Context, base string, n int) (DrainResult, error) {
 
 // withSeeded runs fn on w handles of a fresh scratch place holding n
 // pending operations, and drops the place afterwards.
-func withSeeded(ctx context.Context, base string, n, w int, fn func([]core.Store) error) error {
+func withSeeded(ctx context.Context, base string, n, w int, fn func(*Scratch, []core.Store) error) error {
 	sc, err := NewScratch(base)
 	if err != nil {
 		return err
@@ -261,5 +334,5 @@ func withSeeded(ctx context.Context, base string, n, w int, fn func([]core.Store
 	if err := Seed(ctx, stores[0], n, 2000); err != nil {
 		return err
 	}
-	return fn(stores)
+	return fn(sc, stores)
 }
