@@ -27,8 +27,10 @@
 //     their holder; a holder that dies keeps its lease until the TTL runs
 //     out.
 //
-// Files are opened in WAL mode with synchronous=FULL, a 10s busy timeout
-// and IMMEDIATE transactions. Times are stored as integer Unix
+// Files are opened in WAL mode with synchronous=FULL, a 10s busy timeout,
+// IMMEDIATE transactions and an 8 MiB page cache per connection (URL
+// parameters synchronous, busy_timeout, max_conns and cache_mib change
+// them). Times are stored as integer Unix
 // microseconds. Claims are pinned to their partial indexes with INDEXED BY:
 // after ANALYZE on a mostly-pending table SQLite's planner otherwise scans
 // the whole table.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -54,16 +55,23 @@ type Config struct {
 	Synchronous string
 	// MaxConns caps the connection pool (default 8).
 	MaxConns int
+	// CacheMiB is SQLite's page cache per connection, in MiB (default
+	// 8). It lives in the process: a relay's resident memory grows by up
+	// to MaxConns × CacheMiB as the file grows.
+	CacheMiB int
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z0-9_]{0,32}$`)
 
+// cacheMiBDefault is the page cache per connection unless cache_mib says.
+const cacheMiBDefault = 8
+
 // ParseURL parses "sqlite:PATH", "sqlite://PATH", "sqlite:///ABS/PATH" or
 // "file:PATH", with optional query parameters prefix, busy_timeout (a Go
-// duration), synchronous (FULL or NORMAL) and max_conns. Unknown
-// parameters are an error.
+// duration), synchronous (FULL or NORMAL), max_conns and cache_mib (page
+// cache per connection). Unknown parameters are an error.
 func ParseURL(raw string) (Config, error) {
-	c := Config{BusyTimeout: 10 * time.Second, Synchronous: "FULL", MaxConns: 8}
+	c := Config{BusyTimeout: 10 * time.Second, Synchronous: "FULL", MaxConns: 8, CacheMiB: cacheMiBDefault}
 	bad := func(format string, args ...any) (Config, error) {
 		return c, fmt.Errorf("%w: sqlite URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
 	}
@@ -112,8 +120,14 @@ func ParseURL(raw string) (Config, error) {
 				return bad("max_conns must be a positive integer")
 			}
 			c.MaxConns = n
+		case "cache_mib":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1<<20 {
+				return bad("cache_mib must be a positive number of MiB")
+			}
+			c.CacheMiB = n
 		default:
-			return bad("unknown parameter %q (known: prefix, busy_timeout, synchronous, max_conns)", k)
+			return bad("unknown parameter %q (known: prefix, busy_timeout, synchronous, max_conns, cache_mib)", k)
 		}
 	}
 	if !prefixRE.MatchString(c.Prefix) {
@@ -132,10 +146,11 @@ func (c Config) DSN() string {
 	v.Add("_pragma", "journal_mode(WAL)")
 	v.Add("_pragma", "synchronous("+c.Synchronous+")")
 	v.Add("_pragma", "foreign_keys(ON)")
-	// 64 MiB of page cache per connection instead of 2 MiB: claims and
-	// settles touch the table and three indexes, which outgrow the default
-	// at a few tens of thousands of rows.
-	v.Add("_pragma", "cache_size(-65536)")
+	// The page cache lives in this process, once per connection. 8 MiB
+	// drains as fast as 64 MiB did (200k backlog: within run-to-run noise,
+	// BENCHMARKS.md) while a relay's resident memory stays flat as the
+	// file grows; cache_mib changes it.
+	v.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cmp.Or(c.CacheMiB, cacheMiBDefault)*1024))
 	v.Set("_txlock", "immediate")
 	return "file:" + c.Path + "?" + v.Encode()
 }

@@ -2,8 +2,5 @@
 
 package benchkit
 
-import "os"
-
-// maxRSS returns 0: only Linux's report is read (other systems count in
-// other units, or not at all).
-func maxRSS(*os.ProcessState) int64 { return 0 }
+// peakRSS returns 0: only Linux's /proc is read.
+func peakRSS(int) int64 { return 0 }

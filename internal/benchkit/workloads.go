@@ -255,11 +255,11 @@ func Backlog(ctx context.Context, base string, n int, relay RelayProcess) (Backl
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
+		r.PeakRSS = peakRSS(cmd.Process.Pid)
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := <-exited; err != nil {
 			return fmt.Errorf("benchkit: the relay did not stop cleanly: %v; stderr: %s", err, lastLines(stderr.String(), 5))
 		}
-		r.PeakRSS = maxRSS(cmd.ProcessState)
 		if r.N == 0 {
 			// Everything went out between two looks: count from the
 			// process's start instead (a backlog this small measures
