@@ -83,7 +83,9 @@ type benchLatency struct {
 
 type benchBacklog struct {
 	Pending int     `json:"pending"`
-	Rate    float64 `json:"ops_per_s"`
+	RawRate float64 `json:"bare_loop_ops_per_s"`
+	Rate    float64 `json:"relay_ops_per_s"`
+	Ratio   float64 `json:"relay_over_bare"`
 	PeakMB  float64 `json:"relay_peak_rss_mb"`
 }
 
@@ -348,7 +350,7 @@ func (a *app) benchBacklog(ctx context.Context, base string, o benchOpts, rep *b
 		if err != nil {
 			return err
 		}
-		rep.Backlog = append(rep.Backlog, benchBacklog{Pending: n, Rate: r.Rate(), PeakMB: mb(r.PeakRSS)})
+		rep.Backlog = append(rep.Backlog, benchBacklog{Pending: n, RawRate: r.Raw.Rate(), Rate: r.Rate(), Ratio: r.Rate() / r.Raw.Rate(), PeakMB: mb(r.PeakRSS)})
 	}
 	return nil
 }
@@ -456,9 +458,9 @@ func printBench(w io.Writer, rep *benchReport) {
 	}
 	if len(rep.Backlog) > 0 {
 		section("backlog: one relay process, batch 1000, to Kafka (target: flat rate, peak RSS < 100 MB)",
-			"pending\tops/s\trelay peak RSS MB\t")
+			"pending\tbare ops/s\trelay ops/s\trelay / bare\trelay peak RSS MB\t")
 		for _, r := range rep.Backlog {
-			fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t\n", r.Pending, r.Rate, r.PeakMB)
+			fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t\n", r.Pending, r.RawRate, r.Rate, r.Ratio, r.PeakMB)
 		}
 	}
 	if len(rep.Sinks) > 0 {

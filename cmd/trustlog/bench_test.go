@@ -57,6 +57,7 @@ func runBench(t *testing.T, store string) {
 	require.Len(t, rep.Backlog, 2)
 	for _, b := range rep.Backlog {
 		assert.Positive(t, b.Rate)
+		assert.Positive(t, b.RawRate)
 		assert.Positive(t, b.PeakMB, "the relay process's peak RSS")
 	}
 	require.Len(t, rep.Sinks, 3)

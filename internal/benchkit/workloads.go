@@ -187,6 +187,9 @@ type BacklogResult struct {
 	// PeakRSS is the relay process's peak resident set (bytes; 0 where the
 	// system does not report it).
 	PeakRSS int64
+	// Raw is the bare claim+settle loop draining the same backlog: how
+	// much of a change with size is the database's own.
+	Raw DrainResult
 }
 
 // RelayProcess returns the command that runs a relay process draining
@@ -197,8 +200,25 @@ type RelayProcess func(ctx context.Context, storeURL, sinkURL string) *exec.Cmd
 // process at batch 1000 to an in-process Kafka-protocol broker, and
 // returns the drain rate (from the first published operation to the last,
 // so the process's start does not count) and the process's peak resident
-// set: the relay's memory alone, not the seeding's or the broker's.
+// set: the relay's memory alone, not the seeding's or the broker's. Then
+// one bare loop drains an identical backlog.
 func Backlog(ctx context.Context, base string, n int, relay RelayProcess) (BacklogResult, error) {
+	r, err := backlogRelay(ctx, base, n, relay)
+	if err != nil {
+		return r, err
+	}
+	err = withSeeded(ctx, base, n, 1, func(_ *Scratch, stores []core.Store) error {
+		loop, err := RawFor(stores[0])
+		if err != nil {
+			return err
+		}
+		r.Raw, err = RawDrain(ctx, []RawLoop{loop}, 1000)
+		return err
+	})
+	return r, err
+}
+
+func backlogRelay(ctx context.Context, base string, n int, relay RelayProcess) (BacklogResult, error) {
 	var r BacklogResult
 	err := withSeeded(ctx, base, n, 1, func(sc *Scratch, stores []core.Store) error {
 		const topic = "trustlog-backlog"
