@@ -35,7 +35,7 @@ type benchOpts struct {
 	rate                              int
 	duration                          time.Duration
 	asJSON                            bool
-	plot                              string
+	plot, from                        string
 }
 
 // benchReport is everything one run measured; --json prints it.
@@ -146,6 +146,9 @@ against a server that holds real data. Progress goes to the log (stderr).`,
 			if len(args) == 0 {
 				args = benchWorkloads
 			}
+			if o.from != "" {
+				return a.benchFrom(o)
+			}
 			return a.bench(cmd.Context(), o, args)
 		},
 	}
@@ -162,6 +165,7 @@ against a server that holds real data. Progress goes to the log (stderr).`,
 	f.IntVar(&o.ledgerN, "ledger-n", 50_000, "operations sequenced in the ledger workload")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as one JSON document instead of tables")
 	f.StringVar(&o.plot, "plot", "", "also draw latency percentiles and drain rate vs backlog into this PNG file")
+	f.StringVar(&o.from, "from", "", "run nothing: print (and --plot) the results a --json run saved in this file")
 	f.BoolVar(&quick, "quick", false, "smaller defaults (n 20k, 5 s latency, backlogs 1k/10k/100k): a run of a few minutes")
 	return cmd
 }
@@ -212,6 +216,19 @@ func (o benchOpts) validate() error {
 	return nil
 }
 
+// benchFrom reports the results of an earlier --json run.
+func (a *app) benchFrom(o benchOpts) error {
+	b, err := os.ReadFile(o.from)
+	if err != nil {
+		return usagef("--from: %v", err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return usagef("--from %s: not the JSON of trustlog bench --json: %v", o.from, err)
+	}
+	return a.report(&rep, o)
+}
+
 // bench runs the workloads in order, then prints or encodes the report.
 func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error {
 	rep := &benchReport{Store: "sqlite (temporary file)", Started: time.Now().UTC(), Go: runtime.Version(), CPUs: runtime.NumCPU()}
@@ -245,6 +262,11 @@ func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error 
 			return fmt.Errorf("bench %s: %w", w, err)
 		}
 	}
+	return a.report(rep, o)
+}
+
+// report plots (--plot) and prints the report as tables or JSON.
+func (a *app) report(rep *benchReport, o benchOpts) error {
 	if o.plot != "" {
 		if err := writePlot(o.plot, rep); err != nil {
 			return fmt.Errorf("bench: plot: %w", err)
@@ -484,7 +506,7 @@ func writePlot(path string, rep *benchReport) error {
 	}
 	var bl []benchplot.Backlog
 	for _, b := range rep.Backlog {
-		bl = append(bl, benchplot.Backlog{Pending: b.Pending, Rate: b.Rate, PeakMB: b.PeakMB})
+		bl = append(bl, benchplot.Backlog{Pending: b.Pending, Rate: b.Rate, RawRate: b.RawRate, PeakMB: b.PeakMB})
 	}
 	title := strings.SplitN(rep.Store, ":", 2)[0]
 	return benchplot.Write(path, title, lat, bl)

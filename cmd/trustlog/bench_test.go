@@ -80,11 +80,13 @@ func TestBenchSQLite(t *testing.T) {
 func TestBenchPostgres(t *testing.T) {
 	dsn := postgrestest.Server.Need(t)
 	t.Parallel()
+	scratch := func() (n int) {
+		require.NoError(t, postgrestest.DB(t).QueryRow(`SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'tlbench_%'`).Scan(&n))
+		return n
+	}
+	before := scratch()
 	runBench(t, dsn)
-	// Every scratch schema is gone.
-	var n int
-	require.NoError(t, postgrestest.DB(t).QueryRow(`SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'tlbench_%'`).Scan(&n))
-	assert.Zero(t, n, "scratch schemas left behind")
+	assert.Equal(t, before, scratch(), "scratch schemas left behind")
 }
 
 func TestBenchMySQL(t *testing.T) {
@@ -118,4 +120,27 @@ func TestBenchBadInput(t *testing.T) {
 		code, _, errOut := cli(t, context.Background(), "", args...)
 		assert.Equal(t, 2, code, "%v: %s", args, errOut)
 	}
+}
+
+// TestBenchFrom re-reports a saved run: the same tables, a plot, and a
+// clear error for a file that is not a bench report.
+func TestBenchFrom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	code, out, errOut := cli(t, ctx, "", "bench", "ledger", "--ledger-n", "100", "--json")
+	require.Equal(t, 0, code, errOut)
+	saved := filepath.Join(t.TempDir(), "run.json")
+	require.NoError(t, os.WriteFile(saved, []byte(out), 0o600))
+	plot := filepath.Join(t.TempDir(), "p.png")
+	code, out, errOut = cli(t, ctx, "", "bench", "--from", saved, "--plot", plot)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "leaves/s")
+	_, err := os.Stat(plot)
+	assert.NoError(t, err)
+
+	notJSON := filepath.Join(t.TempDir(), "x.json")
+	require.NoError(t, os.WriteFile(notJSON, []byte("hello"), 0o600))
+	code, _, errOut = cli(t, ctx, "", "bench", "--from", notJSON)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "not the JSON of trustlog bench")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -26,7 +27,8 @@ type Latency struct {
 // Backlog is the drain rate at one backlog size.
 type Backlog struct {
 	Pending int
-	Rate    float64 // operations per second
+	Rate    float64 // the relay's operations per second
+	RawRate float64 // the bare claim+settle loop's, same backlog
 	PeakMB  float64 // peak resident set during the drain
 }
 
@@ -70,8 +72,6 @@ func latencyPlot(title string, lat []Latency) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title + ": commit → sink ack"
 	p.Y.Label.Text = "milliseconds (log scale)"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top = true
 	p.Legend.Left = true
 	labels := []string{"p50", "p90", "p99", "max"}
@@ -79,6 +79,8 @@ func latencyPlot(title string, lat []Latency) (*plot.Plot, error) {
 		p.Title.Text += " (not measured)"
 		return p, nil
 	}
+	p.Y.Scale = plot.LogScale{} // only with data: an empty log axis panics
+	p.Y.Tick.Marker = msTicks{}
 	for i, l := range lat {
 		pts := plotter.XYs{{X: 0, Y: l.P50}, {X: 1, Y: l.P90}, {X: 2, Y: l.P99}, {X: 3, Y: l.Max}}
 		for j := range pts {
@@ -101,16 +103,18 @@ func backlogPlot(title string, backlog []Backlog) (*plot.Plot, error) {
 	p.Title.Text = title + ": drain rate vs backlog"
 	p.X.Label.Text = "pending operations at start (log scale)"
 	p.Y.Label.Text = "operations per second"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	if len(backlog) == 0 {
 		p.Title.Text += " (not measured)"
 		return p, nil
 	}
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	pts := make(plotter.XYs, len(backlog))
+	raw := make(plotter.XYs, len(backlog))
 	labels := make([]string, len(backlog))
 	for i, b := range backlog {
 		pts[i].X, pts[i].Y = float64(b.Pending), b.Rate
+		raw[i].X, raw[i].Y = float64(b.Pending), b.RawRate
 		labels[i] = fmt.Sprintf("%.0f MB", b.PeakMB)
 	}
 	line, points, err := plotter.NewLinePoints(pts)
@@ -118,13 +122,38 @@ func backlogPlot(title string, backlog []Backlog) (*plot.Plot, error) {
 		return nil, err
 	}
 	line.Color, points.Color = palette[0], palette[0]
-	p.Add(line, points)
+	rline, rpoints, err := plotter.NewLinePoints(raw)
+	if err != nil {
+		return nil, err
+	}
+	rline.Color, rpoints.Color = palette[1], palette[1]
+	rline.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(line, points, rline, rpoints)
 	tl, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels})
 	if err != nil {
 		return nil, err
 	}
 	p.Add(tl)
-	p.Legend.Add("drain rate (labels: peak RSS)", line, points)
+	p.Legend.Add("relay process (labels: its peak RSS)", line, points)
+	p.Legend.Add("bare SQL loop", rline, rpoints)
+	p.Legend.Top = false
 	p.Y.Min = 0
 	return p, nil
+}
+
+// msTicks labels a logarithmic millisecond axis at 1-2-5 steps.
+type msTicks struct{}
+
+func (msTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for mag := 0.01; mag <= hi*10; mag *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * mag
+			if v < lo || v > hi {
+				continue
+			}
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+		}
+	}
+	return ticks
 }
