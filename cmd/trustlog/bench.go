@@ -236,6 +236,8 @@ func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error 
 		rep.Store = redact.URL(a.storeURL)
 	}
 	base := a.storeURL
+	a.benchProgress, a.benchSteps = a.newProgress(), map[string]int{}
+	defer func() { a.benchProgress.done(a.benchSteps) }()
 	for _, w := range benchWorkloads {
 		if !slices.Contains(workloads, w) {
 			continue
@@ -260,6 +262,9 @@ func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error 
 		}
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", w, err)
+		}
+		if w != "drain" && w != "backlog" { // those count each measurement
+			a.benchStep(w)
 		}
 	}
 	return a.report(rep, o)
@@ -319,6 +324,7 @@ func (a *app) benchDrain(ctx context.Context, base string, o benchOpts, rep *ben
 				}
 				raws, rates = append(raws, raw.Rate()), append(rates, eng.Rate())
 				d.AllRatio = append(d.AllRatio, eng.Rate()/raw.Rate())
+				a.benchStep("drain")
 			}
 			d.RawRate, d.Rate, d.Ratio = median(raws), median(rates), median(d.AllRatio)
 			rep.Drain = append(rep.Drain, d)
@@ -372,6 +378,7 @@ func (a *app) benchBacklog(ctx context.Context, base string, o benchOpts, rep *b
 		if err != nil {
 			return err
 		}
+		a.benchStep("backlog")
 		rep.Backlog = append(rep.Backlog, benchBacklog{Pending: n, RawRate: r.Raw.Rate(), Rate: r.Rate(), Ratio: r.Rate() / r.Raw.Rate(), PeakMB: mb(r.PeakRSS)})
 	}
 	return nil
@@ -420,6 +427,13 @@ func (a *app) benchSinks(ctx context.Context, base string, o benchOpts, rep *ben
 	}
 	rep.Sinks = append(rep.Sinks, benchSink{Sink: "pulsar (test broker)", N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
 	return nil
+}
+
+// benchStep counts one finished measurement of a workload on the
+// progress display.
+func (a *app) benchStep(workload string) {
+	a.benchSteps[workload]++
+	a.benchProgress.set(workload, a.benchSteps[workload])
 }
 
 // relayProcess runs this very binary as `trustlog relay` (tests re-execute

@@ -112,6 +112,8 @@ type app struct {
 	logLevel          string
 	signKeyFile       string
 	configFile        string
+	benchProgress     *progress
+	benchSteps        map[string]int
 	log               *slog.Logger
 }
 
