@@ -233,6 +233,14 @@ type MigrationInfo struct {
 	AppliedAt time.Time
 }
 
+// ProgressMigrator is implemented by stores whose Migrate can report its
+// progress: adopting a big table takes a while, and `trustlog migrate up`
+// shows how far it got. progress is called with a step name and the count
+// done so far in that step; it may be nil.
+type ProgressMigrator interface {
+	MigrateWithProgress(ctx context.Context, progress func(step string, done int64)) error
+}
+
 // MigrationStatuser is implemented by stores that can list their
 // migrations (`trustlog migrate status`).
 type MigrationStatuser interface {

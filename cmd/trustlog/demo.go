@@ -73,6 +73,7 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 		return err
 	}
 	var committed, rolledBack []*core.Operation
+	pr := a.newProgress()
 	start := time.Now()
 	for tx, i := 0, 0; i < n; tx++ {
 		ops := make([]*core.Operation, 0, perTx)
@@ -102,8 +103,10 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 		default:
 			committed = append(committed, ops...)
 		}
+		pr.set("recorded", len(committed))
 	}
 	recordTime := time.Since(start)
+	pr.done(map[string]int{"recorded": len(committed)})
 	fmt.Fprintf(out, "recorded   %7d operations in %d-operation transactions: %s (%.0f ops/s)\n",
 		len(committed), perTx, recordTime.Round(time.Millisecond), float64(len(committed))/recordTime.Seconds())
 	fmt.Fprintf(out, "rolled back %6d operations (every %dth transaction)\n", len(rolledBack), rollbackEvery)
@@ -116,8 +119,24 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
+	pr = a.newProgress()
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			n := sink.Len()
+			pr.set("relayed", n)
+			if n >= len(committed) || ctx.Err() != nil {
+				return
+			}
+		}
+	}()
 	waitErr := sink.WaitFor(ctx, len(committed))
 	relayTime := time.Since(start)
+	<-watching
+	pr.done(map[string]int{"relayed": sink.Len()})
 	if err := e.Stop(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ func TestDemo(t *testing.T) {
 	assert.Contains(t, out, "committed and published:             200 of 200")
 	assert.Contains(t, out, "rolled back and never published:     100 of 100")
 	assert.Contains(t, out, "messages with a valid hash and signature: 200 of 200")
+	// Off a terminal, the progress counters end as log lines.
+	assert.Contains(t, errOut, `"msg":"progress","phase":"recorded","done":200`)
+	assert.Contains(t, errOut, `"msg":"progress","phase":"relayed","done":200`)
 }
 
 func TestRecordRelayStatus(t *testing.T) {
@@ -46,9 +49,13 @@ func TestRecordRelayStatus(t *testing.T) {
 	store := "sqlite:" + filepath.Join(t.TempDir(), "cli.db")
 	code, _, errOut := cli(t, ctx, "", "--store", store, "migrate", "up")
 	require.Equal(t, 0, code, errOut)
+	assert.Regexp(t, `"msg":"progress","phase":"migrations","done":[1-9]`, errOut)
 	code, out, _ := cli(t, ctx, "", "--store", store, "migrate", "status")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "applied")
+	code, _, errOut = cli(t, ctx, "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, `"msg":"progress","phase":"migrations","done":0`, "nothing left to apply")
 
 	var in strings.Builder
 	for i := 0; i < 50; i++ {

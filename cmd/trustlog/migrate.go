@@ -17,7 +17,8 @@ func (a *app) migrateCmd() *cobra.Command {
 serialised by a lease, so several processes may run them at once. On a
 database that has the original SDK's tables (operation with trustlog_status,
 trustlog_cursor, trustlog_retry) "migrate up" upgrades them in place, keeping
-every row.`,
+every row, and shows its progress: migrations applied, then adopted rows
+given their hash (on a terminal as counters, otherwise as log lines).`,
 	}
 	up := &cobra.Command{
 		Use:     "up",
@@ -30,7 +31,21 @@ every row.`,
 				return err
 			}
 			defer s.Close()
-			if err := s.Migrate(cmd.Context()); err != nil {
+			pm, ok := s.(core.ProgressMigrator)
+			if !ok {
+				if err := s.Migrate(cmd.Context()); err != nil {
+					return err
+				}
+				a.log.Info("schema is up to date")
+				return nil
+			}
+			pr, totals := a.newProgress(), map[string]int{}
+			err = pm.MigrateWithProgress(cmd.Context(), func(step string, done int64) {
+				totals[step] = int(done)
+				pr.set(step, int(done))
+			})
+			pr.done(totals)
+			if err != nil {
 				return err
 			}
 			a.log.Info("schema is up to date")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"maps"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/mattn/go-isatty"
@@ -49,8 +51,8 @@ func (pr *progress) done(totals map[string]int) {
 	bars := pr.bars
 	pr.mu.Unlock()
 	if pr.p == nil {
-		for phase, n := range totals {
-			pr.a.log.Info("progress", "phase", phase, "done", n)
+		for _, phase := range slices.Sorted(maps.Keys(totals)) {
+			pr.a.log.Info("progress", "phase", phase, "done", totals[phase])
 		}
 		return
 	}

@@ -1,11 +1,13 @@
 package mysql_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-trustlog/trustlog/drivers/mysql"
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/internal/legacytest"
 )
@@ -34,7 +36,11 @@ func TestUpgradeFromOriginal(t *testing.T) {
 	}
 	tb := legacytest.Tables{Operation: "operation", Cursor: "trustlog_cursor", Retry: "trustlog_retry"}
 	legacytest.Fill(t, db, tb, func(int) string { return "?" })
-	legacytest.Check(t, mysqltest.Open(t, url), db, tb)
+	s, err := mysql.Open(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	legacytest.Migrate(t, s)
+	legacytest.Check(t, s, db, tb)
 }
 
 // TestUpgradeResumes: MySQL commits DDL one statement at a time, so a

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-trustlog/trustlog/drivers/postgres"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/internal/legacytest"
 )
@@ -39,5 +41,9 @@ func TestUpgradeFromOriginal(t *testing.T) {
 	require.NoError(t, err)
 	tb := legacytest.Tables{Operation: schema + ".operation", Cursor: schema + ".trustlog_cursor", Retry: schema + ".trustlog_retry"}
 	legacytest.Fill(t, db, tb, func(n int) string { return "$" + strconv.Itoa(n) })
-	legacytest.Check(t, postgrestest.Open(t, storeURL), db, tb)
+	s, err := postgres.Open(context.Background(), storeURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	legacytest.Migrate(t, s)
+	legacytest.Check(t, s, db, tb)
 }

@@ -93,6 +93,22 @@ func Fill(t *testing.T, db *sql.DB, tb Tables, ph func(int) string) {
 	require.NoError(t, err)
 }
 
+// Migrate adopts the filled tables through s's MigrateWithProgress and
+// checks what it reported: migrations applied, and every adopted row
+// given its op_hash.
+func Migrate(t *testing.T, s core.Store) {
+	t.Helper()
+	pm, ok := s.(core.ProgressMigrator)
+	require.True(t, ok, "the store reports migration progress")
+	got := map[string]int64{}
+	require.NoError(t, pm.MigrateWithProgress(context.Background(), func(step string, done int64) {
+		assert.GreaterOrEqual(t, done, got[step], "progress of %q only grows", step)
+		got[step] = done
+	}))
+	assert.Positive(t, got["migrations"], "migrations applied")
+	assert.Equal(t, int64(len(published)+len(pending)+3), got["adopted rows"], "every adopted row hashed")
+}
+
 // Check verifies the adopted store and relays it.
 func Check(t *testing.T, s core.Store, db *sql.DB, tb Tables) {
 	t.Helper()

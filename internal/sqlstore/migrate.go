@@ -19,6 +19,23 @@ const MigrateLease = "trustlog.migrate"
 // dialect's BeforeMigrate (adoption of the original SDK's tables) and then
 // every bun/migrate migration not yet applied. Every step is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.MigrateWithProgress(ctx, nil)
+}
+
+// Steps MigrateWithProgress reports.
+const (
+	StepMigrations = "migrations"   // schema migrations applied by this call
+	StepAdopted    = "adopted rows" // adopted rows given their op_hash so far
+)
+
+// MigrateWithProgress implements core.ProgressMigrator: Migrate, reporting
+// the migrations it applied and, on a table adopted from the original SDK,
+// the rows whose op_hash it has computed so far (a thousand per
+// transaction).
+func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step string, done int64)) error {
+	if progress == nil {
+		progress = func(string, int64) {}
+	}
 	if s.q.LeaseTable != "" {
 		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
 			return s.errf("migrate: lease table: %w", err)
@@ -41,10 +58,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := m.Init(ctx); err != nil {
 		return s.errf("migrate: init: %w", err)
 	}
-	if _, err := m.Migrate(ctx); err != nil {
+	group, err := m.Migrate(ctx)
+	if err != nil {
 		return s.errf("migrate: %w", err)
 	}
-	if err := s.backfillHashes(ctx); err != nil {
+	progress(StepMigrations, int64(len(group.Migrations)))
+	if err := s.backfillHashes(ctx, progress); err != nil {
 		return s.errf("migrate: op_hash of adopted rows: %w", err)
 	}
 	return nil
@@ -57,7 +76,7 @@ const backfillCursor = "trustlog.adopted_op_hash"
 // SDK's tables (they carry their own hash in legacy_op_hash), a thousand
 // per transaction, in seq order, resumable: a cursor marks completion, so
 // later Migrate calls cost two cheap queries.
-func (s *Store) backfillHashes(ctx context.Context) error {
+func (s *Store) backfillHashes(ctx context.Context, progress func(string, int64)) error {
 	if _, err := s.db.ExecContext(ctx, "SELECT legacy_op_hash FROM "+s.names.Op+" WHERE 1 = 0"); err != nil {
 		return nil // not an adopted table
 	}
@@ -67,7 +86,7 @@ func (s *Store) backfillHashes(ctx context.Context) error {
 	p := s.d.Placeholder
 	sel := "SELECT " + Columns + " FROM " + s.names.Op + " WHERE seq > " + p(1) + " AND op_hash = '' ORDER BY seq LIMIT 1000"
 	upd := "UPDATE " + s.names.Op + " SET op_hash = " + p(1) + " WHERE seq = " + p(2) + " AND op_hash = ''"
-	var after int64
+	var after, done int64
 	for {
 		recs, err := s.queryRecords(ctx, s.db, sel, after)
 		if err != nil {
@@ -90,6 +109,8 @@ func (s *Store) backfillHashes(ctx context.Context) error {
 			return err
 		}
 		after = recs[len(recs)-1].Seq
+		done += int64(len(recs))
+		progress(StepAdopted, done)
 	}
 }
 
