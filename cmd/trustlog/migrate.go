@@ -19,6 +19,7 @@ database that has the original SDK's tables (operation with trustlog_status,
 trustlog_cursor, trustlog_retry) "migrate up" upgrades them in place, keeping
 every row, and shows its progress: migrations applied, then adopted rows
 given their hash (on a terminal as counters, otherwise as log lines).`,
+		Example: "  trustlog --store sqlite:app.db migrate up\n  trustlog --store sqlite:app.db migrate status",
 	}
 	up := &cobra.Command{
 		Use:     "up",

@@ -164,6 +164,7 @@ func (a *app) cursorCmd() *cobra.Command {
 		Long: `Named cursors record progress in the store (the original SDK kept its scan
 position in "operation_scan"). They report; they never decide what is
 published: the relay claims by state, so a late commit is never skipped.`,
+		Example: "  trustlog --store sqlite:app.db cursor status\n  trustlog --store sqlite:app.db cursor init",
 	}
 	status := &cobra.Command{
 		Use:     "status [name]",
@@ -246,6 +247,10 @@ func (a *app) deadCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dead",
 		Short: "List or requeue dead operations",
+		Long: `Operations the sink rejected --max-attempts times, or for good, are dead:
+the relay stops trying them. List them, fix the cause, and requeue them; a
+requeued operation is pending again with its attempts reset.`,
+		Example: "  trustlog --store sqlite:app.db dead list\n  trustlog --store sqlite:app.db dead requeue --all",
 	}
 	var limit int
 	var after int64
