@@ -157,7 +157,7 @@ against a server that holds real data. Progress goes to the log (stderr).`,
 	f.IntSliceVar(&o.engines, "engines", []int{1, 2, 4}, "engine counts of the drain workload")
 	f.IntSliceVar(&o.batches, "batches", []int{100, 1000}, "batch sizes of the drain workload")
 	f.IntVar(&o.runs, "runs", 1, "drain runs per configuration (the median ratio is reported)")
-	f.IntVar(&o.writeTxs, "write-txs", 2000, "transactions of each kind in the write workload (a tenth of them at 100 operations)")
+	f.IntVar(&o.writeTxs, "write-txs", 2000, "transactions of each kind in the write workload (half as many at 100 operations)")
 	f.IntVar(&o.rate, "rate", 1000, "operations per second in the latency workload")
 	f.DurationVar(&o.duration, "duration", 30*time.Second, "how long the latency workload records")
 	f.IntSliceVar(&o.backlogs, "backlogs", []int{10_000, 100_000, 1_000_000}, "backlog sizes of the backlog workload")
@@ -300,7 +300,7 @@ func (a *app) benchWrite(ctx context.Context, base string, o benchOpts, rep *ben
 	for _, per := range []int{1, 100} {
 		txs := o.writeTxs
 		if per > 1 {
-			txs = max(1, txs/10)
+			txs = max(1, txs/2)
 		}
 		r, err := benchkit.WritePath(ctx, st, per, txs)
 		if err != nil {

@@ -14,6 +14,14 @@ var target = benchkit.Target{
 	Open:   func(tb testing.TB, url string) core.Store { return mysqltest.Open(tb, url) },
 }
 
+// BenchmarkWrite: RecordTx vs a plain INSERT of the same rows, same run
+// (see benchkit.Write).
+//
+//	go test ./drivers/mysql -run '^$' -bench Write -benchtime 1x -count 3
+func BenchmarkWrite(b *testing.B) {
+	benchkit.Write(b, target, benchkit.EnvInt("TRUSTLOG_BENCH_TXS", 2000))
+}
+
 // BenchmarkDrain: engine vs the raw loop, same run (see benchkit.Drain).
 //
 //	go test ./drivers/mysql -run '^$' -bench Drain -benchtime 1x -count 3

@@ -132,3 +132,31 @@ func RelayVsMemory(b *testing.B, stores []NamedTarget, n int, unit string, newSi
 		})
 	}
 }
+
+// Write runs WritePath for 1 and for 100 operations per transaction (the
+// plain INSERT interleaved, same run) and reports RecordTx's time over the
+// plain INSERT's as "record/plain", with allocations: the Go benchmark
+// behind `trustlog bench write`, for -cpuprofile and -memprofile.
+func Write(b *testing.B, t Target, txs int) {
+	for _, perTx := range []int{1, 100} {
+		b.Run(fmt.Sprintf("ops=%d", perTx), func(b *testing.B) {
+			st := t.Open(b, t.NewURL(b))
+			b.ReportAllocs()
+			var all WriteResult
+			for i := 0; i < b.N; i++ {
+				n := txs
+				if perTx > 1 {
+					n = max(1, txs/2)
+				}
+				r, err := WritePath(context.Background(), st, perTx, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all.PerTx, all.Txs, all.Record, all.Plain = perTx, all.Txs+r.Txs, all.Record+r.Record, all.Plain+r.Plain
+			}
+			b.ReportMetric(all.Overhead(), "record/plain")
+			b.ReportMetric(all.RecordRate(), "record-ops/s")
+			b.ReportMetric(all.PlainRate(), "plain-ops/s")
+		})
+	}
+}
