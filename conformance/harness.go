@@ -183,14 +183,16 @@ type faultSink struct {
 	mu      sync.Mutex
 	fail    map[string]int // op_id → failures left (-1: forever)
 	offered map[string][]time.Time
-	until   time.Time // everything fails before this (an outage)
+	until   time.Time     // everything fails before this (an outage)
+	outage  time.Duration // an outage that starts at the next Publish
 }
 
-// down makes every message fail for d from now: a broker outage.
+// down makes every message fail for d from the next Publish on: a broker
+// outage the engine is sure to meet, however long its start takes.
 func (f *faultSink) down(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.until = time.Now().Add(d)
+	f.outage = d
 }
 
 func newFaultSink(inner core.Sink) *faultSink {
@@ -217,6 +219,9 @@ func (f *faultSink) Publish(ctx context.Context, msgs []core.Message) []error {
 	idx := make([]int, 0, len(msgs))
 	f.mu.Lock()
 	now := time.Now()
+	if f.outage > 0 {
+		f.until, f.outage = now.Add(f.outage), 0
+	}
 	for i, m := range msgs {
 		f.offered[m.ID] = append(f.offered[m.ID], now)
 		if now.Before(f.until) {
