@@ -1,10 +1,10 @@
 package core_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/benchkit"
 )
 
 // The per-operation CPU cost of the write path (Seal) and of the relay's
@@ -13,26 +13,10 @@ import (
 //
 //	go test ./core -run '^$' -bench 'Seal|Message|ComputeHash' -benchmem
 
-func benchOp(i int) *core.Operation {
-	return &core.Operation{
-		Source:           core.SourceDOIP,
-		Type:             core.OpUpdate,
-		DOID:             fmt.Sprintf("10.1000/bench/object-%06d", i%5000),
-		DOPrefix:         "10.1000",
-		DORepository:     "bench",
-		Actor:            fmt.Sprintf("user-%04d@example.org", i%1000),
-		ProducerID:       "trustlog-bench",
-		RequestBodyHash:  fmt.Sprintf("%064x", i),
-		ResponseBodyHash: fmt.Sprintf("%064x", i+1),
-		ClientIP:         "192.0.2.10",
-		ServerIP:         "198.51.100.7",
-	}
-}
-
 func benchOps(n int) []*core.Operation {
 	ops := make([]*core.Operation, n)
 	for i := range ops {
-		ops[i] = benchOp(i)
+		ops[i] = benchkit.Op(i, 5000)
 	}
 	return ops
 }
@@ -72,7 +56,7 @@ func BenchmarkSealSigned(b *testing.B) {
 
 // BenchmarkNewMessage is the relay's encoding of one claimed row.
 func BenchmarkNewMessage(b *testing.B) {
-	op := benchOp(1)
+	op := benchkit.Op(1, 5000)
 	if err := op.Seal(nil); err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +71,7 @@ func BenchmarkNewMessage(b *testing.B) {
 // BenchmarkComputeHash is the tamper check a store runs on every row it
 // reads back (guarantee 7).
 func BenchmarkComputeHash(b *testing.B) {
-	op := benchOp(1)
+	op := benchkit.Op(1, 5000)
 	if err := op.Seal(nil); err != nil {
 		b.Fatal(err)
 	}
