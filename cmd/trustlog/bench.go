@@ -298,10 +298,7 @@ func (a *app) benchWrite(ctx context.Context, base string, o benchOpts, rep *ben
 	}
 	defer st.Close()
 	for _, per := range []int{1, 100} {
-		txs := o.writeTxs
-		if per > 1 {
-			txs = max(1, txs/2)
-		}
+		txs := benchkit.WriteTxs(per, o.writeTxs)
 		r, err := benchkit.WritePath(ctx, st, per, txs)
 		if err != nil {
 			return err

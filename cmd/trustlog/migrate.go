@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -32,16 +33,12 @@ given their hash (on a terminal as counters, otherwise as log lines).`,
 				return err
 			}
 			defer s.Close()
-			pm, ok := s.(core.ProgressMigrator)
-			if !ok {
-				if err := s.Migrate(cmd.Context()); err != nil {
-					return err
-				}
-				a.log.Info("schema is up to date")
-				return nil
+			migrate := func(ctx context.Context, _ func(string, int64)) error { return s.Migrate(ctx) }
+			if pm, ok := s.(core.ProgressMigrator); ok {
+				migrate = pm.MigrateWithProgress
 			}
 			pr, totals := a.newProgress(), map[string]int{}
-			err = pm.MigrateWithProgress(cmd.Context(), func(step string, done int64) {
+			err = migrate(cmd.Context(), func(step string, done int64) {
 				totals[step] = int(done)
 				pr.set(step, int(done))
 			})

@@ -144,11 +144,7 @@ func Write(b *testing.B, t Target, txs int) {
 			b.ReportAllocs()
 			var all WriteResult
 			for i := 0; i < b.N; i++ {
-				n := txs
-				if perTx > 1 {
-					n = max(1, txs/2)
-				}
-				r, err := WritePath(context.Background(), st, perTx, n)
+				r, err := WritePath(context.Background(), st, perTx, WriteTxs(perTx, txs))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -44,6 +44,16 @@ func (r WriteResult) PlainRate() float64 { return float64(r.PerTx*r.Txs) / r.Pla
 // Overhead is RecordTx's time over the plain INSERT's (1.2 = 20 % slower).
 func (r WriteResult) Overhead() float64 { return r.Record.Seconds() / r.Plain.Seconds() }
 
+// WriteTxs is how many transactions of perTx operations the write
+// workload commits when asked for txs: all of them for single-operation
+// transactions, half as many of 100.
+func WriteTxs(perTx, txs int) int {
+	if perTx > 1 {
+		return max(1, txs/2)
+	}
+	return txs
+}
+
 // WritePath commits txs transactions of perTx operations through RecordTx
 // and, interleaved with them, txs transactions inserting the same rows
 // (same values, new op_ids) with one plain multi-row INSERT: what an

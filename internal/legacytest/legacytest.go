@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/sqlstore"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -105,8 +106,9 @@ func Migrate(t *testing.T, s core.Store) {
 		assert.GreaterOrEqual(t, done, got[step], "progress of %q only grows", step)
 		got[step] = done
 	}))
-	assert.Positive(t, got["migrations"], "migrations applied")
-	assert.Equal(t, int64(len(published)+len(pending)+3), got["adopted rows"], "every adopted row hashed")
+	assert.Positive(t, got[sqlstore.StepMigrations], "migrations applied")
+	rows := len(published) + len(pending) + len([]Row{late, early, retried})
+	assert.Equal(t, int64(rows), got[sqlstore.StepAdopted], "every adopted row hashed")
 }
 
 // Check verifies the adopted store and relays it.
