@@ -486,3 +486,37 @@ func TestPartitionedTopic(t *testing.T) {
 	require.Len(t, b.Messages("later"), 1)
 	require.Contains(t, b.Topics(), "persistent://public/default/later-partition-1")
 }
+
+// TestProducerNameHeldOnce: as on a real broker, a producer name is held by
+// one connected producer per topic; another gets ProducerBusy until the
+// holder closes or its connection drops.
+func TestProducerNameHeldOnce(t *testing.T) {
+	b := startBroker(t)
+	topic := uniqueTopic("named")
+	c1 := newClient(t, b)
+	p1 := newProducer(t, c1, pulsar.ProducerOptions{Topic: topic, Name: "owner", DisableBatching: true})
+
+	c2 := newClient(t, b)
+	_, err := c2.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: "owner"})
+	require.ErrorContains(t, err, "ProducerBusy")
+	other := newProducer(t, c2, pulsar.ProducerOptions{Topic: uniqueTopic("named"), Name: "owner"})
+	require.Equal(t, "owner", other.Name(), "the name is held per topic")
+
+	p1.Close()
+	_, err = c2.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: "owner"})
+	require.NoError(t, err, "a closed producer frees its name")
+
+	// A dropped connection frees it too.
+	c1.Close()
+	c3 := newClient(t, b)
+	_, err = c3.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: "owner"})
+	require.ErrorContains(t, err, "ProducerBusy")
+	c2.Close()
+	require.Eventually(t, func() bool {
+		p, err := c3.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: "owner"})
+		if err == nil {
+			p.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, "a closed connection frees its producers' names")
+}

@@ -178,7 +178,9 @@ func (b *Broker) closeConnLocked(c *conn, reason string) {
 	}
 	c.closed = true
 	b.logf("connection %d closed: %s", c.id, reason)
-	clear(c.producers)
+	for _, p := range c.producers {
+		removeProducerLocked(p)
+	}
 	for _, cons := range c.consumers {
 		b.removeConsumerLocked(cons)
 	}

@@ -81,8 +81,9 @@
 //   - Subscription types are not enforced beyond this: a subscription with an
 //     Exclusive consumer refuses a second consumer (ConsumerBusy); other types
 //     accept several consumers and dispatch to them round robin (no failover
-//     standby, no key-based routing). Producer access modes are ignored and
-//     several producers may share a name.
+//     standby, no key-based routing). Producer access modes are ignored;
+//     as on a real broker, a producer name is held by one connected
+//     producer per topic at a time (another gets ProducerBusy).
 //   - No broker-initiated keep-alive pings, no stale-connection detection, no
 //     topic migration, no BrokerEntryMetadata.
 //   - Flow control counts permits per message like Pulsar, but a whole entry

@@ -40,7 +40,9 @@ func (b *Broker) handle(c *conn, typ int, cmd pbmsg, payload []byte) (err error)
 	case cmdSend:
 		b.onSend(c, cmd, payload)
 	case cmdCloseProducer:
-		delete(c.producers, cmd.u64(1))
+		if p := c.producers[cmd.u64(1)]; p != nil {
+			removeProducerLocked(p)
+		}
 		c.success(cmd.u64(2))
 	case cmdSubscribe:
 		b.onSubscribe(c, cmd)
@@ -178,7 +180,14 @@ func (b *Broker) onProducer(c *conn, cmd pbmsg) {
 		b.nextName++
 		pname = fmt.Sprintf("pulsartest-%d", b.nextName)
 	}
-	c.producers[pid] = &producer{id: pid, name: pname, t: t}
+	if held := t.named[pname]; held != nil && (held.c != c || held.id != pid) {
+		// As a real broker: one producer per name and topic at a time. A
+		// reconnecting producer retries until the old connection is gone.
+		c.error(reqID, errProducerBusy, fmt.Sprintf("Producer with name '%s' is already connected to topic %s", pname, name))
+		return
+	}
+	p := &producer{id: pid, name: pname, t: t, c: c}
+	c.producers[pid], t.named[pname] = p, p
 	if sub := cmd.str(13); sub != "" && t.subs[sub] == nil {
 		t.newSubscription(sub, true, uint64(len(t.entries)))
 	}

@@ -71,6 +71,7 @@ const (
 	errConsumerBusy        = 5
 	errChecksum            = 9
 	errTopicNotFound       = 11
+	errProducerBusy        = 16
 	errConsumerNotFound    = 13
 	errInvalidTopicName    = 17
 	errNotAllowed          = 22

@@ -14,7 +14,8 @@ type topic struct {
 	partition int32  // partition index, -1 for a non-partitioned topic
 	ledger    uint64 // the single "ledger" all entries of the topic live in
 	entries   []*entry
-	lastSeq   map[string]int64 // producer name -> highest sequence id stored
+	lastSeq   map[string]int64     // producer name -> highest sequence id stored
+	named     map[string]*producer // producer name -> the producer connected under it
 	subs      map[string]*subscription
 }
 
@@ -31,6 +32,15 @@ type producer struct {
 	id   uint64
 	name string
 	t    *topic
+	c    *conn
+}
+
+// removeProducerLocked forgets p, and frees its name for another producer.
+func removeProducerLocked(p *producer) {
+	delete(p.c.producers, p.id)
+	if p.t.named[p.name] == p {
+		delete(p.t.named, p.name)
+	}
 }
 
 type consumer struct {
@@ -82,6 +92,7 @@ func (b *Broker) topicLocked(name string, create bool) *topic {
 		partition: part,
 		ledger:    b.nextLedger,
 		lastSeq:   map[string]int64{},
+		named:     map[string]*producer{},
 		subs:      map[string]*subscription{},
 	}
 	b.nextLedger++
