@@ -31,6 +31,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"StaleSettleRefused", testStaleSettle},
 		{"ReleaseRestoresState", testRelease},
 		{"ExpiredClaimsAreSticky", testSticky},
+		{"RestoreGivesBackToThePreviousClaim", testRestore},
 		{"RetryBecomesDue", testRetryDue},
 		{"DeadListAndRequeue", testDeadRequeue},
 		{"ConcurrentClaimsDisjoint", testConcurrentClaims},
@@ -617,4 +618,59 @@ func testSticky(t *testing.T, h StoreHarness) {
 			Node: nodeB, Grace: time.Millisecond})
 		return len(got) == 2, err
 	})
+}
+
+// testRestore: a node that took over another's expired claims can give
+// them back to that claim (Release with Restore): in flight under the
+// previous token again, expired, the attempt given back, so the previous
+// node takes them at once and others only after the grace.
+func testRestore(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	const nodeA, nodeB = int64(5), int64(7)
+	tokenA := nodeA<<40 | 1<<33 | 1
+	recs := record(t, h.Store, newOps(3, 3)...)
+	held := claim(t, h.Store, core.ClaimPending, tokenA, 2, time.Second, false)
+	require.Len(t, held, 2)
+	time.Sleep(1100 * time.Millisecond)
+	var taken []core.Record
+	eventually(t, ctx, "node B takes the expired claims over", func() (bool, error) {
+		var err error
+		taken, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeB<<40 | 2, Limit: 10,
+			Lease: time.Minute, Node: nodeB, Grace: time.Millisecond})
+		return len(taken) == 2, err
+	})
+	require.Equal(t, tokenA, taken[0].PrevToken)
+	// A first claim has no previous one: Restore leaves it claimed.
+	fresh := claim(t, h.Store, core.ClaimPending, nodeB<<40|3, 10, time.Minute, false)
+	require.Len(t, fresh, 1)
+	n, err := h.Store.Release(ctx, core.ReleaseParams{Token: nodeB<<40 | 3, Seqs: seqsOf(fresh), Restore: true})
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing to restore a first claim to")
+	got, err := h.Store.Get(ctx, fresh[0].Op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, core.StateInFlight, got.State)
+
+	n, err = h.Store.Release(ctx, core.ReleaseParams{Token: nodeB<<40 | 2, Seqs: seqsOf(taken), Restore: true})
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	for _, r := range taken {
+		got, err := h.Store.Get(ctx, r.Op.OpID)
+		require.NoError(t, err)
+		assert.Equal(t, core.StateInFlight, got.State)
+		assert.Equal(t, 1, got.Attempts, "the take-over's attempt is given back")
+	}
+	other, err := h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeB<<40 | 4, Limit: 10,
+		Lease: time.Minute, Node: nodeB, Grace: time.Hour})
+	require.NoError(t, err)
+	assert.Empty(t, other, "the grace starts again for other nodes")
+	var back []core.Record
+	eventually(t, ctx, "node A takes its claims back at once", func() (bool, error) {
+		var err error
+		back, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: nodeA<<40 | 2<<33, Limit: 10,
+			Lease: time.Minute, Node: nodeA, Grace: time.Hour})
+		return len(back) == 2, err
+	})
+	assert.Equal(t, seqsOf(recs[:2]), seqsOf(back))
+	assert.Equal(t, tokenA, back[0].PrevToken, "as if node A's claim had just expired")
+	assert.Equal(t, 2, back[0].Attempts)
 }

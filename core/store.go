@@ -105,6 +105,13 @@ type SettleResult struct {
 type ReleaseParams struct {
 	Token int64
 	Seqs  []int64
+	// Restore gives each row back to the claim it was taken from instead
+	// of to its earlier state: in flight again under its previous token
+	// (rows without one are left alone), expired as of now, its attempt
+	// given back. That claim's node takes it back at once, any other only
+	// after ClaimParams.Grace. An engine restores what it took over from a
+	// node that turned out to be alive.
+	Restore bool
 }
 
 // ListParams are the arguments of Store.ListDead.
@@ -172,7 +179,8 @@ type Store interface {
 	// update is a compare-and-set on (state in_flight, token).
 	Settle(ctx context.Context, p SettleParams) (SettleResult, error)
 	// Release gives claimed operations back unpublished: each returns to
-	// the state it was claimed from and its attempt is not counted.
+	// the state it was claimed from (or, with p.Restore, to the claim it
+	// was taken from) and its attempt is not counted.
 	Release(ctx context.Context, p ReleaseParams) (int, error)
 	// ListDead lists dead operations in seq order.
 	ListDead(ctx context.Context, p ListParams) ([]Record, error)

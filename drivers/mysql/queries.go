@@ -59,6 +59,8 @@ var queries = sqlstore.Queries{
 	Release: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, attempts = attempts - 1,
 		claim_token = NULL, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
+	Restore: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET claim_token = prev_token, attempts = attempts - 1,
+		due_at = ` + now + `, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND prev_token IS NOT NULL AND seq {seqs}`,
 	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = ` + now + `
 		WHERE state = 4 AND op_id {ids}`,
 	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = ` + now + `

@@ -43,6 +43,8 @@ var queries = sqlstore.Queries{
 	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE now() END, claim_token = NULL, updated_at = now()
 		WHERE claim_token = $1 AND ` + claimedRow + ` AND seq {seqs}`,
+	Restore: `UPDATE {{.Op}} SET claim_token = prev_token, attempts = attempts - 1, due_at = now(), updated_at = now()
+		WHERE claim_token = $1 AND ` + claimedRow + ` AND prev_token IS NOT NULL AND seq {seqs}`,
 	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
 		WHERE state = 4 AND op_id {ids}`,
 	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()

@@ -90,6 +90,10 @@ type Queries struct {
 	// Release returns claimed rows to pending (no attempts left) or
 	// retrying. Args: token, {seqs}.
 	Release string
+	// Restore returns claimed rows to the claim they were taken from:
+	// claim_token = prev_token (rows with one), due now, attempt given
+	// back. Args: token, {seqs}.
+	Restore string
 	// Requeue moves dead rows to pending. Args: {ids}. RequeueAll has none.
 	Requeue, RequeueAll string
 	// ListDead lists dead rows. Args: after seq, limit. Returns Columns.

@@ -444,7 +444,11 @@ func (s *Store) Release(ctx context.Context, p core.ReleaseParams) (int, error) 
 	if len(p.Seqs) == 0 {
 		return 0, nil
 	}
-	q, args := s.list(s.q.Release, "{seqs}", 2, p.Seqs)
+	query := s.q.Release
+	if p.Restore {
+		query = s.q.Restore
+	}
+	q, args := s.list(query, "{seqs}", 2, p.Seqs)
 	defer s.writing()()
 	var n int
 	err := s.retrying(ctx, func() error {
