@@ -2,11 +2,13 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +68,10 @@ type Engine struct {
 	// orderedBroken ends the ordered stream for the rest of this run: an
 	// ordered batch's outcome could not be recorded (see settleLoop).
 	orderedBroken atomic.Bool
+	// restored counts, per seq, how often this engine gave a taken-over
+	// operation back to its live owner (see takeOver).
+	restoredMu sync.Mutex
+	restored   map[int64]int
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
@@ -145,7 +151,7 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 	if e.cfg.Node == "" {
 		return
 	}
-	name := "trustlog.node." + e.cfg.Node + ".epoch"
+	name := epochCursor(e.cfg.Node)
 	prev := int64(-1)
 	c, err := e.store.Cursor(ctx, name)
 	switch {
@@ -163,6 +169,55 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 		return
 	}
 	e.epoch, e.prevEpoch = epoch, prev
+	if !e.registerTag(ctx) {
+		e.prevEpoch = -1
+	}
+}
+
+// nodeEntry is the value of the cursor trustlog.nodetag.<tag>: which node
+// claims with that tag, and the broker's name of its ordered stream.
+// Ambiguous: two node names hash to the tag, so neither the nodes
+// themselves nor their takers can tell their claims apart.
+type nodeEntry struct {
+	Node      string `json:"node,omitempty"`
+	Stream    string `json:"stream,omitempty"`
+	Ambiguous bool   `json:"ambiguous,omitempty"`
+}
+
+func tagCursor(tag int64) string { return "trustlog.nodetag." + strconv.FormatInt(tag, 10) }
+
+func epochCursor(node string) string { return "trustlog.node." + node + ".epoch" }
+
+// registerTag records which node claims under this engine's tag, and the
+// name of its ordered stream, for engines that take its claims over. It
+// reports false when another node name has the same tag: the tag is then
+// marked ambiguous for good, and neither node treats a claim as its own
+// re-send or another's take-over.
+func (e *Engine) registerTag(ctx context.Context) bool {
+	entry := nodeEntry{Node: e.cfg.Node}
+	if ts, ok := e.sink.(TakeoverSink); ok {
+		entry.Stream = ts.StreamName()
+	}
+	key := tagCursor(e.nodeTag)
+	c, err := e.store.Cursor(ctx, key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		e.log.WarnContext(ctx, "trustlog: cannot read this node's tag entry; no redeliveries this run", "err", err)
+		return false
+	}
+	if err == nil {
+		var old nodeEntry
+		if json.Unmarshal([]byte(c.Value), &old) == nil && (old.Ambiguous || old.Node != e.cfg.Node) {
+			e.log.WarnContext(ctx, "trustlog: another node name has this node's claim tag; re-sends after a crash and take-overs are not deduplicated for either (rename one node)",
+				"node", e.cfg.Node, "tag", e.nodeTag, "other", old.Node)
+			entry = nodeEntry{Ambiguous: true}
+		}
+	}
+	b, _ := json.Marshal(entry)
+	if err := e.store.SetCursor(ctx, key, string(b)); err != nil {
+		e.log.WarnContext(ctx, "trustlog: cannot record this node's tag entry; no redeliveries this run", "err", err)
+		return false
+	}
+	return !entry.Ambiguous
 }
 
 // Config returns the engine's configuration with defaults applied.
@@ -308,8 +363,10 @@ type outcome struct {
 	published []int64
 	failed    []Failure
 	release   []int64
-	recs      []Record
-	span      trace.Span
+	// restore are taken-over operations given back to their live owner.
+	restore []int64
+	recs    []Record
+	span    trace.Span
 	// settled, for a batch of the ordered stream that did not all go
 	// out, is closed once its outcome is recorded (see publishLoop).
 	settled chan struct{}
@@ -498,11 +555,19 @@ func (e *Engine) breakOrdered(err error) {
 // published and goes dead at once.
 func (e *Engine) publish(b claimed) outcome {
 	o := outcome{token: b.token, recs: b.recs, span: b.span}
+	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
+	defer cancel()
+	via, restore, returnStreams := e.takeOver(ctx, b.recs)
+	defer returnStreams()
 	msgs := make([]Message, 0, len(b.recs))
 	idx := make([]int, 0, len(b.recs))
 	var buf []byte
 	for i := range b.recs {
 		r := &b.recs[i]
+		if restore[i] {
+			o.restore = append(o.restore, r.Seq)
+			continue
+		}
 		buf = r.Op.AppendCanonical(buf[:0])
 		if got := hashHex(buf); got != r.Op.OpHash {
 			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true,
@@ -514,16 +579,15 @@ func (e *Engine) publish(b claimed) outcome {
 			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true, Err: truncate(err.Error(), 1000)})
 			continue
 		}
-		m.Ordered, m.Redelivery = b.ordered, e.redelivery(r)
+		m.Ordered, m.Redelivery = b.ordered, e.redelivery(r) || via[i] != nil
 		msgs = append(msgs, m)
 		idx = append(idx, i)
 	}
 	if len(msgs) == 0 {
 		return o
 	}
-	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
 	start := time.Now()
-	errs := e.sink.Publish(ctx, msgs)
+	errs := e.send(ctx, msgs, idx, via)
 	cancel()
 	acked := time.Now()
 	e.tel.publishDur.Record(context.Background(), acked.Sub(start).Seconds(), e.tel.sinkAttr)
@@ -564,6 +628,168 @@ func (e *Engine) publish(b claimed) outcome {
 	}
 	e.tel.child(o.span, "publish", start, perr)
 	return o
+}
+
+// send publishes msgs (msgs[j] is record idx[j]): those whose record has
+// a borrowed stream in via through it, first (they were claimed before
+// the rest), the others through the sink.
+func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[int]BorrowedStream) []error {
+	if len(via) == 0 {
+		return e.sink.Publish(ctx, msgs)
+	}
+	errs := make([]error, len(msgs))
+	groups := map[BorrowedStream][]int{}
+	var order []BorrowedStream
+	for j := range msgs {
+		bs := via[idx[j]]
+		if groups[bs] == nil {
+			order = append(order, bs)
+		}
+		groups[bs] = append(groups[bs], j)
+	}
+	// Borrowed streams first, the sink last.
+	slices.SortStableFunc(order, func(a, b BorrowedStream) int {
+		switch {
+		case (a == nil) == (b == nil):
+			return 0
+		case a == nil:
+			return 1
+		default:
+			return -1
+		}
+	})
+	for _, bs := range order {
+		js := groups[bs]
+		part := make([]Message, len(js))
+		for k, j := range js {
+			part[k] = msgs[j]
+		}
+		var res []error
+		if bs == nil {
+			res = e.sink.Publish(ctx, part)
+		} else {
+			res = bs.Publish(ctx, part)
+		}
+		if len(res) != len(part) {
+			res = FailAll(len(part), fmt.Errorf("sink returned %d results for %d messages", len(res), len(part)))
+		}
+		for k, j := range js {
+			errs[j] = res[k]
+		}
+	}
+	return errs
+}
+
+// maxRestores is how often an engine gives one taken-over operation back
+// to an owner that is connected to the broker yet does not take it back
+// (alive but stuck); after that it sends the operation itself, a possible
+// copy rather than a wait without end.
+const maxRestores = 3
+
+// takeOver looks at the claims of another node's ordered stream among
+// recs (rows whose lease ran out, taken over after the grace). For each
+// such node it borrows the node's stream from the sink: while the owner
+// is connected, its rows go back to it (restore[i]); otherwise the rows
+// its latest run claimed at or below the broker's last sequence of the
+// stream were sent by it and are held by the broker (the stream is sent
+// in order and never gives up a message), so they are re-sent through the
+// borrowed stream (via[i]), which the broker drops as copies. Everything
+// else, rows of older runs included, goes out as new messages. done gives
+// the borrowed streams back.
+func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]BorrowedStream, restore map[int]bool, done func()) {
+	done = func() {}
+	ts, ok := e.sink.(TakeoverSink)
+	if !ok {
+		return nil, nil, done
+	}
+	var byTag map[int64][]int
+	for i := range recs {
+		p := recs[i].PrevToken
+		if p != 0 && p&orderedBit != 0 && p>>nodeShift != e.nodeTag {
+			if byTag == nil {
+				byTag = map[int64][]int{}
+			}
+			byTag[p>>nodeShift] = append(byTag[p>>nodeShift], i)
+		}
+	}
+	if byTag == nil {
+		return nil, nil, done
+	}
+	var held []BorrowedStream
+	done = func() {
+		for _, bs := range held {
+			bs.Release()
+		}
+	}
+	for tag, idx := range byTag {
+		c, err := e.store.Cursor(ctx, tagCursor(tag))
+		var owner nodeEntry
+		if err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "" {
+			continue // unknown owner: new messages
+		}
+		bs, err := ts.Borrow(ctx, owner.Stream)
+		if errors.Is(err, ErrStreamBusy) {
+			n := 0
+			for _, i := range idx {
+				if e.restoreOnce(recs[i].Seq) {
+					if restore == nil {
+						restore = map[int]bool{}
+					}
+					restore[i] = true
+					n++
+				}
+			}
+			e.log.Info("trustlog: the owner of expired claims is connected to the broker; giving them back", "node", owner.Node, "rows", n)
+			continue
+		}
+		if err != nil {
+			e.log.Warn("trustlog: cannot borrow the ordered stream of a node whose claims this engine took over; sending them as new messages",
+				"node", owner.Node, "err", err)
+			continue
+		}
+		held = append(held, bs)
+		// Read after the borrow: while this engine holds the name, no new
+		// run of the owner can send.
+		latest := int64(-1)
+		if c, err := e.store.Cursor(ctx, epochCursor(owner.Node)); err == nil {
+			if n, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil {
+				latest = n
+			}
+		}
+		n := 0
+		for _, i := range idx {
+			r := &recs[i]
+			if (r.PrevToken>>epochShift)&0xff == latest && r.Seq <= bs.Last() {
+				if via == nil {
+					via = map[int]BorrowedStream{}
+				}
+				via[i] = bs
+				n++
+			}
+		}
+		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
+			"rows", len(idx), "resent_under_its_name", n, "broker_last", bs.Last())
+	}
+	return via, restore, done
+}
+
+// restoreOnce reports whether a taken-over seq may go back to its owner
+// once more (see maxRestores).
+func (e *Engine) restoreOnce(seq int64) bool {
+	e.restoredMu.Lock()
+	defer e.restoredMu.Unlock()
+	if e.restored == nil {
+		e.restored = map[int64]int{}
+	}
+	if e.restored[seq] >= maxRestores {
+		delete(e.restored, seq)
+		return false
+	}
+	if len(e.restored) >= 1<<16 {
+		clear(e.restored)
+	}
+	e.restored[seq]++
+	return true
 }
 
 // sinkDown pauses every claim loop: 100ms, doubling per consecutive outage
@@ -608,6 +834,13 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			if rerr := e.releaseSeqs(o.token, o.release); err == nil {
 				err = rerr
 			}
+		}
+		if len(o.restore) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+			if _, rerr := e.store.Release(ctx, ReleaseParams{Token: o.token, Seqs: o.restore, Restore: true}); rerr != nil {
+				e.log.Error("trustlog: giving taken-over rows back failed; they come back when their lease expires", "err", rerr, "rows", len(o.restore))
+			}
+			cancel()
 		}
 		if o.settled != nil {
 			if err != nil {
