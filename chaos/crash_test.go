@@ -19,15 +19,18 @@ import (
 
 // TestPulsarCrashDuplicates kills a relay (SIGKILL) after the broker stored
 // its messages but before it recorded that: the broker withholds its
-// receipts. The relay comes back under the same node and producer name and
-// re-sends. With the broker's deduplication on, the topic holds each
+// receipts. Either the relay comes back under the same node and producer
+// name and re-sends, or another relay node (its own producer name) takes
+// the expired claims over after the grace, borrowing the dead node's
+// producer name. With the broker's deduplication on, the topic holds each
 // message once; with it off, twice.
 func TestPulsarCrashDuplicates(t *testing.T) {
 	for _, tc := range []struct {
-		dedup  bool
-		copies int
-	}{{true, 1}, {false, 2}} {
-		name := map[bool]string{true: "dedup", false: "no-dedup"}[tc.dedup]
+		dedup    bool
+		takeover bool
+		copies   int
+	}{{true, false, 1}, {false, false, 2}, {true, true, 1}, {false, true, 2}} {
+		name := map[bool]string{true: "dedup", false: "no-dedup"}[tc.dedup] + map[bool]string{true: "/takeover", false: "/restart"}[tc.takeover]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -44,9 +47,11 @@ func TestPulsarCrashDuplicates(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, c.Record(ctx, ops...))
 
-			args := []string{"--log-format", "json", "--store", url,
-				"--sink", broker.SinkURL(topic, "producer_name=relay-a", "send_timeout=30s"),
-				"relay", "--node", "relay-a", "--lease", "4s", "--publish-timeout", "2s", "--poll", "20ms"}
+			args := func(node string) []string {
+				return []string{"--log-format", "json", "--store", url,
+					"--sink", broker.SinkURL(topic, "producer_name="+node, "send_timeout=30s"),
+					"relay", "--node", node, "--lease", "4s", "--publish-timeout", "2s", "--poll", "20ms"}
+			}
 			logPath := t.TempDir() + "/relay.log"
 			log, err := os.Create(logPath)
 			require.NoError(t, err)
@@ -57,15 +62,15 @@ func TestPulsarCrashDuplicates(t *testing.T) {
 					t.Logf("relay log:\n%s", b)
 				}
 			})
-			run := func() *exec.Cmd {
-				cmd := exec.Command(binary, args...)
+			run := func(node string) *exec.Cmd {
+				cmd := exec.Command(binary, args(node)...)
 				cmd.Stdout, cmd.Stderr = log, log
 				require.NoError(t, cmd.Start())
 				return cmd
 			}
 
 			broker.WithholdReceipts(true)
-			first := run()
+			first := run("relay-a")
 			require.Eventually(t, func() bool { return len(broker.Messages(topic)) == len(ops) }, time.Minute, 10*time.Millisecond,
 				"the broker stores everything the relay sent")
 			first.Process.Signal(syscall.SIGKILL) // before any receipt: nothing recorded as published
@@ -75,7 +80,7 @@ func TestPulsarCrashDuplicates(t *testing.T) {
 			require.Equal(t, int64(len(ops)), st.Counts[core.StateInFlight], "the crash left every operation in flight")
 
 			broker.WithholdReceipts(false)
-			second := run()
+			second := run(map[bool]string{false: "relay-a", true: "relay-b"}[tc.takeover])
 			defer func() { second.Process.Signal(syscall.SIGTERM); second.Wait() }()
 			require.Eventually(t, func() bool {
 				st, err := store.Stats(ctx)

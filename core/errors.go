@@ -27,6 +27,9 @@ var (
 	ErrClosed = errors.New("trustlog: closed")
 	// ErrLeaseHeld is returned when a named lease is held by someone else.
 	ErrLeaseHeld = errors.New("trustlog: lease held by another holder")
+	// ErrStreamBusy is returned by TakeoverSink.Borrow while the ordered
+	// stream's owner is connected to the broker: it is alive.
+	ErrStreamBusy = errors.New("trustlog: the ordered stream's owner is connected")
 )
 
 // ValidationError says which field of which operation is wrong and why. It

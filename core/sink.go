@@ -76,6 +76,37 @@ type SequencedSink interface {
 	EndOrderedStream()
 }
 
+// TakeoverSink is a SequencedSink whose ordered stream has a name at the
+// broker that outlives the process (Pulsar: the producer name). When an
+// engine takes over claims a dead node made in its ordered stream, it
+// borrows that node's stream by name: the broker then says how far the
+// dead node got, and re-sends under the name are dropped where the broker
+// holds them, so a take-over adds no copies. While the owner is connected
+// the broker refuses the name (ErrStreamBusy): the owner is alive and the
+// engine gives the rows back to it.
+type TakeoverSink interface {
+	SequencedSink
+	// StreamName is the broker's name of this sink's ordered stream, ""
+	// if it has none that outlives the process.
+	StreamName() string
+	// Borrow takes the ordered stream named name while nobody else holds
+	// it, and returns ErrStreamBusy (wrapped) while someone does.
+	Borrow(ctx context.Context, name string) (BorrowedStream, error)
+}
+
+// BorrowedStream is another node's ordered stream, held until Release.
+type BorrowedStream interface {
+	// Last is the highest sequence id the broker holds from the stream.
+	Last() int64
+	// Publish sends messages with Seq ≤ Last under their Seq as sequence
+	// id, in slice order (ascending Seq): the broker drops those it holds
+	// and stores the others. It returns one error per message, like
+	// Sink.Publish, and refuses messages above Last.
+	Publish(ctx context.Context, msgs []Message) []error
+	// Release flushes and gives the name back; it is idempotent.
+	Release()
+}
+
 // Header names every sink puts on a message, in this order.
 const (
 	HeaderKind          = "trustlog-kind"

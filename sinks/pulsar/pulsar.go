@@ -280,6 +280,121 @@ func (s *Sink) OrderedStream(context.Context) (int64, bool, error) {
 	return s.lastSent, true, nil
 }
 
+// StreamName implements core.TakeoverSink: the main producer's name, if
+// the configuration gives one and the broker's last sequence can be read.
+func (s *Sink) StreamName() string {
+	if !s.sequenced {
+		return ""
+	}
+	return s.cfg.ProducerName
+}
+
+// Borrow implements core.TakeoverSink with a producer named name on the
+// sink's topic, connected with the main producer's settings. The broker
+// refuses a name while a producer holds it (ProducerBusy: the owner is
+// alive, core.ErrStreamBusy); otherwise it tells the new producer the
+// highest sequence id it holds from that name.
+func (s *Sink) Borrow(ctx context.Context, name string) (core.BorrowedStream, error) {
+	if name == "" || name == s.cfg.ProducerName {
+		return nil, fmt.Errorf("trustlog/pulsar: cannot borrow the stream %q: it is this sink's own, or unnamed", name)
+	}
+	type result struct {
+		p   pc.Producer
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		p, err := s.client.CreateProducer(pc.ProducerOptions{
+			Topic: s.cfg.Topic, Name: name, SendTimeout: -1, DisableBatching: s.cfg.NoBatching,
+			BatchingMaxPublishDelay: s.cfg.BatchDelay, BatchingMaxMessages: uint(s.cfg.BatchMessages),
+		})
+		ch <- result{p, err}
+	}()
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		go func() { // the producer may still come: close it
+			if r := <-ch; r.err == nil {
+				r.p.Close()
+			}
+		}()
+		return nil, core.Unavailable(fmt.Errorf("pulsar: borrow %s: %w", name, ctx.Err()))
+	}
+	if r.err != nil {
+		if strings.Contains(r.err.Error(), "ProducerBusy") {
+			return nil, fmt.Errorf("pulsar: borrow %s: %w", name, core.ErrStreamBusy)
+		}
+		return nil, classify(fmt.Errorf("pulsar: borrow %s: %s", name, redact.URL(r.err.Error())))
+	}
+	last, ok := brokerLastSequence(r.p)
+	if !ok {
+		r.p.Close()
+		return nil, fmt.Errorf("pulsar: borrow %s: cannot read the broker's last sequence id", name)
+	}
+	return &borrowed{p: r.p, last: last}, nil
+}
+
+// borrowed is another node's ordered stream (core.BorrowedStream).
+type borrowed struct {
+	p    pc.Producer
+	last int64
+	once sync.Once
+}
+
+func (b *borrowed) Last() int64 { return b.last }
+
+// Publish sends each message with its Seq as sequence id, in order, with
+// a context that never ends (as the main producer: a message given up
+// while a later one got through would be a gap below the stream's last
+// sequence). It returns when every receipt arrived or ctx ended.
+func (b *borrowed) Publish(ctx context.Context, msgs []core.Message) []error {
+	errs := make([]error, len(msgs))
+	answered := make([]bool, len(msgs))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Seq <= 0 || m.Seq > b.last {
+			errs[i], answered[i] = fmt.Errorf("pulsar: seq %d is not in the borrowed stream (last %d)", m.Seq, b.last), true
+			continue
+		}
+		props := make(map[string]string, 8)
+		for _, h := range m.Headers() {
+			props[h[0]] = h[1]
+		}
+		seq := m.Seq
+		wg.Add(1)
+		b.p.SendAsync(context.Background(), &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props, SequenceID: &seq},
+			func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
+				mu.Lock()
+				errs[i], answered[i] = classify(err), true
+				mu.Unlock()
+				wg.Done()
+			})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]error, len(errs))
+	for i := range errs {
+		out[i] = errs[i]
+		if !answered[i] {
+			out[i] = core.Unavailable(fmt.Errorf("pulsar: no receipt: %w", ctx.Err()))
+		}
+	}
+	return out
+}
+
+// Release implements core.BorrowedStream: it closes the producer, which
+// flushes it and frees the name at the broker.
+func (b *borrowed) Release() { b.once.Do(func() { b.p.Close() }) }
+
 // EndOrderedStream implements core.SequencedSink.
 func (s *Sink) EndOrderedStream() {
 	s.mu.Lock()
@@ -562,3 +677,5 @@ func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
 
 func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }
+
+var _ core.TakeoverSink = (*Sink)(nil)

@@ -15,6 +15,22 @@ import (
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
+// forTopicKinds runs f in parallel on a plain topic and on a topic of 3
+// partitions, each on a broker of its own.
+func forTopicKinds(t *testing.T, f func(t *testing.T, b *pulsartest.Broker, topic string)) {
+	for _, partitions := range []int{0, 3} {
+		t.Run(map[int]string{0: "topic", 3: "partitioned"}[partitions], func(t *testing.T) {
+			t.Parallel()
+			topic := pulsartest.Topic()
+			var opts []pulsartest.Option
+			if partitions > 0 {
+				opts = append(opts, pulsartest.WithPartitionedTopic(topic, partitions))
+			}
+			f(t, pulsartest.Start(t, opts...), topic)
+		})
+	}
+}
+
 func message(t *testing.T, seq int64, ordered, redelivery bool) core.Message {
 	t.Helper()
 	op := conformance.NewOp("seq", int(seq))
@@ -40,52 +56,43 @@ func publish(t *testing.T, s *pulsar.Sink, msgs ...core.Message) {
 // and a new message above it is stored.
 func TestOrderedStreamResumes(t *testing.T) {
 	t.Parallel()
-	for _, partitions := range []int{0, 3} {
-		t.Run(map[int]string{0: "topic", 3: "partitioned"}[partitions], func(t *testing.T) {
-			t.Parallel()
-			topic := pulsartest.Topic()
-			var opts []pulsartest.Option
-			if partitions > 0 {
-				opts = append(opts, pulsartest.WithPartitionedTopic(topic, partitions))
-			}
-			b := pulsartest.Start(t, opts...)
-			url := b.SinkURL(topic, "producer_name=relay-7")
-			ctx := context.Background()
+	forTopicKinds(t, func(t *testing.T, b *pulsartest.Broker, topic string) {
+		url := b.SinkURL(topic, "producer_name=relay-7")
+		ctx := context.Background()
 
-			first, err := pulsar.Open(url)
-			require.NoError(t, err)
-			last, ok, err := first.OrderedStream(ctx)
-			require.NoError(t, err)
-			require.True(t, ok)
-			assert.Zero(t, last, "nothing sent yet under this name")
-			_, ok, _ = first.OrderedStream(ctx)
-			assert.False(t, ok, "one engine at a time holds the ordered stream")
-			var msgs []core.Message
-			for seq := int64(1); seq <= 12; seq++ {
-				msgs = append(msgs, message(t, seq, true, false))
-			}
-			publish(t, first, msgs...)
-			require.NoError(t, first.Close())
+		first, err := pulsar.Open(url)
+		require.NoError(t, err)
+		last, ok, err := first.OrderedStream(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Zero(t, last, "nothing sent yet under this name")
+		_, ok, _ = first.OrderedStream(ctx)
+		assert.False(t, ok, "one engine at a time holds the ordered stream")
+		var msgs []core.Message
+		for seq := int64(1); seq <= 12; seq++ {
+			msgs = append(msgs, message(t, seq, true, false))
+		}
+		publish(t, first, msgs...)
+		require.NoError(t, first.Close())
 
-			second, err := pulsar.Open(url)
-			require.NoError(t, err)
-			defer second.Close()
-			last, ok, err = second.OrderedStream(ctx)
-			require.NoError(t, err)
-			require.True(t, ok)
-			assert.Equal(t, int64(12), last, "the broker's last sequence id from relay-7")
-			// A crash's re-send of 11 and 12, then the stream goes on at 13.
-			publish(t, second, message(t, 11, false, true), message(t, 12, false, true), message(t, 13, true, false))
-			assert.Len(t, b.Messages(topic), 13, "re-sends dropped, 13 stored once")
+		second, err := pulsar.Open(url)
+		require.NoError(t, err)
+		defer second.Close()
+		last, ok, err = second.OrderedStream(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, int64(12), last, "the broker's last sequence id from relay-7")
+		// A crash's re-send of 11 and 12, then the stream goes on at 13.
+		publish(t, second, message(t, 11, false, true), message(t, 12, false, true), message(t, 13, true, false))
+		assert.Len(t, b.Messages(topic), 13, "re-sends dropped, 13 stored once")
 
-			other, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-8"))
-			require.NoError(t, err)
-			defer other.Close()
-			last, _, err = other.OrderedStream(ctx)
-			require.NoError(t, err)
-			assert.Zero(t, last, "another producer name has its own sequence")
-		})
-	}
+		other, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-8"))
+		require.NoError(t, err)
+		defer other.Close()
+		last, _, err = other.OrderedStream(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, last, "another producer name has its own sequence")
+	})
 }
 
 // TestBrokerLastSequence pins what the sink reads from pulsar-client-go's
@@ -173,4 +180,54 @@ func TestRetryWaitsForPendingSend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBorrowStream: another sink can borrow a producer name only while
+// its owner is not connected (core.ErrStreamBusy), learns the broker's
+// last sequence id under it, and its re-sends under that name are dropped
+// where the broker holds them; released, the name is free again.
+func TestBorrowStream(t *testing.T) {
+	t.Parallel()
+	forTopicKinds(t, func(t *testing.T, b *pulsartest.Broker, topic string) {
+		ctx := context.Background()
+		owner, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-a"))
+		require.NoError(t, err)
+		assert.Equal(t, "relay-a", owner.StreamName())
+		_, ok, err := owner.OrderedStream(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		var msgs []core.Message
+		for seq := int64(1); seq <= 10; seq++ {
+			msgs = append(msgs, message(t, seq, true, false))
+		}
+		publish(t, owner, msgs...)
+
+		taker, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-b"))
+		require.NoError(t, err)
+		defer taker.Close()
+		_, err = taker.Borrow(ctx, "relay-a")
+		require.ErrorIs(t, err, core.ErrStreamBusy, "the owner is connected")
+		_, err = taker.Borrow(ctx, "relay-b")
+		require.Error(t, err, "a sink does not borrow its own stream")
+
+		require.NoError(t, owner.Close())
+		bs, err := taker.Borrow(ctx, "relay-a")
+		require.NoError(t, err)
+		assert.Equal(t, int64(10), bs.Last())
+		errs := bs.Publish(ctx, []core.Message{message(t, 4, false, true), message(t, 9, false, true), message(t, 11, false, true)})
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+		require.Error(t, errs[2], "above the stream's last sequence")
+		bs.Release()
+		bs.Release()
+		assert.Len(t, b.Messages(topic), 10, "re-sends under the owner's name are dropped")
+
+		again, err := pulsar.Open(b.SinkURL(topic, "producer_name=relay-a"))
+		require.NoError(t, err, "the released name is free")
+		defer again.Close()
+		last, ok, err := again.OrderedStream(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, int64(10), last)
+	})
 }
