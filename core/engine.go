@@ -55,7 +55,7 @@ type Engine struct {
 
 	// nodeTag and epoch head every claim token (see token).
 	nodeTag int64
-	epoch   int64
+	epoch   atomic.Int64
 	// lastAtStart is the sink's last sequence when the engine started.
 	lastAtStart int64
 	// prevEpoch is the epoch of this node's previous run (-1: unknown).
@@ -65,9 +65,11 @@ type Engine struct {
 	// stream, above lastOrdered.
 	ordered     bool
 	lastOrdered int64
-	// orderedBroken ends the ordered stream for the rest of this run: an
-	// ordered batch's outcome could not be recorded (see settleLoop).
-	orderedBroken atomic.Bool
+	// streamGen counts the ordered batches whose outcome could not be
+	// recorded (see breakOrdered); the ordered loop renumbers the run
+	// before its next ordered claim, and a batch claimed before a break is
+	// sent unordered.
+	streamGen atomic.Int64
 	// restored counts, per seq, how often this engine gave a taken-over
 	// operation back to its live owner (see takeOver).
 	restoredMu sync.Mutex
@@ -84,7 +86,7 @@ const (
 )
 
 func (e *Engine) token(ordered bool) int64 {
-	t := e.nodeTag<<nodeShift | e.epoch<<epochShift | rand.Int64N(1<<31)<<1
+	t := e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | rand.Int64N(1<<31)<<1
 	if ordered {
 		t |= orderedBit
 	}
@@ -138,7 +140,8 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 	} else {
 		e.nodeTag = rand.Int64N(1 << 23)
 	}
-	e.epoch, e.prevEpoch = rand.Int64N(256), -1
+	e.epoch.Store(rand.Int64N(256))
+	e.prevEpoch = -1
 	return e, nil
 }
 
@@ -168,10 +171,30 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 		e.log.WarnContext(ctx, "trustlog: cannot record this node's run number; no redeliveries this run", "err", err)
 		return
 	}
-	e.epoch, e.prevEpoch = epoch, prev
+	e.epoch.Store(epoch)
+	e.prevEpoch = prev
 	if !e.registerTag(ctx) {
 		e.prevEpoch = -1
 	}
+}
+
+// renumber gives the rest of this run the next run number (epoch), as if
+// the node had restarted, after an ordered batch's outcome could not be
+// recorded: that batch's rows keep a claim of the old number, which no
+// later run takes for its predecessor's (a redelivery) and no taker for
+// the node's latest run, so they go out as new messages, while the
+// ordered stream goes on under the new number. Without a node name there
+// is nothing to renumber (no later run knows this one).
+func (e *Engine) renumber(ctx context.Context) error {
+	if e.cfg.Node == "" {
+		return nil
+	}
+	next := (e.epoch.Load() + 1) & 0xff
+	if err := e.store.SetCursor(ctx, epochCursor(e.cfg.Node), strconv.FormatInt(next, 10)); err != nil {
+		return fmt.Errorf("renumber this run: %w", err)
+	}
+	e.epoch.Store(next)
+	return nil
 }
 
 // nodeEntry is the value of the cursor trustlog.nodetag.<tag>: which node
@@ -350,6 +373,7 @@ func (e *Engine) Run(ctx context.Context) error {
 type claimed struct {
 	token   int64
 	ordered bool
+	gen     int64 // streamGen when claimed
 	recs    []Record
 	// expires is when the claim's lease runs out (measured from before
 	// the claim, so never later than the database's).
@@ -387,6 +411,7 @@ func (e *Engine) startLoop(src ClaimSource, poll time.Duration, ordered bool) {
 func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, out chan<- claimed) {
 	defer close(out)
 	errDelay := 100 * time.Millisecond
+	numbered := int64(0) // the streamGen the run number covers
 	for {
 		select {
 		case <-e.stopping:
@@ -405,7 +430,16 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		var recs []Record
 		var err error
 		inOrder := false
-		if ordered && !e.orderedBroken.Load() {
+		gen := e.streamGen.Load()
+		if ordered && gen != numbered {
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Lease/2)
+			if err = e.renumber(ctx); err == nil {
+				numbered = gen
+				e.log.Info("trustlog: ordered stream goes on under a new run number", "node", e.cfg.Node, "run", e.epoch.Load())
+			}
+			cancel()
+		}
+		if ordered && err == nil {
 			// The ordered stream first; operations that came back below it
 			// (released, requeued) go out unordered.
 			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
@@ -415,8 +449,9 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			} else if err != nil {
 				// The claim may have committed (a lost connection hides
 				// it): rows taken in the ordered stream's name and never
-				// sent. Sending later ones above them would let a later run
-				// take them for re-sends the broker already holds.
+				// sent. Sending later ones above them under the same run
+				// number would let a later run take them for re-sends the
+				// broker already holds.
 				e.breakOrdered(fmt.Errorf("ordered claim: %w", err))
 			}
 		}
@@ -459,7 +494,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		default:
 		}
 		select {
-		case out <- claimed{token: token, ordered: inOrder, recs: recs, expires: expires, span: span}:
+		case out <- claimed{token: token, ordered: inOrder, gen: gen, recs: recs, expires: expires, span: span}:
 		case <-e.stopping:
 			e.release(token, recs)
 			span.End()
@@ -501,11 +536,13 @@ func (e *Engine) idle(d time.Duration, wake <-chan struct{}) bool {
 // would have the next run re-send the failed message as a redelivery below
 // the broker's last sequence, and the broker would drop it. Recording the
 // failure clears the claim, so the message goes out again as a new one.
-// If it cannot be recorded the ordered stream ends for this run.
+// If it cannot be recorded the run is renumbered before the next ordered
+// claim (see renumber), and a batch claimed before that goes out
+// unordered.
 func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 	defer close(out)
 	for b := range in {
-		if b.ordered && e.orderedBroken.Load() {
+		if b.ordered && b.gen != e.streamGen.Load() {
 			b.ordered = false
 		}
 		select {
@@ -541,13 +578,12 @@ func (e *Engine) giveBack(b claimed) {
 	b.span.End()
 }
 
-// breakOrdered ends the ordered stream for the rest of this run: every
-// later batch goes out as new messages, duplicates after a crash rather
-// than a loss.
+// breakOrdered notes that an ordered batch's outcome could not be
+// recorded: batches claimed before go out unordered, and the ordered
+// loop renumbers the run before it claims again (see renumber).
 func (e *Engine) breakOrdered(err error) {
-	if !e.orderedBroken.Swap(true) {
-		e.log.Warn("trustlog: an ordered batch's outcome could not be recorded; ordered stream ends for this run", "err", err)
-	}
+	e.streamGen.Add(1)
+	e.log.Warn("trustlog: an ordered batch's outcome could not be recorded; the ordered stream goes on under a new run number", "err", err)
 }
 
 // publish sends one batch and sorts the results. A row whose content no

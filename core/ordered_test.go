@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -89,10 +90,12 @@ func (s *slowSettle) Settle(ctx context.Context, p core.SettleParams) (core.Sett
 
 // TestOrderedStreamRecordsFailuresFirst: after a batch of the ordered
 // stream in which a message failed, the next ordered batch goes out only
-// once the failure is recorded; if it cannot be recorded, the rest of the
-// run goes out unordered. Otherwise a crash in between would have the next
-// run re-send the failed message as a redelivery below the sink's last
-// sequence, which a deduplicating broker drops: a loss.
+// once the failure is recorded; if it cannot be recorded, the run takes
+// the next run number first (renumber), so that the failed message's
+// claim belongs to an older run. Otherwise a crash in between would have
+// the next run re-send the failed message as a redelivery below the
+// sink's last sequence, which a deduplicating broker drops: a loss.
+// TestRenumberedClaimsAreNotRedeliveries shows that next run.
 func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 	for _, lost := range []bool{false, true} {
 		t.Run(map[bool]string{false: "recorded", true: "settle-fails"}[lost], func(t *testing.T) {
@@ -110,6 +113,7 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 			store := &slowSettle{Store: db, delay: 100 * time.Millisecond, failSettle: lost}
 			sink := &sequencedSink{Sink: memory.New(memory.Faults{}), store: db, failID: ops[4].OpID}
 			e, err := core.NewEngine(store, sink, core.EngineConfig{
+				Node:    "relay-o",
 				Workers: 1, BatchSize: 10, Lease: 5 * time.Second, PublishTimeout: time.Second,
 				PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond,
 				BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
@@ -118,6 +122,7 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, e.Start(ctx))
 			defer e.Stop(context.Background())
+			started := runNumber(t, db, "relay-o")
 			require.Eventually(t, func() bool {
 				st, err := db.Stats(ctx)
 				return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
@@ -125,12 +130,13 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 
 			sink.mu.Lock()
 			defer sink.mu.Unlock()
+			assert.NotEmpty(t, sink.orderedLen, "the ordered stream went on after the failure")
 			if lost {
-				assert.Empty(t, sink.orderedLen, "after an unrecorded failure nothing goes out as ordered")
+				assert.Equal(t, started+1, runNumber(t, db, "relay-o"), "renumbered once, before the next ordered batch")
 				return
 			}
 			assert.Empty(t, sink.violations)
-			assert.NotEmpty(t, sink.orderedLen, "the ordered stream went on after the failure")
+			assert.Equal(t, started, runNumber(t, db, "relay-o"), "nothing to renumber")
 		})
 	}
 }
@@ -154,11 +160,22 @@ func (s *lostClaimCommit) Claim(ctx context.Context, p core.ClaimParams) ([]core
 	return recs, err
 }
 
-// TestOrderedStreamEndsOnUnknownClaim: when an ordered claim's outcome is
-// unknown (it may have committed), nothing more goes out as ordered in
-// that run, and every operation is still published (the lost claim's rows
-// after their lease).
-func TestOrderedStreamEndsOnUnknownClaim(t *testing.T) {
+// runNumber reads a node's run number (epoch) cursor.
+func runNumber(t *testing.T, s core.Store, node string) int {
+	t.Helper()
+	c, err := s.Cursor(context.Background(), "trustlog.node."+node+".epoch")
+	require.NoError(t, err)
+	n, err := strconv.Atoi(c.Value)
+	require.NoError(t, err)
+	return n
+}
+
+// TestOrderedStreamRenumbersOnUnknownClaim: when an ordered claim's
+// outcome is unknown (it may have committed), the run takes the next run
+// number and the ordered stream goes on above the lost claim's rows;
+// every operation is still published (the lost claim's rows after their
+// lease, unordered).
+func TestOrderedStreamRenumbersOnUnknownClaim(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
@@ -172,12 +189,14 @@ func TestOrderedStreamEndsOnUnknownClaim(t *testing.T) {
 	store := &lostClaimCommit{Store: db}
 	sink := &orderedCounter{Sink: memory.New(memory.Faults{})}
 	e, err := core.NewEngine(store, sink, core.EngineConfig{
+		Node:    "relay-u",
 		Workers: 1, BatchSize: 10, Lease: time.Second, PublishTimeout: 500 * time.Millisecond,
 		PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t),
 	})
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(context.Background())
+	started := runNumber(t, db, "relay-u")
 	require.Eventually(t, func() bool { return sink.Len() == 10 }, 10*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Record(ctx, ops[10:]...)) // the next ordered claim is the lost one
 	require.Eventually(t, func() bool {
@@ -186,7 +205,8 @@ func TestOrderedStreamEndsOnUnknownClaim(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond, "everything is published, the lost claim's rows after their lease")
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
-	assert.Equal(t, 10, sink.ordered, "only the batch before the lost claim went out as ordered")
+	assert.Greater(t, sink.ordered, 10, "the ordered stream went on after the lost claim")
+	assert.Equal(t, started+1, runNumber(t, db, "relay-u"))
 }
 
 // orderedCounter counts the messages offered as part of the ordered stream.

@@ -125,3 +125,95 @@ func TestRedeliveryOnlyFromPreviousRun(t *testing.T) {
 		})
 	}
 }
+
+// orderedOnly lets a relay claim only in its ordered stream (odd tokens),
+// so rows committed while an ordered claim runs wait for the next one
+// instead of going out unordered, and nothing is taken back.
+type orderedOnly struct{ core.Store }
+
+func (s orderedOnly) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	if p.Token&1 == 0 {
+		return nil, nil
+	}
+	return s.Store.Claim(ctx, p)
+}
+
+// TestRenumberedClaimsAreNotRedeliveries: run 1 sends 1-10 in its ordered
+// stream, loses an ordered claim of 11-20 (it committed; the relay never
+// saw the rows), renumbers, sends 21-30 in order, and dies before
+// recording anything; the broker's last sequence is 30. Run 2 must send
+// 11-20 as new messages (the broker never had them: as re-sends below 30
+// it would drop them), and 21-30, claimed under run 1's latest number, as
+// redeliveries.
+func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	c, err := core.NewClient(db, nil, core.Config{Strategy: core.StoreOnly})
+	require.NoError(t, err)
+	var ops []*core.Operation
+	record := func(n int) {
+		batch := make([]*core.Operation, n)
+		for i := range batch {
+			batch[i] = conformance.NewOp(fmt.Sprintf("obj-%d", len(ops)+i), len(ops)+i)
+		}
+		require.NoError(t, c.Record(ctx, batch...))
+		ops = append(ops, batch...)
+	}
+	run := func(store core.Store, sink *runSink) *core.Engine {
+		e, err := core.NewEngine(store, sink, core.EngineConfig{Node: "relay-n", Workers: 1, BatchSize: 10,
+			Lease: 2 * time.Second, PublishTimeout: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+			RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
+		require.NoError(t, err)
+		require.NoError(t, e.Start(ctx))
+		return e
+	}
+	sent := func(s *runSink, n int) func() bool {
+		return func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.seen) == n }
+	}
+
+	record(10) // seqs 1-10
+	s1 := &runSink{seen: map[string]core.Message{}}
+	one := run(&lostClaimCommit{Store: orderedOnly{killed{db}}}, s1)
+	require.Eventually(t, sent(s1, 10), 10*time.Second, 5*time.Millisecond)
+	record(10) // 11-20: the lost claim
+	require.Eventually(t, func() bool {
+		st, err := db.Stats(ctx)
+		return err == nil && st.Counts[core.StateInFlight] == 20
+	}, 10*time.Second, 5*time.Millisecond)
+	record(10) // 21-30: the ordered stream goes on
+	require.Eventually(t, func() bool {
+		s1.mu.Lock()
+		defer s1.mu.Unlock()
+		for _, op := range ops[20:] {
+			if _, ok := s1.seen[op.OpID]; !ok {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond)
+	one.Stop(ctx) // nothing recorded: killed
+	s1.mu.Lock()
+	for _, op := range ops[20:] {
+		assert.True(t, s1.seen[op.OpID].Ordered, "run 1 sent %s in its ordered stream", op.OpID)
+	}
+	s1.mu.Unlock()
+
+	s2 := &runSink{last: 30, seen: map[string]core.Message{}}
+	two := run(db, s2)
+	defer two.Stop(ctx)
+	require.Eventually(t, sent(s2, 30), 20*time.Second, 10*time.Millisecond, "run 2 takes everything back after the lease")
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	for i, op := range ops {
+		m := s2.seen[op.OpID]
+		switch {
+		case i < 10:
+			assert.False(t, m.Redelivery, "seq %d: claimed under an older run number, sent again as new (a copy at worst)", m.Seq)
+		case i < 20:
+			assert.False(t, m.Redelivery, "seq %d: the lost claim's rows were never sent; a re-send would be dropped", m.Seq)
+		default:
+			assert.True(t, m.Redelivery, "seq %d: sent in run 1's latest ordered stream, re-sent for the broker to drop", m.Seq)
+		}
+	}
+}

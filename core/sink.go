@@ -59,12 +59,13 @@ type Message struct {
 // operations released back) is sent without that promise.
 //
 // The engine records the outcome of an ordered batch in which anything
-// failed before it sends the next ordered batch (and ends the stream for
-// the run if it cannot), so a failed message never carries its ordered
-// claim while a higher sequence reaches the broker: after a crash, every
-// Redelivery at or below the broker's last sequence is one the broker
-// holds, provided the sink sends the stream's messages in order and does
-// not give up on one while sending later ones.
+// failed before it sends the next ordered batch (and, if it cannot, or
+// when an ordered claim's outcome is unknown, takes the node's next run
+// number first), so a failed message never carries an ordered claim of
+// the current run number while a higher sequence reaches the broker:
+// after a crash, every Redelivery at or below the broker's last sequence
+// is one the broker holds, provided the sink sends the stream's messages
+// in order and does not give up on one while sending later ones.
 type SequencedSink interface {
 	Sink
 	// OrderedStream grants the ordered stream to one engine at a time: it

@@ -49,9 +49,17 @@
 //     queued message whose context ended while it still sends later ones):
 //     it keeps its messages, in order, until the broker has them, so what
 //     the broker holds from it has no gaps. The engine records any failure
-//     of an ordered batch before it sends the next, and ends the ordered
-//     stream for the run when a claim's outcome is unknown (see
+//     of an ordered batch before it sends the next, and takes the node's
+//     next run number when an outcome is unknown (see
 //     core.SequencedSink).
+//   - Another relay that takes over a dead relay's expired claims (after
+//     the grace) borrows the dead relay's producer name (core.TakeoverSink):
+//     the broker refuses it while the owner is connected (ProducerBusy: the
+//     rows go back to their owner), and otherwise tells the taker the
+//     highest id it holds under that name; what the owner's latest run sent
+//     at or below it is re-sent under the name, and dropped. Each relay's
+//     producer_name must therefore be the same across its restarts and
+//     differ from every other relay's.
 //   - A retry of an operation this process already handed to either
 //     producer waits for that send and takes its outcome: an outage whose
 //     receipts come after the engine's publish timeout leaves one copy,
@@ -65,10 +73,13 @@
 // against a real broker, set batching=false on relays that restart often,
 // or check with TRUSTLOG_PULSAR_URL.
 //
-// The result: with deduplication on, a relay killed mid-batch and
-// restarted under the same name leaves each message on the topic once
-// (chaos.TestPulsarCrashDuplicates); with it off, or across relays, the
-// stream is at least once and consumers deduplicate on op_id.
+// The result: with deduplication on, a relay killed mid-batch leaves each
+// message on the topic once, whether it restarts under the same name or
+// another relay takes its work over (chaos.TestPulsarCrashDuplicates);
+// copies remain possible for what a relay sent through its unordered
+// producer (retries, released batches) when it dies before recording
+// them. With deduplication off the stream is at least once and consumers
+// deduplicate on op_id.
 //
 // pulsar-client-go (v0.19.0) does not return the broker's last sequence id
 // from Producer.LastSequenceID before a first receipt, although it is
