@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/go-trustlog/trustlog/core"
@@ -66,8 +67,16 @@ func (p *pulsarBroker) explain(t *testing.T) {
 		copies[id] = append(copies[id], m)
 	}
 	shown := 0
+	kinds := map[string]int{} // "first → copy" by producer kind, for the summary
 	for _, id := range order {
-		if c := copies[id]; len(c) > 1 && shown < 10 {
+		c := copies[id]
+		if len(c) < 2 {
+			continue
+		}
+		for _, m := range c[1:] {
+			kinds[copyKind(c[0].Producer, m.Producer)]++
+		}
+		if shown < 10 {
 			shown++
 			line := id + ":"
 			for _, m := range c {
@@ -76,6 +85,28 @@ func (p *pulsarBroker) explain(t *testing.T) {
 			t.Log("duplicate " + line)
 		}
 	}
+	if len(kinds) > 0 {
+		t.Logf("duplicates by producers (first → copy): %v", kinds)
+	}
+}
+
+// copyKind names how a copy relates to the first delivery: through which
+// of its relay's producers each went (the ordered stream's or the
+// unordered one), and whether the same relay sent both.
+func copyKind(first, copy string) string {
+	kind := func(p string) (node, which string) {
+		if n, ok := strings.CutSuffix(p, "-unordered"); ok {
+			return n, "unordered"
+		}
+		return p, "ordered"
+	}
+	n1, k1 := kind(first)
+	n2, k2 := kind(copy)
+	who := "same relay"
+	if n1 != n2 {
+		who = "other relay"
+	}
+	return k1 + "→" + k2 + " (" + who + ")"
 }
 
 // explainLost logs what the broker holds near each lost operation: the

@@ -387,7 +387,8 @@ type outcome struct {
 	published []int64
 	failed    []Failure
 	release   []int64
-	// restore are taken-over operations given back to their live owner.
+	// restore are operations given back to the claim they were taken
+	// from (see giveBack, takeOver).
 	restore []int64
 	recs    []Record
 	span    trace.Span
@@ -560,7 +561,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			continue
 		}
 		o := e.publish(b)
-		if b.ordered && (len(o.failed) > 0 || len(o.release) > 0) {
+		if b.ordered && (len(o.failed) > 0 || len(o.release) > 0 || len(o.restore) > 0) {
 			o.settled = make(chan struct{})
 		}
 		out <- o
@@ -639,10 +640,10 @@ func (e *Engine) publish(b claimed) outcome {
 			o.published = append(o.published, r.Seq)
 			e.tel.ackLatency.Record(context.Background(), acked.Sub(r.Op.CreatedAt).Seconds(), e.tel.sinkAttr)
 		case aborted:
-			o.release = append(o.release, r.Seq)
+			o.giveBack(r)
 		case IsUnavailable(err):
 			// Not the operation's fault: give it back uncounted.
-			o.release = append(o.release, r.Seq)
+			o.giveBack(r)
 			if !unavailable {
 				unavailable = true
 				e.sinkDown(err)
@@ -664,6 +665,20 @@ func (e *Engine) publish(b claimed) outcome {
 	}
 	e.tel.child(o.span, "publish", start, perr)
 	return o
+}
+
+// giveBack hands r back unpublished, uncounted. A row that came from an
+// ordered claim (its own node's previous run's, or a node this engine
+// took over from) goes back to that claim, which says who may have sent
+// it and under which sequence: a plain release would forget that, and
+// the next sender would have to send it as a new message, a copy if the
+// broker had it.
+func (o *outcome) giveBack(r *Record) {
+	if r.PrevToken&orderedBit != 0 {
+		o.restore = append(o.restore, r.Seq)
+	} else {
+		o.release = append(o.release, r.Seq)
+	}
 }
 
 // send publishes msgs (msgs[j] is record idx[j]): those whose record has
@@ -872,11 +887,9 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			}
 		}
 		if len(o.restore) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-			if _, rerr := e.store.Release(ctx, ReleaseParams{Token: o.token, Seqs: o.restore, Restore: true}); rerr != nil {
-				e.log.Error("trustlog: giving taken-over rows back failed; they come back when their lease expires", "err", rerr, "rows", len(o.restore))
+			if rerr := e.restoreSeqs(o.token, o.restore); err == nil {
+				err = rerr
 			}
-			cancel()
 		}
 		if o.settled != nil {
 			if err != nil {
@@ -911,12 +924,32 @@ func (e *Engine) reportFailures(o outcome) {
 	}
 }
 
+// release gives a claimed batch back unpublished (see outcome.giveBack).
 func (e *Engine) release(token int64, recs []Record) error {
-	seqs := make([]int64, len(recs))
+	var o outcome
 	for i := range recs {
-		seqs[i] = recs[i].Seq
+		o.giveBack(&recs[i])
 	}
-	return e.releaseSeqs(token, seqs)
+	var err error
+	if len(o.release) > 0 {
+		err = e.releaseSeqs(token, o.release)
+	}
+	if len(o.restore) > 0 {
+		if rerr := e.restoreSeqs(token, o.restore); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (e *Engine) restoreSeqs(token int64, seqs []int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	_, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs, Restore: true})
+	if err != nil {
+		e.log.Error("trustlog: giving rows back to their previous claim failed; they come back when their lease expires", "err", err, "rows", len(seqs))
+	}
+	return err
 }
 
 func (e *Engine) releaseSeqs(token int64, seqs []int64) error {

@@ -217,3 +217,59 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 		}
 	}
 }
+
+// TestUnavailableKeepsThePreviousClaim: run 2 takes back run 1's ordered
+// claims as redeliveries, but the sink is down at first. The rows go back
+// to run 1's claim (not to pending, which would forget who sent them), so
+// once the sink is up they still go out as redeliveries, for the broker to
+// drop.
+func TestUnavailableKeepsThePreviousClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	run := func(store core.Store, sink core.Sink) *core.Engine {
+		e, err := core.NewEngine(store, sink, core.EngineConfig{Node: "relay-g", Workers: 1, BatchSize: 10,
+			Lease: time.Second, PublishTimeout: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+			RetryPoll: 10 * time.Millisecond, BackoffBase: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond, Logger: quietLogger(t)})
+		require.NoError(t, err)
+		require.NoError(t, e.Start(ctx))
+		return e
+	}
+	one := run(killed{db}, &runSink{hang: true, seen: map[string]core.Message{}})
+	require.Eventually(t, func() bool {
+		st, err := db.Stats(ctx)
+		return err == nil && st.Counts[core.StateInFlight] == 10
+	}, 10*time.Second, 10*time.Millisecond)
+	one.Stop(ctx)
+
+	s := &downFirst{runSink: runSink{last: 10, seen: map[string]core.Message{}}}
+	two := run(db, s)
+	defer two.Stop(ctx)
+	require.Eventually(t, func() bool {
+		st, err := db.Stats(ctx)
+		return err == nil && st.Counts[core.StatePublished] == 10
+	}, 20*time.Second, 10*time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.GreaterOrEqual(t, s.calls, 2, "refused once, then accepted")
+	for _, op := range ops {
+		assert.True(t, s.seen[op.OpID].Redelivery, "%s still goes out as a redelivery after the outage", op.OpID)
+	}
+}
+
+// downFirst refuses its first batch as unavailable, then accepts.
+type downFirst struct{ runSink }
+
+func (s *downFirst) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	first := s.calls == 0
+	s.mu.Unlock()
+	if first {
+		s.mu.Lock()
+		s.calls++
+		s.mu.Unlock()
+		return core.FailAll(len(msgs), core.Unavailable(errors.New("injected: broker down")))
+	}
+	return s.runSink.Publish(ctx, msgs)
+}
