@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -58,9 +59,11 @@ type Engine struct {
 	epoch   atomic.Int64
 	// lastAtStart is the sink's last sequence when the engine started.
 	lastAtStart int64
-	// prevEpoch is the epoch of this node's previous run (-1: unknown).
-	prevEpoch int64
-	tel       *telemetry
+	// prevRun is what this node's previous run recorded of its run
+	// numbers (nil: unknown); run is this run's, kept by the ordered loop.
+	prevRun *runRecord
+	run     runRecord
+	tel     *telemetry
 	// ordered: the sink is a SequencedSink; dispatcher 0 keeps the ordered
 	// stream, above lastOrdered.
 	ordered     bool
@@ -68,8 +71,17 @@ type Engine struct {
 	// streamGen counts the ordered batches whose outcome could not be
 	// recorded (see breakOrdered); the ordered loop renumbers the run
 	// before its next ordered claim, and a batch claimed before a break is
-	// sent unordered.
-	streamGen atomic.Int64
+	// sent unordered. Under streamMu: breakUpto, the highest seq below
+	// every such outcome since the last renumber (breaks counts them);
+	// unsettledLow, the highest seq below the unpublished rows of the
+	// ordered batch whose outcome is being recorded; mainUpto, the highest
+	// seq handed to the sink in the ordered stream. (MaxInt64: none.)
+	streamGen    atomic.Int64
+	streamMu     sync.Mutex
+	breakUpto    int64
+	breaks       int64
+	unsettledLow int64
+	mainUpto     int64
 	// restored counts, per seq, how often this engine gave a taken-over
 	// operation back to its live owner (see takeOver).
 	restoredMu sync.Mutex
@@ -96,16 +108,18 @@ func (e *Engine) token(ordered bool) int64 {
 // redelivery reports whether a claimed record was sent, in its ordered
 // stream, by the previous run of this node, which stopped before recording
 // the outcome, with a seq at or below the last sequence the broker held
-// when this run started. Only the previous run: the broker's last sequence
-// says what that run got through, but once a later run has sent higher
-// ids it says nothing about an older run's rows (they go out as new
-// messages: a possible copy, never a loss). Under in-order persistence such a message is on
-// the broker; re-sending it with its sequence id lets the broker drop it.
-// One above it never reached the broker and goes out as a new message.
+// when this run started. Only the previous run (under one of the numbers
+// its run record covers, see runRecord): the broker's last sequence says
+// what that run got through, but once a later run has sent higher ids it
+// says nothing about an older run's rows (they go out as new messages: a
+// possible copy, never a loss). Under in-order persistence such a message
+// is on the broker; re-sending it with its sequence id lets the broker
+// drop it. One above it never reached the broker and goes out as a new
+// message.
 func (e *Engine) redelivery(r *Record) bool {
 	p := r.PrevToken
-	return p != 0 && p>>nodeShift == e.nodeTag && e.prevEpoch >= 0 && (p>>epochShift)&0xff == e.prevEpoch &&
-		p&orderedBit != 0 && r.Seq <= e.lastAtStart
+	return p != 0 && p>>nodeShift == e.nodeTag && p&orderedBit != 0 && e.prevRun != nil &&
+		e.prevRun.covers((p>>epochShift)&0xff, r.Seq) && r.Seq <= e.lastAtStart
 }
 
 // EngineStats counts what an engine did since it started.
@@ -141,7 +155,7 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 		e.nodeTag = rand.Int64N(1 << 23)
 	}
 	e.epoch.Store(rand.Int64N(256))
-	e.prevEpoch = -1
+	e.breakUpto, e.unsettledLow = math.MaxInt64, math.MaxInt64
 	return e, nil
 }
 
@@ -155,45 +169,61 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 		return
 	}
 	name := epochCursor(e.cfg.Node)
-	prev := int64(-1)
+	var prev *runRecord
 	c, err := e.store.Cursor(ctx, name)
 	switch {
 	case err == nil:
-		if n, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil && n >= 0 && n < 256 {
-			prev = n
+		if r, ok := parseRunRecord(c.Value); ok {
+			prev = &r
 		}
 	case !errors.Is(err, ErrNotFound):
 		e.log.WarnContext(ctx, "trustlog: cannot read this node's run number; no redeliveries this run", "err", err)
 		return
 	}
-	epoch := (prev + 1) & 0xff
-	if err := e.store.SetCursor(ctx, name, strconv.FormatInt(epoch, 10)); err != nil {
+	run := runRecord{}
+	if prev != nil {
+		run.current = (prev.current + 1) & 0xff
+	}
+	if err := e.store.SetCursor(ctx, name, run.String()); err != nil {
 		e.log.WarnContext(ctx, "trustlog: cannot record this node's run number; no redeliveries this run", "err", err)
 		return
 	}
-	e.epoch.Store(epoch)
-	e.prevEpoch = prev
+	e.run = run
+	e.epoch.Store(run.current)
+	e.prevRun = prev
 	if !e.registerTag(ctx) {
-		e.prevEpoch = -1
+		e.prevRun = nil
 	}
 }
 
 // renumber gives the rest of this run the next run number (epoch), as if
 // the node had restarted, after an ordered batch's outcome could not be
-// recorded: that batch's rows keep a claim of the old number, which no
-// later run takes for its predecessor's (a redelivery) and no taker for
-// the node's latest run, so they go out as new messages, while the
-// ordered stream goes on under the new number. Without a node name there
-// is nothing to renumber (no later run knows this one).
+// recorded. The run record keeps, for the old number, the seq below every
+// such outcome: claims of the old number at or below it were handed to
+// the ordered stream in order, and a later run (or a taker) may still
+// re-send them as redeliveries; the uncertain rows above it keep a claim
+// of the old number that nobody takes for that, so they go out as new
+// messages, while the ordered stream goes on under the new number.
+// Without a node name there is nothing to renumber (no later run knows
+// this one).
 func (e *Engine) renumber(ctx context.Context) error {
 	if e.cfg.Node == "" {
 		return nil
 	}
-	next := (e.epoch.Load() + 1) & 0xff
-	if err := e.store.SetCursor(ctx, epochCursor(e.cfg.Node), strconv.FormatInt(next, 10)); err != nil {
+	e.streamMu.Lock()
+	upto, breaks := min(e.breakUpto, e.unsettledLow, e.mainUpto), e.breaks
+	e.streamMu.Unlock()
+	next := e.run.renumbered(upto)
+	if err := e.store.SetCursor(ctx, epochCursor(e.cfg.Node), next.String()); err != nil {
 		return fmt.Errorf("renumber this run: %w", err)
 	}
-	e.epoch.Store(next)
+	e.streamMu.Lock()
+	if e.breaks == breaks {
+		e.breakUpto = math.MaxInt64
+	}
+	e.streamMu.Unlock()
+	e.run = next
+	e.epoch.Store(next.current)
 	return nil
 }
 
@@ -453,7 +483,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 				// sent. Sending later ones above them under the same run
 				// number would let a later run take them for re-sends the
 				// broker already holds.
-				e.breakOrdered(fmt.Errorf("ordered claim: %w", err))
+				e.breakOrdered(fmt.Errorf("ordered claim: %w", err), nil)
 			}
 		}
 		if err == nil && len(recs) == 0 {
@@ -561,8 +591,14 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			continue
 		}
 		o := e.publish(b)
-		if b.ordered && (len(o.failed) > 0 || len(o.release) > 0 || len(o.restore) > 0) {
-			o.settled = make(chan struct{})
+		if b.ordered {
+			e.streamMu.Lock()
+			if low := o.unpublishedBelow(); low < math.MaxInt64 {
+				o.settled = make(chan struct{})
+				e.unsettledLow = low // before mainUpto covers the batch
+			}
+			e.mainUpto = max(e.mainUpto, b.recs[len(b.recs)-1].Seq)
+			e.streamMu.Unlock()
 		}
 		out <- o
 		if o.settled != nil {
@@ -574,16 +610,28 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 // giveBack releases a claimed batch that was not published.
 func (e *Engine) giveBack(b claimed) {
 	if err := e.release(b.token, b.recs); err != nil && b.ordered {
-		e.breakOrdered(err)
+		e.breakOrdered(err, nil)
 	}
 	b.span.End()
 }
 
 // breakOrdered notes that an ordered batch's outcome could not be
-// recorded: batches claimed before go out unordered, and the ordered
-// loop renumbers the run before it claims again (see renumber).
-func (e *Engine) breakOrdered(err error) {
+// recorded: batches claimed before go out unordered, and the ordered loop
+// renumbers the run before it claims again (see renumber). Every
+// uncertain row is above what the ordered stream was handed so far, or,
+// for a published batch o, below its lowest unpublished row. Run under
+// streamMu, so that renumber sees either the batch as unsettled or the
+// break.
+func (e *Engine) breakOrdered(err error, o *outcome) {
+	e.streamMu.Lock()
+	upto := e.mainUpto
+	if o != nil {
+		upto = o.unpublishedBelow()
+	}
+	e.breakUpto = min(e.breakUpto, upto)
+	e.breaks++
 	e.streamGen.Add(1)
+	e.streamMu.Unlock()
 	e.log.Warn("trustlog: an ordered batch's outcome could not be recorded; the ordered stream goes on under a new run number", "err", err)
 }
 
@@ -679,6 +727,21 @@ func (o *outcome) giveBack(r *Record) {
 	} else {
 		o.release = append(o.release, r.Seq)
 	}
+}
+
+// unpublishedBelow is the highest seq below every row of o that was not
+// published (MaxInt64 if all were).
+func (o *outcome) unpublishedBelow() int64 {
+	low := int64(math.MaxInt64)
+	for _, seqs := range [][]int64{o.release, o.restore} {
+		for _, s := range seqs {
+			low = min(low, s-1)
+		}
+	}
+	for _, f := range o.failed {
+		low = min(low, f.Seq-1)
+	}
+	return low
 }
 
 // send publishes msgs (msgs[j] is record idx[j]): those whose record has
@@ -801,16 +864,15 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 		held = append(held, bs)
 		// Read after the borrow: while this engine holds the name, no new
 		// run of the owner can send.
-		latest := int64(-1)
+		var latest runRecord
+		known := false
 		if c, err := e.store.Cursor(ctx, epochCursor(owner.Node)); err == nil {
-			if n, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil {
-				latest = n
-			}
+			latest, known = parseRunRecord(c.Value)
 		}
 		n := 0
 		for _, i := range idx {
 			r := &recs[i]
-			if (r.PrevToken>>epochShift)&0xff == latest && r.Seq <= bs.Last() {
+			if known && latest.covers((r.PrevToken>>epochShift)&0xff, r.Seq) && r.Seq <= bs.Last() {
 				if via == nil {
 					via = map[int]BorrowedStream{}
 				}
@@ -893,8 +955,11 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 		}
 		if o.settled != nil {
 			if err != nil {
-				e.breakOrdered(err)
+				e.breakOrdered(err, &o)
 			}
+			e.streamMu.Lock()
+			e.unsettledLow = math.MaxInt64
+			e.streamMu.Unlock()
 			close(o.settled)
 		}
 		if o.span != nil {
