@@ -420,8 +420,11 @@ type outcome struct {
 	// restore are operations given back to the claim they were taken
 	// from (see giveBack, takeOver).
 	restore []int64
-	recs    []Record
-	span    trace.Span
+	// kept counts operations of the ordered stream left in flight under
+	// their claim after the sink did not answer in time.
+	kept int
+	recs []Record
+	span trace.Span
 	// settled, for a batch of the ordered stream that did not all go
 	// out, is closed once its outcome is recorded (see publishLoop).
 	settled chan struct{}
@@ -689,6 +692,18 @@ func (e *Engine) publish(b claimed) outcome {
 			e.tel.ackLatency.Record(context.Background(), acked.Sub(r.Op.CreatedAt).Seconds(), e.tel.sinkAttr)
 		case aborted:
 			o.giveBack(r)
+		case IsUnavailable(err) && b.ordered:
+			// Handed to the ordered stream, which never gives a message
+			// up: the broker gets it in order or not at all. It keeps
+			// its claim until the lease ends (a release would forget
+			// who sent it, and the next sender would send a copy);
+			// this process's retry then waits for the pending send, and
+			// after a crash it is a redelivery.
+			o.kept++
+			if !unavailable {
+				unavailable = true
+				e.sinkDown(err)
+			}
 		case IsUnavailable(err):
 			// Not the operation's fault: give it back uncounted.
 			o.giveBack(r)

@@ -273,3 +273,44 @@ func (s *downFirst) Publish(ctx context.Context, msgs []core.Message) []error {
 	}
 	return s.runSink.Publish(ctx, msgs)
 }
+
+// TestOrderedUnansweredKeepsItsClaim: run 1 hands its ordered batch to the
+// sink, which does not answer in time (the broker may have stored it).
+// The rows keep their ordered claim instead of going back to pending, so
+// run 2 re-sends them as redeliveries, for the broker to drop, rather
+// than as new messages.
+func TestOrderedUnansweredKeepsItsClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	run := func(sink core.Sink) *core.Engine {
+		e, err := core.NewEngine(db, sink, core.EngineConfig{Node: "relay-k", Workers: 1, BatchSize: 10,
+			Lease: time.Second, PublishTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+			RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
+		require.NoError(t, err)
+		require.NoError(t, e.Start(ctx))
+		return e
+	}
+	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
+	one := run(s1)
+	require.Eventually(t, func() bool { s1.mu.Lock(); defer s1.mu.Unlock(); return s1.calls > 0 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // past the publish timeout
+	require.NoError(t, one.Stop(ctx))
+	st, err := db.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(10), st.Counts[core.StateInFlight], "unanswered rows of the ordered stream keep their claim")
+
+	s2 := &runSink{last: 10, seen: map[string]core.Message{}}
+	two := run(s2)
+	defer two.Stop(ctx)
+	require.Eventually(t, func() bool {
+		st, err := db.Stats(ctx)
+		return err == nil && st.Counts[core.StatePublished] == 10
+	}, 20*time.Second, 10*time.Millisecond)
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	for _, op := range ops {
+		assert.True(t, s2.seen[op.OpID].Redelivery, "%s goes out as a redelivery", op.OpID)
+	}
+}
