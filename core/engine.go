@@ -77,6 +77,7 @@ type Engine struct {
 	// ordered batch whose outcome is being recorded; mainUpto, the highest
 	// seq handed to the sink in the ordered stream. (MaxInt64: none.)
 	streamGen    atomic.Int64
+	queued       atomic.Int64 // ordered batches claimed, not yet through publish
 	streamMu     sync.Mutex
 	breakUpto    int64
 	breaks       int64
@@ -209,6 +210,13 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 func (e *Engine) renumber(ctx context.Context) error {
 	if e.cfg.Node == "" {
 		return nil
+	}
+	// Let the ordered batches claimed before the break through the publish
+	// loop first: one handed to the stream meanwhile counts in mainUpto.
+	for e.queued.Load() > 0 {
+		if !e.idle(5*time.Millisecond, nil) {
+			return errors.New("renumber this run: stopping")
+		}
 	}
 	e.streamMu.Lock()
 	upto, breaks := min(e.breakUpto, e.unsettledLow, e.mainUpto), e.breaks
@@ -486,7 +494,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 				// sent. Sending later ones above them under the same run
 				// number would let a later run take them for re-sends the
 				// broker already holds.
-				e.breakOrdered(fmt.Errorf("ordered claim: %w", err), nil)
+				e.breakOrdered(fmt.Errorf("ordered claim: %w", err), p.AfterSeq)
 			}
 		}
 		if err == nil && len(recs) == 0 {
@@ -527,9 +535,15 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			return
 		default:
 		}
+		if inOrder {
+			e.queued.Add(1)
+		}
 		select {
 		case out <- claimed{token: token, ordered: inOrder, gen: gen, recs: recs, expires: expires, span: span}:
 		case <-e.stopping:
+			if inOrder {
+				e.queued.Add(-1)
+			}
 			e.release(token, recs)
 			span.End()
 			return
@@ -576,6 +590,7 @@ func (e *Engine) idle(d time.Duration, wake <-chan struct{}) bool {
 func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 	defer close(out)
 	for b := range in {
+		queued := b.ordered
 		if b.ordered && b.gen != e.streamGen.Load() {
 			b.ordered = false
 		}
@@ -583,6 +598,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 		case <-e.stopping:
 			// Claimed before the stop but not started: give it back.
 			e.giveBack(b)
+			e.dequeue(queued)
 			continue
 		default:
 		}
@@ -591,6 +607,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			// mid-publish and another worker publish it too: give it back.
 			e.log.Warn("trustlog: claim too close to its lease expiry, releasing", "rows", len(b.recs))
 			e.giveBack(b)
+			e.dequeue(queued)
 			continue
 		}
 		o := e.publish(b)
@@ -603,6 +620,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			e.mainUpto = max(e.mainUpto, b.recs[len(b.recs)-1].Seq)
 			e.streamMu.Unlock()
 		}
+		e.dequeue(queued)
 		out <- o
 		if o.settled != nil {
 			<-o.settled
@@ -610,27 +628,28 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 	}
 }
 
+// dequeue counts an ordered batch through the publish loop (see renumber).
+func (e *Engine) dequeue(queued bool) {
+	if queued {
+		e.queued.Add(-1)
+	}
+}
+
 // giveBack releases a claimed batch that was not published.
 func (e *Engine) giveBack(b claimed) {
 	if err := e.release(b.token, b.recs); err != nil && b.ordered {
-		e.breakOrdered(err, nil)
+		e.breakOrdered(err, b.recs[0].Seq-1)
 	}
 	b.span.End()
 }
 
 // breakOrdered notes that an ordered batch's outcome could not be
-// recorded: batches claimed before go out unordered, and the ordered loop
-// renumbers the run before it claims again (see renumber). Every
-// uncertain row is above what the ordered stream was handed so far, or,
-// for a published batch o, below its lowest unpublished row. Run under
-// streamMu, so that renumber sees either the batch as unsettled or the
-// break.
-func (e *Engine) breakOrdered(err error, o *outcome) {
+// recorded, every uncertain row above upto: batches claimed before go out
+// unordered, and the ordered loop renumbers the run before it claims
+// again (see renumber). Under streamMu, so that renumber sees either the
+// batch as unsettled or the break.
+func (e *Engine) breakOrdered(err error, upto int64) {
 	e.streamMu.Lock()
-	upto := e.mainUpto
-	if o != nil {
-		upto = o.unpublishedBelow()
-	}
 	e.breakUpto = min(e.breakUpto, upto)
 	e.breaks++
 	e.streamGen.Add(1)
@@ -970,7 +989,7 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 		}
 		if o.settled != nil {
 			if err != nil {
-				e.breakOrdered(err, &o)
+				e.breakOrdered(err, o.unpublishedBelow())
 			}
 			e.streamMu.Lock()
 			e.unsettledLow = math.MaxInt64
