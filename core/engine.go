@@ -838,10 +838,11 @@ const maxRestores = 3
 // recs (rows whose lease ran out, taken over after the grace). For each
 // such node it borrows the node's stream from the sink: while the owner
 // is connected, its rows go back to it (restore[i]); otherwise the rows
-// its latest run claimed at or below the broker's last sequence of the
-// stream were sent by it and are held by the broker (the stream is sent
-// in order and never gives up a message), so they are re-sent through the
-// borrowed stream (via[i]), which the broker drops as copies. Everything
+// its latest run claimed (see runRecord) that the broker holds from the
+// stream (at or below its last sequence where the row's key goes: the
+// stream is sent in order and never gives up a message) were sent by it,
+// so they are re-sent through the borrowed stream (via[i]), which the
+// broker drops as copies. Everything
 // else, rows of older runs included, goes out as new messages. done gives
 // the borrowed streams back.
 func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]BorrowedStream, restore map[int]bool, done func()) {
@@ -906,7 +907,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 		n := 0
 		for _, i := range idx {
 			r := &recs[i]
-			if known && latest.covers((r.PrevToken>>epochShift)&0xff, r.Seq) && r.Seq <= bs.Last() {
+			if known && latest.covers((r.PrevToken>>epochShift)&0xff, r.Seq) && bs.Holds(r.Op.DOID, r.Seq) {
 				if via == nil {
 					via = map[int]BorrowedStream{}
 				}
@@ -915,7 +916,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 			}
 		}
 		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
-			"rows", len(idx), "resent_under_its_name", n, "broker_last", bs.Last())
+			"rows", len(idx), "resent_under_its_name", n)
 	}
 	return via, restore, done
 }

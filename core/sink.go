@@ -97,12 +97,15 @@ type TakeoverSink interface {
 
 // BorrowedStream is another node's ordered stream, held until Release.
 type BorrowedStream interface {
-	// Last is the highest sequence id the broker holds from the stream.
-	Last() int64
-	// Publish sends messages with Seq ≤ Last under their Seq as sequence
-	// id, in slice order (ascending Seq): the broker drops those it holds
-	// and stores the others. It returns one error per message, like
-	// Sink.Publish, and refuses messages above Last.
+	// Holds reports whether the broker holds the stream's message with
+	// key and seq, if the stream sent it: whether seq is at or below the
+	// highest sequence id the broker holds from the stream where that
+	// key goes (Pulsar: per partition).
+	Holds(key string, seq int64) bool
+	// Publish re-sends messages the broker Holds under their Seq as
+	// sequence id, for the broker to drop (and to store, should it not
+	// have one after all). It returns one error per message, like
+	// Sink.Publish, and refuses messages the broker does not hold.
 	Publish(ctx context.Context, msgs []Message) []error
 	// Release flushes and gives the name back; it is idempotent.
 	Release()

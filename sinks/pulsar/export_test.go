@@ -1,4 +1,8 @@
 package pulsar
 
-// BrokerLastSequence exposes brokerLastSequence to the tests.
-var BrokerLastSequence = brokerLastSequence
+// BrokerLastSequences and PartitionOf expose brokerLastSequences and
+// partitionOf to the tests.
+var (
+	BrokerLastSequences = brokerLastSequences
+	PartitionOf         = partitionOf
+)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,11 +166,13 @@ type Sink struct {
 	streaming bool // an engine holds the ordered stream
 
 	// mainMu orders sends through main: ids must leave in increasing
-	// order. startLast is the broker's last sequence when the producer
-	// connected, lastSent the highest id sent since.
-	mainMu    sync.Mutex
-	startLast int64
-	lastSent  int64
+	// order. startLasts are the broker's last sequences per partition when
+	// the producer connected, startLast the highest of them (0 if none),
+	// lastSent the highest id sent since.
+	mainMu     sync.Mutex
+	startLasts []int64
+	startLast  int64
+	lastSent   int64
 	// The main producer never fails a message it was handed (no send
 	// timeout, and a context that never ends), so the broker never holds
 	// a later id without every earlier one: what deduplication drops is
@@ -233,15 +236,16 @@ func New(c Config) (*Sink, error) {
 	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
 			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: c.NoBatching,
-			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages),
+			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages), MessageRouter: router,
 		})
 	}
 	if s.main, err = producer(c.ProducerName, -1); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
 	}
-	if last, ok := brokerLastSequence(s.main); ok {
-		s.startLast, s.sequenced = max(last, 0), true
+	if lasts, ok := brokerLastSequences(s.main); ok {
+		s.startLasts, s.sequenced = lasts, true
+		s.startLast = max(slices.Max(lasts), 0)
 	} else {
 		logger.Warn("trustlog/pulsar: cannot read the broker's last sequence id from this pulsar-client-go; no ordered stream, so a crash's re-sends are not deduplicated",
 			"topic", c.Topic)
@@ -306,7 +310,7 @@ func (s *Sink) Borrow(ctx context.Context, name string) (core.BorrowedStream, er
 	go func() {
 		p, err := s.client.CreateProducer(pc.ProducerOptions{
 			Topic: s.cfg.Topic, Name: name, SendTimeout: -1, DisableBatching: s.cfg.NoBatching,
-			BatchingMaxPublishDelay: s.cfg.BatchDelay, BatchingMaxMessages: uint(s.cfg.BatchMessages),
+			BatchingMaxPublishDelay: s.cfg.BatchDelay, BatchingMaxMessages: uint(s.cfg.BatchMessages), MessageRouter: router,
 		})
 		ch <- result{p, err}
 	}()
@@ -327,22 +331,24 @@ func (s *Sink) Borrow(ctx context.Context, name string) (core.BorrowedStream, er
 		}
 		return nil, classify(fmt.Errorf("pulsar: borrow %s: %s", name, redact.URL(r.err.Error())))
 	}
-	last, ok := brokerLastSequence(r.p)
+	lasts, ok := brokerLastSequences(r.p)
 	if !ok {
 		r.p.Close()
 		return nil, fmt.Errorf("pulsar: borrow %s: cannot read the broker's last sequence id", name)
 	}
-	return &borrowed{p: r.p, last: last}, nil
+	return &borrowed{p: r.p, lasts: lasts}, nil
 }
 
 // borrowed is another node's ordered stream (core.BorrowedStream).
 type borrowed struct {
-	p    pc.Producer
-	last int64
-	once sync.Once
+	p     pc.Producer
+	lasts []int64 // per partition
+	once  sync.Once
 }
 
-func (b *borrowed) Last() int64 { return b.last }
+// Holds implements core.BorrowedStream: seq is at or below the last
+// sequence of key's partition.
+func (b *borrowed) Holds(key string, seq int64) bool { return holds(b.lasts, key, seq) }
 
 // Publish sends each message with its Seq as sequence id, in order, with
 // a context that never ends (as the main producer: a message given up
@@ -355,8 +361,8 @@ func (b *borrowed) Publish(ctx context.Context, msgs []core.Message) []error {
 	var mu sync.Mutex
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Seq <= 0 || m.Seq > b.last {
-			errs[i], answered[i] = fmt.Errorf("pulsar: seq %d is not in the borrowed stream (last %d)", m.Seq, b.last), true
+		if m.Seq <= 0 || !b.Holds(m.Key, m.Seq) {
+			errs[i], answered[i] = fmt.Errorf("pulsar: the broker does not hold seq %d of the borrowed stream", m.Seq), true
 			continue
 		}
 		props := make(map[string]string, 8)
@@ -463,8 +469,11 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		// Whatever the engines promise, an id goes out through main only
 		// if the broker cannot mistake it for a duplicate of something
 		// else: above every id main sent, or a re-send of what the broker
-		// held when main connected.
-		if s.sequenced && isOp && (m.Ordered && m.Seq > s.lastSent || m.Redelivery && m.Seq <= s.startLast) {
+		// held when main connected (at or below the last sequence of the
+		// message's partition: the broker keeps one per partition, and a
+		// re-send above it, behind a higher id of another partition, would
+		// be dropped once a later re-send raised it).
+		if s.sequenced && isOp && (m.Ordered && m.Seq > s.lastSent || m.Redelivery && holds(s.startLasts, m.Key, m.Seq)) {
 			if s.mainClosing {
 				known = append(known, func() { finish(i, core.Unavailable(core.ErrClosed)) })
 				continue

@@ -2,6 +2,7 @@ package pulsar_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -33,7 +34,13 @@ func forTopicKinds(t *testing.T, f func(t *testing.T, b *pulsartest.Broker, topi
 
 func message(t *testing.T, seq int64, ordered, redelivery bool) core.Message {
 	t.Helper()
-	op := conformance.NewOp("seq", int(seq))
+	return objectMessage(t, "seq", seq, ordered, redelivery)
+}
+
+// objectMessage is message for an operation on object (the key).
+func objectMessage(t *testing.T, object string, seq int64, ordered, redelivery bool) core.Message {
+	t.Helper()
+	op := conformance.NewOp(object, int(seq))
 	require.NoError(t, op.Seal(nil))
 	m, err := core.NewMessage(op, seq)
 	require.NoError(t, err)
@@ -95,27 +102,49 @@ func TestOrderedStreamResumes(t *testing.T) {
 	})
 }
 
-// TestBrokerLastSequence pins what the sink reads from pulsar-client-go's
-// producer (see brokerLastSequence): an upgrade that moves it fails here.
-func TestBrokerLastSequence(t *testing.T) {
+// TestBrokerLastSequences pins what the sink reads from pulsar-client-go's
+// producer (see brokerLastSequences): an upgrade that moves it fails here.
+// Per partition: the sink routes each key where partitionOf says, and the
+// broker keeps one last sequence per partition.
+func TestBrokerLastSequences(t *testing.T) {
 	t.Parallel()
-	b := pulsartest.Start(t)
-	topic := pulsartest.Topic()
-	s, err := pulsar.Open(b.SinkURL(topic, "producer_name=pin"))
-	require.NoError(t, err)
-	publish(t, s, message(t, 41, true, false), message(t, 42, true, false))
-	require.NoError(t, s.Close())
+	forTopicKinds(t, func(t *testing.T, b *pulsartest.Broker, topic string) {
+		s, err := pulsar.Open(b.SinkURL(topic, "producer_name=pin"))
+		require.NoError(t, err)
+		var msgs []core.Message
+		for seq := int64(1); seq <= 30; seq++ {
+			msgs = append(msgs, message(t, seq, true, false))
+		}
+		publish(t, s, msgs...)
+		require.NoError(t, s.Close())
 
-	client, err := pc.NewClient(pc.ClientOptions{URL: b.URL()})
-	require.NoError(t, err)
-	defer client.Close()
-	p, err := client.CreateProducer(pc.ProducerOptions{Topic: topic, Name: "pin"})
-	require.NoError(t, err)
-	defer p.Close()
-	last, ok := pulsar.BrokerLastSequence(p)
-	require.True(t, ok, "pulsar-client-go's producer layout changed: see brokerLastSequence")
-	assert.Equal(t, int64(42), last)
-	assert.Equal(t, int64(-1), p.LastSequenceID(), "pulsar-client-go's LastSequenceID was fixed: use it instead of brokerLastSequence")
+		stored := b.Messages(topic)
+		require.Len(t, stored, 30)
+		parts := 1
+		if stored[0].Partition >= 0 {
+			parts = 3
+		}
+		want := make([]int64, parts)
+		for i := range want {
+			want[i] = -1
+		}
+		for _, m := range stored {
+			p := pulsar.PartitionOf(m.Key, parts)
+			assert.Equal(t, max(m.Partition, 0), int32(p), "key %s goes where partitionOf says", m.Key)
+			want[p] = max(want[p], int64(m.SequenceID))
+		}
+
+		client, err := pc.NewClient(pc.ClientOptions{URL: b.URL()})
+		require.NoError(t, err)
+		defer client.Close()
+		p, err := client.CreateProducer(pc.ProducerOptions{Topic: topic, Name: "pin"})
+		require.NoError(t, err)
+		defer p.Close()
+		lasts, ok := pulsar.BrokerLastSequences(p)
+		require.True(t, ok, "pulsar-client-go's producer layout changed: see brokerLastSequences")
+		assert.Equal(t, want, lasts)
+		assert.Equal(t, int64(-1), p.LastSequenceID(), "pulsar-client-go's LastSequenceID was fixed: use it instead of brokerLastSequences")
+	})
 }
 
 // TestRetryWaitsForPendingSend: the broker stores a batch but its
@@ -213,7 +242,10 @@ func TestBorrowStream(t *testing.T) {
 		require.NoError(t, owner.Close())
 		bs, err := taker.Borrow(ctx, "relay-a")
 		require.NoError(t, err)
-		assert.Equal(t, int64(10), bs.Last())
+		for _, m := range msgs {
+			assert.True(t, bs.Holds(m.Key, m.Seq), "the broker holds seq %d", m.Seq)
+		}
+		assert.False(t, bs.Holds(msgs[9].Key, 11), "nothing above the last sequence of its partition")
 		errs := bs.Publish(ctx, []core.Message{message(t, 4, false, true), message(t, 9, false, true), message(t, 11, false, true)})
 		require.NoError(t, errs[0])
 		require.NoError(t, errs[1])
@@ -230,4 +262,56 @@ func TestBorrowStream(t *testing.T) {
 		require.True(t, ok)
 		assert.Equal(t, int64(10), last)
 	})
+}
+
+// TestRedeliveryPerPartition: the broker keeps one last sequence per
+// partition. A crashed relay's stream reached one partition but not
+// another; the restarted relay's re-sends for the partition that got
+// nothing are new to the broker and must be stored, in whatever order they
+// come (a re-send under its old id there would raise that partition's last
+// sequence and have the next lower one dropped).
+func TestRedeliveryPerPartition(t *testing.T) {
+	t.Parallel()
+	const parts = 3
+	topic := pulsartest.Topic()
+	b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, parts))
+	url := b.SinkURL(topic, "producer_name=relay-p")
+	var all []core.Message
+	for seq := int64(1); seq <= 30; seq++ {
+		all = append(all, objectMessage(t, fmt.Sprintf("obj-%d", seq), seq, true, false))
+	}
+	dark := pulsar.PartitionOf(all[0].Key, parts) // the partition that got nothing
+	var reached, missed []core.Message
+	for _, m := range all {
+		if pulsar.PartitionOf(m.Key, parts) == dark {
+			missed = append(missed, m)
+		} else {
+			reached = append(reached, m)
+		}
+	}
+	require.GreaterOrEqual(t, len(missed), 2)
+	require.Greater(t, reached[len(reached)-1].Seq, missed[len(missed)-1].Seq, "the broker's highest last sequence is above every missed one")
+	first, err := pulsar.Open(url)
+	require.NoError(t, err)
+	_, _, err = first.OrderedStream(context.Background())
+	require.NoError(t, err)
+	publish(t, first, reached...)
+	require.NoError(t, first.Close())
+
+	second, err := pulsar.Open(url)
+	require.NoError(t, err)
+	defer second.Close()
+	// Re-sends, the higher one first.
+	hi, lo := missed[len(missed)-1], missed[0]
+	hi.Ordered, hi.Redelivery = false, true
+	lo.Ordered, lo.Redelivery = false, true
+	publish(t, second, hi)
+	publish(t, second, lo)
+	ids := map[string]bool{}
+	for _, m := range b.Messages(topic) {
+		ids[m.Properties[core.HeaderOpID]] = true
+	}
+	assert.Len(t, b.Messages(topic), len(reached)+2)
+	assert.True(t, ids[hi.ID], "the higher re-send is stored")
+	assert.True(t, ids[lo.ID], "the lower re-send is stored too")
 }
