@@ -27,6 +27,9 @@ var (
 	ErrClosed = errors.New("trustlog: closed")
 	// ErrLeaseHeld is returned when a named lease is held by someone else.
 	ErrLeaseHeld = errors.New("trustlog: lease held by another holder")
+	// ErrNoReplay is returned by OpenReplayer for a sink that cannot be
+	// read back.
+	ErrNoReplay = errors.New("trustlog: sink cannot be read back")
 	// ErrStreamBusy is returned by TakeoverSink.Borrow while the ordered
 	// stream's owner is connected to the broker: it is alive.
 	ErrStreamBusy = errors.New("trustlog: the ordered stream's owner is connected")

@@ -20,6 +20,20 @@ type SinkDriver interface {
 	OpenSink(ctx context.Context, url string) (Sink, error)
 }
 
+// ReplaySource is a sink opened only to read it back (see ReplayOpener).
+type ReplaySource interface {
+	Replayer
+	Close() error
+}
+
+// ReplayOpener is implemented by sink drivers that can open a sink only
+// to read it back, with no producer: `trustlog verify-sink` then runs
+// beside relays publishing under the same URL (a Pulsar producer name is
+// held by one connection at a time).
+type ReplayOpener interface {
+	OpenReplayer(ctx context.Context, url string) (ReplaySource, error)
+}
+
 // StoreDriverFunc adapts a function to StoreDriver.
 type StoreDriverFunc func(ctx context.Context, url string) (Store, error)
 
@@ -102,6 +116,29 @@ func OpenSink(ctx context.Context, url string) (Sink, error) {
 		return nil, err
 	}
 	return s.OpenSink(ctx, url)
+}
+
+// OpenReplayer opens the sink at url to read it back: through the
+// driver's ReplayOpener if it has one, otherwise as a sink that must be a
+// Replayer (ErrNoReplay if it is not).
+func OpenReplayer(ctx context.Context, url string) (ReplaySource, error) {
+	d, err := lookup(sinks, "sink", url)
+	if err != nil {
+		return nil, err
+	}
+	if ro, ok := d.(ReplayOpener); ok {
+		return ro.OpenReplayer(ctx, url)
+	}
+	s, err := d.OpenSink(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := s.(ReplaySource)
+	if !ok {
+		s.Close()
+		return nil, fmt.Errorf("%w: %s", ErrNoReplay, Scheme(url))
+	}
+	return rs, nil
 }
 
 func lookup[T any](m map[string]T, what, url string) (T, error) {

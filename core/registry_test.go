@@ -93,3 +93,42 @@ func TestStateStatus(t *testing.T) {
 		assert.Equal(t, want, s.Status(), s.String())
 	}
 }
+
+// writeOnly is a sink that cannot be read back.
+type writeOnly struct{}
+
+func (writeOnly) Publish(_ context.Context, msgs []core.Message) []error {
+	return make([]error, len(msgs))
+}
+func (writeOnly) Close() error { return nil }
+
+func TestOpenReplayer(t *testing.T) {
+	ctx := context.Background()
+	closed := false
+	core.RegisterSink("replaytest-wo", core.SinkDriverFunc(func(context.Context, string) (core.Sink, error) {
+		return writeOnly{}, nil
+	}))
+	_, err := core.OpenReplayer(ctx, "replaytest-wo://x")
+	require.ErrorIs(t, err, core.ErrNoReplay)
+
+	// A sink that is a Replayer serves, opened as a sink.
+	core.RegisterSink("replaytest-rp", core.SinkDriverFunc(func(context.Context, string) (core.Sink, error) {
+		return &replayable{closed: &closed}, nil
+	}))
+	rs, err := core.OpenReplayer(ctx, "replaytest-rp://x")
+	require.NoError(t, err)
+	require.NoError(t, rs.Replay(ctx, time.Time{}, func(core.Delivered) error { return nil }))
+	require.NoError(t, rs.Close())
+	assert.True(t, closed)
+
+	_, err = core.OpenReplayer(ctx, "nosuch://x")
+	require.ErrorIs(t, err, core.ErrUnknownScheme)
+}
+
+type replayable struct {
+	writeOnly
+	closed *bool
+}
+
+func (r *replayable) Replay(context.Context, time.Time, func(core.Delivered) error) error { return nil }
+func (r *replayable) Close() error                                                        { *r.closed = true; return nil }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -61,15 +62,14 @@ Exit code 0 when the check passes, 3 when it finds a problem.`,
 			if a.sinkURL == "" {
 				return usagef("no sink: give --sink or set TRUSTLOG_SINK")
 			}
-			sink, err := core.OpenSink(ctx, a.sinkURL)
+			rp, err := core.OpenReplayer(ctx, a.sinkURL)
+			if errors.Is(err, core.ErrNoReplay) {
+				return usagef("the %s sink cannot be read back", core.Scheme(a.sinkURL))
+			}
 			if err != nil {
 				return err
 			}
-			defer sink.Close()
-			rp, ok := sink.(core.Replayer)
-			if !ok {
-				return usagef("the %s sink cannot be read back", core.Scheme(a.sinkURL))
-			}
+			defer rp.Close()
 			pr := a.newProgress()
 			opts.Progress = pr.set
 			rep, err := sinkcheck.Check(ctx, store, rp, opts)

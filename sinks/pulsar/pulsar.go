@@ -20,11 +20,19 @@ import (
 )
 
 func init() {
-	d := core.SinkDriverFunc(func(ctx context.Context, url string) (core.Sink, error) {
-		return Open(url)
-	})
-	core.RegisterSink("pulsar", d)
-	core.RegisterSink("pulsar+ssl", d)
+	core.RegisterSink("pulsar", driver{})
+	core.RegisterSink("pulsar+ssl", driver{})
+}
+
+// driver opens sinks, and readers for `trustlog verify-sink`
+// (core.ReplayOpener): a reader creates no producer, so it can run beside
+// relays that hold the producer names of the same URL.
+type driver struct{}
+
+func (driver) OpenSink(_ context.Context, url string) (core.Sink, error) { return Open(url) }
+
+func (driver) OpenReplayer(_ context.Context, url string) (core.ReplaySource, error) {
+	return OpenReader(url)
 }
 
 // Defaults of Config.
@@ -215,21 +223,9 @@ func New(c Config) (*Sink, error) {
 	if c.BatchMessages == 0 {
 		c.BatchMessages = BatchMessagesDefault
 	}
-	logger := c.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	opts := pc.ClientOptions{
-		URL: c.ServiceURL, OperationTimeout: c.OperationTimeout, ConnectionTimeout: c.OperationTimeout,
-		TLSTrustCertsFilePath: c.TLSTrustCertsFile, TLSAllowInsecureConnection: c.TLSAllowInsecure,
-		Logger: plog.NewLoggerWithSlog(slog.New(warnOnly{logger.Handler()}).With("component", "pulsar-client")),
-	}
-	if c.Token != "" {
-		opts.Authentication = pc.NewAuthenticationToken(c.Token)
-	}
-	client, err := pc.NewClient(opts)
+	client, logger, err := newClient(c)
 	if err != nil {
-		return nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
+		return nil, err
 	}
 	s := &Sink{cfg: c, client: client, sends: map[int64]*send{}, senderDone: make(chan struct{})}
 	s.mainCond = sync.NewCond(&s.mainMu)
@@ -266,6 +262,64 @@ func New(c Config) (*Sink, error) {
 	}
 	go s.sendMain()
 	return s, nil
+}
+
+// newClient creates the pulsar-client-go client for c, its library logs
+// going to c.Logger (warnings and errors only).
+func newClient(c Config) (pc.Client, *slog.Logger, error) {
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if c.OperationTimeout == 0 {
+		c.OperationTimeout = OpTimeoutDefault
+	}
+	opts := pc.ClientOptions{
+		URL: c.ServiceURL, OperationTimeout: c.OperationTimeout, ConnectionTimeout: c.OperationTimeout,
+		TLSTrustCertsFilePath: c.TLSTrustCertsFile, TLSAllowInsecureConnection: c.TLSAllowInsecure,
+		Logger: plog.NewLoggerWithSlog(slog.New(warnOnly{logger.Handler()}).With("component", "pulsar-client")),
+	}
+	if c.Token != "" {
+		opts.Authentication = pc.NewAuthenticationToken(c.Token)
+	}
+	client, err := pc.NewClient(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("trustlog/pulsar: client: %s", redact.URL(err.Error()))
+	}
+	return client, logger, nil
+}
+
+// Reader reads a topic back (core.Replayer) without producing: what
+// `trustlog verify-sink` opens, so it can run beside relays that hold the
+// producer names of the same URL.
+type Reader struct {
+	cfg    Config
+	client pc.Client
+}
+
+// OpenReader parses a pulsar URL (see ParseURL) and returns a Reader; the
+// URL's producer and batching parameters are ignored.
+func OpenReader(rawURL string) (*Reader, error) {
+	c, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := newClient(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cfg: c, client: client}, nil
+}
+
+// Replay implements core.Replayer (see Sink.Replay).
+func (r *Reader) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
+	return replay(ctx, r.client, r.cfg.Topic, since, fn)
+}
+
+// Close closes the client.
+func (r *Reader) Close() error {
+	r.client.Close()
+	return nil
 }
 
 // OrderedStream implements core.SequencedSink: one engine at a time keeps
@@ -634,20 +688,24 @@ func (s *Sink) Close() error {
 // partition) from the earliest message, or from since, up to the end of
 // the topic as of the call.
 func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
-	parts, err := s.client.TopicPartitions(s.cfg.Topic)
+	return replay(ctx, s.client, s.cfg.Topic, since, fn)
+}
+
+func replay(ctx context.Context, client pc.Client, topic string, since time.Time, fn func(core.Delivered) error) error {
+	parts, err := client.TopicPartitions(topic)
 	if err != nil {
-		return fmt.Errorf("pulsar: partitions of %s: %w", s.cfg.Topic, err)
+		return fmt.Errorf("pulsar: partitions of %s: %w", topic, err)
 	}
 	for _, part := range parts {
-		if err := s.replayPartition(ctx, part, since, fn); err != nil {
+		if err := replayPartition(ctx, client, part, since, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Sink) replayPartition(ctx context.Context, topic string, since time.Time, fn func(core.Delivered) error) error {
-	r, err := s.client.CreateReader(pc.ReaderOptions{Topic: topic, StartMessageID: pc.EarliestMessageID()})
+func replayPartition(ctx context.Context, client pc.Client, topic string, since time.Time, fn func(core.Delivered) error) error {
+	r, err := client.CreateReader(pc.ReaderOptions{Topic: topic, StartMessageID: pc.EarliestMessageID()})
 	if err != nil {
 		return fmt.Errorf("pulsar: reader on %s: %w", topic, err)
 	}
