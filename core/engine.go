@@ -428,11 +428,8 @@ type outcome struct {
 	// restore are operations given back to the claim they were taken
 	// from (see giveBack, takeOver).
 	restore []int64
-	// kept counts operations of the ordered stream left in flight under
-	// their claim after the sink did not answer in time.
-	kept int
-	recs []Record
-	span trace.Span
+	recs    []Record
+	span    trace.Span
 	// settled, for a batch of the ordered stream that did not all go
 	// out, is closed once its outcome is recorded (see publishLoop).
 	settled chan struct{}
@@ -718,7 +715,6 @@ func (e *Engine) publish(b claimed) outcome {
 			// who sent it, and the next sender would send a copy);
 			// this process's retry then waits for the pending send, and
 			// after a crash it is a redelivery.
-			o.kept++
 			if !unavailable {
 				unavailable = true
 				e.sinkDown(err)
@@ -842,9 +838,8 @@ const maxRestores = 3
 // stream (at or below its last sequence where the row's key goes: the
 // stream is sent in order and never gives up a message) were sent by it,
 // so they are re-sent through the borrowed stream (via[i]), which the
-// broker drops as copies. Everything
-// else, rows of older runs included, goes out as new messages. done gives
-// the borrowed streams back.
+// broker drops as copies. Everything else, rows of older runs included,
+// goes out as new messages. done gives the borrowed streams back.
 func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]BorrowedStream, restore map[int]bool, done func()) {
 	done = func() {}
 	ts, ok := e.sink.(TakeoverSink)
