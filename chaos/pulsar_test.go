@@ -88,20 +88,29 @@ func (p *pulsarBroker) explain(t *testing.T) {
 	if len(kinds) > 0 {
 		t.Logf("duplicates by producers (first → copy): %v", kinds)
 	}
+	firsts := map[string]int{}
+	for _, id := range order {
+		_, which := producerKind(copies[id][0].Producer)
+		firsts[which]++
+	}
+	t.Logf("first copies by producer: %v", firsts)
+}
+
+// producerKind splits a relay's producer name into its node and which of
+// its producers it is (the ordered stream's or the unordered one).
+func producerKind(p string) (node, which string) {
+	if n, ok := strings.CutSuffix(p, "-unordered"); ok {
+		return n, "unordered"
+	}
+	return p, "ordered"
 }
 
 // copyKind names how a copy relates to the first delivery: through which
 // of its relay's producers each went (the ordered stream's or the
 // unordered one), and whether the same relay sent both.
 func copyKind(first, copy string) string {
-	kind := func(p string) (node, which string) {
-		if n, ok := strings.CutSuffix(p, "-unordered"); ok {
-			return n, "unordered"
-		}
-		return p, "ordered"
-	}
-	n1, k1 := kind(first)
-	n2, k2 := kind(copy)
+	n1, k1 := producerKind(first)
+	n2, k2 := producerKind(copy)
 	who := "same relay"
 	if n1 != n2 {
 		who = "other relay"

@@ -478,7 +478,8 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			}
 			cancel()
 		}
-		if ordered && err == nil {
+		inStream := ordered && err == nil
+		if inStream {
 			// The ordered stream first; operations that came back below it
 			// (released, requeued) go out unordered.
 			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
@@ -494,8 +495,14 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 				e.breakOrdered(fmt.Errorf("ordered claim: %w", err), p.AfterSeq)
 			}
 		}
-		if err == nil && len(recs) == 0 {
+		// Only what came back below the stream (released, requeued,
+		// skipped for strict order): an operation committed since the
+		// ordered claim belongs in it.
+		if err == nil && len(recs) == 0 && (!inStream || e.lastOrdered > 0) {
 			p.Token, p.AfterSeq = e.token(false), 0
+			if inStream {
+				p.UpToSeq = e.lastOrdered
+			}
 			recs, err = e.claim(p)
 		}
 		token := p.Token

@@ -61,6 +61,11 @@ type ClaimParams struct {
 	// AfterSeq, for ClaimPending, claims only operations with a larger seq
 	// (0: all). The engine's ordered stream uses it (see Message.Ordered).
 	AfterSeq int64
+	// UpToSeq, for ClaimPending, claims only operations with a seq at or
+	// below it (0: no bound). The ordered stream's loop uses it to take
+	// back operations that came back below its position without taking
+	// new ones that belong in the stream.
+	UpToSeq int64
 	// Node and Grace, for ClaimDue: an expired claim whose token carries
 	// this node tag (token >> 40) is taken back as soon as it expires; an
 	// expired claim of another node only Grace after it expired. A relay

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -254,7 +255,11 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	err = s.retrying(ctx, func() error {
 		args := []any{p.Node, p.Grace.Microseconds(), p.Limit}
 		if p.Source == core.ClaimPending {
-			args = []any{p.AfterSeq, p.Limit}
+			upTo := p.UpToSeq
+			if upTo <= 0 {
+				upTo = math.MaxInt64
+			}
+			args = []any{p.AfterSeq, upTo, p.Limit}
 		}
 		if s.q.ClaimUpdate == "" {
 			recs, err = s.queryRecords(ctx, s.db, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...)

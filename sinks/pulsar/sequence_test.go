@@ -3,6 +3,7 @@ package pulsar_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
 	"github.com/go-trustlog/trustlog/sinks/pulsar"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
@@ -314,4 +316,48 @@ func TestRedeliveryPerPartition(t *testing.T) {
 	assert.Len(t, b.Messages(topic), len(reached)+2)
 	assert.True(t, ids[hi.ID], "the higher re-send is stored")
 	assert.True(t, ids[lo.ID], "the lower re-send is stored too")
+}
+
+// TestNewOperationsGoInTheStream: with a writer committing all the time,
+// every operation a single relay publishes goes through its ordered stream
+// (the producer named producer_name), which is what lets the broker drop
+// a re-send after a crash. The relay's second claim, for operations that
+// came back below the stream, used to take operations committed just after
+// the ordered claim looked, and sent about a fifth of them through the
+// unordered producer.
+func TestNewOperationsGoInTheStream(t *testing.T) {
+	t.Parallel()
+	for _, strict := range []bool{false, true} {
+		t.Run(map[bool]string{false: "any-order", true: "strict"}[strict], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			topic := pulsartest.Topic()
+			b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, 4))
+			db := sqlitetest.Open(t, sqlitetest.URL(t))
+			c, err := core.NewClient(db, nil, core.Config{Strategy: core.StoreOnly})
+			require.NoError(t, err)
+			sink, err := pulsar.Open(b.SinkURL(topic, "producer_name=r1"))
+			require.NoError(t, err)
+			defer sink.Close()
+			e, err := core.NewEngine(db, sink, core.EngineConfig{Node: "r1", Workers: 1, BatchSize: 200, StrictOrder: strict,
+				PollInterval: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+			require.NoError(t, err)
+			require.NoError(t, e.Start(ctx))
+			defer e.Stop(ctx)
+			for i := 0; i < 50; i++ {
+				ops := make([]*core.Operation, 100)
+				for j := range ops {
+					ops[j] = conformance.NewOp(fmt.Sprintf("o-%d", (i*100+j)%300), i*100+j)
+				}
+				require.NoError(t, c.Record(ctx, ops...))
+				time.Sleep(5 * time.Millisecond)
+			}
+			require.Eventually(t, func() bool { return len(b.Messages(topic)) >= 5000 }, time.Minute, 10*time.Millisecond)
+			byProducer := map[string]int{}
+			for _, m := range b.Messages(topic) {
+				byProducer[m.Producer]++
+			}
+			assert.Equal(t, map[string]int{"r1": 5000}, byProducer)
+		})
+	}
 }
