@@ -12,12 +12,18 @@ import (
 // Mask replaces a secret.
 const Mask = "xxxxx"
 
-// secretParams are query or keyword parameters whose value is a secret.
-var secretParams = regexp.MustCompile(`(?i)^(password|passwd|pass|pwd|secret|token|auth[-_]?token|api[-_]?key|sasl[-_.]?password|private[-_]?key|key[-_]?file[-_]?password|client[-_]?secret|sslpassword)$`)
+// secretName is a parameter name whose value is a secret: "pass", or any
+// name ending in a secret word (password, sasl_password, db_password,
+// sslpassword, client_secret, auth_token, api-key, private_key…).
+const secretName = `(?:[\w.-]*(?:password|passwd|pwd|secret|token|api[-_]?key|private[-_]?key)|pass)`
+
+// secretParams matches query or keyword parameter names whose value is a
+// secret.
+var secretParams = regexp.MustCompile(`(?i)^` + secretName + `$`)
 
 // keyword matches "name=value" pairs (PostgreSQL keyword DSNs, query
 // strings that failed to parse) whose name is a secret.
-var keyword = regexp.MustCompile(`(?i)\b(password|passwd|pass|pwd|secret|token|auth[-_]?token|api[-_]?key|sasl[-_.]?password|private[-_]?key|client[-_]?secret|sslpassword)=('[^']*'|[^\s&;]*)`)
+var keyword = regexp.MustCompile(`(?i)\b(` + secretName + `)=('[^']*'|[^\s&;]*)`)
 
 // userinfo matches "user:password@" in anything URL-like, including
 // go-sql-driver DSNs ("user:pass@tcp(host)/db") that net/url rejects.

@@ -17,6 +17,10 @@ func TestURL(t *testing.T) {
 		{"kafka://b1:9092/ops?sasl_mechanism=PLAIN&sasl_user=u&sasl_password=pw123", "pw123"},
 		{"kafka://u:p%40ss@b1:9092/ops", "p@ss"},
 		{"::not a url:: password=abc123", "abc123"},
+		{"host=db db_password=abc123def", "abc123def"},
+		{"0password=0000000", "0000000"}, // found by FuzzParseURL
+		{"postgres://db/app?app_password=xyz789&sslmode=disable", "xyz789"},
+		{"kafka://b1:9092/ops?sasl.password=pw456", "pw456"},
 	}
 	for _, c := range cases {
 		got := URL(c.in)
