@@ -2,9 +2,12 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,4 +342,36 @@ func TestEngineRunsSequencer(t *testing.T) {
 	}
 	assert.Positive(t, checkpoints)
 	assert.True(t, audit(t, st, k).OK())
+}
+
+// downStorage is a ledger storage whose database is down for reading the
+// operations to sequence.
+type downStorage struct {
+	ledger.Storage
+	calls atomic.Int64
+}
+
+func (d *downStorage) Unsequenced(context.Context, int64, int) ([]core.Record, error) {
+	d.calls.Add(1)
+	return nil, errors.New("injected: database down")
+}
+
+// TestSequencerWaitsWhileItsDatabaseIsDown: a sequencer whose database
+// fails retries with a growing delay, not as fast as the errors come back
+// (a relay's log once filled with a line per millisecond while its
+// database restarted).
+func TestSequencerWaitsWhileItsDatabaseIsDown(t *testing.T) {
+	t.Parallel()
+	k := newKeys(t)
+	st := &downStorage{Storage: sqlitetest.Open(t, sqlitetest.URL(t))}
+	seq, err := ledger.NewSequencer(ledger.Config{Key: k.skey, Interval: 10 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	require.NoError(t, seq.Run(ctx, st, nil))
+	// 100 ms, 200, 400, 800: five tries in 1.5 s, where a busy loop makes
+	// thousands.
+	assert.Positive(t, st.calls.Load())
+	assert.LessOrEqual(t, st.calls.Load(), int64(8))
 }

@@ -166,6 +166,8 @@ func (s *Sequencer) Run(ctx context.Context, store core.Store, sink core.Sink) e
 func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease core.Lease) {
 	s.log.Info("trustlog/ledger: sequencing", "origin", s.Origin())
 	var lastCheckpoint time.Time
+	const firstRetry, maxRetry = 100 * time.Millisecond, 5 * time.Second
+	retry := firstRetry // after a failed round, doubling while they fail
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,26 +178,38 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 		default:
 		}
 		_, err := s.Sequence(ctx, st)
-		if err != nil && !errors.Is(err, ErrConflict) && ctx.Err() == nil {
-			s.log.Error("trustlog/ledger: sequencing failed", "err", err)
+		failed := err != nil && !errors.Is(err, ErrConflict)
+		if failed && ctx.Err() == nil {
+			s.log.Error("trustlog/ledger: sequencing failed", "err", err, "retry_in", retry)
 		}
 		caughtUp := err == nil
 		if caughtUp || time.Since(lastCheckpoint) >= s.cfg.CheckpointEvery {
 			cp, err := s.Checkpoint(ctx, st)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				s.log.Error("trustlog/ledger: checkpoint failed", "err", err)
+				failed = true
+				s.log.Error("trustlog/ledger: checkpoint failed", "err", err, "retry_in", retry)
 			case cp != nil:
 				lastCheckpoint = time.Now()
 			}
 		}
 		if sink != nil {
 			if err := s.PublishCheckpoints(ctx, st, sink); err != nil && ctx.Err() == nil {
-				s.log.Warn("trustlog/ledger: publishing checkpoints failed; will retry", "err", err)
+				failed = true
+				s.log.Warn("trustlog/ledger: publishing checkpoints failed; will retry", "err", err, "retry_in", retry)
 			}
 		}
-		if caughtUp {
+		switch {
+		case failed:
+			// The database or the sink is down: wait instead of spinning
+			// (and logging) as fast as the errors come back.
+			sleep(ctx, retry, lease.Lost())
+			retry = min(2*retry, maxRetry)
+		case caughtUp:
+			retry = firstRetry
 			sleep(ctx, s.cfg.Interval, lease.Lost())
+		default:
+			retry = firstRetry
 		}
 	}
 }
