@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -790,25 +789,17 @@ func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[in
 	}
 	errs := make([]error, len(msgs))
 	groups := map[BorrowedStream][]int{}
-	var order []BorrowedStream
+	var order []BorrowedStream // borrowed streams first, the sink (nil) last
 	for j := range msgs {
 		bs := via[idx[j]]
-		if groups[bs] == nil {
+		if groups[bs] == nil && bs != nil {
 			order = append(order, bs)
 		}
 		groups[bs] = append(groups[bs], j)
 	}
-	// Borrowed streams first, the sink last.
-	slices.SortStableFunc(order, func(a, b BorrowedStream) int {
-		switch {
-		case (a == nil) == (b == nil):
-			return 0
-		case a == nil:
-			return 1
-		default:
-			return -1
-		}
-	})
+	if groups[nil] != nil {
+		order = append(order, nil)
+	}
 	for _, bs := range order {
 		js := groups[bs]
 		part := make([]Message, len(js))
@@ -980,15 +971,8 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			}
 			e.reportFailures(o)
 		}
-		if len(o.release) > 0 {
-			if rerr := e.releaseSeqs(o.token, o.release); err == nil {
-				err = rerr
-			}
-		}
-		if len(o.restore) > 0 {
-			if rerr := e.restoreSeqs(o.token, o.restore); err == nil {
-				err = rerr
-			}
+		if rerr := e.returnRows(&o); err == nil {
+			err = rerr
 		}
 		if o.settled != nil {
 			if err != nil {
@@ -1028,40 +1012,33 @@ func (e *Engine) reportFailures(o outcome) {
 
 // release gives a claimed batch back unpublished (see outcome.giveBack).
 func (e *Engine) release(token int64, recs []Record) error {
-	var o outcome
+	o := outcome{token: token}
 	for i := range recs {
 		o.giveBack(&recs[i])
 	}
-	var err error
-	if len(o.release) > 0 {
-		err = e.releaseSeqs(token, o.release)
-	}
-	if len(o.restore) > 0 {
-		if rerr := e.restoreSeqs(token, o.restore); err == nil {
-			err = rerr
+	return e.returnRows(&o)
+}
+
+// returnRows gives o's unpublished rows back: o.release to the state they
+// were claimed from, o.restore to the claim they were taken from. It
+// returns the first error.
+func (e *Engine) returnRows(o *outcome) error {
+	var first error
+	for _, p := range []ReleaseParams{{Token: o.token, Seqs: o.release}, {Token: o.token, Seqs: o.restore, Restore: true}} {
+		if len(p.Seqs) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		_, err := e.store.Release(ctx, p)
+		cancel()
+		if err != nil {
+			e.log.Error("trustlog: giving rows back failed; they come back when their lease expires", "err", err, "rows", len(p.Seqs), "restore", p.Restore)
+			if first == nil {
+				first = err
+			}
 		}
 	}
-	return err
-}
-
-func (e *Engine) restoreSeqs(token int64, seqs []int64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	_, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs, Restore: true})
-	if err != nil {
-		e.log.Error("trustlog: giving rows back to their previous claim failed; they come back when their lease expires", "err", err, "rows", len(seqs))
-	}
-	return err
-}
-
-func (e *Engine) releaseSeqs(token int64, seqs []int64) error {
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
-	_, err := e.store.Release(ctx, ReleaseParams{Token: token, Seqs: seqs})
-	if err != nil {
-		e.log.Error("trustlog: release failed; the rows come back when their lease expires", "err", err, "rows", len(seqs))
-	}
-	return err
+	return first
 }
 
 // backoff is the delay before attempt number attempts+1.

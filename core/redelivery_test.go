@@ -177,10 +177,7 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 	one := run(&lostClaimCommit{Store: orderedOnly{killed{db}}}, s1)
 	require.Eventually(t, sent(s1, 10), 10*time.Second, 5*time.Millisecond)
 	record(10) // 11-20: the lost claim
-	require.Eventually(t, func() bool {
-		st, err := db.Stats(ctx)
-		return err == nil && st.Counts[core.StateInFlight] == 20
-	}, 10*time.Second, 5*time.Millisecond)
+	untilCount(t, db, core.StateInFlight, 20, 10*time.Second)
 	record(10) // 21-30: the ordered stream goes on
 	require.Eventually(t, func() bool {
 		s1.mu.Lock()
@@ -237,19 +234,13 @@ func TestUnavailableKeepsThePreviousClaim(t *testing.T) {
 		return e
 	}
 	one := run(killed{db}, &runSink{hang: true, seen: map[string]core.Message{}})
-	require.Eventually(t, func() bool {
-		st, err := db.Stats(ctx)
-		return err == nil && st.Counts[core.StateInFlight] == 10
-	}, 10*time.Second, 10*time.Millisecond)
+	untilCount(t, db, core.StateInFlight, 10, 10*time.Second)
 	one.Stop(ctx)
 
 	s := &downFirst{runSink: runSink{last: 10, seen: map[string]core.Message{}}}
 	two := run(db, s)
 	defer two.Stop(ctx)
-	require.Eventually(t, func() bool {
-		st, err := db.Stats(ctx)
-		return err == nil && st.Counts[core.StatePublished] == 10
-	}, 20*time.Second, 10*time.Millisecond)
+	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	require.GreaterOrEqual(t, s.calls, 2, "refused once, then accepted")
@@ -264,11 +255,11 @@ type downFirst struct{ runSink }
 func (s *downFirst) Publish(ctx context.Context, msgs []core.Message) []error {
 	s.mu.Lock()
 	first := s.calls == 0
+	if first {
+		s.calls++
+	}
 	s.mu.Unlock()
 	if first {
-		s.mu.Lock()
-		s.calls++
-		s.mu.Unlock()
 		return core.FailAll(len(msgs), core.Unavailable(errors.New("injected: broker down")))
 	}
 	return s.runSink.Publish(ctx, msgs)
@@ -304,13 +295,19 @@ func TestOrderedUnansweredKeepsItsClaim(t *testing.T) {
 	s2 := &runSink{last: 10, seen: map[string]core.Message{}}
 	two := run(s2)
 	defer two.Stop(ctx)
-	require.Eventually(t, func() bool {
-		st, err := db.Stats(ctx)
-		return err == nil && st.Counts[core.StatePublished] == 10
-	}, 20*time.Second, 10*time.Millisecond)
+	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
 	s2.mu.Lock()
 	defer s2.mu.Unlock()
 	for _, op := range ops {
 		assert.True(t, s2.seen[op.OpID].Redelivery, "%s goes out as a redelivery", op.OpID)
 	}
+}
+
+// untilCount waits until s holds n operations in state, for at most d.
+func untilCount(t *testing.T, s core.Store, state core.State, n int64, d time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := s.Stats(context.Background())
+		return err == nil && st.Counts[state] == n
+	}, d, 5*time.Millisecond, "%d operations %v", n, state)
 }
