@@ -243,17 +243,8 @@ func testClaimInRecordOrder(t *testing.T, h StoreHarness) {
 	after, err := h.Store.Claim(ctx, core.ClaimParams{Token: 8, Limit: 2, Lease: time.Minute, AfterSeq: recs[6].Seq})
 	require.NoError(t, err)
 	assert.Equal(t, seqsOf(recs[7:9]), seqsOf(after), "AfterSeq skips lower pending seqs")
-	for _, strict := range []bool{false, true} {
-		below, err := h.Store.Claim(ctx, core.ClaimParams{Token: 8, Limit: 100, Lease: time.Minute, UpToSeq: recs[4].Seq, Strict: strict})
-		require.NoError(t, err)
-		if strict {
-			assert.Empty(t, below)
-			continue
-		}
-		assert.Equal(t, seqsOf(recs[4:5]), seqsOf(below), "UpToSeq leaves higher pending seqs")
-	}
 	rest := claim(t, h.Store, core.ClaimPending, 8, 100, time.Minute, false)
-	assert.Equal(t, append(seqsOf(recs[5:7]), recs[9].Seq), seqsOf(rest))
+	assert.Equal(t, append(seqsOf(recs[4:7]), recs[9].Seq), seqsOf(rest))
 	assert.Empty(t, claim(t, h.Store, core.ClaimPending, 9, 100, time.Minute, false), "claimed rows are not claimed again")
 	assert.Empty(t, claim(t, h.Store, core.ClaimDue, 9, 100, time.Minute, false), "nor by the retrier while the lease runs")
 	st, err := h.Store.Stats(ctx)

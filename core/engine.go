@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,23 +60,29 @@ type Engine struct {
 	epoch   atomic.Int64
 	// lastAtStart is the sink's last sequence when the engine started.
 	lastAtStart int64
-	// prevRun is what this node's previous run recorded of its run
-	// numbers (nil: unknown); run is this run's, kept by the ordered loop.
-	prevRun *runRecord
-	run     runRecord
-	tel     *telemetry
+	// Under runMu: older is what this node's earlier runs recorded of their
+	// run numbers, newest first (empty: unknown), and run is this run's,
+	// changed by the ordered loop. position is where the sink's ordered
+	// stream stood when this run started (see PositionedSink).
+	runMu    sync.RWMutex
+	older    runHistory
+	run      runRecord
+	position string
+	tel      *telemetry
 	// ordered: the sink is a SequencedSink; dispatcher 0 keeps the ordered
-	// stream, above lastOrdered.
-	ordered     bool
-	lastOrdered int64
+	// stream, and numbers its batches from nextBatch under the current run
+	// number (see streamSeq).
+	ordered   bool
+	nextBatch int64
 	// streamGen counts the ordered batches whose outcome could not be
 	// recorded (see breakOrdered); the ordered loop renumbers the run
 	// before its next ordered claim, and a batch claimed before a break is
-	// sent unordered. Under streamMu: breakUpto, the highest seq below
-	// every such outcome since the last renumber (breaks counts them);
-	// unsettledLow, the highest seq below the unpublished rows of the
-	// ordered batch whose outcome is being recorded; mainUpto, the highest
-	// seq handed to the sink in the ordered stream. (MaxInt64: none.)
+	// sent unordered. Under streamMu, in stream ids (see streamSeq):
+	// breakUpto, the highest id below every such outcome since the last
+	// renumber (breaks counts them); unsettledLow, the highest id below the
+	// unpublished rows of the ordered batch whose outcome is being
+	// recorded; mainUpto, the highest id handed to the sink in the ordered
+	// stream. (MaxInt64: none.)
 	streamGen    atomic.Int64
 	queued       atomic.Int64 // ordered batches claimed, not yet through publish
 	streamMu     sync.Mutex
@@ -89,37 +97,67 @@ type Engine struct {
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
-// relay), the epoch (8 bits: which run of it), 31 random bits, and the low
-// bit set for a batch of the ordered stream.
+// relay), the epoch (8 bits: which run of it), 31 bits, and the low bit
+// set for a batch of the ordered stream. The 31 bits are random, or for
+// the ordered stream the batch's number under the run number (see
+// streamSeq).
 const (
 	orderedBit = 1
 	nodeShift  = 40
 	epochShift = 32
 )
 
-func (e *Engine) token(ordered bool) int64 {
-	t := e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | rand.Int64N(1<<31)<<1
-	if ordered {
-		t |= orderedBit
-	}
-	return t
+// token is a claim token for an unordered batch.
+func (e *Engine) token() int64 {
+	return e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | rand.Int64N(1<<31)<<1
 }
 
+// orderedToken is the claim token of the ordered stream's batch number
+// batch under the current run number.
+func (e *Engine) orderedToken(batch int64) int64 {
+	return e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | batch<<1 | orderedBit
+}
+
+// epochOf and batchOf read a claim token's run number and ordered batch
+// number.
+func epochOf(token int64) int64 { return token >> epochShift & 0xff }
+func batchOf(token int64) int64 { return token >> 1 & maxBatch }
+
 // redelivery reports whether a claimed record was sent, in its ordered
-// stream, by the previous run of this node, which stopped before recording
-// the outcome, with a seq at or below the last sequence the broker held
-// when this run started. Only the previous run (under one of the numbers
-// its run record covers, see runRecord): the broker's last sequence says
-// what that run got through, but once a later run has sent higher ids it
-// says nothing about an older run's rows (they go out as new messages: a
-// possible copy, never a loss). Under in-order persistence such a message
-// is on the broker; re-sending it with its sequence id lets the broker
-// drop it. One above it never reached the broker and goes out as a new
-// message.
-func (e *Engine) redelivery(r *Record) bool {
+// stream, by an earlier run of this node, which stopped before recording
+// the outcome, with a stream id (returned) the broker held when that run
+// ended (see held). Under in-order persistence such a message is on the
+// broker; re-sending it with its stream id lets the broker drop it. One
+// that never reached the broker goes out as a new message, and so does
+// one of a run nobody can judge any more (a possible copy, never a loss).
+func (e *Engine) redelivery(r *Record) (id int64, ok bool) {
 	p := r.PrevToken
-	return p != 0 && p>>nodeShift == e.nodeTag && p&orderedBit != 0 && e.prevRun != nil &&
-		e.prevRun.covers((p>>epochShift)&0xff, r.Seq) && r.Seq <= e.lastAtStart
+	if p == 0 || p>>nodeShift != e.nodeTag || p&orderedBit == 0 {
+		return 0, false
+	}
+	e.runMu.RLock()
+	defer e.runMu.RUnlock()
+	if _, _, mine := e.run.lookup(epochOf(p), 0, 0); mine {
+		return 0, false // this run's own claim
+	}
+	run, id, sent := e.older.find(epochOf(p), batchOf(p), r.Seq)
+	if run == nil || !sent {
+		return 0, false
+	}
+	return id, e.held(run, run == e.older.latest(), r.Op.DOID, id, func() bool { return id <= e.lastAtStart })
+}
+
+// held reports whether the broker holds the message with key and stream
+// id id that run (of some node's history) sent in order: judged by where
+// the stream stood when the run ended, if the history says and the sink
+// can read it (PositionedSink), or else, for the node's latest run only,
+// by latestHolds (the broker's last sequences now, which nothing but that
+// run has raised since).
+func (e *Engine) held(run *runRecord, latest bool, key string, id int64, latestHolds func() bool) bool {
+	if ps, ok := e.sink.(PositionedSink); ok && run.end != "" {
+		return ps.HeldAt(run.end, key, id)
+	}
+	return latest && latestHolds()
 }
 
 // EngineStats counts what an engine did since it started.
@@ -160,54 +198,57 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 }
 
 // nextEpoch numbers this run of the node one after the previous one,
-// through a store cursor, so redelivery can tell the previous run's claims
-// from older ones. Without a node name, or when the cursor cannot be read
-// or written, the run has a random epoch and treats no claim as a
-// redelivery.
+// through the node's run history (a store cursor), and records where the
+// previous run ended (this run's start position), so redelivery can tell
+// which earlier claims the broker holds. Without a node name, or when the
+// cursor cannot be read or written, the run has a random epoch and
+// treats no claim as a redelivery.
 func (e *Engine) nextEpoch(ctx context.Context) {
 	if e.cfg.Node == "" {
 		return
 	}
 	name := epochCursor(e.cfg.Node)
-	var prev *runRecord
+	var hist runHistory
 	c, err := e.store.Cursor(ctx, name)
 	switch {
 	case err == nil:
-		if r, ok := parseRunRecord(c.Value); ok {
-			prev = &r
-		}
+		hist, _ = parseRunHistory(c.Value)
 	case !errors.Is(err, ErrNotFound):
 		e.log.WarnContext(ctx, "trustlog: cannot read this node's run number; no redeliveries this run", "err", err)
 		return
 	}
-	run := runRecord{}
-	if prev != nil {
-		run.current = (prev.current + 1) & 0xff
+	run := runRecord{base: e.run.base}
+	if len(hist.runs) > 0 {
+		run.current = (hist.runs[0].current + 1) & 0xff
+		hist.runs[0].end = e.position
 	}
-	if err := e.store.SetCursor(ctx, name, run.String()); err != nil {
+	next := hist.withLatest(run, false)
+	if err := e.store.SetCursor(ctx, name, next.String()); err != nil {
 		e.log.WarnContext(ctx, "trustlog: cannot record this node's run number; no redeliveries this run", "err", err)
 		return
 	}
 	e.run = run
 	e.epoch.Store(run.current)
-	e.prevRun = prev
-	if !e.registerTag(ctx) {
-		e.prevRun = nil
+	if e.registerTag(ctx) {
+		e.older = runHistory{runs: next.runs[1:]}
 	}
 }
 
 // renumber gives the rest of this run the next run number (epoch), as if
 // the node had restarted, after an ordered batch's outcome could not be
-// recorded. The run record keeps, for the old number, the seq below every
-// such outcome: claims of the old number at or below it were handed to
-// the ordered stream in order, and a later run (or a taker) may still
-// re-send them as redeliveries; the uncertain rows above it keep a claim
-// of the old number that nobody takes for that, so they go out as new
-// messages, while the ordered stream goes on under the new number.
+// recorded (or when the batch numbers of the current one run out). The
+// run record keeps, for the old number, the stream id below every such
+// outcome: claims of the old number at or below it were handed to the
+// ordered stream in order, and a later run (or a taker) may still re-send
+// them as redeliveries; the uncertain rows above it keep a claim of the
+// old number that nobody takes for that, so they go out as new messages,
+// while the ordered stream goes on under the new number, its batches
+// numbered on from the old number's.
 // Without a node name there is nothing to renumber (no later run knows
 // this one).
 func (e *Engine) renumber(ctx context.Context) error {
 	if e.cfg.Node == "" {
+		e.run.base, e.nextBatch = e.run.base+e.nextBatch, 0
 		return nil
 	}
 	// Let the ordered batches claimed before the break through the publish
@@ -220,8 +261,11 @@ func (e *Engine) renumber(ctx context.Context) error {
 	e.streamMu.Lock()
 	upto, breaks := min(e.breakUpto, e.unsettledLow, e.mainUpto), e.breaks
 	e.streamMu.Unlock()
-	next := e.run.renumbered(upto)
-	if err := e.store.SetCursor(ctx, epochCursor(e.cfg.Node), next.String()); err != nil {
+	next := e.run.renumbered(e.run.base+e.nextBatch, upto)
+	e.runMu.RLock()
+	hist := runHistory{runs: append([]runRecord{e.run}, e.older.runs...)}.withLatest(next, true)
+	e.runMu.RUnlock()
+	if err := e.store.SetCursor(ctx, epochCursor(e.cfg.Node), hist.String()); err != nil {
 		return fmt.Errorf("renumber this run: %w", err)
 	}
 	e.streamMu.Lock()
@@ -229,7 +273,9 @@ func (e *Engine) renumber(ctx context.Context) error {
 		e.breakUpto = math.MaxInt64
 	}
 	e.streamMu.Unlock()
-	e.run = next
+	e.runMu.Lock()
+	e.run, e.older, e.nextBatch = next, runHistory{runs: hist.runs[1:]}, 0
+	e.runMu.Unlock()
 	e.epoch.Store(next.current)
 	return nil
 }
@@ -344,20 +390,26 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.tel.observeStore(e.cfg.Telemetry, e.store)
 	if ss, ok := e.sink.(SequencedSink); ok {
-		e.nextEpoch(ctx)
 		last, granted, err := ss.OrderedStream(ctx)
 		switch {
 		case err != nil:
 			e.log.WarnContext(ctx, "trustlog: sink cannot say its last sequence; no ordered stream", "err", err)
 		case granted:
-			e.ordered, e.lastOrdered, e.lastAtStart = true, last, last
+			e.ordered, e.lastAtStart = true, last
+			e.run.base = max(last, 0)>>seqBits + 1 // every id above what the broker holds
+			if ps, ok := ss.(PositionedSink); ok {
+				e.position = ps.Position()
+			}
 		}
+		e.nextEpoch(ctx)
 	}
 	if e.sink != nil {
 		for i := 0; i < e.cfg.Workers; i++ {
 			e.startLoop(ClaimPending, e.cfg.PollInterval, i == 0 && e.ordered)
 		}
-		e.startLoop(ClaimDue, e.cfg.RetryPoll, false)
+		if !e.ordered { // the ordered loop claims due operations itself
+			e.startLoop(ClaimDue, e.cfg.RetryPoll, false)
+		}
 	}
 	e.log.InfoContext(ctx, "trustlog: engine started", "workers", e.cfg.Workers, "batch", e.cfg.BatchSize,
 		"lease", e.cfg.Lease.String(), "strict", e.cfg.StrictOrder, "poll", e.cfg.PollInterval.String())
@@ -411,7 +463,10 @@ type claimed struct {
 	token   int64
 	ordered bool
 	gen     int64 // streamGen when claimed
-	recs    []Record
+	// ids, for a batch of the ordered stream, is its stream ids' high
+	// part: a row's id is ids | seq&seqMask (see streamSeq).
+	ids  int64
+	recs []Record
 	// expires is when the claim's lease runs out (measured from before
 	// the claim, so never later than the database's).
 	expires time.Time
@@ -421,6 +476,7 @@ type claimed struct {
 // outcome is a published batch on its way to settle.
 type outcome struct {
 	token     int64
+	ids       int64 // as claimed.ids
 	published []int64
 	failed    []Failure
 	release   []int64
@@ -449,7 +505,8 @@ func (e *Engine) startLoop(src ClaimSource, poll time.Duration, ordered bool) {
 func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, out chan<- claimed) {
 	defer close(out)
 	errDelay := 100 * time.Millisecond
-	numbered := int64(0) // the streamGen the run number covers
+	numbered := int64(0)  // the streamGen the run number covers
+	var lastDue time.Time // the ordered loop's last claim of due operations
 	for {
 		select {
 		case <-e.stopping:
@@ -469,7 +526,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		var err error
 		inOrder := false
 		gen := e.streamGen.Load()
-		if ordered && gen != numbered {
+		if ordered && (gen != numbered || e.nextBatch >= maxBatch) {
 			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Lease/2)
 			if err = e.renumber(ctx); err == nil {
 				numbered = gen
@@ -478,35 +535,43 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			cancel()
 		}
 		inStream := ordered && err == nil
+		ids := int64(0)
 		if inStream {
-			// The ordered stream first; operations that came back below it
-			// (released, requeued) go out unordered.
-			p.Token, p.AfterSeq = e.token(true), e.lastOrdered
-			if recs, err = e.claim(p); err == nil && len(recs) > 0 {
-				inOrder = true
-				e.lastOrdered = recs[len(recs)-1].Seq
-			} else if err != nil {
-				// The claim may have committed (a lost connection hides
-				// it): rows taken in the ordered stream's name and never
-				// sent. Sending later ones above them under the same run
-				// number would let a later run take them for re-sends the
-				// broker already holds.
-				e.breakOrdered(fmt.Errorf("ordered claim: %w", err), p.AfterSeq)
+			// The ordered stream takes every operation as its next batch
+			// (see streamSeq): due ones (retries, expired claims) first,
+			// every RetryPoll, then pending ones, in seq order.
+			sources := []ClaimSource{ClaimPending}
+			if time.Since(lastDue) >= e.cfg.RetryPoll {
+				sources, lastDue = []ClaimSource{ClaimDue, ClaimPending}, time.Now()
 			}
-		}
-		// Only what came back below the stream (released, requeued,
-		// skipped for strict order): an operation committed since the
-		// ordered claim belongs in it.
-		if err == nil && len(recs) == 0 && (!inStream || e.lastOrdered > 0) {
-			p.Token, p.AfterSeq = e.token(false), 0
-			if inStream {
-				p.UpToSeq = e.lastOrdered
+			for _, p.Source = range sources {
+				batch := e.nextBatch
+				p.Token, ids = e.orderedToken(batch), streamSeq(e.run.base, batch, 0)
+				if recs, err = e.claim(p); err != nil || len(recs) > 0 {
+					e.nextBatch++
+				}
+				if err != nil {
+					// The claim may have committed (a lost connection
+					// hides it): rows taken in the ordered stream's name
+					// and never sent. Sending later batches under the same
+					// run number would let a later run take them for
+					// re-sends the broker already holds.
+					e.breakOrdered(fmt.Errorf("ordered claim: %w", err), ids-1)
+					break
+				}
+				if len(recs) > 0 {
+					inOrder = true
+					recs = e.oneBlock(p.Token, ids, recs)
+					break
+				}
 			}
+		} else if err == nil {
+			p.Token = e.token()
 			recs, err = e.claim(p)
 		}
 		token := p.Token
 		if err == nil && len(recs) > 0 {
-			e.tel.claimDur.Record(context.Background(), time.Since(expires.Add(-e.cfg.Lease)).Seconds(), e.tel.sourceAttr[src])
+			e.tel.claimDur.Record(context.Background(), time.Since(expires.Add(-e.cfg.Lease)).Seconds(), e.tel.sourceAttr[p.Source])
 		}
 		if err != nil {
 			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", errDelay)
@@ -530,7 +595,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		if src == ClaimPending && len(recs) == e.cfg.BatchSize {
 			e.Wake() // more is waiting: let an idle sibling start too
 		}
-		span := e.tel.batchSpan(src, expires.Add(-e.cfg.Lease), len(recs))
+		span := e.tel.batchSpan(p.Source, expires.Add(-e.cfg.Lease), len(recs))
 		select {
 		case <-e.stopping: // stopped while claiming: hand nothing on
 			e.release(token, recs)
@@ -542,7 +607,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			e.queued.Add(1)
 		}
 		select {
-		case out <- claimed{token: token, ordered: inOrder, gen: gen, recs: recs, expires: expires, span: span}:
+		case out <- claimed{token: token, ordered: inOrder, gen: gen, ids: ids, recs: recs, expires: expires, span: span}:
 		case <-e.stopping:
 			if inOrder {
 				e.queued.Add(-1)
@@ -552,6 +617,27 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			return
 		}
 	}
+}
+
+// oneBlock sorts an ordered batch (ids its stream ids' high part) by seq
+// and returns the rows that share the first row's block of seqs, giving
+// the rest back (see streamSeq: their ids would not rise with their
+// seqs). If the rest cannot be given back, rows of the batch stay claimed
+// under ids the stream never sent: the batch goes out unordered and the
+// run renumbers.
+func (e *Engine) oneBlock(token, ids int64, recs []Record) []Record {
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	n := len(recs)
+	for n > 1 && !sameBlock(recs[0].Seq, recs[n-1].Seq) {
+		n--
+	}
+	if n == len(recs) {
+		return recs
+	}
+	if err := e.release(token, recs[n:]); err != nil {
+		e.breakOrdered(fmt.Errorf("ordered batch across a block of seqs: %w", err), ids-1)
+	}
+	return recs[:n]
 }
 
 // claim runs one claim to its end even when a stop aborts the engine: a
@@ -588,14 +674,20 @@ func (e *Engine) idle(d time.Duration, wake <-chan struct{}) bool {
 // the broker's last sequence, and the broker would drop it. Recording the
 // failure clears the claim, so the message goes out again as a new one.
 // If it cannot be recorded the run is renumbered before the next ordered
-// claim (see renumber), and a batch claimed before that goes out
-// unordered.
+// claim (see renumber), and a batch claimed before that is given back, to
+// go out in the renumbered stream.
 func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 	defer close(out)
 	for b := range in {
 		queued := b.ordered
 		if b.ordered && b.gen != e.streamGen.Load() {
+			// Its ids are above the mark renumber keeps for the old
+			// number, so it needs no new break if it cannot be given
+			// back: its rows come back after the lease.
 			b.ordered = false
+			e.giveBack(b)
+			e.dequeue(queued)
+			continue
 		}
 		select {
 		case <-e.stopping:
@@ -620,7 +712,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 				o.settled = make(chan struct{})
 				e.unsettledLow = low // before mainUpto covers the batch
 			}
-			e.mainUpto = max(e.mainUpto, b.recs[len(b.recs)-1].Seq)
+			e.mainUpto = max(e.mainUpto, b.ids|b.recs[len(b.recs)-1].Seq&seqMask)
 			e.streamMu.Unlock()
 		}
 		e.dequeue(queued)
@@ -641,7 +733,7 @@ func (e *Engine) dequeue(queued bool) {
 // giveBack releases a claimed batch that was not published.
 func (e *Engine) giveBack(b claimed) {
 	if err := e.release(b.token, b.recs); err != nil && b.ordered {
-		e.breakOrdered(err, b.recs[0].Seq-1)
+		e.breakOrdered(err, b.ids|b.recs[0].Seq&seqMask-1)
 	}
 	b.span.End()
 }
@@ -664,7 +756,7 @@ func (e *Engine) breakOrdered(err error, upto int64) {
 // longer matches its op_hash was altered after it was recorded: it is not
 // published and goes dead at once.
 func (e *Engine) publish(b claimed) outcome {
-	o := outcome{token: b.token, recs: b.recs, span: b.span}
+	o := outcome{token: b.token, ids: b.ids, recs: b.recs, span: b.span}
 	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
 	defer cancel()
 	via, restore, returnStreams := e.takeOver(ctx, b.recs)
@@ -672,9 +764,12 @@ func (e *Engine) publish(b claimed) outcome {
 	msgs := make([]Message, 0, len(b.recs))
 	idx := make([]int, 0, len(b.recs))
 	var buf []byte
+	sending, _ := e.sink.(SendingSink)
 	for i := range b.recs {
 		r := &b.recs[i]
-		if restore[i] {
+		if restore[i] || r.PrevToken&orderedBit != 0 && sending != nil && sending.Sending(r.Seq) {
+			// Given back to its owner, or still being sent by this
+			// process under its previous claim: back to that claim.
 			o.restore = append(o.restore, r.Seq)
 			continue
 		}
@@ -689,7 +784,14 @@ func (e *Engine) publish(b claimed) outcome {
 			o.failed = append(o.failed, Failure{Seq: r.Seq, Dead: true, Err: truncate(err.Error(), 1000)})
 			continue
 		}
-		m.Ordered, m.Redelivery = b.ordered, e.redelivery(r) || via[i] != nil
+		if b.ordered {
+			m.Ordered, m.StreamSeq = true, b.ids|r.Seq&seqMask
+		}
+		if v, ok := via[i]; ok {
+			m.Redelivery, m.PrevStreamSeq = true, v.id
+		} else if id, ok := e.redelivery(r); ok {
+			m.Redelivery, m.PrevStreamSeq = true, id
+		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
 	}
@@ -714,13 +816,15 @@ func (e *Engine) publish(b claimed) outcome {
 			e.tel.ackLatency.Record(context.Background(), acked.Sub(r.Op.CreatedAt).Seconds(), e.tel.sinkAttr)
 		case aborted:
 			o.giveBack(r)
-		case IsUnavailable(err) && b.ordered:
+		case IsUnavailable(err) && b.ordered && !msgs[j].Redelivery:
 			// Handed to the ordered stream, which never gives a message
 			// up: the broker gets it in order or not at all. It keeps
 			// its claim until the lease ends (a release would forget
 			// who sent it, and the next sender would send a copy);
 			// this process's retry then waits for the pending send, and
-			// after a crash it is a redelivery.
+			// after a crash it is a redelivery. (A re-send under an
+			// earlier claim's id goes back to that claim, below: that
+			// claim, not this one, says under which id it went.)
 			if !unavailable {
 				unavailable = true
 				e.sinkDown(err)
@@ -765,17 +869,18 @@ func (o *outcome) giveBack(r *Record) {
 	}
 }
 
-// unpublishedBelow is the highest seq below every row of o that was not
-// published (MaxInt64 if all were).
+// unpublishedBelow is, for a batch of the ordered stream, the highest
+// stream id below every row of o that was not published (MaxInt64 if all
+// were).
 func (o *outcome) unpublishedBelow() int64 {
 	low := int64(math.MaxInt64)
 	for _, seqs := range [][]int64{o.release, o.restore} {
 		for _, s := range seqs {
-			low = min(low, s-1)
+			low = min(low, o.ids|s&seqMask-1)
 		}
 	}
 	for _, f := range o.failed {
-		low = min(low, f.Seq-1)
+		low = min(low, o.ids|f.Seq&seqMask-1)
 	}
 	return low
 }
@@ -783,7 +888,7 @@ func (o *outcome) unpublishedBelow() int64 {
 // send publishes msgs (msgs[j] is record idx[j]): those whose record has
 // a borrowed stream in via through it, first (they were claimed before
 // the rest), the others through the sink.
-func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[int]BorrowedStream) []error {
+func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[int]resend) []error {
 	if len(via) == 0 {
 		return e.sink.Publish(ctx, msgs)
 	}
@@ -791,7 +896,7 @@ func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[in
 	groups := map[BorrowedStream][]int{}
 	var order []BorrowedStream // borrowed streams first, the sink (nil) last
 	for j := range msgs {
-		bs := via[idx[j]]
+		bs := via[idx[j]].bs
 		if groups[bs] == nil && bs != nil {
 			order = append(order, bs)
 		}
@@ -831,14 +936,15 @@ const maxRestores = 3
 // takeOver looks at the claims of another node's ordered stream among
 // recs (rows whose lease ran out, taken over after the grace). For each
 // such node it borrows the node's stream from the sink: while the owner
-// is connected, its rows go back to it (restore[i]); otherwise the rows
-// its latest run claimed (see runRecord) that the broker holds from the
-// stream (at or below its last sequence where the row's key goes: the
-// stream is sent in order and never gives up a message) were sent by it,
-// so they are re-sent through the borrowed stream (via[i]), which the
-// broker drops as copies. Everything else, rows of older runs included,
-// goes out as new messages. done gives the borrowed streams back.
-func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]BorrowedStream, restore map[int]bool, done func()) {
+// is connected, or the broker is unavailable, its rows go back to it
+// (restore[i]); otherwise the rows its runs sent in order (see
+// runHistory) that the broker holds from the stream (see held: for its
+// latest run, at or below the last sequence where the row's key goes;
+// the stream is sent in order and never gives up a message) are re-sent
+// through the borrowed stream (via[i]), which the broker drops as copies.
+// Everything else goes out as new messages. done gives the borrowed
+// streams back.
+func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resend, restore map[int]bool, done func()) {
 	done = func() {}
 	ts, ok := e.sink.(TakeoverSink)
 	if !ok {
@@ -870,10 +976,14 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 			continue // unknown owner: new messages
 		}
 		bs, err := ts.Borrow(ctx, owner.Stream)
-		if errors.Is(err, ErrStreamBusy) {
+		if busy, down := errors.Is(err, ErrStreamBusy), IsUnavailable(err); busy || down {
+			// Busy: the owner is alive. Down: the broker cannot say how
+			// far the owner got, and a new message would be a copy of
+			// whatever it holds. Either way the rows go back to the
+			// owner's claim, for it or a later taker.
 			n := 0
 			for _, i := range idx {
-				if e.restoreOnce(recs[i].Seq) {
+				if down || e.restoreOnce(recs[i].Seq) {
 					if restore == nil {
 						restore = map[int]bool{}
 					}
@@ -881,7 +991,11 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 					n++
 				}
 			}
-			e.log.Info("trustlog: the owner of expired claims is connected to the broker; giving them back", "node", owner.Node, "rows", n)
+			if busy {
+				e.log.Info("trustlog: the owner of expired claims is connected to the broker; giving them back", "node", owner.Node, "rows", n)
+			} else {
+				e.log.Warn("trustlog: cannot borrow the ordered stream of a node whose claims this engine took over; giving them back", "node", owner.Node, "rows", n, "err", err)
+			}
 			continue
 		}
 		if err != nil {
@@ -892,19 +1006,19 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 		held = append(held, bs)
 		// Read after the borrow: while this engine holds the name, no new
 		// run of the owner can send.
-		var latest runRecord
-		known := false
+		var hist runHistory
 		if c, err := e.store.Cursor(ctx, epochCursor(owner.Node)); err == nil {
-			latest, known = parseRunRecord(c.Value)
+			hist, _ = parseRunHistory(c.Value)
 		}
 		n := 0
 		for _, i := range idx {
 			r := &recs[i]
-			if known && latest.covers((r.PrevToken>>epochShift)&0xff, r.Seq) && bs.Holds(r.Op.DOID, r.Seq) {
+			run, id, sent := hist.find(epochOf(r.PrevToken), batchOf(r.PrevToken), r.Seq)
+			if run != nil && sent && e.held(run, run == hist.latest(), r.Op.DOID, id, func() bool { return bs.Holds(r.Op.DOID, id) }) {
 				if via == nil {
-					via = map[int]BorrowedStream{}
+					via = map[int]resend{}
 				}
-				via[i] = bs
+				via[i] = resend{bs, id}
 				n++
 			}
 		}
@@ -912,6 +1026,13 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]Borro
 			"rows", len(idx), "resent_under_its_name", n)
 	}
 	return via, restore, done
+}
+
+// resend is a taken-over operation the broker holds under the stream bs
+// borrowed, with stream id id.
+type resend struct {
+	bs BorrowedStream
+	id int64
 }
 
 // restoreOnce reports whether a taken-over seq may go back to its owner

@@ -2,11 +2,10 @@ package core_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,8 +132,12 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 			defer sink.mu.Unlock()
 			assert.NotEmpty(t, sink.orderedLen, "the ordered stream went on after the failure")
 			if lost {
-				assert.Equal(t, fmt.Sprintf("%d %d:4", started+1, started), runRecord(t, db, "relay-o"),
-					"renumbered once, before the next ordered batch; the old number's claims up to seq 4, below the failed 5, went out in order")
+				// Stream ids: batch number << 20 | seq (the first run
+				// number's batches numbered from 1).
+				run := latestRun(t, db, "relay-o")
+				assert.Equal(t, int64(started+1), run.N[0], "renumbered once, before the next ordered batch")
+				assert.Equal(t, [][3]int64{{int64(started), 1, 1<<20 | 4}}, run.M,
+					"the old number's claims up to seq 4 of its first batch, below the failed 5, went out in order")
 				return
 			}
 			assert.Empty(t, sink.violations)
@@ -143,46 +146,57 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 	}
 }
 
-// lostClaimCommit commits one claim of the ordered stream but reports an
-// error, as a connection lost during COMMIT does.
+// lostClaimCommit commits the second claim of the ordered stream that
+// finds rows but reports an error, as a connection lost during COMMIT
+// does.
 type lostClaimCommit struct {
 	core.Store
-	mu   sync.Mutex
-	done bool
+	mu     sync.Mutex
+	claims int
 }
 
 func (s *lostClaimCommit) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
 	recs, err := s.Store.Claim(ctx, p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err == nil && len(recs) > 0 && p.AfterSeq > 0 && !s.done {
-		s.done = true
-		return nil, errors.New("injected: connection lost during COMMIT")
+	if err == nil && len(recs) > 0 && p.Token&1 == 1 {
+		if s.claims++; s.claims == 2 {
+			return nil, errors.New("injected: connection lost during COMMIT")
+		}
 	}
 	return recs, err
 }
 
-// runNumber reads a node's run number (epoch) from its run record.
+// runNumber reads a node's run number (epoch) from its run history.
 func runNumber(t *testing.T, s core.Store, node string) int {
 	t.Helper()
-	n, err := strconv.Atoi(strings.Fields(runRecord(t, s, node))[0])
-	require.NoError(t, err)
-	return n
+	return int(latestRun(t, s, node).N[0])
 }
 
-// runRecord reads a node's run record cursor.
-func runRecord(t *testing.T, s core.Store, node string) string {
+// recordedRun is a run in a node's run history: its number and first
+// batch number, and [number, first batch, mark] for earlier numbers.
+type recordedRun struct {
+	N   [2]int64
+	M   [][3]int64
+	End string
+}
+
+// latestRun reads the latest run of a node's run history cursor.
+func latestRun(t *testing.T, s core.Store, node string) recordedRun {
 	t.Helper()
 	c, err := s.Cursor(context.Background(), "trustlog.node."+node+".epoch")
 	require.NoError(t, err)
-	return c.Value
+	var h struct{ Runs []recordedRun }
+	require.NoError(t, json.Unmarshal([]byte(c.Value), &h), c.Value)
+	require.NotEmpty(t, h.Runs)
+	return h.Runs[0]
 }
 
 // TestOrderedStreamRenumbersOnUnknownClaim: when an ordered claim's
 // outcome is unknown (it may have committed), the run takes the next run
 // number and the ordered stream goes on above the lost claim's rows;
 // every operation is still published (the lost claim's rows after their
-// lease, unordered).
+// lease).
 func TestOrderedStreamRenumbersOnUnknownClaim(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -214,8 +228,10 @@ func TestOrderedStreamRenumbersOnUnknownClaim(t *testing.T) {
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	assert.Greater(t, sink.ordered, 10, "the ordered stream went on after the lost claim")
-	assert.Equal(t, fmt.Sprintf("%d %d:10", started+1, started), runRecord(t, db, "relay-u"),
-		"the old number's claims up to seq 10, below the lost claim, went out in order")
+	run := latestRun(t, db, "relay-u")
+	assert.Equal(t, int64(started+1), run.N[0], "renumbered once")
+	assert.Equal(t, [][3]int64{{int64(started), 1, 1<<20 | 10}}, run.M,
+		"the old number's claims up to seq 10 of its first batch, below the lost second one, went out in order")
 }
 
 // orderedCounter counts the messages offered as part of the ordered stream.
@@ -237,4 +253,60 @@ func (s *orderedCounter) Publish(ctx context.Context, msgs []core.Message) []err
 	}
 	s.mu.Unlock()
 	return s.Sink.Publish(ctx, msgs)
+}
+
+// streamLog is a sequenced sink that records, in order, what it is
+// offered.
+type streamLog struct {
+	mu   sync.Mutex
+	msgs []core.Message
+}
+
+func (s *streamLog) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *streamLog) EndOrderedStream()                                  {}
+func (s *streamLog) Close() error                                       { return nil }
+func (s *streamLog) Publish(_ context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, msgs...)
+	return make([]error, len(msgs))
+}
+
+// TestOrderedBatchStaysInOneBlock: a stream id carries the low 20 bits of
+// the seq under the batch's number, so a batch whose seqs cross a
+// multiple of 2^20 would send a lower id after a higher one (which a
+// deduplicating broker drops as a copy). The engine sends the batch up to
+// the crossing and gives the rest back for the next batch: every
+// operation goes out once, in the ordered stream, with rising ids.
+func TestOrderedBatchStaysInOneBlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	recordN(t, db, 1, 1)
+	res, err := db.DB().ExecContext(ctx, "UPDATE sqlite_sequence SET seq = ? WHERE name LIKE '%operation'", 1<<20-5)
+	require.NoError(t, err)
+	n, err := res.RowsAffected()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	recordN(t, db, 10, 10) // seqs 2^20-4 ... 2^20+5
+	sink := &streamLog{}
+	e, err := core.NewEngine(db, sink, core.EngineConfig{Node: "relay-b", Workers: 1, BatchSize: 20,
+		PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	defer e.Stop(ctx)
+	untilCount(t, db, core.StatePublished, 11, 10*time.Second)
+
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Len(t, sink.msgs, 11, "every operation once")
+	var last int64
+	seqs := make([]int64, len(sink.msgs))
+	for i, m := range sink.msgs {
+		seqs[i] = m.Seq
+		assert.True(t, m.Ordered, "seq %d in the ordered stream", m.Seq)
+		assert.Greater(t, m.StreamSeq, last, "seq %d: ids rise in the order they are sent", m.Seq)
+		last = m.StreamSeq
+	}
+	assert.Equal(t, []int64{1, 1<<20 - 4, 1<<20 - 3, 1<<20 - 2, 1<<20 - 1, 1 << 20, 1<<20 + 1, 1<<20 + 2, 1<<20 + 3, 1<<20 + 4, 1<<20 + 5}, seqs)
 }

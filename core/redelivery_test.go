@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,21 @@ type runSink struct {
 	mu    sync.Mutex
 	seen  map[string]core.Message
 	calls int
+	high  int64 // the highest stream id offered
+}
+
+// highest is the highest stream id s was offered: the broker's last
+// sequence for the next run if everything reached it.
+func (s *runSink) highest() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.high
+}
+
+// called waits until s was offered a batch.
+func (s *runSink) called(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.calls > 0 }, 10*time.Second, 5*time.Millisecond)
 }
 
 func (s *runSink) OrderedStream(context.Context) (int64, bool, error) { return s.last, true, nil }
@@ -36,6 +52,9 @@ func (s *runSink) Publish(ctx context.Context, msgs []core.Message) []error {
 	s.calls++
 	for _, m := range msgs {
 		s.seen[m.ID] = m
+		if m.Ordered {
+			s.high = max(s.high, m.StreamSeq)
+		}
 	}
 	s.mu.Unlock()
 	if s.hang {
@@ -56,16 +75,33 @@ func (killed) Release(context.Context, core.ReleaseParams) (int, error) {
 	return 0, errors.New("killed")
 }
 
-// TestRedeliveryOnlyFromPreviousRun: a relay's run 1 claims operations in
-// its ordered stream and dies before recording anything. If run 2 takes
-// them back, they are redeliveries (the broker's last sequence says
-// whether run 1 got them through). If run 2 instead sent higher ids and
-// died too, run 3 must not treat run 1's rows as redeliveries: the broker
-// would drop them as copies of what it never had.
-func TestRedeliveryOnlyFromPreviousRun(t *testing.T) {
+// positioned is a runSink that says where its stream stood (its last
+// sequence) and judges by such a position (core.PositionedSink).
+type positioned struct{ *runSink }
+
+func (s positioned) Position() string { return strconv.FormatInt(s.last, 10) }
+func (s positioned) HeldAt(pos, _ string, id int64) bool {
+	last, err := strconv.ParseInt(pos, 10, 64)
+	return err == nil && id <= last
+}
+
+// TestRedeliveryFromEarlierRuns: a relay's run 1 claims operations in its
+// ordered stream and dies before recording anything. If run 2 takes them
+// back, they are redeliveries (the broker's last sequence says whether run
+// 1 got them through). If run 2 instead sent higher ids and died too, the
+// broker's last sequence no longer says what run 1 got through: run 3 may
+// treat run 1's rows as redeliveries only if the sink can say where the
+// stream stood when run 1 ended (a PositionedSink, which run 2 recorded);
+// otherwise the broker would drop them as copies of what it may never
+// have had.
+func TestRedeliveryFromEarlierRuns(t *testing.T) {
 	t.Parallel()
-	for _, runs := range []int{2, 3} {
-		t.Run(fmt.Sprintf("taken-back-by-run-%d", runs), func(t *testing.T) {
+	for _, tc := range []struct {
+		runs       int
+		positioned bool
+	}{{2, false}, {3, false}, {2, true}, {3, true}} {
+		t.Run(fmt.Sprintf("taken-back-by-run-%d/positioned=%v", tc.runs, tc.positioned), func(t *testing.T) {
+			runs := tc.runs
 			t.Parallel()
 			ctx := context.Background()
 			db := sqlitetest.Open(t, sqlitetest.URL(t))
@@ -79,7 +115,11 @@ func TestRedeliveryOnlyFromPreviousRun(t *testing.T) {
 				require.NoError(t, c.Record(ctx, ops...))
 				return ops
 			}
-			run := func(store core.Store, sink *runSink, lease time.Duration) *core.Engine {
+			run := func(store core.Store, s *runSink, lease time.Duration) *core.Engine {
+				var sink core.Sink = s
+				if tc.positioned {
+					sink = positioned{s}
+				}
 				e, err := core.NewEngine(store, sink, core.EngineConfig{Node: "relay-r", Workers: 1, BatchSize: 10,
 					Lease: lease, PublishTimeout: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
 					RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
@@ -95,18 +135,20 @@ func TestRedeliveryOnlyFromPreviousRun(t *testing.T) {
 			}
 
 			first := record("first", 10) // seqs 1-10
-			one := run(killed{db}, &runSink{hang: true, seen: map[string]core.Message{}}, 3*time.Second)
+			s1 := &runSink{hang: true, seen: map[string]core.Message{}}
+			one := run(killed{db}, s1, 3*time.Second)
 			require.Eventually(t, inFlight(10), 10*time.Second, 10*time.Millisecond)
+			s1.called(t)
 			one.Stop(ctx) // the settle and release never land: killed
 
-			last := int64(10) // run 1's sends may all be on the broker
+			last := s1.highest() // run 1's sends may all be on the broker
 			if runs == 3 {
 				record("second", 10) // seqs 11-20, sent by run 2, which then dies
-				s2 := &runSink{seen: map[string]core.Message{}}
+				s2 := &runSink{last: last, seen: map[string]core.Message{}}
 				two := run(killed{db}, s2, time.Minute)
 				require.Eventually(t, func() bool { s2.mu.Lock(); defer s2.mu.Unlock(); return len(s2.seen) == 10 }, 10*time.Second, 10*time.Millisecond)
 				two.Stop(ctx)
-				last = 20
+				last = s2.highest()
 			}
 			s := &runSink{last: last, seen: map[string]core.Message{}}
 			e := run(db, s, 3*time.Second)
@@ -120,7 +162,8 @@ func TestRedeliveryOnlyFromPreviousRun(t *testing.T) {
 			for _, op := range first {
 				m, ok := s.seen[op.OpID]
 				require.True(t, ok, "run %d sent %s", runs, op.OpID)
-				assert.Equal(t, runs == 2, m.Redelivery, "a redelivery only when taken back by the very next run")
+				assert.Equal(t, runs == 2 || tc.positioned, m.Redelivery,
+					"a redelivery when taken back by the very next run, or when run 1's end is known")
 			}
 		})
 	}
@@ -196,7 +239,7 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 	}
 	s1.mu.Unlock()
 
-	s2 := &runSink{last: 30, seen: map[string]core.Message{}}
+	s2 := &runSink{last: s1.highest(), seen: map[string]core.Message{}}
 	two := run(db, s2)
 	defer two.Stop(ctx)
 	require.Eventually(t, sent(s2, 30), 20*time.Second, 10*time.Millisecond, "run 2 takes everything back after the lease")
@@ -233,11 +276,13 @@ func TestUnavailableKeepsThePreviousClaim(t *testing.T) {
 		require.NoError(t, e.Start(ctx))
 		return e
 	}
-	one := run(killed{db}, &runSink{hang: true, seen: map[string]core.Message{}})
+	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
+	one := run(killed{db}, s1)
 	untilCount(t, db, core.StateInFlight, 10, 10*time.Second)
+	s1.called(t)
 	one.Stop(ctx)
 
-	s := &downFirst{runSink: runSink{last: 10, seen: map[string]core.Message{}}}
+	s := &downFirst{runSink: runSink{last: s1.highest(), seen: map[string]core.Message{}}}
 	two := run(db, s)
 	defer two.Stop(ctx)
 	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
@@ -275,32 +320,45 @@ func TestOrderedUnansweredKeepsItsClaim(t *testing.T) {
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
 	ops := recordN(t, db, 10, 10)
-	run := func(sink core.Sink) *core.Engine {
-		e, err := core.NewEngine(db, sink, core.EngineConfig{Node: "relay-k", Workers: 1, BatchSize: 10,
-			Lease: time.Second, PublishTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond,
-			RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
-		require.NoError(t, err)
-		require.NoError(t, e.Start(ctx))
-		return e
-	}
+	run := func(sink core.Sink) *core.Engine { return startRelay(t, db, sink, "relay-k", 200*time.Millisecond) }
 	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
 	one := run(s1)
-	require.Eventually(t, func() bool { s1.mu.Lock(); defer s1.mu.Unlock(); return s1.calls > 0 }, 10*time.Second, 5*time.Millisecond)
+	s1.called(t)
 	time.Sleep(300 * time.Millisecond) // past the publish timeout
 	require.NoError(t, one.Stop(ctx))
 	st, err := db.Stats(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(10), st.Counts[core.StateInFlight], "unanswered rows of the ordered stream keep their claim")
 
-	s2 := &runSink{last: 10, seen: map[string]core.Message{}}
-	two := run(s2)
-	defer two.Stop(ctx)
-	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
-	s2.mu.Lock()
-	defer s2.mu.Unlock()
+	redelivered(t, db, run, s1.highest(), ops)
+}
+
+// redelivered runs the next run of a relay (run) with the broker's last
+// sequence at last, until ops are published, and checks that every one
+// went out as a redelivery.
+func redelivered(t *testing.T, db core.Store, run func(core.Sink) *core.Engine, last int64, ops []*core.Operation) {
+	t.Helper()
+	s := &runSink{last: last, seen: map[string]core.Message{}}
+	e := run(s)
+	defer e.Stop(context.Background())
+	untilCount(t, db, core.StatePublished, int64(len(ops)), 20*time.Second)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, op := range ops {
-		assert.True(t, s2.seen[op.OpID].Redelivery, "%s goes out as a redelivery", op.OpID)
+		assert.True(t, s.seen[op.OpID].Redelivery, "%s goes out as a redelivery", op.OpID)
 	}
+}
+
+// startRelay starts an engine for one run of the relay node over store
+// and sink: batches of 10, a one-second lease, publishTimeout, fast polls.
+func startRelay(t *testing.T, store core.Store, sink core.Sink, node string, publishTimeout time.Duration) *core.Engine {
+	t.Helper()
+	e, err := core.NewEngine(store, sink, core.EngineConfig{Node: node, Workers: 1, BatchSize: 10,
+		Lease: time.Second, PublishTimeout: publishTimeout, PollInterval: 10 * time.Millisecond,
+		RetryPoll: 10 * time.Millisecond, Logger: quietLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(context.Background()))
+	return e
 }
 
 // untilCount waits until s holds n operations in state, for at most d.
@@ -310,4 +368,71 @@ func untilCount(t *testing.T, s core.Store, state core.State, n int64, d time.Du
 		st, err := s.Stats(context.Background())
 		return err == nil && st.Counts[state] == n
 	}, d, 5*time.Millisecond, "%d operations %v", n, state)
+}
+
+// stillSending is a sequenced sink whose broker never answers, while its
+// producer goes on sending whatever it was handed (as the Pulsar sink's
+// ordered stream does): a message offered again is the same send, not a
+// new one, so only the first offer of each operation raises the broker's
+// last sequence.
+type stillSending struct {
+	mu    sync.Mutex
+	first map[int64]int64 // seq → the stream id of its first offer
+}
+
+func (s *stillSending) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *stillSending) EndOrderedStream()                                  {}
+func (s *stillSending) Close() error                                       { return nil }
+
+func (s *stillSending) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	for _, m := range msgs {
+		if _, ok := s.first[m.Seq]; !ok && m.Ordered {
+			s.first[m.Seq] = m.StreamSeq
+		}
+	}
+	s.mu.Unlock()
+	<-ctx.Done()
+	return core.FailAll(len(msgs), core.Unavailable(ctx.Err()))
+}
+
+func (s *stillSending) Sending(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.first[seq]
+	return ok
+}
+
+// last is the broker's last sequence once every first offer arrived.
+func (s *stillSending) last() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var high int64
+	for _, id := range s.first {
+		high = max(high, id)
+	}
+	return high
+}
+
+// TestPendingSendKeepsItsClaim: run 1 hands its ordered batch to a sink
+// that goes on sending it while the broker does not answer, for several
+// leases. Claiming the rows again when the lease ends would give them a
+// claim whose stream ids never went out, so after a crash run 2 could not
+// tell that the broker holds them and would send copies. While the sink
+// is still sending them they stay under the claim they were sent with,
+// and run 2 re-sends them as redeliveries, for the broker to drop.
+func TestPendingSendKeepsItsClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	run := func(sink core.Sink) *core.Engine { return startRelay(t, db, sink, "relay-p", 100*time.Millisecond) }
+	s1 := &stillSending{first: map[int64]int64{}}
+	one := run(s1)
+	require.Eventually(t, func() bool { return s1.last() > 0 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(3500 * time.Millisecond) // three leases
+	require.NoError(t, one.Stop(ctx))
+	untilCount(t, db, core.StateInFlight, 10, time.Second)
+
+	redelivered(t, db, run, s1.last(), ops)
 }

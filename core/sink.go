@@ -38,33 +38,40 @@ type Message struct {
 	OpHash string
 	Signer string
 	Sign   []byte
-	// Ordered: the message belongs to this engine's ordered stream, whose
-	// seqs strictly increase from the last sequence the SequencedSink's
-	// OrderedStream returned. A sink may use Seq as a broker-side sequence
-	// id for it.
-	Ordered bool
-	// Redelivery: this engine's node sent the operation before in its
-	// ordered stream and stopped before recording the outcome (it
-	// crashed): re-sending it with the same sequence id lets a
-	// deduplicating broker drop it if it had arrived.
-	Redelivery bool
+	// Ordered: the message belongs to this engine's ordered stream, at
+	// StreamSeq. Stream ids strictly increase, in the order the engine
+	// hands messages to the sink, from above the last sequence the
+	// SequencedSink's OrderedStream returned. A sink may use StreamSeq as
+	// a broker-side sequence id.
+	Ordered   bool
+	StreamSeq int64
+	// Redelivery: this engine's node (or the node whose stream it
+	// borrowed) sent the operation before in its ordered stream, at
+	// PrevStreamSeq, and stopped before recording the outcome (it
+	// crashed): re-sending it with that sequence id lets a deduplicating
+	// broker drop it if it had arrived. A message may be both Ordered and
+	// a Redelivery: where the broker does not hold PrevStreamSeq, the
+	// message goes out at StreamSeq.
+	Redelivery    bool
+	PrevStreamSeq int64
 }
 
 // SequencedSink is implemented by sinks whose broker deduplicates by
 // producer and sequence id (Pulsar). An engine then keeps one ordered
-// stream: a dispatcher that claims only seqs above the broker's last
-// sequence and sends them with Message.Ordered, so a sink can use each Seq
-// as a sequence id without ever sending a lower one after a higher (which
-// the broker would drop as a duplicate). Everything else (retries,
-// operations released back) is sent without that promise.
+// stream: a dispatcher that claims pending operations batch by batch and
+// numbers them (Message.StreamSeq) above the broker's last sequence, in
+// the order it sends them, so a sink can use each StreamSeq as a sequence
+// id without ever sending a lower one after a higher (which the broker
+// would drop as a duplicate). Everything else (retries of failed
+// operations, other dispatchers) is sent without that promise.
 //
 // The engine records the outcome of an ordered batch in which anything
 // failed before it sends the next ordered batch (and, if it cannot, or
 // when an ordered claim's outcome is unknown, takes the node's next run
 // number first), so a failed message never carries an ordered claim of
 // the current run number while a higher sequence reaches the broker:
-// after a crash, every Redelivery at or below the broker's last sequence
-// is one the broker holds, provided the sink sends the stream's messages
+// after a crash, every Redelivery whose PrevStreamSeq is at or below the
+// broker's last sequence is one the broker holds, provided the sink sends the stream's messages
 // in order and does not give up on one while sending later ones.
 type SequencedSink interface {
 	Sink
@@ -98,17 +105,46 @@ type TakeoverSink interface {
 // BorrowedStream is another node's ordered stream, held until Release.
 type BorrowedStream interface {
 	// Holds reports whether the broker holds the stream's message with
-	// key and seq, if the stream sent it: whether seq is at or below the
-	// highest sequence id the broker holds from the stream where that
-	// key goes (Pulsar: per partition).
-	Holds(key string, seq int64) bool
-	// Publish re-sends messages the broker Holds under their Seq as
-	// sequence id, for the broker to drop (and to store, should it not
+	// key and stream id id, if the stream sent it: whether id is at or
+	// below the highest sequence id the broker holds from the stream where
+	// that key goes (Pulsar: per partition).
+	Holds(key string, id int64) bool
+	// Publish re-sends messages the broker Holds under their
+	// PrevStreamSeq as sequence id, for the broker to drop (and to store, should it not
 	// have one after all). It returns one error per message, like
 	// Sink.Publish, and refuses messages the broker does not hold.
 	Publish(ctx context.Context, msgs []Message) []error
 	// Release flushes and gives the name back; it is idempotent.
 	Release()
+}
+
+// PositionedSink is a SequencedSink that can say where its ordered
+// stream stood at the broker, in a form of its own (Pulsar: the last
+// sequence per partition). A node's next run records, as the end of the
+// run before, where the stream stood when it started; that says which of
+// the earlier run's sends the broker holds even after later runs sent
+// higher ids, so the earlier run's unfinished claims are re-sent for the
+// broker to drop rather than as copies.
+type PositionedSink interface {
+	SequencedSink
+	// Position is where the stream stood when the sink connected.
+	Position() string
+	// HeldAt reports whether the broker held the stream's message with
+	// key and stream id id when the stream stood at pos (a Position of a
+	// sink for the same topic); false if pos is not one it can read.
+	HeldAt(pos, key string, id int64) bool
+}
+
+// SendingSink is implemented by sinks that go on sending a message after
+// Publish returned without its outcome (Pulsar: a producer never gives up
+// a message of the ordered stream). Sending reports whether this process
+// handed the operation with seq to the broker and has no outcome yet. The
+// engine then leaves the operation under the claim it was sent with
+// instead of claiming it anew: a new claim would say the operation went
+// out under a new stream id, which it never did, and after a crash the
+// next sender could not tell that the broker holds it.
+type SendingSink interface {
+	Sending(seq int64) bool
 }
 
 // Header names every sink puts on a message, in this order.

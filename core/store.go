@@ -47,7 +47,8 @@ const (
 type ClaimParams struct {
 	Source ClaimSource
 	// Token is written on every claimed row; Settle and Release compare it.
-	// The engine draws a fresh random one per claim.
+	// The engine makes a new one per claim (see Engine: node, run number,
+	// and random bits or the ordered stream's batch number).
 	Token int64
 	// Limit is the most operations to claim (> 0).
 	Limit int
@@ -59,13 +60,8 @@ type ClaimParams struct {
 	// reach the sink in record order even across workers and failures.
 	Strict bool
 	// AfterSeq, for ClaimPending, claims only operations with a larger seq
-	// (0: all). The engine's ordered stream uses it (see Message.Ordered).
+	// (0: all).
 	AfterSeq int64
-	// UpToSeq, for ClaimPending, claims only operations with a seq at or
-	// below it (0: no bound). The ordered stream's loop uses it to take
-	// back operations that came back below its position without taking
-	// new ones that belong in the stream.
-	UpToSeq int64
 	// Node and Grace, for ClaimDue: an expired claim whose token carries
 	// this node tag (token >> 40) is taken back as soon as it expires; an
 	// expired claim of another node only Grace after it expired. A relay

@@ -36,9 +36,9 @@ func after(p string) string { return "DATE_ADD(" + now + ", INTERVAL " + p + " M
 // optimizer otherwise sometimes walks the primary key.
 var queries = sqlstore.Queries{
 	ClaimPending: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE state = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
+		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimPendingStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE c.state = 0 AND c.seq > ? AND c.seq <= ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
+		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimDue: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
 		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimDueStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)

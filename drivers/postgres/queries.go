@@ -25,9 +25,9 @@ func micros(p string) string { return "(" + p + "::bigint * interval '1 microsec
 // since this statement's snapshot are re-checked against state = 0 and
 // dropped (READ COMMITTED's recheck), so no row is claimed twice.
 var queries = sqlstore.Queries{
-	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 AND seq > $3 AND seq <= $4 ORDER BY seq LIMIT $5 FOR UPDATE SKIP LOCKED`),
-	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND c.seq > $3 AND c.seq <= $4 AND ` + noEarlier + `
-		ORDER BY c.seq LIMIT $5 FOR UPDATE SKIP LOCKED`),
+	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
+	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND c.seq > $3 AND ` + noEarlier + `
+		ORDER BY c.seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
 	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `
 		ORDER BY c.due_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
 	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `

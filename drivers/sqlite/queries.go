@@ -27,9 +27,9 @@ const now = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
 // full scan, which is ten times slower.
 var queries = sqlstore.Queries{
 	ClaimPending: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending
-		WHERE state = 0 AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`),
+		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?`),
 	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_pending
-		WHERE c.state = 0 AND c.seq > ? AND c.seq <= ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
+		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
 	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
 		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ?`),
 	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due

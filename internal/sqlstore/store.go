@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -255,11 +254,7 @@ func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, e
 	err = s.retrying(ctx, func() error {
 		args := []any{p.Node, p.Grace.Microseconds(), p.Limit}
 		if p.Source == core.ClaimPending {
-			upTo := p.UpToSeq
-			if upTo <= 0 {
-				upTo = math.MaxInt64
-			}
-			args = []any{p.AfterSeq, upTo, p.Limit}
+			args = []any{p.AfterSeq, p.Limit}
 		}
 		if s.q.ClaimUpdate == "" {
 			recs, err = s.queryRecords(ctx, s.db, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...)

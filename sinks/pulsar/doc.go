@@ -32,18 +32,26 @@
 //   - Give every relay a stable producer_name (the CLI's --node is a good
 //     one). Without a name the broker names the producer and nothing is
 //     deduplicated across restarts.
-//   - The sink is a core.SequencedSink. The engine's ordered stream (one
-//     batch after another, in seq order) goes through a producer named
-//     producer_name with the store's seq as the sequence id. When it
-//     connects, the broker tells it the highest id it holds from that name;
-//     the engine starts its stream above it, and marks a re-send of a
-//     message its previous run had sent in that stream, at or below it, as
-//     a redelivery: the sink sends it with its old id and the broker drops
-//     it.
-//   - Everything else (retries, released batches, other workers' batches)
-//     goes through a second producer, producer_name-unordered, with ids of
-//     its own: the broker never mistakes such a message for a duplicate,
-//     and never drops a first delivery.
+//   - The sink is a core.SequencedSink. The engine's ordered stream takes
+//     every operation, batch after batch (pending ones in seq order, and
+//     retries and expired claims as they come due), and goes through a
+//     producer named producer_name, with a stream id as the sequence id:
+//     the batch's number in the high bits, the seq's low 20 bits below
+//     (see core.Message.StreamSeq), so the ids rise in the order they are
+//     sent and the claim's token says under which id an operation went.
+//     When it connects, the broker tells it the highest id it holds from
+//     that name; the engine numbers its batches above it, and marks a
+//     re-send of a message an earlier run had sent in that stream, and
+//     the broker held when that run ended, as a redelivery: the sink sends
+//     it with its old id and the broker drops it. The sink is a
+//     core.PositionedSink: each run records where the stream stood (the
+//     last id per partition) as the end of the run before it, so even an
+//     older run's re-sends are judged right.
+//   - What an engine sends outside its ordered stream (the batches of
+//     extra workers, --workers above 1) goes through a second producer,
+//     producer_name-unordered, with ids of its own: the broker never
+//     mistakes such a message for a duplicate, and never drops a first
+//     delivery.
 //   - The ordered stream's producer has no send timeout and is fed by one
 //     goroutine with a context that never ends (pulsar-client-go fails a
 //     queued message whose context ended while it still sends later ones):
@@ -55,16 +63,20 @@
 //   - Another relay that takes over a dead relay's expired claims (after
 //     the grace) borrows the dead relay's producer name (core.TakeoverSink):
 //     the broker refuses it while the owner is connected (ProducerBusy: the
-//     rows go back to their owner), and otherwise tells the taker the
-//     highest id it holds under that name; what the owner's latest run sent
-//     at or below it is re-sent under the name, and dropped. Each relay's
+//     rows go back to their owner, and so they do while the broker cannot
+//     be reached), and otherwise tells the taker the highest id it holds
+//     under that name; what the owner's runs sent that the broker holds is
+//     re-sent under the name, and dropped. Each relay's
 //     producer_name must therefore be the same across its restarts and
 //     differ from every other relay's.
 //   - A retry of an operation this process already handed to either
 //     producer waits for that send and takes its outcome: an outage whose
 //     receipts come after the engine's publish timeout leaves one copy,
-//     not two. The unordered producer, too, never gives up on a message
-//     unless send_timeout is set.
+//     not two. While the send is pending, the engine leaves the operation
+//     under the claim it was sent with (core.SendingSink) rather than
+//     claiming it anew under an id it never went out with. The unordered
+//     producer, too, never gives up on a message unless send_timeout is
+//     set.
 //
 // Caveat: a real broker deduplicates per batch (a batch whose lowest id is
 // at or below the last one stored but whose highest is above is answered
@@ -76,10 +88,10 @@
 // The result: with deduplication on, a relay killed mid-batch leaves each
 // message on the topic once, whether it restarts under the same name or
 // another relay takes its work over (chaos.TestPulsarCrashDuplicates);
-// copies remain possible for what a relay sent through its unordered
-// producer (retries, released batches) when it dies before recording
-// them. With deduplication off the stream is at least once and consumers
-// deduplicate on op_id.
+// copies remain possible for what extra workers sent through the
+// unordered producer, and where the store lost track of which run sent
+// an operation (see RELIABILITY.md). With deduplication off the stream is
+// at least once and consumers deduplicate on op_id.
 //
 // pulsar-client-go (v0.19.0) does not return the broker's last sequence id
 // from Producer.LastSequenceID before a first receipt, although it is

@@ -167,7 +167,7 @@ func ParseURL(raw string) (Config, error) {
 type Sink struct {
 	cfg       Config
 	client    pc.Client
-	main      pc.Producer // the ordered stream: sequence id = store seq
+	main      pc.Producer // the ordered stream: sequence id = stream id
 	unordered pc.Producer // everything else: sequence ids of its own
 	mu        sync.Mutex
 	closed    bool
@@ -338,6 +338,35 @@ func (s *Sink) OrderedStream(context.Context) (int64, bool, error) {
 	return s.lastSent, true, nil
 }
 
+// Position implements core.PositionedSink: the broker's last sequences
+// per partition when the main producer connected, comma-separated ("" if
+// they could not be read).
+func (s *Sink) Position() string {
+	if !s.sequenced {
+		return ""
+	}
+	parts := make([]string, len(s.startLasts))
+	for i, l := range s.startLasts {
+		parts[i] = strconv.FormatInt(l, 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+// HeldAt implements core.PositionedSink: id is at or below the last
+// sequence pos gives for key's partition. A pos for another number of
+// partitions than the topic has now says nothing (keys moved).
+func (s *Sink) HeldAt(pos, key string, id int64) bool {
+	if pos == "" || !s.sequenced {
+		return false
+	}
+	fields := strings.Split(pos, ",")
+	if len(fields) != len(s.startLasts) {
+		return false
+	}
+	last, err := strconv.ParseInt(fields[partitionOf(key, len(fields))], 10, 64)
+	return err == nil && id <= last
+}
+
 // StreamName implements core.TakeoverSink: the main producer's name, if
 // the configuration gives one and the broker's last sequence can be read.
 func (s *Sink) StreamName() string {
@@ -400,11 +429,11 @@ type borrowed struct {
 	once  sync.Once
 }
 
-// Holds implements core.BorrowedStream: seq is at or below the last
+// Holds implements core.BorrowedStream: id is at or below the last
 // sequence of key's partition.
-func (b *borrowed) Holds(key string, seq int64) bool { return holds(b.lasts, key, seq) }
+func (b *borrowed) Holds(key string, id int64) bool { return holds(b.lasts, key, id) }
 
-// Publish sends each message with its Seq as sequence id, in order, with
+// Publish sends each message with its PrevStreamSeq as sequence id, in order, with
 // a context that never ends (as the main producer: a message given up
 // while a later one got through would be a gap below the stream's last
 // sequence). It returns when every receipt arrived or ctx ended.
@@ -415,15 +444,15 @@ func (b *borrowed) Publish(ctx context.Context, msgs []core.Message) []error {
 	var mu sync.Mutex
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Seq <= 0 || !b.Holds(m.Key, m.Seq) {
-			errs[i], answered[i] = fmt.Errorf("pulsar: the broker does not hold seq %d of the borrowed stream", m.Seq), true
+		if m.PrevStreamSeq <= 0 || !b.Holds(m.Key, m.PrevStreamSeq) {
+			errs[i], answered[i] = fmt.Errorf("pulsar: the broker does not hold id %d of the borrowed stream", m.PrevStreamSeq), true
 			continue
 		}
 		props := make(map[string]string, 8)
 		for _, h := range m.Headers() {
 			props[h[0]] = h[1]
 		}
-		seq := m.Seq
+		seq := m.PrevStreamSeq
 		wg.Add(1)
 		b.p.SendAsync(context.Background(), &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props, SequenceID: &seq},
 			func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
@@ -464,8 +493,8 @@ func (s *Sink) EndOrderedStream() {
 
 // Publish implements core.Sink with SendAsync, one result per message from
 // its callback. Messages of the engine's ordered stream, and re-sends of
-// them after a crash, go through the main producer with the store seq as
-// sequence id, so a deduplicating broker drops a re-send of what it
+// them after a crash, go through the main producer with their stream id
+// as sequence id, so a deduplicating broker drops a re-send of what it
 // already holds; every other message goes through a second producer with
 // sequence ids of its own, which the broker never mistakes for a
 // duplicate. Properties carry the core.Message headers; the key is the
@@ -522,21 +551,28 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 		pm := &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props}
 		// Whatever the engines promise, an id goes out through main only
 		// if the broker cannot mistake it for a duplicate of something
-		// else: above every id main sent, or a re-send of what the broker
-		// held when main connected (at or below the last sequence of the
-		// message's partition: the broker keeps one per partition, and a
-		// re-send above it, behind a higher id of another partition, would
-		// be dropped once a later re-send raised it).
-		if s.sequenced && isOp && (m.Ordered && m.Seq > s.lastSent || m.Redelivery && holds(s.startLasts, m.Key, m.Seq)) {
+		// else: a re-send of what the broker held when main connected (at
+		// or below the last sequence of the message's partition: the
+		// broker keeps one per partition, and a re-send above it, behind a
+		// higher id of another partition, would be dropped once a later
+		// re-send raised it), or above every id main sent.
+		id := int64(0)
+		switch {
+		case !s.sequenced || !isOp:
+		case m.Redelivery && m.PrevStreamSeq > 0 && holds(s.startLasts, m.Key, m.PrevStreamSeq):
+			id = m.PrevStreamSeq
+		case m.Ordered && m.StreamSeq > s.lastSent:
+			id = m.StreamSeq
+		}
+		if id > 0 {
 			if s.mainClosing {
 				known = append(known, func() { finish(i, core.Unavailable(core.ErrClosed)) })
 				continue
 			}
-			seq := m.Seq
-			pm.SequenceID = &seq
-			ms := &send{seq: seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
-			s.sends[seq], s.mainQ = ms, append(s.mainQ, ms)
-			s.lastSent = max(s.lastSent, seq)
+			pm.SequenceID = &id
+			ms := &send{seq: m.Seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
+			s.sends[m.Seq], s.mainQ = ms, append(s.mainQ, ms)
+			s.lastSent = max(s.lastSent, id)
 			continue
 		}
 		ms := &send{seq: m.Seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
@@ -572,6 +608,15 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 	out := make([]error, len(errs))
 	copy(out, errs)
 	return out
+}
+
+// Sending implements core.SendingSink: a producer holds this process's
+// send of the operation with seq, with no outcome yet.
+func (s *Sink) Sending(seq int64) bool {
+	s.mainMu.Lock()
+	defer s.mainMu.Unlock()
+	ms := s.sends[seq]
+	return ms != nil && !ms.done
 }
 
 // keepSends is how many delivered sends a sink remembers, so that an
@@ -745,4 +790,8 @@ func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Han
 
 func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }
 
-var _ core.TakeoverSink = (*Sink)(nil)
+var (
+	_ core.TakeoverSink   = (*Sink)(nil)
+	_ core.PositionedSink = (*Sink)(nil)
+	_ core.SendingSink    = (*Sink)(nil)
+)

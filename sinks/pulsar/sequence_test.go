@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +48,14 @@ func objectMessage(t *testing.T, object string, seq int64, ordered, redelivery b
 	require.NoError(t, op.Seal(nil))
 	m, err := core.NewMessage(op, seq)
 	require.NoError(t, err)
+	// These tests give each message its seq as stream id.
 	m.Ordered, m.Redelivery = ordered, redelivery
+	if ordered {
+		m.StreamSeq = seq
+	}
+	if redelivery {
+		m.PrevStreamSeq = seq
+	}
 	return m
 }
 
@@ -293,20 +302,11 @@ func TestRedeliveryPerPartition(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, len(missed), 2)
 	require.Greater(t, reached[len(reached)-1].Seq, missed[len(missed)-1].Seq, "the broker's highest last sequence is above every missed one")
-	first, err := pulsar.Open(url)
-	require.NoError(t, err)
-	_, _, err = first.OrderedStream(context.Background())
-	require.NoError(t, err)
-	publish(t, first, reached...)
-	require.NoError(t, first.Close())
-
-	second, err := pulsar.Open(url)
-	require.NoError(t, err)
-	defer second.Close()
+	second := sendThenReconnect(t, url, reached)
 	// Re-sends, the higher one first.
 	hi, lo := missed[len(missed)-1], missed[0]
-	hi.Ordered, hi.Redelivery = false, true
-	lo.Ordered, lo.Redelivery = false, true
+	hi.Ordered, hi.Redelivery, hi.PrevStreamSeq = false, true, hi.Seq
+	lo.Ordered, lo.Redelivery, lo.PrevStreamSeq = false, true, lo.Seq
 	publish(t, second, hi)
 	publish(t, second, lo)
 	ids := map[string]bool{}
@@ -360,4 +360,141 @@ func TestNewOperationsGoInTheStream(t *testing.T) {
 			assert.Equal(t, map[string]int{"r1": 5000}, byProducer)
 		})
 	}
+}
+
+// TestSkippedOperationsGoInTheStream: relays with strict order work
+// through a backlog on few objects, with a broker slow enough that each
+// relay claims its next batch while the last is in flight. A claim then
+// skips the operations whose object has an earlier one in flight (at
+// another relay, or in the relay's own last batch) and takes later ones
+// of other objects, so by the time a skipped operation is free the
+// relays' streams have sent higher seqs. It still goes through a relay's
+// ordered stream (stream ids are numbered by batch, not by seq), never
+// through an unordered producer, whose sends nothing can deduplicate
+// after a crash. Before stream ids were numbered by batch, most of the
+// operations went out unordered here.
+func TestSkippedOperationsGoInTheStream(t *testing.T) {
+	t.Parallel()
+	for _, relays := range []int{1, 3} {
+		t.Run(fmt.Sprintf("relays-%d", relays), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			topic := pulsartest.Topic()
+			b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, 4))
+			db := sqlitetest.Open(t, sqlitetest.URL(t))
+			c, err := core.NewClient(db, nil, core.Config{Strategy: core.StoreOnly})
+			require.NoError(t, err)
+			const n = 1500
+			rnd := rand.New(rand.NewPCG(1, 2))
+			ops := make([]*core.Operation, n)
+			for i := range ops {
+				ops[i] = conformance.NewOp(fmt.Sprintf("o-%d", rnd.IntN(40)), i)
+			}
+			require.NoError(t, c.Record(ctx, ops...))
+			var nodes []string
+			for i := range relays {
+				node := fmt.Sprintf("r%d", i)
+				nodes = append(nodes, node)
+				sink, err := pulsar.Open(b.SinkURL(topic, "producer_name="+node))
+				require.NoError(t, err)
+				defer sink.Close()
+				e, err := core.NewEngine(db, slowSink{sink}, core.EngineConfig{Node: node, Workers: 1, BatchSize: 20, StrictOrder: true,
+					PollInterval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+				require.NoError(t, err)
+				require.NoError(t, e.Start(ctx))
+				defer e.Stop(ctx)
+			}
+			untilPublished(t, db, n)
+			byProducer := map[string]int{}
+			for _, m := range b.Messages(topic) {
+				byProducer[m.Producer]++
+			}
+			ordered := 0
+			for _, node := range nodes {
+				ordered += byProducer[node]
+			}
+			assert.Equal(t, n, ordered, "every operation once, through an ordered stream: %v", byProducer)
+		})
+	}
+}
+
+// untilPublished waits until s has published n operations.
+func untilPublished(t *testing.T, s core.Store, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := s.Stats(context.Background())
+		return err == nil && st.Counts[core.StatePublished] == n
+	}, time.Minute, 10*time.Millisecond)
+}
+
+// slowSink delays every batch, as a broker far away does.
+type slowSink struct{ *pulsar.Sink }
+
+func (s slowSink) Publish(ctx context.Context, msgs []core.Message) []error {
+	time.Sleep(20 * time.Millisecond)
+	return s.Sink.Publish(ctx, msgs)
+}
+
+// TestPositionPerPartition: a sink's Position is the broker's last
+// sequence per partition when it connected, and HeldAt judges a message
+// by its own partition's: what the engine records as the end of a run, to
+// tell later which of that run's sends the broker holds.
+func TestPositionPerPartition(t *testing.T) {
+	t.Parallel()
+	const parts = 3
+	topic := pulsartest.Topic()
+	b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, parts))
+	url := b.SinkURL(topic, "producer_name=relay-q")
+	var sent []core.Message
+	dark := -1
+	for seq := int64(1); len(sent) < 12; seq++ {
+		m := objectMessage(t, fmt.Sprintf("obj-%d", seq), seq, true, false)
+		p := pulsar.PartitionOf(m.Key, parts)
+		if dark < 0 {
+			dark = p // the partition that gets nothing
+		}
+		if p != dark {
+			sent = append(sent, m)
+		}
+	}
+	fresh, err := pulsar.Open(url)
+	require.NoError(t, err)
+	assert.Equal(t, "-1,-1,-1", fresh.Position(), "nothing held yet")
+	require.NoError(t, fresh.Close())
+	second := sendThenReconnect(t, url, sent)
+	pos := second.Position()
+	lasts := strings.Split(pos, ",")
+	require.Len(t, lasts, parts)
+	assert.Equal(t, "-1", lasts[dark])
+	for _, m := range sent {
+		assert.True(t, second.HeldAt(pos, m.Key, m.StreamSeq), "seq %d was sent", m.Seq)
+		assert.False(t, second.HeldAt(pos, m.Key, sent[len(sent)-1].StreamSeq+1), "above every last")
+	}
+	darkKey := ""
+	for i := 0; darkKey == ""; i++ {
+		if k := fmt.Sprintf("dark-%d", i); pulsar.PartitionOf(k, parts) == dark {
+			darkKey = k
+		}
+	}
+	assert.False(t, second.HeldAt(pos, darkKey, 1), "its partition held nothing")
+	assert.False(t, second.HeldAt("5,5", sent[0].Key, 1), "a position of another partition count says nothing")
+	assert.False(t, second.HeldAt("", sent[0].Key, 1))
+	assert.False(t, second.HeldAt("x,y,z", sent[0].Key, 1))
+}
+
+// sendThenReconnect sends msgs in the ordered stream of a sink at url,
+// closes it, and returns a second sink under the same name, closed when t
+// ends.
+func sendThenReconnect(t *testing.T, url string, msgs []core.Message) *pulsar.Sink {
+	t.Helper()
+	first, err := pulsar.Open(url)
+	require.NoError(t, err)
+	_, _, err = first.OrderedStream(context.Background())
+	require.NoError(t, err)
+	publish(t, first, msgs...)
+	require.NoError(t, first.Close())
+	second, err := pulsar.Open(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { second.Close() })
+	return second
 }
