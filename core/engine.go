@@ -90,6 +90,8 @@ type Engine struct {
 	breaks       int64
 	unsettledLow int64
 	mainUpto     int64
+	// aliveStop ends holdAlive, which closes aliveDone (nil: no lease).
+	aliveStop, aliveDone chan struct{}
 	// restored counts, per seq, how often this engine gave a taken-over
 	// operation back to its live owner (see takeOver).
 	restoredMu sync.Mutex
@@ -280,6 +282,42 @@ func (e *Engine) renumber(ctx context.Context) error {
 	return nil
 }
 
+// aliveLease is the name of the lease a named engine with a TakeoverSink
+// holds while it runs (see holdAlive).
+func aliveLease(node string) string { return "trustlog.node." + node + ".alive" }
+
+// holdAlive holds this node's alive lease until Stop ends, taking it
+// again when it is lost (a database restart) or held by this node's
+// previous process (a lease row not yet expired). An engine about to take
+// this node's expired claims over tries the lease first: while it is
+// held the node is alive, even while its stream is not connected to the
+// broker (during an outage, when another relay could otherwise borrow its
+// stream's name), and its sends still pending would land after the
+// taker's new messages: copies.
+func (e *Engine) holdAlive() {
+	defer close(e.aliveDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-e.aliveStop; cancel() }()
+	for ctx.Err() == nil {
+		lease, err := e.store.Locker().TryAcquire(ctx, aliveLease(e.cfg.Node), e.cfg.Lease)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		select {
+		case <-lease.Lost():
+		case <-ctx.Done():
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), settleTimeout)
+		lease.Release(rctx)
+		rcancel()
+	}
+}
+
 // nodeEntry is the value of the cursor trustlog.nodetag.<tag>: which node
 // claims with that tag, and the broker's name of its ordered stream.
 // Ambiguous: two node names hash to the tag, so neither the nodes
@@ -389,6 +427,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		go func() { defer e.wg.Done(); <-e.stopping; cancel() }()
 	}
 	e.tel.observeStore(e.cfg.Telemetry, e.store)
+	if _, ok := e.sink.(TakeoverSink); ok && e.cfg.Node != "" && e.store.Locker() != nil {
+		e.aliveStop, e.aliveDone = make(chan struct{}), make(chan struct{})
+		go e.holdAlive()
+	}
 	if ss, ok := e.sink.(SequencedSink); ok {
 		last, granted, err := ss.OrderedStream(ctx)
 		switch {
@@ -438,6 +480,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.abort()
 	e.tel.stop()
+	if e.aliveStop != nil {
+		close(e.aliveStop)
+		<-e.aliveDone
+	}
 	if ss, ok := e.sink.(SequencedSink); ok && e.ordered {
 		ss.EndOrderedStream()
 	}
@@ -488,6 +534,8 @@ type outcome struct {
 	// settled, for a batch of the ordered stream that did not all go
 	// out, is closed once its outcome is recorded (see publishLoop).
 	settled chan struct{}
+	// recorded: Settle wrote the outcome (see record).
+	recorded bool
 }
 
 // startLoop starts one claim → publish → settle pipeline. The ordered
@@ -935,9 +983,10 @@ const maxRestores = 3
 
 // takeOver looks at the claims of another node's ordered stream among
 // recs (rows whose lease ran out, taken over after the grace). For each
-// such node it borrows the node's stream from the sink: while the owner
-// is connected, or the broker is unavailable, its rows go back to it
-// (restore[i]); otherwise the rows its runs sent in order (see
+// such node it checks that the node is dead (its alive lease is free, see
+// holdAlive) and borrows the node's stream from the sink: while the owner
+// is alive or connected, or the store or broker is unavailable, its rows
+// go back to it (restore[i]); otherwise the rows its runs sent in order (see
 // runHistory) that the broker holds from the stream (see held: for its
 // latest run, at or below the last sequence where the row's key goes;
 // the stream is sent in order and never gives up a message) are re-sent
@@ -964,9 +1013,15 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 		return nil, nil, done
 	}
 	var held []BorrowedStream
+	var leases []Lease
 	done = func() {
 		for _, bs := range held {
 			bs.Release()
+		}
+		for _, l := range leases {
+			rctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+			l.Release(rctx)
+			cancel()
 		}
 	}
 	for tag, idx := range byTag {
@@ -975,12 +1030,19 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 		if err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "" {
 			continue // unknown owner: new messages
 		}
-		bs, err := ts.Borrow(ctx, owner.Stream)
-		if busy, down := errors.Is(err, ErrStreamBusy), IsUnavailable(err); busy || down {
-			// Busy: the owner is alive. Down: the broker cannot say how
-			// far the owner got, and a new message would be a copy of
-			// whatever it holds. Either way the rows go back to the
-			// owner's claim, for it or a later taker.
+		lease, err := e.ownerAlive(ctx, owner.Node)
+		if lease != nil {
+			leases = append(leases, lease)
+		}
+		var bs BorrowedStream
+		if err == nil {
+			bs, err = ts.Borrow(ctx, owner.Stream)
+		}
+		if busy, down := errors.Is(err, ErrStreamBusy) || errors.Is(err, ErrLeaseHeld), IsUnavailable(err); busy || down {
+			// Busy: the owner is alive. Down: the broker (or the store)
+			// cannot say how far the owner got, and a new message would
+			// be a copy of whatever it holds. Either way the rows go back
+			// to the owner's claim, for it or a later taker.
 			n := 0
 			for _, i := range idx {
 				if down || e.restoreOnce(recs[i].Seq) {
@@ -992,7 +1054,11 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 				}
 			}
 			if busy {
-				e.log.Info("trustlog: the owner of expired claims is connected to the broker; giving them back", "node", owner.Node, "rows", n)
+				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
+				if n < len(idx) {
+					e.log.Warn("trustlog: the owner of expired claims is alive but did not take them back; sending them as new messages",
+						"node", owner.Node, "rows", len(idx)-n, "restores", maxRestores)
+				}
 			} else {
 				e.log.Warn("trustlog: cannot borrow the ordered stream of a node whose claims this engine took over; giving them back", "node", owner.Node, "rows", n, "err", err)
 			}
@@ -1026,6 +1092,28 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 			"rows", len(idx), "resent_under_its_name", n)
 	}
 	return via, restore, done
+}
+
+// ownerAlive takes the alive lease of node (see holdAlive), for the
+// caller to release once it is done with the node's claims (meanwhile a
+// new process of the node does not count as alive, but it cannot have
+// sends of them pending either). It returns ErrLeaseHeld (wrapped) while
+// the node runs, an Unavailable error if the store cannot say, and no
+// lease and no error without a locker.
+func (e *Engine) ownerAlive(ctx context.Context, node string) (Lease, error) {
+	locker := e.store.Locker()
+	if locker == nil {
+		return nil, nil
+	}
+	lease, err := locker.TryAcquire(ctx, aliveLease(node), e.cfg.Lease)
+	switch {
+	case err == nil:
+		return lease, nil
+	case errors.Is(err, ErrLeaseHeld):
+		return nil, err
+	default:
+		return nil, Unavailable(err)
+	}
 }
 
 // resend is a taken-over operation the broker holds under the stream bs
@@ -1067,33 +1155,21 @@ func (e *Engine) sinkDown(err error) {
 func (e *Engine) settleLoop(in <-chan outcome) {
 	for o := range in {
 		e.batches.Add(1)
-		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		start := time.Now()
-		res, err := e.store.Settle(ctx, SettleParams{Token: o.token, Published: o.published, Failed: o.failed})
-		cancel()
-		e.tel.settleDur.Record(context.Background(), time.Since(start).Seconds())
-		e.tel.child(o.span, "settle", start, err)
-		if err != nil {
-			// The rows stay in flight; their lease expires and the retrier
-			// takes them back, so a published one may go out again.
-			e.log.Error("trustlog: settle failed; the batch will be retried after its lease", "err", err,
-				"published", len(o.published), "failed", len(o.failed))
-		} else {
-			e.published.Add(int64(res.Published))
-			e.retried.Add(int64(res.Retrying))
-			e.dead.Add(int64(res.Dead))
-			bg := context.Background()
-			e.tel.published.Add(bg, int64(res.Published), e.tel.sinkAttr)
-			e.tel.retried.Add(bg, int64(res.Retrying), e.tel.sinkAttr)
-			e.tel.dead.Add(bg, int64(res.Dead), e.tel.sinkAttr)
-			e.stale.Add(int64(res.Stale))
-			if res.Stale > 0 {
-				e.log.Warn("trustlog: stale settle: lease expired and another worker claimed the rows", "rows", res.Stale)
+		err := e.record(&o)
+		if err != nil && o.settled != nil {
+			// An ordered batch that did not all go out holds the stream
+			// until its outcome is written; if it cannot be, the run
+			// renumbers and takes the batch's published rows above the
+			// first unpublished one for uncertain (copies after a crash).
+			// A database restart is over in seconds: try again for up to a
+			// lease first.
+			deadline := time.Now().Add(e.cfg.Lease)
+			for delay := 100 * time.Millisecond; err != nil && time.Now().Before(deadline); delay = min(2*delay, 2*time.Second) {
+				if !e.idle(delay, nil) {
+					break
+				}
+				err = e.record(&o)
 			}
-			e.reportFailures(o)
-		}
-		if rerr := e.returnRows(&o); err == nil {
-			err = rerr
 		}
 		if o.settled != nil {
 			if err != nil {
@@ -1108,6 +1184,40 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			o.span.End()
 		}
 	}
+}
+
+// record writes o's outcome to the store: Settle, then the rows given
+// back (see returnRows). A part written before is not written again.
+func (e *Engine) record(o *outcome) error {
+	if !o.recorded {
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		start := time.Now()
+		res, err := e.store.Settle(ctx, SettleParams{Token: o.token, Published: o.published, Failed: o.failed})
+		cancel()
+		e.tel.settleDur.Record(context.Background(), time.Since(start).Seconds())
+		e.tel.child(o.span, "settle", start, err)
+		if err != nil {
+			// The rows stay in flight; their lease expires and the retrier
+			// takes them back, so a published one may go out again.
+			e.log.Error("trustlog: settle failed; the batch will be retried after its lease", "err", err,
+				"published", len(o.published), "failed", len(o.failed))
+			return err
+		}
+		o.recorded = true
+		e.published.Add(int64(res.Published))
+		e.retried.Add(int64(res.Retrying))
+		e.dead.Add(int64(res.Dead))
+		bg := context.Background()
+		e.tel.published.Add(bg, int64(res.Published), e.tel.sinkAttr)
+		e.tel.retried.Add(bg, int64(res.Retrying), e.tel.sinkAttr)
+		e.tel.dead.Add(bg, int64(res.Dead), e.tel.sinkAttr)
+		e.stale.Add(int64(res.Stale))
+		if res.Stale > 0 {
+			e.log.Warn("trustlog: stale settle: lease expired and another worker claimed the rows", "rows", res.Stale)
+		}
+		e.reportFailures(*o)
+	}
+	return e.returnRows(o)
 }
 
 func (e *Engine) reportFailures(o outcome) {

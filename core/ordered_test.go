@@ -69,17 +69,17 @@ func (s *sequencedSink) Publish(ctx context.Context, msgs []core.Message) []erro
 // failure in it, when failSettle is set), over a real SQLite store.
 type slowSettle struct {
 	core.Store
-	delay      time.Duration
-	failSettle bool
-	mu         sync.Mutex
+	delay   time.Duration
+	failFor int // settles with a failure in them to fail
+	mu      sync.Mutex
 }
 
 func (s *slowSettle) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
 	time.Sleep(s.delay)
 	s.mu.Lock()
-	fail := s.failSettle && len(p.Failed) > 0
+	fail := s.failFor > 0 && len(p.Failed) > 0
 	if fail {
-		s.failSettle = false
+		s.failFor--
 	}
 	s.mu.Unlock()
 	if fail {
@@ -90,15 +90,20 @@ func (s *slowSettle) Settle(ctx context.Context, p core.SettleParams) (core.Sett
 
 // TestOrderedStreamRecordsFailuresFirst: after a batch of the ordered
 // stream in which a message failed, the next ordered batch goes out only
-// once the failure is recorded; if it cannot be recorded, the run takes
-// the next run number first (renumber), so that the failed message's
-// claim belongs to an older run. Otherwise a crash in between would have
+// once the failure is recorded (if the store fails, the engine tries
+// again); if it cannot be recorded within a lease, the run takes the next
+// run number first (renumber), so that the failed message's claim belongs
+// to an older run. Otherwise a crash in between would have
 // the next run re-send the failed message as a redelivery below the
 // sink's last sequence, which a deduplicating broker drops: a loss.
 // TestRenumberedClaimsAreNotRedeliveries shows that next run.
 func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
-	for _, lost := range []bool{false, true} {
-		t.Run(map[bool]string{false: "recorded", true: "settle-fails"}[lost], func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failFor int
+	}{{"recorded", 0}, {"settle-recovers", 1}, {"settle-fails", 1 << 30}} {
+		t.Run(tc.name, func(t *testing.T) {
+			lost := tc.failFor > 1
 			t.Parallel()
 			ctx := context.Background()
 			db := sqlitetest.Open(t, sqlitetest.URL(t))
@@ -110,11 +115,11 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, c.Record(ctx, ops...))
 
-			store := &slowSettle{Store: db, delay: 100 * time.Millisecond, failSettle: lost}
+			store := &slowSettle{Store: db, delay: 100 * time.Millisecond, failFor: tc.failFor}
 			sink := &sequencedSink{Sink: memory.New(memory.Faults{}), store: db, failID: ops[4].OpID}
 			e, err := core.NewEngine(store, sink, core.EngineConfig{
 				Node:    "relay-o",
-				Workers: 1, BatchSize: 10, Lease: 5 * time.Second, PublishTimeout: time.Second,
+				Workers: 1, BatchSize: 10, Lease: 2 * time.Second, PublishTimeout: time.Second,
 				PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond,
 				BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 				Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),

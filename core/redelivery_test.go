@@ -436,3 +436,72 @@ func TestPendingSendKeepsItsClaim(t *testing.T) {
 
 	redelivered(t, db, run, s1.last(), ops)
 }
+
+// lender is a takeover sink whose broker lends any stream name at once
+// (as it does while the owner's producer is reconnecting after an outage)
+// and holds nothing under it. With hang set it never answers a publish,
+// as for an owner whose sends are stuck; otherwise it records what it is
+// offered.
+type lender struct {
+	runSink
+	name string
+}
+
+func (s *lender) StreamName() string { return s.name }
+func (s *lender) Borrow(context.Context, string) (core.BorrowedStream, error) {
+	return emptyStream{}, nil
+}
+
+type emptyStream struct{}
+
+func (emptyStream) Holds(string, int64) bool { return false }
+func (emptyStream) Publish(_ context.Context, msgs []core.Message) []error {
+	return core.FailAll(len(msgs), errors.New("holds nothing"))
+}
+func (emptyStream) Release() {}
+
+// pendingOnly claims only pending operations: the owner never takes its
+// own expired claims back, so another relay takes them over.
+type pendingOnly struct{ core.Store }
+
+func (s pendingOnly) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	if p.Source == core.ClaimDue {
+		return nil, nil
+	}
+	return s.Store.Claim(ctx, p)
+}
+
+// TestTakeOverOnlyFromTheDead: relay A's sends are stuck and its claims
+// expire; relay B, taking them over, can borrow A's stream name (A's
+// producer is not connected) and finds nothing held under it. Were B to
+// send them as new messages, A's pending sends would land after them:
+// copies. While A runs it holds its alive lease, so B gives the rows back
+// to A's claim; once A is gone, B takes them over.
+func TestTakeOverOnlyFromTheDead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	a := &lender{runSink: runSink{hang: true, seen: map[string]core.Message{}}, name: "relay-a"}
+	one := startRelay(t, pendingOnly{db}, a, "relay-a", 100*time.Millisecond)
+	a.called(t)
+	b := &lender{runSink: runSink{seen: map[string]core.Message{}}, name: "relay-b"}
+	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
+	defer two.Stop(ctx)
+
+	time.Sleep(3 * time.Second) // A's claims expired, and the grace after
+	b.mu.Lock()
+	assert.Empty(t, b.seen, "nothing of A's sent while A is alive")
+	b.mu.Unlock()
+	st, err := db.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), st.Counts[core.StateInFlight], "A's rows are back under A's claim")
+
+	require.NoError(t, one.Stop(ctx))
+	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, op := range ops {
+		assert.Contains(t, b.seen, op.OpID, "B takes %s over once A is gone", op.OpID)
+	}
+}
