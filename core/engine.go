@@ -846,6 +846,20 @@ func (e *Engine) publish(b claimed) outcome {
 	if len(msgs) == 0 {
 		return o
 	}
+	if b.ordered && len(o.restore) > 0 {
+		// Nothing of an ordered batch goes out while a row of it that
+		// does not go out still carries its claim: after a crash that row
+		// would sit under the batch's ids, below ids that reached the
+		// broker, and count as sent. Give those rows back first; if that
+		// cannot be recorded, send nothing.
+		if err := e.returnRows(&outcome{token: b.token, restore: o.restore}); err != nil {
+			for _, i := range idx {
+				o.giveBack(&b.recs[i])
+			}
+			return o
+		}
+		o.restore = nil
+	}
 	start := time.Now()
 	errs := e.send(ctx, msgs, idx, via)
 	cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -504,4 +505,91 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	for _, op := range ops {
 		assert.Contains(t, b.seen, op.OpID, "B takes %s over once A is gone", op.OpID)
 	}
+}
+
+// halfSending is a sequenced sink whose broker never answers: it goes on
+// sending the first five operations it is offered (Sending), and gives up
+// the others at once. It counts the offers of each operation.
+type halfSending struct {
+	mu     sync.Mutex
+	offers map[int64]int
+}
+
+func (s *halfSending) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *halfSending) EndOrderedStream()                                  {}
+func (s *halfSending) Close() error                                       { return nil }
+
+func (s *halfSending) Publish(ctx context.Context, msgs []core.Message) []error {
+	s.mu.Lock()
+	for _, m := range msgs {
+		s.offers[m.Seq]++
+	}
+	s.mu.Unlock()
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		if m.Seq > 5 {
+			errs[i] = core.Unavailable(errors.New("injected: given up"))
+		}
+	}
+	<-ctx.Done()
+	for i := range errs {
+		if errs[i] == nil {
+			errs[i] = core.Unavailable(ctx.Err())
+		}
+	}
+	return errs
+}
+
+func (s *halfSending) Sending(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return seq <= 5 && s.offers[seq] > 0
+}
+
+func (s *halfSending) offered(seq int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.offers[seq]
+}
+
+// failingRestore is a store whose restores fail while fail is set.
+type failingRestore struct {
+	core.Store
+	fail atomic.Bool
+}
+
+func (s *failingRestore) Release(ctx context.Context, p core.ReleaseParams) (int, error) {
+	if p.Restore && s.fail.Load() {
+		return 0, errors.New("injected: restore lost")
+	}
+	return s.Store.Release(ctx, p)
+}
+
+// TestOrderedBatchSendsNothingUntilItsRestoresAreRecorded: an ordered
+// batch takes back expired claims, five still being sent by the sink
+// (they go back to the claim they were sent with) and five to send
+// again. Were the five to go out while the others still carried the
+// batch's claim (the restore not yet recorded), a crash then would leave
+// those under the batch's ids, below ids that reached the broker: the
+// next run would take them for sent, and the broker would drop their
+// re-send. So nothing of the batch goes out until the restore is
+// recorded.
+func TestOrderedBatchSendsNothingUntilItsRestoresAreRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	recordN(t, db, 10, 10)
+	store := &failingRestore{Store: db}
+	store.fail.Store(true)
+	sink := &halfSending{offers: map[int64]int{}}
+	e := startRelay(t, store, sink, "relay-h", 100*time.Millisecond)
+	defer e.Stop(ctx)
+	require.Eventually(t, func() bool { return sink.offered(10) > 0 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(3 * time.Second) // the lease ends; the claims come due, again and again
+	for seq := int64(6); seq <= 10; seq++ {
+		assert.Equal(t, 1, sink.offered(seq), "seq %d not sent again while the restore of 1-5 fails", seq)
+	}
+	store.fail.Store(false)
+	require.Eventually(t, func() bool { return sink.offered(10) > 1 }, 10*time.Second, 5*time.Millisecond,
+		"sent again once the restore is recorded")
 }
