@@ -813,12 +813,21 @@ func (e *Engine) publish(b claimed) outcome {
 	idx := make([]int, 0, len(b.recs))
 	var buf []byte
 	sending, _ := e.sink.(SendingSink)
+	var delivered []int64 // delivered by this process before: published
 	for i := range b.recs {
 		r := &b.recs[i]
-		if restore[i] || r.PrevToken&orderedBit != 0 && sending != nil && sending.Sending(r.Seq) {
+		pending, done := false, false
+		if sending != nil {
+			pending, done = sending.Sent(r.Seq)
+		}
+		if restore[i] || pending && r.PrevToken&orderedBit != 0 {
 			// Given back to its owner, or still being sent by this
 			// process under its previous claim: back to that claim.
 			o.restore = append(o.restore, r.Seq)
+			continue
+		}
+		if done {
+			delivered = append(delivered, r.Seq)
 			continue
 		}
 		buf = r.Op.AppendCanonical(buf[:0])
@@ -839,20 +848,31 @@ func (e *Engine) publish(b claimed) outcome {
 			m.Redelivery, m.PrevStreamSeq = true, v.id
 		} else if id, ok := e.redelivery(r); ok {
 			m.Redelivery, m.PrevStreamSeq = true, id
+		} else if p := r.PrevToken; p&orderedBit != 0 && p>>nodeShift == e.nodeTag {
+			e.log.Debug("trustlog: own earlier claim sent as a new message", "op_id", r.Op.OpID, "seq", r.Seq,
+				"run", epochOf(p), "batch", batchOf(p))
 		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
 	}
 	if len(msgs) == 0 {
+		o.published = delivered
 		return o
 	}
-	if b.ordered && len(o.restore) > 0 {
+	if !b.ordered {
+		o.published = delivered
+	} else if len(delivered) > 0 || len(o.restore) > 0 {
 		// Nothing of an ordered batch goes out while a row of it that
 		// does not go out still carries its claim: after a crash that row
 		// would sit under the batch's ids, below ids that reached the
-		// broker, and count as sent. Give those rows back first; if that
-		// cannot be recorded, send nothing.
-		if err := e.returnRows(&outcome{token: b.token, restore: o.restore}); err != nil {
+		// broker, and count as sent (if it was given back: a loss) or not
+		// (if it was delivered before: a copy). Record those rows first;
+		// if that fails, send nothing.
+		pre := outcome{token: b.token, published: delivered, restore: o.restore, span: b.span}
+		if err := e.record(&pre); err != nil {
+			if !pre.recorded {
+				o.published = delivered
+			}
 			for _, i := range idx {
 				o.giveBack(&b.recs[i])
 			}
@@ -1038,10 +1058,31 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 			cancel()
 		}
 	}
+	// giveBack restores the rows idx to their owner's claim, at most
+	// maxRestores times each if limited; it returns how many it restores.
+	giveBack := func(idx []int, limited bool) int {
+		n := 0
+		for _, i := range idx {
+			if !limited || e.restoreOnce(recs[i].Seq) {
+				if restore == nil {
+					restore = map[int]bool{}
+				}
+				restore[i] = true
+				n++
+			}
+		}
+		return n
+	}
 	for tag, idx := range byTag {
 		c, err := e.store.Cursor(ctx, tagCursor(tag))
 		var owner nodeEntry
-		if err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "" {
+		switch {
+		case err != nil && !errors.Is(err, ErrNotFound):
+			// The store cannot say whose claims they are: a new message
+			// could be a copy.
+			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", giveBack(idx, false), "err", err)
+			continue
+		case err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "":
 			continue // unknown owner: new messages
 		}
 		lease, err := e.ownerAlive(ctx, owner.Node)
@@ -1057,16 +1098,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 			// cannot say how far the owner got, and a new message would
 			// be a copy of whatever it holds. Either way the rows go back
 			// to the owner's claim, for it or a later taker.
-			n := 0
-			for _, i := range idx {
-				if down || e.restoreOnce(recs[i].Seq) {
-					if restore == nil {
-						restore = map[int]bool{}
-					}
-					restore[i] = true
-					n++
-				}
-			}
+			n := giveBack(idx, !down)
 			if busy {
 				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
 				if n < len(idx) {
@@ -1087,8 +1119,14 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 		// Read after the borrow: while this engine holds the name, no new
 		// run of the owner can send.
 		var hist runHistory
-		if c, err := e.store.Cursor(ctx, epochCursor(owner.Node)); err == nil {
+		c, err = e.store.Cursor(ctx, epochCursor(owner.Node))
+		switch {
+		case err == nil:
 			hist, _ = parseRunHistory(c.Value)
+		case !errors.Is(err, ErrNotFound):
+			e.log.Warn("trustlog: cannot read the run history of a node whose claims this engine took over; giving them back",
+				"node", owner.Node, "rows", giveBack(idx, false), "err", err)
+			continue
 		}
 		n := 0
 		for _, i := range idx {
@@ -1100,7 +1138,10 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 				}
 				via[i] = resend{bs, id}
 				n++
+				continue
 			}
+			e.log.Debug("trustlog: taken over as a new message", "op_id", r.Op.OpID, "seq", r.Seq, "node", owner.Node,
+				"run", epochOf(r.PrevToken), "batch", batchOf(r.PrevToken), "known_run", run != nil, "sent_in_order", sent, "id", id)
 		}
 		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
 			"rows", len(idx), "resent_under_its_name", n)

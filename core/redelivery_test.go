@@ -397,11 +397,11 @@ func (s *stillSending) Publish(ctx context.Context, msgs []core.Message) []error
 	return core.FailAll(len(msgs), core.Unavailable(ctx.Err()))
 }
 
-func (s *stillSending) Sending(seq int64) bool {
+func (s *stillSending) Sent(seq int64) (pending, delivered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.first[seq]
-	return ok
+	return ok, false
 }
 
 // last is the broker's last sequence once every first offer arrived.
@@ -483,27 +483,44 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
 	ops := recordN(t, db, 10, 10)
-	a := &lender{runSink: runSink{hang: true, seen: map[string]core.Message{}}, name: "relay-a"}
+	a := newLender("relay-a", true)
 	one := startRelay(t, pendingOnly{db}, a, "relay-a", 100*time.Millisecond)
 	a.called(t)
-	b := &lender{runSink: runSink{seen: map[string]core.Message{}}, name: "relay-b"}
+	b := newLender("relay-b", false)
 	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
 	defer two.Stop(ctx)
 
-	time.Sleep(3 * time.Second) // A's claims expired, and the grace after
-	b.mu.Lock()
-	assert.Empty(t, b.seen, "nothing of A's sent while A is alive")
-	b.mu.Unlock()
-	st, err := db.Stats(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, int64(10), st.Counts[core.StateInFlight], "A's rows are back under A's claim")
-
+	nothingTakenOver(t, db, b, "while A is alive")
 	require.NoError(t, one.Stop(ctx))
-	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
+	takenOver(t, db, b, ops)
+}
+
+func newLender(name string, hang bool) *lender {
+	return &lender{runSink: runSink{hang: hang, seen: map[string]core.Message{}}, name: name}
+}
+
+// nothingTakenOver waits past the expiry and grace of another relay's
+// claims on ten operations and checks that b sent none of them: they are
+// still in flight under their claim.
+func nothingTakenOver(t *testing.T, db core.Store, b *lender, while string) {
+	t.Helper()
+	time.Sleep(3 * time.Second)
+	b.mu.Lock()
+	assert.Empty(t, b.seen, "nothing taken over %s", while)
+	b.mu.Unlock()
+	st, err := db.Stats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), st.Counts[core.StateInFlight], "the rows are back under their claim")
+}
+
+// takenOver waits until ops are published and checks that b sent them.
+func takenOver(t *testing.T, db core.Store, b *lender, ops []*core.Operation) {
+	t.Helper()
+	untilCount(t, db, core.StatePublished, int64(len(ops)), 20*time.Second)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, op := range ops {
-		assert.Contains(t, b.seen, op.OpID, "B takes %s over once A is gone", op.OpID)
+		assert.Contains(t, b.seen, op.OpID, "%s taken over", op.OpID)
 	}
 }
 
@@ -540,10 +557,10 @@ func (s *halfSending) Publish(ctx context.Context, msgs []core.Message) []error 
 	return errs
 }
 
-func (s *halfSending) Sending(seq int64) bool {
+func (s *halfSending) Sent(seq int64) (pending, delivered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return seq <= 5 && s.offers[seq] > 0
+	return seq <= 5 && s.offers[seq] > 0, false
 }
 
 func (s *halfSending) offered(seq int64) int {
@@ -592,4 +609,122 @@ func TestOrderedBatchSendsNothingUntilItsRestoresAreRecorded(t *testing.T) {
 	store.fail.Store(false)
 	require.Eventually(t, func() bool { return sink.offered(10) > 1 }, 10*time.Second, 5*time.Millisecond,
 		"sent again once the restore is recorded")
+}
+
+// deliveredSink accepts the first five operations it is offered and gives
+// the others up at once (not pending); offered again, those go out, and
+// it notes whether the first five were recorded as published by then.
+type deliveredSink struct {
+	db         core.Store
+	mu         sync.Mutex
+	offers     map[int64]int
+	delivered  map[int64]bool
+	violations []string
+}
+
+func (s *deliveredSink) OrderedStream(context.Context) (int64, bool, error) { return 0, true, nil }
+func (s *deliveredSink) EndOrderedStream()                                  {}
+func (s *deliveredSink) Close() error                                       { return nil }
+
+func (s *deliveredSink) Publish(ctx context.Context, msgs []core.Message) []error {
+	errs := make([]error, len(msgs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range msgs {
+		s.offers[m.Seq]++
+		switch {
+		case m.Seq <= 5:
+			s.delivered[m.Seq] = true
+		case s.offers[m.Seq] == 1:
+			errs[i] = core.Unavailable(errors.New("injected: given up"))
+		default:
+			st, err := s.db.Stats(ctx)
+			if err != nil || st.Counts[core.StatePublished] < 5 {
+				s.violations = append(s.violations, fmt.Sprintf("seq %d went out before the delivered ones were recorded", m.Seq))
+			}
+		}
+	}
+	return errs
+}
+
+func (s *deliveredSink) Sent(seq int64) (pending, delivered bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return false, s.delivered[seq]
+}
+
+// lostFirstSettle loses the first settle, as a database restart does.
+type lostFirstSettle struct {
+	core.Store
+	lost atomic.Bool
+}
+
+func (s *lostFirstSettle) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
+	if s.lost.CompareAndSwap(false, true) {
+		return core.SettleResult{}, errors.New("injected: settle lost")
+	}
+	return s.Store.Settle(ctx, p)
+}
+
+// TestDeliveredIsRecordedBeforeTheRestGoesOut: an ordered batch whose
+// settle was lost comes due again; five of its operations this process
+// had delivered, five it must send again. The five delivered are recorded
+// as published, not sent again, and before the others go out: claimed
+// anew and left under the new batch's claim, a crash would have them
+// count as sent under ids they never went out with.
+func TestDeliveredIsRecordedBeforeTheRestGoesOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	recordN(t, db, 10, 10)
+	sink := &deliveredSink{db: db, offers: map[int64]int{}, delivered: map[int64]bool{}}
+	e := startRelay(t, &lostFirstSettle{Store: db}, sink, "relay-d", 100*time.Millisecond)
+	defer e.Stop(ctx)
+	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	assert.Empty(t, sink.violations)
+	for seq := int64(1); seq <= 10; seq++ {
+		want := map[bool]int{true: 1, false: 2}[seq <= 5]
+		assert.Equal(t, want, sink.offers[seq], "seq %d offered", seq)
+	}
+}
+
+// blindCursors is a store whose cursor reads fail while blind is set, as
+// right after a database restart.
+type blindCursors struct {
+	core.Store
+	blind atomic.Bool
+}
+
+func (s *blindCursors) Cursor(ctx context.Context, name string) (core.Cursor, error) {
+	if s.blind.Load() {
+		return core.Cursor{}, errors.New("injected: connection refused")
+	}
+	return s.Store.Cursor(ctx, name)
+}
+
+// TestTakeOverWaitsForTheStore: relay B takes over the expired claims of
+// relay A, which is gone, while the store cannot say who A was (its
+// cursor reads fail). B must not send them as new messages (copies of
+// what A may have sent); it gives them back, and takes them over once it
+// can read A's records.
+func TestTakeOverWaitsForTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	a := newLender("relay-a", true)
+	one := startRelay(t, killed{db}, a, "relay-a", 100*time.Millisecond)
+	a.called(t)
+	require.NoError(t, one.Stop(ctx)) // gone, its claims in flight
+
+	store := &blindCursors{Store: db}
+	store.blind.Store(true)
+	b := newLender("relay-b", false)
+	two := startRelay(t, store, b, "relay-b", 100*time.Millisecond)
+	defer two.Stop(ctx)
+	nothingTakenOver(t, db, b, "while the store cannot say who A was")
+	store.blind.Store(false)
+	takenOver(t, db, b, ops)
 }

@@ -137,14 +137,19 @@ type PositionedSink interface {
 
 // SendingSink is implemented by sinks that go on sending a message after
 // Publish returned without its outcome (Pulsar: a producer never gives up
-// a message of the ordered stream). Sending reports whether this process
-// handed the operation with seq to the broker and has no outcome yet. The
-// engine then leaves the operation under the claim it was sent with
-// instead of claiming it anew: a new claim would say the operation went
-// out under a new stream id, which it never did, and after a crash the
-// next sender could not tell that the broker holds it.
+// a message of the ordered stream) and remember what they delivered. Sent
+// reports what became of this process's send of the operation with seq:
+// pending (handed to the broker, no outcome yet) or delivered (the broker
+// acknowledged it); both false if the sink knows of none.
+//
+// The engine uses it when it claims an operation again: a pending one goes
+// back under the claim it was sent with, and a delivered one is recorded
+// as published before anything else of the batch goes out. Claiming either
+// anew and sending it through the sink would have the new claim say the
+// operation went out under a new stream id, which it never did, and after
+// a crash the next sender could not tell that the broker holds it.
 type SendingSink interface {
-	Sending(seq int64) bool
+	Sent(seq int64) (pending, delivered bool)
 }
 
 // Header names every sink puts on a message, in this order.

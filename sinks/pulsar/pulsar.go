@@ -610,13 +610,16 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 	return out
 }
 
-// Sending implements core.SendingSink: a producer holds this process's
-// send of the operation with seq, with no outcome yet.
-func (s *Sink) Sending(seq int64) bool {
+// Sent implements core.SendingSink from this process's sends (pending,
+// and the last keepSends delivered).
+func (s *Sink) Sent(seq int64) (pending, delivered bool) {
 	s.mainMu.Lock()
 	defer s.mainMu.Unlock()
 	ms := s.sends[seq]
-	return ms != nil && !ms.done
+	if ms == nil {
+		return false, false
+	}
+	return !ms.done, ms.done && ms.err == nil
 }
 
 // keepSends is how many delivered sends a sink remembers, so that an
