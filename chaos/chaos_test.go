@@ -424,6 +424,14 @@ settle:
 	for _, n := range count {
 		res.Duplicates += n - 1
 	}
+	shown := 0
+	for _, id := range committed {
+		if count[id] > 1 && shown < 5 {
+			shown++
+			r, err := store.Get(ctx, id)
+			t.Logf("duplicated: %s seq %d state %v attempts %d prev token %x (err %v)", id, r.Seq, r.State, r.Attempts, r.PrevToken, err)
+		}
+	}
 	if e, ok := b.(interface{ explain(*testing.T) }); ok && res.Duplicates > 0 {
 		e.explain(t)
 	}

@@ -807,13 +807,17 @@ func (e *Engine) publish(b claimed) outcome {
 	o := outcome{token: b.token, ids: b.ids, recs: b.recs, span: b.span}
 	ctx, cancel := context.WithTimeout(e.abortCtx, e.cfg.PublishTimeout)
 	defer cancel()
-	via, restore, returnStreams := e.takeOver(ctx, b.recs)
+	held, restore, returnStreams := e.takeOver(ctx, b.recs)
 	defer returnStreams()
+	_, positioned := e.sink.(PositionedSink)
 	msgs := make([]Message, 0, len(b.recs))
 	idx := make([]int, 0, len(b.recs))
 	var buf []byte
 	sending, _ := e.sink.(SendingSink)
-	var delivered []int64 // delivered by this process before: published
+	// delivered: delivered by this process before, or held by the broker
+	// from an earlier claim's send; published without a second send (a
+	// re-send under the id it went out with would only be dropped).
+	var delivered []int64
 	for i := range b.recs {
 		r := &b.recs[i]
 		pending, done := false, false
@@ -844,13 +848,19 @@ func (e *Engine) publish(b claimed) outcome {
 		if b.ordered {
 			m.Ordered, m.StreamSeq = true, b.ids|r.Seq&seqMask
 		}
-		if v, ok := via[i]; ok {
-			m.Redelivery, m.PrevStreamSeq = true, v.id
-		} else if id, ok := e.redelivery(r); ok {
+		id, again := e.redelivery(r)
+		switch {
+		case held[i] || again && positioned:
+			// Judged per partition: the broker holds it.
+			delivered = append(delivered, r.Seq)
+			continue
+		case again:
+			// Judged against the broker's highest last sequence: the
+			// sink checks the message's partition.
 			m.Redelivery, m.PrevStreamSeq = true, id
-		} else if p := r.PrevToken; p&orderedBit != 0 && p>>nodeShift == e.nodeTag {
+		case r.PrevToken&orderedBit != 0 && r.PrevToken>>nodeShift == e.nodeTag:
 			e.log.Debug("trustlog: own earlier claim sent as a new message", "op_id", r.Op.OpID, "seq", r.Seq,
-				"run", epochOf(p), "batch", batchOf(p))
+				"run", epochOf(r.PrevToken), "batch", batchOf(r.PrevToken))
 		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
@@ -881,7 +891,7 @@ func (e *Engine) publish(b claimed) outcome {
 		o.restore = nil
 	}
 	start := time.Now()
-	errs := e.send(ctx, msgs, idx, via)
+	errs := e.sink.Publish(ctx, msgs)
 	cancel()
 	acked := time.Now()
 	e.tel.publishDur.Record(context.Background(), acked.Sub(start).Seconds(), e.tel.sinkAttr)
@@ -967,48 +977,6 @@ func (o *outcome) unpublishedBelow() int64 {
 	return low
 }
 
-// send publishes msgs (msgs[j] is record idx[j]): those whose record has
-// a borrowed stream in via through it, first (they were claimed before
-// the rest), the others through the sink.
-func (e *Engine) send(ctx context.Context, msgs []Message, idx []int, via map[int]resend) []error {
-	if len(via) == 0 {
-		return e.sink.Publish(ctx, msgs)
-	}
-	errs := make([]error, len(msgs))
-	groups := map[BorrowedStream][]int{}
-	var order []BorrowedStream // borrowed streams first, the sink (nil) last
-	for j := range msgs {
-		bs := via[idx[j]].bs
-		if groups[bs] == nil && bs != nil {
-			order = append(order, bs)
-		}
-		groups[bs] = append(groups[bs], j)
-	}
-	if groups[nil] != nil {
-		order = append(order, nil)
-	}
-	for _, bs := range order {
-		js := groups[bs]
-		part := make([]Message, len(js))
-		for k, j := range js {
-			part[k] = msgs[j]
-		}
-		var res []error
-		if bs == nil {
-			res = e.sink.Publish(ctx, part)
-		} else {
-			res = bs.Publish(ctx, part)
-		}
-		if len(res) != len(part) {
-			res = FailAll(len(part), fmt.Errorf("sink returned %d results for %d messages", len(res), len(part)))
-		}
-		for k, j := range js {
-			errs[j] = res[k]
-		}
-	}
-	return errs
-}
-
 // maxRestores is how often an engine gives one taken-over operation back
 // to an owner that is connected to the broker yet does not take it back
 // (alive but stuck); after that it sends the operation itself, a possible
@@ -1023,11 +991,11 @@ const maxRestores = 3
 // go back to it (restore[i]); otherwise the rows its runs sent in order (see
 // runHistory) that the broker holds from the stream (see held: for its
 // latest run, at or below the last sequence where the row's key goes;
-// the stream is sent in order and never gives up a message) are re-sent
-// through the borrowed stream (via[i]), which the broker drops as copies.
-// Everything else goes out as new messages. done gives the borrowed
-// streams back.
-func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resend, restore map[int]bool, done func()) {
+// the stream is sent in order and never gives up a message) are on the
+// broker (held[i]): published, nothing sent. Everything else goes out as
+// new messages. done gives the borrowed streams back (borrowing holds the
+// name, so no new run of the owner sends while the engine judges).
+func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map[int]bool, done func()) {
 	done = func() {}
 	ts, ok := e.sink.(TakeoverSink)
 	if !ok {
@@ -1046,10 +1014,10 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 	if byTag == nil {
 		return nil, nil, done
 	}
-	var held []BorrowedStream
+	var borrowed []BorrowedStream
 	var leases []Lease
 	done = func() {
-		for _, bs := range held {
+		for _, bs := range borrowed {
 			bs.Release()
 		}
 		for _, l := range leases {
@@ -1115,7 +1083,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 				"node", owner.Node, "err", err)
 			continue
 		}
-		held = append(held, bs)
+		borrowed = append(borrowed, bs)
 		// Read after the borrow: while this engine holds the name, no new
 		// run of the owner can send.
 		var hist runHistory
@@ -1133,10 +1101,10 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 			r := &recs[i]
 			run, id, sent := hist.find(epochOf(r.PrevToken), batchOf(r.PrevToken), r.Seq)
 			if run != nil && sent && e.held(run, run == hist.latest(), r.Op.DOID, id, func() bool { return bs.Holds(r.Op.DOID, id) }) {
-				if via == nil {
-					via = map[int]resend{}
+				if held == nil {
+					held = map[int]bool{}
 				}
-				via[i] = resend{bs, id}
+				held[i] = true
 				n++
 				continue
 			}
@@ -1144,9 +1112,9 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (via map[int]resen
 				"run", epochOf(r.PrevToken), "batch", batchOf(r.PrevToken), "known_run", run != nil, "sent_in_order", sent, "id", id)
 		}
 		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
-			"rows", len(idx), "resent_under_its_name", n)
+			"rows", len(idx), "held_by_the_broker", n)
 	}
-	return via, restore, done
+	return held, restore, done
 }
 
 // ownerAlive takes the alive lease of node (see holdAlive), for the
@@ -1169,13 +1137,6 @@ func (e *Engine) ownerAlive(ctx context.Context, node string) (Lease, error) {
 	default:
 		return nil, Unavailable(err)
 	}
-}
-
-// resend is a taken-over operation the broker holds under the stream bs
-// borrowed, with stream id id.
-type resend struct {
-	bs BorrowedStream
-	id int64
 }
 
 // restoreOnce reports whether a taken-over seq may go back to its owner

@@ -88,8 +88,8 @@ type SequencedSink interface {
 // broker that outlives the process (Pulsar: the producer name). When an
 // engine takes over claims a dead node made in its ordered stream, it
 // borrows that node's stream by name: the broker then says how far the
-// dead node got, and re-sends under the name are dropped where the broker
-// holds them, so a take-over adds no copies. While the owner is connected
+// dead node got, and what it holds is recorded as published rather than
+// sent again, so a take-over adds no copies. While the owner is connected
 // the broker refuses the name (ErrStreamBusy): the owner is alive and the
 // engine gives the rows back to it.
 type TakeoverSink interface {
@@ -109,11 +109,6 @@ type BorrowedStream interface {
 	// below the highest sequence id the broker holds from the stream where
 	// that key goes (Pulsar: per partition).
 	Holds(key string, id int64) bool
-	// Publish re-sends messages the broker Holds under their
-	// PrevStreamSeq as sequence id, for the broker to drop (and to store, should it not
-	// have one after all). It returns one error per message, like
-	// Sink.Publish, and refuses messages the broker does not hold.
-	Publish(ctx context.Context, msgs []Message) []error
 	// Release flushes and gives the name back; it is idempotent.
 	Release()
 }

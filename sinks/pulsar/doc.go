@@ -40,10 +40,10 @@
 //     (see core.Message.StreamSeq), so the ids rise in the order they are
 //     sent and the claim's token says under which id an operation went.
 //     When it connects, the broker tells it the highest id it holds from
-//     that name; the engine numbers its batches above it, and marks a
-//     re-send of a message an earlier run had sent in that stream, and
-//     the broker held when that run ended, as a redelivery: the sink sends
-//     it with its old id and the broker drops it. The sink is a
+//     that name; the engine numbers its batches above it, and records a
+//     message an earlier run had sent in that stream, and the broker held
+//     when that run ended, as published without sending it again (a
+//     re-send under its old id would only be dropped). The sink is a
 //     core.PositionedSink: each run records where the stream stood (the
 //     last id per partition) as the end of the run before it, so even an
 //     older run's re-sends are judged right.
@@ -66,7 +66,7 @@
 //     rows go back to their owner, and so they do while the broker cannot
 //     be reached), and otherwise tells the taker the highest id it holds
 //     under that name; what the owner's runs sent that the broker holds is
-//     re-sent under the name, and dropped. Each relay's
+//     recorded as published, not sent again. Each relay's
 //     producer_name must therefore be the same across its restarts and
 //     differ from every other relay's.
 //   - A retry of an operation this process already handed to either

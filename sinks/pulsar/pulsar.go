@@ -433,53 +433,6 @@ type borrowed struct {
 // sequence of key's partition.
 func (b *borrowed) Holds(key string, id int64) bool { return holds(b.lasts, key, id) }
 
-// Publish sends each message with its PrevStreamSeq as sequence id, in order, with
-// a context that never ends (as the main producer: a message given up
-// while a later one got through would be a gap below the stream's last
-// sequence). It returns when every receipt arrived or ctx ended.
-func (b *borrowed) Publish(ctx context.Context, msgs []core.Message) []error {
-	errs := make([]error, len(msgs))
-	answered := make([]bool, len(msgs))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for i := range msgs {
-		m := &msgs[i]
-		if m.PrevStreamSeq <= 0 || !b.Holds(m.Key, m.PrevStreamSeq) {
-			errs[i], answered[i] = fmt.Errorf("pulsar: the broker does not hold id %d of the borrowed stream", m.PrevStreamSeq), true
-			continue
-		}
-		props := make(map[string]string, 8)
-		for _, h := range m.Headers() {
-			props[h[0]] = h[1]
-		}
-		seq := m.PrevStreamSeq
-		wg.Add(1)
-		b.p.SendAsync(context.Background(), &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props, SequenceID: &seq},
-			func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
-				mu.Lock()
-				errs[i], answered[i] = classify(err), true
-				mu.Unlock()
-				wg.Done()
-			})
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := make([]error, len(errs))
-	for i := range errs {
-		out[i] = errs[i]
-		if !answered[i] {
-			out[i] = core.Unavailable(fmt.Errorf("pulsar: no receipt: %w", ctx.Err()))
-		}
-	}
-	return out
-}
-
 // Release implements core.BorrowedStream: it closes the producer, which
 // flushes it and frees the name at the broker.
 func (b *borrowed) Release() { b.once.Do(func() { b.p.Close() }) }
