@@ -45,13 +45,16 @@ type Message struct {
 	// a broker-side sequence id.
 	Ordered   bool
 	StreamSeq int64
-	// Redelivery: this engine's node (or the node whose stream it
-	// borrowed) sent the operation before in its ordered stream, at
-	// PrevStreamSeq, and stopped before recording the outcome (it
-	// crashed): re-sending it with that sequence id lets a deduplicating
-	// broker drop it if it had arrived. A message may be both Ordered and
-	// a Redelivery: where the broker does not hold PrevStreamSeq, the
-	// message goes out at StreamSeq.
+	// Redelivery: this engine's node sent the operation before in its
+	// ordered stream, at PrevStreamSeq, and stopped before recording the
+	// outcome (it crashed), and the broker's highest last sequence is at
+	// or above it: re-sending it with that sequence id lets a
+	// deduplicating broker drop it if it had arrived. A message may be
+	// both Ordered and a Redelivery: where the broker does not hold
+	// PrevStreamSeq (its partition's last sequence is lower), the message
+	// goes out at StreamSeq. (With a PositionedSink the engine judges the
+	// partition itself and records what the broker holds as published,
+	// sending nothing.)
 	Redelivery    bool
 	PrevStreamSeq int64
 }
@@ -62,8 +65,9 @@ type Message struct {
 // numbers them (Message.StreamSeq) above the broker's last sequence, in
 // the order it sends them, so a sink can use each StreamSeq as a sequence
 // id without ever sending a lower one after a higher (which the broker
-// would drop as a duplicate). Everything else (retries of failed
-// operations, other dispatchers) is sent without that promise.
+// would drop as a duplicate). The ordered dispatcher also claims retries
+// and expired claims; only the batches of further dispatchers
+// (EngineConfig.Workers above 1) are sent without that promise.
 //
 // The engine records the outcome of an ordered batch in which anything
 // failed before it sends the next ordered batch (and, if it cannot, or
@@ -71,8 +75,9 @@ type Message struct {
 // number first), so a failed message never carries an ordered claim of
 // the current run number while a higher sequence reaches the broker:
 // after a crash, every Redelivery whose PrevStreamSeq is at or below the
-// broker's last sequence is one the broker holds, provided the sink sends the stream's messages
-// in order and does not give up on one while sending later ones.
+// broker's last sequence is one the broker holds, provided the sink sends
+// the stream's messages in order and does not give up on one while
+// sending later ones.
 type SequencedSink interface {
 	Sink
 	// OrderedStream grants the ordered stream to one engine at a time: it
@@ -118,8 +123,8 @@ type BorrowedStream interface {
 // sequence per partition). A node's next run records, as the end of the
 // run before, where the stream stood when it started; that says which of
 // the earlier run's sends the broker holds even after later runs sent
-// higher ids, so the earlier run's unfinished claims are re-sent for the
-// broker to drop rather than as copies.
+// higher ids, so the earlier run's unfinished claims the broker holds are
+// recorded as published rather than sent again as copies.
 type PositionedSink interface {
 	SequencedSink
 	// Position is where the stream stood when the sink connected.
