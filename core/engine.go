@@ -146,20 +146,20 @@ func (e *Engine) redelivery(r *Record) (id int64, ok bool) {
 	if run == nil || !sent {
 		return 0, false
 	}
-	return id, e.held(run, run == e.older.latest(), r.Op.DOID, id, func() bool { return id <= e.lastAtStart })
+	return id, e.held(run, r.Op.DOID, id, run == e.older.latest() && id <= e.lastAtStart)
 }
 
 // held reports whether the broker holds the message with key and stream
 // id id that run (of some node's history) sent in order: judged by where
 // the stream stood when the run ended, if the history says and the sink
-// can read it (PositionedSink), or else, for the node's latest run only,
-// by latestHolds (the broker's last sequences now, which nothing but that
-// run has raised since).
-func (e *Engine) held(run *runRecord, latest bool, key string, id int64, latestHolds func() bool) bool {
+// can read it (PositionedSink), or else by latest: whether run is the
+// node's latest and id at or below the broker's last sequence now (which
+// nothing but that run has raised since).
+func (e *Engine) held(run *runRecord, key string, id int64, latest bool) bool {
 	if ps, ok := e.sink.(PositionedSink); ok && run.end != "" {
 		return ps.HeldAt(run.end, key, id)
 	}
-	return latest && latestHolds()
+	return latest
 }
 
 // EngineStats counts what an engine did since it started.
@@ -592,7 +592,8 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			if time.Since(lastDue) >= e.cfg.RetryPoll {
 				sources, lastDue = []ClaimSource{ClaimDue, ClaimPending}, time.Now()
 			}
-			for _, p.Source = range sources {
+			for _, source := range sources {
+				p.Source = source
 				batch := e.nextBatch
 				p.Token, ids = e.orderedToken(batch), streamSeq(e.run.base, batch, 0)
 				if recs, err = e.claim(p); err != nil || len(recs) > 0 {
@@ -900,10 +901,12 @@ func (e *Engine) publish(b claimed) outcome {
 	}
 	aborted := e.abortCtx.Err() != nil
 	unavailable := false
+	sent := 0
 	for j, err := range errs {
 		r := &b.recs[idx[j]]
 		switch {
 		case err == nil:
+			sent++
 			o.published = append(o.published, r.Seq)
 			e.tel.ackLatency.Record(context.Background(), acked.Sub(r.Op.CreatedAt).Seconds(), e.tel.sinkAttr)
 		case aborted:
@@ -936,12 +939,12 @@ func (e *Engine) publish(b claimed) outcome {
 			})
 		}
 	}
-	if !unavailable && len(o.published) > 0 {
+	if !unavailable && sent > 0 {
 		e.outageStreak.Store(0)
 	}
 	var perr error
-	if len(o.published) < len(msgs) {
-		perr = fmt.Errorf("%d of %d messages failed", len(msgs)-len(o.published), len(msgs))
+	if sent < len(msgs) {
+		perr = fmt.Errorf("%d of %d messages failed", len(msgs)-sent, len(msgs))
 	}
 	e.tel.child(o.span, "publish", start, perr)
 	return o
@@ -1100,7 +1103,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		for _, i := range idx {
 			r := &recs[i]
 			run, id, sent := hist.find(epochOf(r.PrevToken), batchOf(r.PrevToken), r.Seq)
-			if run != nil && sent && e.held(run, run == hist.latest(), r.Op.DOID, id, func() bool { return bs.Holds(r.Op.DOID, id) }) {
+			if run != nil && sent && e.held(run, r.Op.DOID, id, run == hist.latest() && bs.Holds(r.Op.DOID, id)) {
 				if held == nil {
 					held = map[int]bool{}
 				}

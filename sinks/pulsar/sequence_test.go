@@ -281,19 +281,7 @@ func TestRedeliveryPerPartition(t *testing.T) {
 	topic := pulsartest.Topic()
 	b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, parts))
 	url := b.SinkURL(topic, "producer_name=relay-p")
-	var all []core.Message
-	for seq := int64(1); seq <= 30; seq++ {
-		all = append(all, objectMessage(t, fmt.Sprintf("obj-%d", seq), seq, true, false))
-	}
-	dark := pulsar.PartitionOf(all[0].Key, parts) // the partition that got nothing
-	var reached, missed []core.Message
-	for _, m := range all {
-		if pulsar.PartitionOf(m.Key, parts) == dark {
-			missed = append(missed, m)
-		} else {
-			reached = append(reached, m)
-		}
-	}
+	reached, missed, _ := splitByPartition(t, 30, parts)
 	require.GreaterOrEqual(t, len(missed), 2)
 	require.Greater(t, reached[len(reached)-1].Seq, missed[len(missed)-1].Seq, "the broker's highest last sequence is above every missed one")
 	second := sendThenReconnect(t, url, reached)
@@ -439,18 +427,8 @@ func TestPositionPerPartition(t *testing.T) {
 	topic := pulsartest.Topic()
 	b := pulsartest.Start(t, pulsartest.WithPartitionedTopic(topic, parts))
 	url := b.SinkURL(topic, "producer_name=relay-q")
-	var sent []core.Message
-	dark := -1
-	for seq := int64(1); len(sent) < 12; seq++ {
-		m := objectMessage(t, fmt.Sprintf("obj-%d", seq), seq, true, false)
-		p := pulsar.PartitionOf(m.Key, parts)
-		if dark < 0 {
-			dark = p // the partition that gets nothing
-		}
-		if p != dark {
-			sent = append(sent, m)
-		}
-	}
+	sent, _, dark := splitByPartition(t, 18, parts)
+	require.GreaterOrEqual(t, len(sent), 2)
 	fresh, err := pulsar.Open(url)
 	require.NoError(t, err)
 	assert.Equal(t, "-1,-1,-1", fresh.Position(), "nothing held yet")
@@ -491,4 +469,25 @@ func sendThenReconnect(t *testing.T, url string, msgs []core.Message) *pulsar.Si
 	require.NoError(t, err)
 	t.Cleanup(func() { second.Close() })
 	return second
+}
+
+// splitByPartition makes n ordered messages on objects obj-1 … obj-n
+// (seqs 1 … n) and splits them by partition of parts: those of the first
+// one's partition (dark, the one that is to get nothing) and the others.
+func splitByPartition(t *testing.T, n, parts int) (others, inDark []core.Message, dark int) {
+	t.Helper()
+	dark = -1
+	for seq := int64(1); seq <= int64(n); seq++ {
+		m := objectMessage(t, fmt.Sprintf("obj-%d", seq), seq, true, false)
+		p := pulsar.PartitionOf(m.Key, parts)
+		if dark < 0 {
+			dark = p
+		}
+		if p == dark {
+			inDark = append(inDark, m)
+		} else {
+			others = append(others, m)
+		}
+	}
+	return others, inDark, dark
 }
