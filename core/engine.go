@@ -93,9 +93,13 @@ type Engine struct {
 	// aliveStop ends holdAlive, which closes aliveDone (nil: no lease).
 	aliveStop, aliveDone chan struct{}
 	// restored counts, per seq, how often this engine gave a taken-over
-	// operation back to its live owner (see takeOver).
+	// operation back to its live owner (see takeOver), for the warning.
 	restoredMu sync.Mutex
 	restored   map[int64]int
+	// runKnown: this run's number and history are recorded (see
+	// nextEpoch); until then the ordered stream claims nothing. Only
+	// the ordered claim loop uses it once started.
+	runKnown bool
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
@@ -202,12 +206,22 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 // nextEpoch numbers this run of the node one after the previous one,
 // through the node's run history (a store cursor), and records where the
 // previous run ended (this run's start position), so redelivery can tell
-// which earlier claims the broker holds. Without a node name, or when the
-// cursor cannot be read or written, the run has a random epoch and
-// treats no claim as a redelivery.
-func (e *Engine) nextEpoch(ctx context.Context) {
+// which earlier claims the broker holds. Without a node name the run has
+// a random epoch and treats no claim as a redelivery. It returns an error
+// when the store cannot be read or written: the ordered stream then waits
+// and tries again (see claimLoop). A run that claimed without its history
+// could not tell its node's earlier claims from new ones (it would send
+// what the broker holds again, as new messages), and its first
+// renumbering would write a history without the earlier runs.
+func (e *Engine) nextEpoch(ctx context.Context) error {
 	if e.cfg.Node == "" {
-		return
+		return nil
+	}
+	// The tag entry first: written again on a retry, it changes nothing,
+	// while each run record written pushes an older run out.
+	mine, err := e.registerTag(ctx)
+	if err != nil {
+		return err
 	}
 	name := epochCursor(e.cfg.Node)
 	var hist runHistory
@@ -216,8 +230,7 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 	case err == nil:
 		hist, _ = parseRunHistory(c.Value)
 	case !errors.Is(err, ErrNotFound):
-		e.log.WarnContext(ctx, "trustlog: cannot read this node's run number; no redeliveries this run", "err", err)
-		return
+		return fmt.Errorf("read this node's run history: %w", err)
 	}
 	run := runRecord{base: e.run.base}
 	if len(hist.runs) > 0 {
@@ -226,14 +239,16 @@ func (e *Engine) nextEpoch(ctx context.Context) {
 	}
 	next := hist.withLatest(run, false)
 	if err := e.store.SetCursor(ctx, name, next.String()); err != nil {
-		e.log.WarnContext(ctx, "trustlog: cannot record this node's run number; no redeliveries this run", "err", err)
-		return
+		return fmt.Errorf("record this node's run number: %w", err)
 	}
+	e.runMu.Lock()
 	e.run = run
-	e.epoch.Store(run.current)
-	if e.registerTag(ctx) {
+	if mine {
 		e.older = runHistory{runs: next.runs[1:]}
 	}
+	e.runMu.Unlock()
+	e.epoch.Store(run.current)
+	return nil
 }
 
 // renumber gives the rest of this run the next run number (epoch), as if
@@ -337,7 +352,7 @@ func epochCursor(node string) string { return "trustlog.node." + node + ".epoch"
 // reports false when another node name has the same tag: the tag is then
 // marked ambiguous for good, and neither node treats a claim as its own
 // re-send or another's take-over.
-func (e *Engine) registerTag(ctx context.Context) bool {
+func (e *Engine) registerTag(ctx context.Context) (bool, error) {
 	entry := nodeEntry{Node: e.cfg.Node}
 	if ts, ok := e.sink.(TakeoverSink); ok {
 		entry.Stream = ts.StreamName()
@@ -345,8 +360,7 @@ func (e *Engine) registerTag(ctx context.Context) bool {
 	key := tagCursor(e.nodeTag)
 	c, err := e.store.Cursor(ctx, key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		e.log.WarnContext(ctx, "trustlog: cannot read this node's tag entry; no redeliveries this run", "err", err)
-		return false
+		return false, fmt.Errorf("read this node's tag entry: %w", err)
 	}
 	if err == nil {
 		var old nodeEntry
@@ -358,10 +372,9 @@ func (e *Engine) registerTag(ctx context.Context) bool {
 	}
 	b, _ := json.Marshal(entry)
 	if err := e.store.SetCursor(ctx, key, string(b)); err != nil {
-		e.log.WarnContext(ctx, "trustlog: cannot record this node's tag entry; no redeliveries this run", "err", err)
-		return false
+		return false, fmt.Errorf("record this node's tag entry: %w", err)
 	}
-	return !entry.Ambiguous
+	return !entry.Ambiguous, nil
 }
 
 // Config returns the engine's configuration with defaults applied.
@@ -443,7 +456,14 @@ func (e *Engine) Start(ctx context.Context) error {
 				e.position = ps.Position()
 			}
 		}
-		e.nextEpoch(ctx)
+		switch err := e.nextEpoch(ctx); {
+		case err == nil:
+			e.runKnown = true
+		case e.ordered:
+			e.log.WarnContext(ctx, "trustlog: cannot record this run in the node's run history yet; the ordered stream waits for the store", "err", err)
+		default:
+			e.log.WarnContext(ctx, "trustlog: cannot record this run in the node's run history; no redeliveries this run", "err", err)
+		}
 	}
 	if e.sink != nil {
 		for i := 0; i < e.cfg.Workers; i++ {
@@ -574,7 +594,15 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		var err error
 		inOrder := false
 		gen := e.streamGen.Load()
-		if ordered && (gen != numbered || e.nextBatch >= maxBatch) {
+		if ordered && !e.runKnown {
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Lease/2)
+			if err = e.nextEpoch(ctx); err == nil {
+				e.runKnown, numbered = true, gen
+				e.log.Info("trustlog: this run is recorded in the node's run history; the ordered stream starts", "node", e.cfg.Node, "run", e.epoch.Load())
+			}
+			cancel()
+		}
+		if err == nil && ordered && (gen != numbered || e.nextBatch >= maxBatch) {
 			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Lease/2)
 			if err = e.renumber(ctx); err == nil {
 				numbered = gen
@@ -980,18 +1008,21 @@ func (o *outcome) unpublishedBelow() int64 {
 	return low
 }
 
-// maxRestores is how often an engine gives one taken-over operation back
-// to an owner that is connected to the broker yet does not take it back
-// (alive but stuck); after that it sends the operation itself, a possible
-// copy rather than a wait without end.
-const maxRestores = 3
+// stuckRestores is how often an engine gives one taken-over operation
+// back to its live owner before it warns that the owner does not take it
+// back (and again every as many times). It never sends such an operation
+// itself: the owner's send may still be pending in its producer (during
+// an outage, or while it reconnects), and would land after this engine's
+// new message, a copy. An owner that stays stuck must be restarted (or
+// stopped): then its claims are taken over.
+const stuckRestores = 10
 
 // takeOver looks at the claims of another node's ordered stream among
 // recs (rows whose lease ran out, taken over after the grace). For each
 // such node it checks that the node is dead (its alive lease is free, see
 // holdAlive) and borrows the node's stream from the sink: while the owner
 // is alive or connected, or the store or broker is unavailable, its rows
-// go back to it (restore[i]); otherwise the rows its runs sent in order (see
+// go back to it (restore[i]), however often (see stuckRestores); otherwise the rows its runs sent in order (see
 // runHistory) that the broker holds from the stream (see held: for its
 // latest run, at or below the last sequence where the row's key goes;
 // the stream is sent in order and never gives up a message) are on the
@@ -1029,20 +1060,18 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			cancel()
 		}
 	}
-	// giveBack restores the rows idx to their owner's claim, at most
-	// maxRestores times each if limited; it returns how many it restores.
-	giveBack := func(idx []int, limited bool) int {
-		n := 0
+	// giveBack restores the rows idx to their owner's claim; it returns
+	// how many, and whether one of them came back stuckRestores times.
+	giveBack := func(idx []int) (n int, stuck bool) {
 		for _, i := range idx {
-			if !limited || e.restoreOnce(recs[i].Seq) {
-				if restore == nil {
-					restore = map[int]bool{}
-				}
-				restore[i] = true
-				n++
+			if restore == nil {
+				restore = map[int]bool{}
 			}
+			restore[i] = true
+			n++
+			stuck = e.restoredAgain(recs[i].Seq)%stuckRestores == 0 || stuck
 		}
-		return n
+		return n, stuck
 	}
 	for tag, idx := range byTag {
 		c, err := e.store.Cursor(ctx, tagCursor(tag))
@@ -1051,7 +1080,8 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		case err != nil && !errors.Is(err, ErrNotFound):
 			// The store cannot say whose claims they are: a new message
 			// could be a copy.
-			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", giveBack(idx, false), "err", err)
+			n, _ := giveBack(idx)
+			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", n, "err", err)
 			continue
 		case err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "":
 			continue // unknown owner: new messages
@@ -1069,12 +1099,12 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			// cannot say how far the owner got, and a new message would
 			// be a copy of whatever it holds. Either way the rows go back
 			// to the owner's claim, for it or a later taker.
-			n := giveBack(idx, !down)
+			n, stuck := giveBack(idx)
 			if busy {
 				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
-				if n < len(idx) {
-					e.log.Warn("trustlog: the owner of expired claims is alive but did not take them back; sending them as new messages",
-						"node", owner.Node, "rows", len(idx)-n, "restores", maxRestores)
+				if stuck {
+					e.log.Warn("trustlog: the owner of expired claims is alive but does not take them back; they stay with it (restart it if it is stuck)",
+						"node", owner.Node, "rows", n, "given_back", stuckRestores)
 				}
 			} else {
 				e.log.Warn("trustlog: cannot borrow the ordered stream of a node whose claims this engine took over; giving them back", "node", owner.Node, "rows", n, "err", err)
@@ -1095,8 +1125,9 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		case err == nil:
 			hist, _ = parseRunHistory(c.Value)
 		case !errors.Is(err, ErrNotFound):
+			n, _ := giveBack(idx)
 			e.log.Warn("trustlog: cannot read the run history of a node whose claims this engine took over; giving them back",
-				"node", owner.Node, "rows", giveBack(idx, false), "err", err)
+				"node", owner.Node, "rows", n, "err", err)
 			continue
 		}
 		n := 0
@@ -1142,23 +1173,16 @@ func (e *Engine) ownerAlive(ctx context.Context, node string) (Lease, error) {
 	}
 }
 
-// restoreOnce reports whether a taken-over seq may go back to its owner
-// once more (see maxRestores).
-func (e *Engine) restoreOnce(seq int64) bool {
+// restoredAgain counts one more give-back of a taken-over seq to its
+// live owner and returns the count (see stuckRestores).
+func (e *Engine) restoredAgain(seq int64) int {
 	e.restoredMu.Lock()
 	defer e.restoredMu.Unlock()
-	if e.restored == nil {
+	if e.restored == nil || len(e.restored) >= 1<<16 {
 		e.restored = map[int64]int{}
 	}
-	if e.restored[seq] >= maxRestores {
-		delete(e.restored, seq)
-		return false
-	}
-	if len(e.restored) >= 1<<16 {
-		clear(e.restored)
-	}
 	e.restored[seq]++
-	return true
+	return e.restored[seq]
 }
 
 // sinkDown pauses every claim loop: 100ms, doubling per consecutive outage

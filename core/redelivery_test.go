@@ -483,7 +483,9 @@ func (s pendingOnly) Claim(ctx context.Context, p core.ClaimParams) ([]core.Reco
 // producer is not connected) and finds nothing held under it. Were B to
 // send them as new messages, A's pending sends would land after them:
 // copies. While A runs it holds its alive lease, so B gives the rows back
-// to A's claim; once A is gone, B takes them over.
+// to A's claim, however often it finds them expired (with a 1 s lease
+// and grace, about once a second: the wait covers several give-backs);
+// once A is gone, B takes them over.
 func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -496,7 +498,7 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
 	defer two.Stop(ctx)
 
-	nothingTakenOver(t, db, b, "while A is alive")
+	nothingTakenOver(t, db, b, 8*time.Second, "while A is alive")
 	require.NoError(t, one.Stop(ctx))
 	takenOver(t, db, b, ops)
 }
@@ -505,14 +507,14 @@ func newLender(name string, hang bool) *lender {
 	return &lender{runSink: runSink{hang: hang, seen: map[string]core.Message{}}, name: name}
 }
 
-// nothingTakenOver waits past the expiry and grace of another relay's
-// claims on ten operations and checks that b sent none of them: they are
-// still in flight under their claim.
-func nothingTakenOver(t *testing.T, db core.Store, b *lender, while string) {
+// nothingTakenOver waits for d, past the expiry and grace of another
+// relay's claims on ten operations, and checks that b sent none of them:
+// they are still in flight under their claim.
+func nothingTakenOver(t *testing.T, db core.Store, b *lender, d time.Duration, while string) {
 	t.Helper()
-	time.Sleep(3 * time.Second)
+	time.Sleep(d)
 	b.mu.Lock()
-	assert.Empty(t, b.seen, "nothing taken over %s", while)
+	assert.Zero(t, len(b.seen), "operations taken over %s", while)
 	b.mu.Unlock()
 	st, err := db.Stats(context.Background())
 	require.NoError(t, err)
@@ -730,7 +732,65 @@ func TestTakeOverWaitsForTheStore(t *testing.T) {
 	b := newLender("relay-b", false)
 	two := startRelay(t, store, b, "relay-b", 100*time.Millisecond)
 	defer two.Stop(ctx)
-	nothingTakenOver(t, db, b, "while the store cannot say who A was")
+	nothingTakenOver(t, db, b, 3*time.Second, "while the store cannot say who A was")
 	store.blind.Store(false)
 	takenOver(t, db, b, ops)
+}
+
+// storeDown is a store that cannot be reached while down is set: claims
+// and cursor reads and writes fail, as with the database restarting.
+type storeDown struct {
+	core.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("injected: dial tcp: connection refused")
+
+func (s *storeDown) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.Store.Claim(ctx, p)
+}
+
+func (s *storeDown) Cursor(ctx context.Context, name string) (core.Cursor, error) {
+	if s.down.Load() {
+		return core.Cursor{}, errStoreDown
+	}
+	return s.Store.Cursor(ctx, name)
+}
+
+func (s *storeDown) SetCursor(ctx context.Context, name, value string) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.Store.SetCursor(ctx, name, value)
+}
+
+// TestRunStartedWhileTheStoreIsDown: run 1 sends ten operations in its
+// ordered stream and dies before recording anything; run 2 starts while
+// the database restarts, so it cannot read the node's run history yet.
+// Were it to claim anyway, it could not tell run 1's claims from new
+// ones: it would send them as new messages (copies of what the broker
+// holds), and its first renumbering would write a history without run 1.
+// Its ordered stream waits for the history instead, and then sends run
+// 1's operations as redeliveries.
+func TestRunStartedWhileTheStoreIsDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
+	one := startRelay(t, killed{db}, s1, "relay-d", 300*time.Millisecond)
+	s1.called(t)
+	one.Stop(ctx) // nothing recorded: killed
+
+	down := &storeDown{Store: db}
+	down.down.Store(true)
+	redelivered(t, db, func(s core.Sink) *core.Engine {
+		e := startRelay(t, down, s, "relay-d", 300*time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the restart
+		down.down.Store(false)
+		return e
+	}, s1.highest(), ops)
 }
