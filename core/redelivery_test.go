@@ -794,3 +794,42 @@ func TestRunStartedWhileTheStoreIsDown(t *testing.T) {
 		return e
 	}, s1.highest(), ops)
 }
+
+// claimsNothing is a store from which a relay claims nothing: a run of it
+// records itself in the node's run history and leaves every row alone.
+type claimsNothing struct{ core.Store }
+
+func (claimsNothing) Claim(context.Context, core.ClaimParams) ([]core.Record, error) { return nil, nil }
+
+// TestRedeliveryManyRunsLater: run 1 sends ten operations in its ordered
+// stream and dies before recording anything; then the node restarts six
+// times in a row without taking them back (each process dies before their
+// claims expire, as relays killed every two seconds, or during a database
+// restart, do). The seventh run still judges them by where the stream
+// stood when run 1 ended: the broker holds them, so they are recorded as
+// published and not sent again. With only the last four runs kept in the
+// history, run 1 was forgotten and they went out as new messages: copies.
+func TestRedeliveryManyRunsLater(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops := recordN(t, db, 10, 10)
+	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
+	one := startRelay(t, killed{db}, positioned{s1}, "relay-m", 300*time.Millisecond)
+	s1.called(t)
+	one.Stop(ctx) // nothing recorded: killed
+	last := s1.highest()
+	for range 6 {
+		e := startRelay(t, claimsNothing{db}, positioned{&runSink{last: last, seen: map[string]core.Message{}}}, "relay-m", 300*time.Millisecond)
+		require.NoError(t, e.Stop(ctx))
+	}
+	s := &runSink{last: last, seen: map[string]core.Message{}}
+	e := startRelay(t, db, positioned{s}, "relay-m", 300*time.Millisecond)
+	defer e.Stop(ctx)
+	untilCount(t, db, core.StatePublished, 10, 20*time.Second)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		assert.NotContains(t, s.seen, op.OpID, "run 1's send of %s is on the broker", op.OpID)
+	}
+}

@@ -56,10 +56,19 @@ type runRecord struct {
 type runMark struct{ epoch, base, upto int64 }
 
 // maxRunMarks bounds the marks a record keeps (the oldest go first), and
-// maxRuns the runs a history keeps.
+// maxRuns the runs a history keeps. A run's claims stay unjudged until
+// a later process of the node (or a taker) claims them, after their lease;
+// processes that die sooner, one after another (killed every few seconds,
+// or while the database restarts), each add a run meanwhile: four runs
+// were too few in the chaos test. 32 records of up to eight marks and a
+// position are a few kilobytes.
+// maxHistoryBytes bounds the history's JSON as well (positions of
+// topics with many partitions are long; MySQL's TEXT holds 64 KiB): the
+// oldest runs go first.
 const (
-	maxRunMarks = 8
-	maxRuns     = 4
+	maxRunMarks     = 8
+	maxRuns         = 32
+	maxHistoryBytes = 32 << 10
 )
 
 // runHistory is the value of the cursor trustlog.node.<name>.epoch: the
@@ -123,7 +132,8 @@ func (h runHistory) String() string {
 
 // withLatest returns the history with run as its latest, in place of the
 // latest one if replace is set and before it otherwise. What older runs
-// say about run's numbers goes, and so do the oldest runs beyond maxRuns.
+// say about run's numbers goes, and so do the oldest runs beyond maxRuns
+// or maxHistoryBytes.
 func (h runHistory) withLatest(run runRecord, replace bool) runHistory {
 	older := h.runs
 	if replace && len(older) > 0 {
@@ -149,6 +159,9 @@ func (h runHistory) withLatest(run runRecord, replace bool) runHistory {
 			}
 		}
 		next.runs = append(next.runs, kept)
+	}
+	for len(next.runs) > 1 && len(next.String()) > maxHistoryBytes {
+		next.runs = next.runs[:len(next.runs)-1]
 	}
 	return next
 }

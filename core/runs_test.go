@@ -1,6 +1,7 @@
 package core
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,11 +74,20 @@ func TestRunHistory(t *testing.T) {
 	assert.Len(t, back.withLatest(runRecord{current: 8}, false).runs, 2)
 
 	var many runHistory
-	for i := range 10 {
+	for i := range maxRuns + 10 {
 		many = many.withLatest(runRecord{current: int64(i)}, false)
 	}
 	assert.Len(t, many.runs, maxRuns)
-	assert.Equal(t, int64(9), many.latest().current)
+	assert.Equal(t, int64(maxRuns+9), many.latest().current)
+	// Long positions (a topic with many partitions): the oldest runs go
+	// until the value fits.
+	var long runHistory
+	for i := range maxRuns {
+		long = long.withLatest(runRecord{current: int64(i), end: strings.Repeat("9", 4000)}, false)
+	}
+	assert.LessOrEqual(t, len(long.String()), maxHistoryBytes)
+	assert.Greater(t, len(long.runs), 1)
+	assert.Equal(t, int64(maxRuns-1), long.latest().current)
 
 	for _, bad := range []string{"", "x", "7", "7@1", "{}", `{"runs":[]}`, `{"runs":[{"n":[256,1]}]}`, `{"runs":[{"n":[-1,1]}]}`,
 		`{"runs":[{"n":[3,-1]}]}`, `{"runs":[{"n":[3,1],"m":[[1,2,-2]]}]}`, `{"runs":[{"n":[3,1],"m":[[300,2,1]]}]}`,
