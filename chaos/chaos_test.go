@@ -7,6 +7,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -215,7 +217,8 @@ func run(t *testing.T, s settings, dbKind, brokerName string, b broker) {
 		require.NoError(t, err)
 		defer f.Close()
 		relays[i] = &relay{node: node, log: f, args: []string{
-			"--log-format", "json", "--store", srv.URL, "--sink", b.sinkURL(node), "relay",
+			"--log-format", "json", "--log-level", cmp.Or(os.Getenv("TRUSTLOG_CHAOS_LOG_LEVEL"), "debug"),
+			"--store", srv.URL, "--sink", b.sinkURL(node), "relay",
 			"--node", node, "--strict", "--batch", strconv.Itoa(s.batch), "--lease", "4s", "--publish-timeout", "2s",
 			"--poll", "50ms", "--backoff", "50ms", "--backoff-max", "2s", "--max-attempts", "1000",
 			"--shutdown-timeout", "5s", "--ledger-key-file", filepath.Join(dir, "log.key"),
@@ -413,6 +416,7 @@ settle:
 		t.Logf("lost: %s seq %d state %v attempts %d prev token %x published %s (err %v)",
 			id, r.Seq, r.State, r.Attempts, r.PrevToken, r.PublishedAt.Format(time.StampMicro), err)
 	}
+	relayLines(t, dir, lostIDs)
 	if e, ok := b.(interface{ explainLost(*testing.T, []string) }); ok && len(lostIDs) > 0 {
 		e.explainLost(t, lostIDs)
 	}
@@ -424,14 +428,15 @@ settle:
 	for _, n := range count {
 		res.Duplicates += n - 1
 	}
-	shown := 0
+	var dupIDs []string
 	for _, id := range committed {
-		if count[id] > 1 && shown < 5 {
-			shown++
+		if count[id] > 1 && len(dupIDs) < 5 {
+			dupIDs = append(dupIDs, id)
 			r, err := store.Get(ctx, id)
 			t.Logf("duplicated: %s seq %d state %v attempts %d prev token %x (err %v)", id, r.Seq, r.State, r.Attempts, r.PrevToken, err)
 		}
 	}
+	relayLines(t, dir, dupIDs)
 	if e, ok := b.(interface{ explain(*testing.T) }); ok && res.Duplicates > 0 {
 		e.explain(t)
 	}
@@ -485,6 +490,32 @@ settle:
 	assert.Zero(t, res.Phantom, "phantom")
 	assert.Zero(t, res.OrderBroken, "per-DOID order in strict mode")
 	assert.LessOrEqual(t, res.Duplicates, b.maxDuplicates(s.batch, res.Kills, s.relays), "duplicates")
+}
+
+// relayLines logs what the relays' logs in dir say about the first three
+// of ids (at debug level, the default here, a relay names each operation
+// it sends as a new message although an earlier ordered claim carried
+// it), at most ten lines each: a failed CI run's only trace.
+func relayLines(t *testing.T, dir string, ids []string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, id := range ids[:min(len(ids), 3)] {
+		n := 0
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				continue
+			}
+			for line := range strings.Lines(string(b)) {
+				if strings.Contains(line, id) && n < 10 {
+					n++
+					t.Logf("%s: %s", filepath.Base(l), strings.TrimSpace(line))
+				}
+			}
+		}
+		if n == 0 {
+			t.Logf("no relay log line names %s", id)
+		}
+	}
 }
 
 // chaosObject is a row of the application's own object table.
