@@ -508,7 +508,11 @@ func relayLines(t *testing.T, dir string, ids []string) {
 			for line := range strings.Lines(string(b)) {
 				if strings.Contains(line, id) && n < 10 {
 					n++
-					t.Logf("%s: %s", filepath.Base(l), strings.TrimSpace(line))
+					line = strings.TrimSpace(line)
+					if len(line) > 400 { // lists of op_ids
+						line = line[:400] + "…"
+					}
+					t.Logf("%s: %s", filepath.Base(l), line)
 				}
 			}
 		}

@@ -96,6 +96,11 @@ type Engine struct {
 	// operation back to its live owner (see takeOver), for the warning.
 	restoredMu sync.Mutex
 	restored   map[int64]int
+	// awayUntil is when the pause after the sink's last refusal as
+	// unavailable (or a borrow that could not reach the broker) ends (unix
+	// nanoseconds): until a lease after it, the engine takes no other
+	// node's claims over (see claimLoop).
+	awayUntil atomic.Int64
 	// runKnown: this run's number and history are recorded (see
 	// nextEpoch); until then the ordered stream claims nothing. Only
 	// the ordered claim loop uses it once started.
@@ -590,6 +595,14 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		expires := time.Now().Add(e.cfg.Lease)
 		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
 			Node: e.nodeTag, Grace: e.cfg.Lease}
+		if _, ts := e.sink.(TakeoverSink); ts && time.Since(time.Unix(0, e.awayUntil.Load())) < e.cfg.Lease {
+			// No take-overs while the broker is away: the engine could
+			// not judge what the owner's stream holds and would give the
+			// rows back after waiting for the broker, and until then
+			// they carry this engine's claim (a kill meanwhile leaves
+			// them looking sent by this node: copies, see takeOver).
+			p.Grace = noTakeOver
+		}
 		var recs []Record
 		var err error
 		inOrder := false
@@ -890,6 +903,9 @@ func (e *Engine) publish(b claimed) outcome {
 		case r.PrevToken&orderedBit != 0 && r.PrevToken>>nodeShift == e.nodeTag:
 			e.log.Debug("trustlog: own earlier claim sent as a new message", "op_id", r.Op.OpID, "seq", r.Seq,
 				"run", epochOf(r.PrevToken), "batch", batchOf(r.PrevToken))
+		case r.PrevToken != 0 && r.PrevToken&orderedBit == 0:
+			e.log.Debug("trustlog: claimed before outside an ordered stream, sent as a new message", "op_id", r.Op.OpID,
+				"seq", r.Seq, "prev_token", strconv.FormatInt(r.PrevToken, 16), "state", r.State)
 		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
@@ -1008,6 +1024,10 @@ func (o *outcome) unpublishedBelow() int64 {
 	return low
 }
 
+// noTakeOver is the claim grace that keeps other nodes' expired claims
+// out of a claim (see claimLoop).
+const noTakeOver = 30 * 24 * time.Hour
+
 // stuckRestores is how often an engine gives one taken-over operation
 // back to its live owner before it warns that the owner does not take it
 // back (and again every as many times). It never sends such an operation
@@ -1084,7 +1104,11 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", n, "err", err)
 			continue
 		case err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "":
-			continue // unknown owner: new messages
+			// Unknown owner (no tag entry, or two node names share the
+			// tag): new messages.
+			e.log.Warn("trustlog: expired claims of a node this engine cannot name; sending them as new messages",
+				"tag", tag, "rows", len(idx), "ambiguous", owner.Ambiguous, "op_ids", opIDs(recs, idx))
+			continue
 		}
 		lease, err := e.ownerAlive(ctx, owner.Node)
 		if lease != nil {
@@ -1100,6 +1124,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			// be a copy of whatever it holds. Either way the rows go back
 			// to the owner's claim, for it or a later taker.
 			n, stuck := giveBack(idx)
+			e.log.Debug("trustlog: given back to their owner", "node", owner.Node, "op_ids", opIDs(recs, idx))
 			if busy {
 				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
 				if stuck {
@@ -1107,6 +1132,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 						"node", owner.Node, "rows", n, "given_back", stuckRestores)
 				}
 			} else {
+				e.awayUntil.Store(time.Now().UnixNano())
 				e.log.Warn("trustlog: cannot borrow the ordered stream of a node whose claims this engine took over; giving them back", "node", owner.Node, "rows", n, "err", err)
 			}
 			continue
@@ -1147,8 +1173,27 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		}
 		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
 			"rows", len(idx), "held_by_the_broker", n)
+		if e.log.Enabled(ctx, slog.LevelDebug) {
+			var heldIdx []int
+			for _, i := range idx {
+				if held[i] {
+					heldIdx = append(heldIdx, i)
+				}
+			}
+			e.log.Debug("trustlog: taken over, held by the broker", "node", owner.Node, "op_ids", opIDs(recs, heldIdx))
+		}
 	}
 	return held, restore, done
+}
+
+// opIDs lists the op_ids of recs[idx] (for debug logs that let a chaos
+// run trace an operation from claim to claim).
+func opIDs(recs []Record, idx []int) []string {
+	ids := make([]string, len(idx))
+	for j, i := range idx {
+		ids[j] = recs[i].Op.OpID
+	}
+	return ids
 }
 
 // ownerAlive takes the alive lease of node (see holdAlive), for the
@@ -1192,6 +1237,7 @@ func (e *Engine) sinkDown(err error) {
 	n := e.outageStreak.Add(1)
 	pause := Backoff(int(n), 100*time.Millisecond, e.cfg.BackoffMax, e.cfg.BackoffJitter)
 	e.pauseUntil.Store(time.Now().Add(pause).UnixNano())
+	e.awayUntil.Store(time.Now().Add(pause).UnixNano())
 	e.log.Warn("trustlog: sink unavailable, pausing", "err", err, "pause", pause, "streak", n)
 }
 

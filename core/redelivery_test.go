@@ -490,10 +490,7 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops := recordN(t, db, 10, 10)
-	a := newLender("relay-a", true)
-	one := startRelay(t, pendingOnly{db}, a, "relay-a", 100*time.Millisecond)
-	a.called(t)
+	ops, one := startOwner(t, db, pendingOnly{db})
 	b := newLender("relay-b", false)
 	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
 	defer two.Stop(ctx)
@@ -501,6 +498,18 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	nothingTakenOver(t, db, b, 8*time.Second, "while A is alive")
 	require.NoError(t, one.Stop(ctx))
 	takenOver(t, db, b, ops)
+}
+
+// startOwner records ten operations in db and starts relay A over store
+// (db, wrapped), whose sends never answer, until it offered them: they
+// stay in flight under A's ordered claims.
+func startOwner(t *testing.T, db, store core.Store) ([]*core.Operation, *core.Engine) {
+	t.Helper()
+	ops := recordN(t, db, 10, 10)
+	a := newLender("relay-a", true)
+	e := startRelay(t, store, a, "relay-a", 100*time.Millisecond)
+	a.called(t)
+	return ops, e
 }
 
 func newLender(name string, hang bool) *lender {
@@ -721,10 +730,7 @@ func TestTakeOverWaitsForTheStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops := recordN(t, db, 10, 10)
-	a := newLender("relay-a", true)
-	one := startRelay(t, killed{db}, a, "relay-a", 100*time.Millisecond)
-	a.called(t)
+	ops, one := startOwner(t, db, killed{db})
 	require.NoError(t, one.Stop(ctx)) // gone, its claims in flight
 
 	store := &blindCursors{Store: db}
@@ -832,4 +838,59 @@ func TestRedeliveryManyRunsLater(t *testing.T) {
 	for _, op := range ops {
 		assert.NotContains(t, s.seen, op.OpID, "run 1's send of %s is on the broker", op.OpID)
 	}
+}
+
+// brokerAway is a lender whose broker is away while down is set: it
+// refuses every publish and borrow as unavailable. It counts borrows.
+type brokerAway struct {
+	lender
+	down    atomic.Bool
+	borrows atomic.Int64
+}
+
+func (s *brokerAway) Publish(ctx context.Context, msgs []core.Message) []error {
+	if s.down.Load() {
+		return core.FailAll(len(msgs), core.Unavailable(errors.New("injected: broker away")))
+	}
+	return s.lender.Publish(ctx, msgs)
+}
+
+func (s *brokerAway) Borrow(ctx context.Context, name string) (core.BorrowedStream, error) {
+	s.borrows.Add(1)
+	if s.down.Load() {
+		return nil, core.Unavailable(errors.New("injected: broker away"))
+	}
+	return s.lender.Borrow(ctx, name)
+}
+
+// TestNoTakeOverWhileTheBrokerIsAway: relay A dies with ten operations
+// claimed; relay B, whose broker is away, sees their claims expire. A
+// take-over now could not judge what A's stream holds: B would claim the
+// rows, wait for the broker to borrow A's stream, and give them back,
+// the rows carrying B's claim all the while (a kill then makes them look
+// sent by B: copies). So B leaves them alone until the broker is back,
+// then takes them over.
+func TestNoTakeOverWhileTheBrokerIsAway(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := sqlitetest.Open(t, sqlitetest.URL(t))
+	ops, one := startOwner(t, db, killed{db})
+	one.Stop(ctx) // killed: the claims stay until they expire
+
+	b := &brokerAway{lender: *newLender("relay-b", false)}
+	b.down.Store(true)
+	more := recordN(t, db, 10, 10) // B's own work, refused: B sees the broker away
+	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
+	defer two.Stop(ctx)
+	time.Sleep(4 * time.Second) // A's claims expire after 1 s, B's grace is 1 s
+	assert.Zero(t, b.borrows.Load(), "B tried to take A's claims over while the broker was away")
+
+	b.down.Store(false)
+	untilCount(t, db, core.StatePublished, 20, 20*time.Second)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, op := range append(ops, more...) {
+		assert.Contains(t, b.seen, op.OpID, "%s published by B once the broker is back", op.OpID)
+	}
+	assert.NotZero(t, b.borrows.Load(), "A's claims were taken over")
 }
