@@ -98,8 +98,9 @@ type Engine struct {
 	restored   map[int64]int
 	// awayUntil is when the pause after the sink's last refusal as
 	// unavailable (or a borrow that could not reach the broker) ends (unix
-	// nanoseconds): until a lease after it, the engine takes no other
-	// node's claims over (see claimLoop).
+	// nanoseconds): until a lease after it, the ordered stream claims no
+	// due rows (see claimLoop). Without pending rows to probe the broker,
+	// due claims resume a lease after the pause.
 	awayUntil atomic.Int64
 	// runKnown: this run's number and history are recorded (see
 	// nextEpoch); until then the ordered stream claims nothing. Only
@@ -595,14 +596,8 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		expires := time.Now().Add(e.cfg.Lease)
 		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
 			Node: e.nodeTag, Grace: e.cfg.Lease}
-		if _, ts := e.sink.(TakeoverSink); ts && time.Since(time.Unix(0, e.awayUntil.Load())) < e.cfg.Lease {
-			// No take-overs while the broker is away: the engine could
-			// not judge what the owner's stream holds and would give the
-			// rows back after waiting for the broker, and until then
-			// they carry this engine's claim (a kill meanwhile leaves
-			// them looking sent by this node: copies, see takeOver).
-			p.Grace = noTakeOver
-		}
+		_, ts := e.sink.(TakeoverSink)
+		away := ts && time.Since(time.Unix(0, e.awayUntil.Load())) < e.cfg.Lease
 		var recs []Record
 		var err error
 		inOrder := false
@@ -628,9 +623,17 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		if inStream {
 			// The ordered stream takes every operation as its next batch
 			// (see streamSeq): due ones (retries, expired claims) first,
-			// every RetryPoll, then pending ones, in seq order.
+			// every RetryPoll, then pending ones, in seq order. While
+			// the broker is away (see awayUntil), no due ones: an expired
+			// claim says which earlier claim (this node's or another's)
+			// may have sent the row, and a new claim overwrites that
+			// until the row is judged, which waits for the broker (a
+			// borrow, or batches ahead of it); a kill meanwhile leaves
+			// the row looking sent by the new claim, and the next sender
+			// sends a copy of the earlier claim's message. Pending rows
+			// still go into the stream: they probe the broker.
 			sources := []ClaimSource{ClaimPending}
-			if time.Since(lastDue) >= e.cfg.RetryPoll {
+			if time.Since(lastDue) >= e.cfg.RetryPoll && !away {
 				sources, lastDue = []ClaimSource{ClaimDue, ClaimPending}, time.Now()
 			}
 			for _, source := range sources {
@@ -1023,10 +1026,6 @@ func (o *outcome) unpublishedBelow() int64 {
 	}
 	return low
 }
-
-// noTakeOver is the claim grace that keeps other nodes' expired claims
-// out of a claim (see claimLoop).
-const noTakeOver = 30 * 24 * time.Hour
 
 // stuckRestores is how often an engine gives one taken-over operation
 // back to its live owner before it warns that the owner does not take it

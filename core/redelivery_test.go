@@ -490,7 +490,7 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops, one := startOwner(t, db, pendingOnly{db})
+	ops, one, _ := startOwner(t, db, pendingOnly{db})
 	b := newLender("relay-b", false)
 	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
 	defer two.Stop(ctx)
@@ -503,13 +503,13 @@ func TestTakeOverOnlyFromTheDead(t *testing.T) {
 // startOwner records ten operations in db and starts relay A over store
 // (db, wrapped), whose sends never answer, until it offered them: they
 // stay in flight under A's ordered claims.
-func startOwner(t *testing.T, db, store core.Store) ([]*core.Operation, *core.Engine) {
+func startOwner(t *testing.T, db, store core.Store) ([]*core.Operation, *core.Engine, *lender) {
 	t.Helper()
 	ops := recordN(t, db, 10, 10)
 	a := newLender("relay-a", true)
 	e := startRelay(t, store, a, "relay-a", 100*time.Millisecond)
 	a.called(t)
-	return ops, e
+	return ops, e, a
 }
 
 func newLender(name string, hang bool) *lender {
@@ -730,7 +730,7 @@ func TestTakeOverWaitsForTheStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops, one := startOwner(t, db, killed{db})
+	ops, one, _ := startOwner(t, db, killed{db})
 	require.NoError(t, one.Stop(ctx)) // gone, its claims in flight
 
 	store := &blindCursors{Store: db}
@@ -845,11 +845,13 @@ func TestRedeliveryManyRunsLater(t *testing.T) {
 type brokerAway struct {
 	lender
 	down    atomic.Bool
+	refused atomic.Bool // a publish was refused
 	borrows atomic.Int64
 }
 
 func (s *brokerAway) Publish(ctx context.Context, msgs []core.Message) []error {
 	if s.down.Load() {
+		s.refused.Store(true)
 		return core.FailAll(len(msgs), core.Unavailable(errors.New("injected: broker away")))
 	}
 	return s.lender.Publish(ctx, msgs)
@@ -863,34 +865,76 @@ func (s *brokerAway) Borrow(ctx context.Context, name string) (core.BorrowedStre
 	return s.lender.Borrow(ctx, name)
 }
 
-// TestNoTakeOverWhileTheBrokerIsAway: relay A dies with ten operations
-// claimed; relay B, whose broker is away, sees their claims expire. A
-// take-over now could not judge what A's stream holds: B would claim the
-// rows, wait for the broker to borrow A's stream, and give them back,
-// the rows carrying B's claim all the while (a kill then makes them look
-// sent by B: copies). So B leaves them alone until the broker is back,
-// then takes them over.
-func TestNoTakeOverWhileTheBrokerIsAway(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops, one := startOwner(t, db, killed{db})
-	one.Stop(ctx) // killed: the claims stay until they expire
-
-	b := &brokerAway{lender: *newLender("relay-b", false)}
-	b.down.Store(true)
-	more := recordN(t, db, 10, 10) // B's own work, refused: B sees the broker away
-	two := startRelay(t, db, b, "relay-b", 100*time.Millisecond)
-	defer two.Stop(ctx)
-	time.Sleep(4 * time.Second) // A's claims expire after 1 s, B's grace is 1 s
-	assert.Zero(t, b.borrows.Load(), "B tried to take A's claims over while the broker was away")
-
-	b.down.Store(false)
-	untilCount(t, db, core.StatePublished, 20, 20*time.Second)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, op := range append(ops, more...) {
-		assert.Contains(t, b.seen, op.OpID, "%s published by B once the broker is back", op.OpID)
+// keepRecording records an operation every 50 ms for d (an application
+// at work) and returns how many.
+func keepRecording(t *testing.T, db core.Store, d time.Duration) int {
+	t.Helper()
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		recordN(t, db, 1, 1)
+		time.Sleep(50 * time.Millisecond)
 	}
-	assert.NotZero(t, b.borrows.Load(), "A's claims were taken over")
+	return n
+}
+
+// dueAfter counts the rows claimed as due (expired claims, retries) once
+// after is set.
+type dueAfter struct {
+	core.Store
+	after func() bool
+	n     atomic.Int64
+}
+
+func (s *dueAfter) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
+	recs, err := s.Store.Claim(ctx, p)
+	if p.Source == core.ClaimDue && s.after() {
+		s.n.Add(int64(len(recs)))
+	}
+	return recs, err
+}
+
+// TestNothingDueWhileTheBrokerIsAway: relay A sends ten operations in
+// its ordered stream and dies before recording anything; the next relay,
+// A's next run or another relay B, finds the broker away while A's claims
+// expire. Claiming them now would overwrite what says A may have sent
+// them, and the row would wait to be judged until the broker is back (B
+// waits to borrow A's stream; a batch waits behind batches that wait for
+// the broker): killed meanwhile, the relay would leave them looking sent
+// by its own claim, and the next sender would send copies. So nothing is
+// claimed as due while the broker is away; once it is back, A's run 2
+// sends them as redeliveries and B takes them over.
+func TestNothingDueWhileTheBrokerIsAway(t *testing.T) {
+	t.Parallel()
+	for _, next := range []string{"relay-a", "relay-b"} {
+		t.Run(next, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := sqlitetest.Open(t, sqlitetest.URL(t))
+			ops, one, a := startOwner(t, db, killed{db})
+			one.Stop(ctx) // nothing recorded: killed
+
+			s := &brokerAway{lender: *newLender(next, false)}
+			s.last = a.highest() // A's sends are on the broker
+			s.down.Store(true)
+			store := &dueAfter{Store: db, after: s.refused.Load}
+			two := startRelay(t, store, s, next, 100*time.Millisecond)
+			defer two.Stop(ctx)
+			// A's claims expire after 1 s (B's grace is 1 s more);
+			// meanwhile the relay's own work is refused: it sees the
+			// broker away.
+			n := keepRecording(t, db, 4*time.Second)
+			assert.Zero(t, store.n.Load(), "rows claimed as due while the broker was away")
+			assert.Zero(t, s.borrows.Load(), "borrows while the broker was away")
+
+			s.down.Store(false)
+			untilCount(t, db, core.StatePublished, int64(len(ops)+n), 20*time.Second)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, op := range ops {
+				m, ok := s.seen[op.OpID]
+				assert.True(t, ok, "%s sent once the broker is back", op.OpID)
+				assert.Equal(t, next == "relay-a", m.Redelivery, "%s a redelivery only from A's own next run", op.OpID)
+			}
+		})
+	}
 }
