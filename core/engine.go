@@ -97,8 +97,8 @@ type Engine struct {
 	restoredMu sync.Mutex
 	restored   map[int64]int
 	// awayUntil is when the pause after the sink's last refusal as
-	// unavailable (or a borrow that could not reach the broker) ends (unix
-	// nanoseconds): until a lease after it, the ordered stream claims no
+	// unavailable ends, or when a take-over last found the broker or the
+	// store unavailable (unix nanoseconds): until a lease after it, the ordered stream claims no
 	// due rows (see claimLoop). Without pending rows to probe the broker,
 	// due claims resume a lease after the pause.
 	awayUntil atomic.Int64
@@ -1041,7 +1041,8 @@ const stuckRestores = 10
 // such node it checks that the node is dead (its alive lease is free, see
 // holdAlive) and borrows the node's stream from the sink: while the owner
 // is alive or connected, or the store or broker is unavailable, its rows
-// go back to it (restore[i]), however often (see stuckRestores); otherwise the rows its runs sent in order (see
+// go back to it (restore[i]), however often (see stuckRestores);
+// otherwise the rows its runs sent in order (see
 // runHistory) that the broker holds from the stream (see held: for its
 // latest run, at or below the last sequence where the row's key goes;
 // the stream is sent in order and never gives up a message) are on the
@@ -1079,18 +1080,16 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			cancel()
 		}
 	}
-	// giveBack restores the rows idx to their owner's claim; it returns
-	// how many, and whether one of them came back stuckRestores times.
-	giveBack := func(idx []int) (n int, stuck bool) {
+	// giveBack restores the rows idx to their owner's claim and returns
+	// how many.
+	giveBack := func(idx []int) int {
 		for _, i := range idx {
 			if restore == nil {
 				restore = map[int]bool{}
 			}
 			restore[i] = true
-			n++
-			stuck = e.restoredAgain(recs[i].Seq)%stuckRestores == 0 || stuck
 		}
-		return n, stuck
+		return len(idx)
 	}
 	for tag, idx := range byTag {
 		c, err := e.store.Cursor(ctx, tagCursor(tag))
@@ -1099,8 +1098,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		case err != nil && !errors.Is(err, ErrNotFound):
 			// The store cannot say whose claims they are: a new message
 			// could be a copy.
-			n, _ := giveBack(idx)
-			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", n, "err", err)
+			e.log.Warn("trustlog: cannot read the owner of expired claims; giving them back", "rows", giveBack(idx), "err", err)
 			continue
 		case err != nil || json.Unmarshal([]byte(c.Value), &owner) != nil || owner.Ambiguous || owner.Stream == "":
 			// Unknown owner (no tag entry, or two node names share the
@@ -1122,10 +1120,14 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			// cannot say how far the owner got, and a new message would
 			// be a copy of whatever it holds. Either way the rows go back
 			// to the owner's claim, for it or a later taker.
-			n, stuck := giveBack(idx)
+			n := giveBack(idx)
 			e.log.Debug("trustlog: given back to their owner", "node", owner.Node, "op_ids", opIDs(recs, idx))
 			if busy {
 				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
+				stuck := false
+				for _, i := range idx {
+					stuck = e.restoredAgain(recs[i].Seq)%stuckRestores == 0 || stuck
+				}
 				if stuck {
 					e.log.Warn("trustlog: the owner of expired claims is alive but does not take them back; they stay with it (restart it if it is stuck)",
 						"node", owner.Node, "rows", n, "given_back", stuckRestores)
@@ -1150,9 +1152,8 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		case err == nil:
 			hist, _ = parseRunHistory(c.Value)
 		case !errors.Is(err, ErrNotFound):
-			n, _ := giveBack(idx)
 			e.log.Warn("trustlog: cannot read the run history of a node whose claims this engine took over; giving them back",
-				"node", owner.Node, "rows", n, "err", err)
+				"node", owner.Node, "rows", giveBack(idx), "err", err)
 			continue
 		}
 		n := 0
