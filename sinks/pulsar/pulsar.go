@@ -191,6 +191,7 @@ type Sink struct {
 	// delivered takes its outcome instead of sending a copy.
 	mainQ       []*send
 	mainCond    *sync.Cond
+	log         *slog.Logger
 	sends       map[int64]*send
 	kept        []int64
 	mainClosing bool
@@ -227,7 +228,7 @@ func New(c Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: c, client: client, sends: map[int64]*send{}, senderDone: make(chan struct{})}
+	s := &Sink{cfg: c, client: client, log: logger, sends: map[int64]*send{}, senderDone: make(chan struct{})}
 	s.mainCond = sync.NewCond(&s.mainMu)
 	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
@@ -620,6 +621,13 @@ func (s *Sink) sendMain() {
 // waits. A delivered operation is remembered (the last keepSends of them);
 // a failed one is forgotten, so its retry is a new message.
 func (s *Sink) finished(ms *send, err error) {
+	if err != nil && ms.pm != nil && ms.pm.SequenceID != nil {
+		// Against the main producer's promise (see mainQ): the broker may
+		// hold the message, and the operation's retry goes out as a new
+		// message, a possible copy.
+		s.log.Warn("trustlog/pulsar: the ordered stream's producer gave up a message it was handed; its retry may be a copy",
+			"op_id", ms.pm.Properties[core.HeaderOpID], "seq", ms.seq, "stream_id", *ms.pm.SequenceID, "err", err)
+	}
 	s.mainMu.Lock()
 	ms.done, ms.err, ms.pm = true, err, nil
 	waiters := ms.waiters
