@@ -1104,7 +1104,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			// Unknown owner (no tag entry, or two node names share the
 			// tag): new messages.
 			e.log.Warn("trustlog: expired claims of a node this engine cannot name; sending them as new messages",
-				"tag", tag, "rows", len(idx), "ambiguous", owner.Ambiguous, "op_ids", opIDs(recs, idx))
+				"tag", tag, "rows", len(idx), "ambiguous", owner.Ambiguous, "op_ids", opIDs{recs: recs, idx: idx})
 			continue
 		}
 		lease, err := e.ownerAlive(ctx, owner.Node)
@@ -1121,7 +1121,7 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 			// be a copy of whatever it holds. Either way the rows go back
 			// to the owner's claim, for it or a later taker.
 			n := giveBack(idx)
-			e.log.Debug("trustlog: given back to their owner", "node", owner.Node, "op_ids", opIDs(recs, idx))
+			e.log.Debug("trustlog: given back to their owner", "node", owner.Node, "op_ids", opIDs{recs: recs, idx: idx})
 			if busy {
 				e.log.Info("trustlog: the owner of expired claims is alive; giving them back", "node", owner.Node, "rows", n)
 				stuck := false
@@ -1173,27 +1173,28 @@ func (e *Engine) takeOver(ctx context.Context, recs []Record) (held, restore map
 		}
 		e.log.Info("trustlog: took over expired claims of another node's ordered stream", "node", owner.Node,
 			"rows", len(idx), "held_by_the_broker", n)
-		if e.log.Enabled(ctx, slog.LevelDebug) {
-			var heldIdx []int
-			for _, i := range idx {
-				if held[i] {
-					heldIdx = append(heldIdx, i)
-				}
-			}
-			e.log.Debug("trustlog: taken over, held by the broker", "node", owner.Node, "op_ids", opIDs(recs, heldIdx))
-		}
+		e.log.Debug("trustlog: taken over, held by the broker", "node", owner.Node, "op_ids", opIDs{recs: recs, idx: idx, keep: func(i int) bool { return held[i] }})
 	}
 	return held, restore, done
 }
 
-// opIDs lists the op_ids of recs[idx] (for debug logs that let a chaos
-// run trace an operation from claim to claim).
-func opIDs(recs []Record, idx []int) []string {
-	ids := make([]string, len(idx))
-	for j, i := range idx {
-		ids[j] = recs[i].Op.OpID
+// opIDs lists the op_ids of recs[idx] (those keep keeps, if set) in
+// debug logs that let a chaos run trace an operation from claim to claim;
+// the list is built only if the line is written.
+type opIDs struct {
+	recs []Record
+	idx  []int
+	keep func(i int) bool
+}
+
+func (l opIDs) LogValue() slog.Value {
+	ids := make([]string, 0, len(l.idx))
+	for _, i := range l.idx {
+		if l.keep == nil || l.keep(i) {
+			ids = append(ids, l.recs[i].Op.OpID)
+		}
 	}
-	return ids
+	return slog.AnyValue(ids)
 }
 
 // ownerAlive takes the alive lease of node (see holdAlive), for the

@@ -108,3 +108,12 @@ func TestStreamIDs(t *testing.T) {
 	assert.Equal(t, int64(7), epochOf(token))
 	assert.Equal(t, int64(maxBatch), batchOf(token))
 }
+
+func TestOpIDsLogValue(t *testing.T) {
+	recs := []Record{{Op: Operation{OpID: "a"}}, {Op: Operation{OpID: "b"}}, {Op: Operation{OpID: "c"}}}
+	assert.Equal(t, []string{"a", "c"}, opIDs{recs: recs, idx: []int{0, 2}}.LogValue().Any())
+	var held map[int]bool // none held: an empty list, not all of them
+	assert.Empty(t, opIDs{recs: recs, idx: []int{0, 1, 2}, keep: func(i int) bool { return held[i] }}.LogValue().Any())
+	held = map[int]bool{1: true}
+	assert.Equal(t, []string{"b"}, opIDs{recs: recs, idx: []int{0, 1, 2}, keep: func(i int) bool { return held[i] }}.LogValue().Any())
+}
