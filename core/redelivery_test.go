@@ -655,9 +655,11 @@ func (s *deliveredSink) Publish(ctx context.Context, msgs []core.Message) []erro
 		case s.offers[m.Seq] == 1:
 			errs[i] = core.Unavailable(errors.New("injected: given up"))
 		default:
-			st, err := s.db.Stats(ctx)
+			// The probe reads with its own context: the send's is bounded
+			// by the publish timeout, which a loaded machine can outlast.
+			st, err := s.db.Stats(context.WithoutCancel(ctx))
 			if err != nil || st.Counts[core.StatePublished] < 5 {
-				s.violations = append(s.violations, fmt.Sprintf("seq %d went out before the delivered ones were recorded", m.Seq))
+				s.violations = append(s.violations, fmt.Sprintf("seq %d went out before the delivered ones were recorded (published %d, err %v)", m.Seq, st.Counts[core.StatePublished], err))
 			}
 		}
 	}
