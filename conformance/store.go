@@ -32,6 +32,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"ReleaseRestoresState", testRelease},
 		{"ExpiredClaimsAreSticky", testSticky},
 		{"RestoreGivesBackToThePreviousClaim", testRestore},
+		{"TentativeClaimKeepsThePreviousClaim", testTentative},
 		{"RetryBecomesDue", testRetryDue},
 		{"DeadListAndRequeue", testDeadRequeue},
 		{"ConcurrentClaimsDisjoint", testConcurrentClaims},
@@ -673,4 +674,55 @@ func testRestore(t *testing.T, h StoreHarness) {
 	assert.Equal(t, seqsOf(recs[:2]), seqsOf(back))
 	assert.Equal(t, tokenA, back[0].PrevToken, "as if node A's claim had just expired")
 	assert.Equal(t, 2, back[0].Attempts)
+}
+
+// testTentative: node B takes node A's expired claims with a tentative
+// claim (core.TentativeClaim) and adopts one of them. B dies; node C,
+// claiming them after B's lease, must find A's claim behind the rows B
+// only judged (their previous token), and B's plain claim behind the one
+// it adopted (B may have sent that one).
+func testTentative(t *testing.T, h StoreHarness) {
+	ctx := testContext(t)
+	const nodeA, nodeB, nodeC = int64(5), int64(7), int64(9)
+	tokenA := nodeA<<40 | 1<<33 | 1
+	record(t, h.Store, newOps(3, 3)...)
+	require.Len(t, claim(t, h.Store, core.ClaimPending, tokenA, 3, 200*time.Millisecond, false), 3)
+	take := func(what string, token, node int64) []core.Record {
+		var got []core.Record
+		eventually(t, ctx, what, func() (bool, error) {
+			var err error
+			got, err = h.Store.Claim(ctx, core.ClaimParams{Source: core.ClaimDue, Token: token, Limit: 10,
+				Lease: 200 * time.Millisecond, Node: node, Grace: time.Millisecond})
+			return len(got) == 3, err
+		})
+		return got
+	}
+	plainB := nodeB<<40 | 2<<1 | 1
+	tentativeB := plainB | core.TentativeClaim
+	taken := take("node B takes A's expired claims tentatively", tentativeB, nodeB)
+	for _, r := range taken {
+		assert.Equal(t, tokenA, r.PrevToken, "seq %d: A's claim is the previous one", r.Seq)
+	}
+
+	_, err := h.Store.Adopt(ctx, core.AdoptParams{Token: plainB, Seqs: seqsOf(taken[:1])})
+	require.Error(t, err, "a plain token is not a tentative claim's")
+	n, err := h.Store.Adopt(ctx, core.AdoptParams{Token: tentativeB, Seqs: seqsOf(taken[:1])})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = h.Store.Adopt(ctx, core.AdoptParams{Token: tentativeB, Seqs: seqsOf(taken[:1])})
+	require.NoError(t, err)
+	assert.Zero(t, n, "adopted already: no longer under the tentative claim")
+	got, err := h.Store.Get(ctx, taken[0].Op.OpID)
+	require.NoError(t, err)
+	assert.Equal(t, core.StateInFlight, got.State)
+	assert.Equal(t, tokenA, got.PrevToken, "adopting keeps the previous token")
+
+	again := take("node C takes B's expired claims", nodeC<<40|3<<1|1, nodeC)
+	assert.Equal(t, plainB, again[0].PrevToken, "the adopted row: B's plain claim")
+	for _, r := range again[1:] {
+		assert.Equal(t, tokenA, r.PrevToken, "seq %d: B only judged it; A's claim is kept", r.Seq)
+	}
+	n, err = h.Store.Adopt(ctx, core.AdoptParams{Token: tentativeB, Seqs: seqsOf(again)})
+	require.NoError(t, err)
+	assert.Zero(t, n, "claimed by C since: nothing to adopt")
 }

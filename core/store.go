@@ -47,6 +47,8 @@ const (
 type ClaimParams struct {
 	Source ClaimSource
 	// Token is written on every claimed row; Settle and Release compare it.
+	// A row claimed from a claim with TentativeClaim set keeps its
+	// previous token.
 	// The engine makes a new one per claim (see Engine: node, run number,
 	// and random bits or the ordered stream's batch number).
 	Token int64
@@ -68,6 +70,30 @@ type ClaimParams struct {
 	// that restarts quickly thus re-sends its own unfinished work.
 	Node  int64
 	Grace time.Duration
+}
+
+// TentativeClaim is the bit of a claim token that marks a tentative
+// claim: it takes rows to judge them, not to send them under its own
+// name. A claim of a row that carries a tentative token keeps the row's
+// previous token (Record.PrevToken) instead of taking the tentative one
+// for it: a relay killed between a tentative claim and its outcome thus
+// leaves each row with the earlier claim that may have sent it, which is
+// what the next claimer judges. Adopt turns a tentative claim of some rows
+// into a plain one, before they go out under it.
+//
+// Why: the ordered stream's claims of expired rows (see Engine) must ask
+// the broker whether an earlier claim's send reached it before they can
+// tell which rows to send; a claim that overwrote that earlier claim would
+// make a crash meanwhile look as if the new claim had sent them, and the
+// next sender would send copies of what the broker holds.
+const TentativeClaim int64 = 1 << 31
+
+// AdoptParams are the arguments of Store.Adopt.
+type AdoptParams struct {
+	// Token is the tentative claim's token (TentativeClaim set).
+	Token int64
+	// Seqs are the rows to adopt.
+	Seqs []int64
 }
 
 // Failure is one operation whose publishing failed.
@@ -179,6 +205,11 @@ type Store interface {
 	// Settle records the outcome of publishing a claimed batch. Every row
 	// update is a compare-and-set on (state in_flight, token).
 	Settle(ctx context.Context, p SettleParams) (SettleResult, error)
+	// Adopt turns the tentative claim p.Token of the rows p.Seqs still in
+	// flight under it into the plain claim p.Token &^ TentativeClaim
+	// (their previous token unchanged), and returns how many it turned.
+	// Every claim must honour TentativeClaim (see there).
+	Adopt(ctx context.Context, p AdoptParams) (int, error)
 	// Release gives claimed operations back unpublished: each returns to
 	// the state it was claimed from (or, with p.Restore, to the claim it
 	// was taken from) and its attempt is not counted.

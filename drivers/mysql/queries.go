@@ -43,7 +43,7 @@ var queries = sqlstore.Queries{
 		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
 	ClaimDueStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
 		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, prev_token = claim_token, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
+	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
 		updated_at = ` + now + ` WHERE seq {seqs}`,
 
 	SettlePublished: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,
@@ -56,6 +56,8 @@ var queries = sqlstore.Queries{
 		WHERE o.claim_token = {token} AND o.state = 1`,
 	// MySQL evaluates SET from left to right with the values already
 	// assigned, so state and due_at read attempts before it is decremented.
+	Adopt: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET claim_token = ?, updated_at = ` + now + `
+		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
 	Release: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, attempts = attempts - 1,
 		claim_token = NULL, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,

@@ -40,6 +40,7 @@ var queries = sqlstore.Queries{
 		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.` + claimedRow,
 	SettleDead: `UPDATE {{.Op}} AS o SET state = 4, last_error = v.err, due_at = NULL, claim_token = NULL, updated_at = now()
 		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.` + claimedRow,
+	Adopt: `UPDATE {{.Op}} SET claim_token = $1, updated_at = now() WHERE claim_token = $2 AND ` + claimedRow + ` AND seq {seqs}`,
 	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE now() END, claim_token = NULL, updated_at = now()
 		WHERE claim_token = $1 AND ` + claimedRow + ` AND seq {seqs}`,
@@ -108,9 +109,9 @@ const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e
 
 // claim wraps a candidate SELECT into the claiming UPDATE. Args: token,
 // lease (µs), [after seq,] limit. PostgreSQL evaluates every SET with the
-// row's old values, so prev_token gets the old claim_token.
+// row's old values, so prev_token is worked out from the old claim_token.
 func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, prev_token = claim_token, claim_token = $1, attempts = attempts + 1,
+	return `UPDATE {{.Op}} SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = $1, attempts = attempts + 1,
 		due_at = now() + ` + micros("$2") + `, updated_at = now()
 		WHERE seq = ANY(ARRAY(` + candidates + `)) RETURNING ` + sqlstore.Columns
 }

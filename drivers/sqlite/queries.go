@@ -45,6 +45,7 @@ var queries = sqlstore.Queries{
 		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
 	// The attempt a released claim made is given back: a row claimed from
 	// pending returns to pending, one claimed from retrying to retrying.
+	Adopt: `UPDATE {{.Op}} SET claim_token = ?, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
 	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, claim_token = NULL, updated_at = ` + now + `
 		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
@@ -115,10 +116,10 @@ const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e INDEXED BY {{.Prefix}}
 
 // claim wraps a candidate SELECT ([after seq,] limit) into the claiming
 // UPDATE. Args: token, lease (µs), [after seq,] limit. SQLite evaluates
-// every SET with the row's old values, so prev_token gets the old
-// claim_token.
+// every SET with the row's old values, so prev_token is worked out from
+// the old claim_token.
 func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, prev_token = claim_token, claim_token = ?, attempts = attempts + 1,
+	return `UPDATE {{.Op}} SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = ?, attempts = attempts + 1,
 		due_at = ` + now + ` + ?, updated_at = ` + now + `
 		WHERE seq IN (` + candidates + `) RETURNING ` + sqlstore.Columns
 }

@@ -71,7 +71,8 @@ type Dialect struct {
 // clock; durations are bound as microseconds.
 type Queries struct {
 	// ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict claim a
-	// batch, setting prev_token to the claim_token the row had. Args:
+	// batch, setting prev_token to PrevTokenOnClaim (the claim_token the
+	// row had, unless that was tentative). Args:
 	// token, lease (µs), then for the pending claims the seq to claim
 	// after and for the due claims the node tag and the grace (µs), then
 	// limit. They return Columns.
@@ -87,6 +88,10 @@ type Queries struct {
 	// SettleRetry and SettleDead mark failed rows. Args: {failures}, then
 	// the token at the parameter "{token}" stands for.
 	SettleRetry, SettleDead string
+	// Adopt turns a tentative claim into a plain one (see
+	// core.TentativeClaim): claim_token = the plain token where it is the
+	// tentative one. Args: plain token, tentative token, {seqs}.
+	Adopt string
 	// Release returns claimed rows to pending (no attempts left) or
 	// retrying. Args: token, {seqs}.
 	Release string
@@ -172,11 +177,26 @@ const Columns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository,
 	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
 	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, prev_token"
 
-// ClaimSelectColumns is Columns for a two-step claim's SELECT: the row's
-// current claim_token is what becomes its prev_token.
+// ClaimSelectColumns is Columns for a two-step claim's SELECT: what
+// becomes the row's prev_token (PrevTokenOnClaim) in prev_token's place.
 const ClaimSelectColumns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
 	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, claim_token"
+	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, " + PrevTokenOnClaim
+
+// PrevTokenOnClaim is the prev_token a claim writes, evaluated on the
+// row before the claim: its claim_token, unless that is a tentative
+// claim's (core.TentativeClaim), which leaves the earlier prev_token in
+// place. NULL (a row claimed from pending or retrying) stays NULL.
+const PrevTokenOnClaim = "CASE WHEN claim_token & " + tentative + " <> 0 THEN prev_token ELSE claim_token END"
+
+// tentative is core.TentativeClaim as an SQL literal; the two constants
+// below keep them equal (either is negative, a compile error, otherwise).
+const tentative = "2147483648"
+
+const (
+	_ = uint64(2147483648 - core.TentativeClaim)
+	_ = uint64(core.TentativeClaim - 2147483648)
+)
 
 // InsertColumns is the column list of inserts, in bind order.
 const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +

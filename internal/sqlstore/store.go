@@ -439,6 +439,28 @@ func (s *Store) settle(ctx context.Context, p core.SettleParams) (core.SettleRes
 	return res, nil
 }
 
+// Adopt implements core.Store.
+func (s *Store) Adopt(ctx context.Context, p core.AdoptParams) (int, error) {
+	if len(p.Seqs) == 0 {
+		return 0, nil
+	}
+	if p.Token&core.TentativeClaim == 0 {
+		return 0, s.errf("adopt: token %#x is not a tentative claim's", p.Token)
+	}
+	q, args := s.list(s.q.Adopt, "{seqs}", 3, p.Seqs)
+	defer s.writing()()
+	var n int
+	err := s.retrying(ctx, func() error {
+		var err error
+		n, err = execCount(ctx, s.db, q, append([]any{p.Token &^ core.TentativeClaim, p.Token}, args...)...)
+		return err
+	})
+	if err != nil {
+		return 0, s.errf("adopt: %w", err)
+	}
+	return n, nil
+}
+
 // Release implements core.Store.
 func (s *Store) Release(ctx context.Context, p core.ReleaseParams) (int, error) {
 	if len(p.Seqs) == 0 {
