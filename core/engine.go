@@ -109,10 +109,11 @@ type Engine struct {
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
-// relay), the epoch (8 bits: which run of it), 31 bits, and the low bit
-// set for a batch of the ordered stream. The 31 bits are random, or for
-// the ordered stream the batch's number under the run number (see
-// streamSeq).
+// relay), the epoch (8 bits: which run of it), TentativeClaim (set for the
+// ordered stream's claims of due rows until they are judged, see
+// publish), 30 bits, and the low bit set for a batch of the ordered
+// stream. The 30 bits are random, or for the ordered stream the batch's
+// number under the run number (see streamSeq).
 const (
 	orderedBit = 1
 	nodeShift  = 40
@@ -121,7 +122,7 @@ const (
 
 // token is a claim token for an unordered batch.
 func (e *Engine) token() int64 {
-	return e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | rand.Int64N(1<<31)<<1
+	return e.nodeTag<<nodeShift | e.epoch.Load()<<epochShift | rand.Int64N(maxBatch+1)<<1
 }
 
 // orderedToken is the claim token of the ordered stream's batch number
@@ -640,6 +641,13 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 				p.Source = source
 				batch := e.nextBatch
 				p.Token, ids = e.orderedToken(batch), streamSeq(e.run.base, batch, 0)
+				if source == ClaimDue {
+					// Tentative until judged (see publish): a row taken
+					// from an expired claim keeps that claim, for the next
+					// claimer, should this process die before it knows
+					// which rows go out under this batch's ids.
+					p.Token |= TentativeClaim
+				}
 				if recs, err = e.claim(p); err != nil || len(recs) > 0 {
 					e.nextBatch++
 				}
@@ -938,6 +946,9 @@ func (e *Engine) publish(b claimed) outcome {
 		}
 		o.restore = nil
 	}
+	if b.token&TentativeClaim != 0 && !e.adopt(&o, b, idx) {
+		return o
+	}
 	start := time.Now()
 	errs := e.sink.Publish(ctx, msgs)
 	cancel()
@@ -995,6 +1006,42 @@ func (e *Engine) publish(b claimed) outcome {
 	}
 	e.tel.child(o.span, "publish", start, perr)
 	return o
+}
+
+// adopt makes the tentative claim of an ordered batch of due rows a plain
+// one for the rows that go out under its ids (idx) and those it records
+// as failed, now that the rest is recorded: a crash after this leaves
+// them looking sent by this batch, as they may be. It reports false, the
+// rows given back, if not all of them could be adopted: nothing goes out.
+func (e *Engine) adopt(o *outcome, b claimed, idx []int) bool {
+	seqs := make([]int64, 0, len(idx)+len(o.failed))
+	for _, i := range idx {
+		seqs = append(seqs, b.recs[i].Seq)
+	}
+	for _, f := range o.failed {
+		seqs = append(seqs, f.Seq)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	n, err := e.store.Adopt(ctx, AdoptParams{Token: b.token, Seqs: seqs})
+	cancel()
+	if err == nil {
+		o.token = b.token &^ TentativeClaim
+		if n == len(seqs) {
+			return true
+		}
+		// Some rows were claimed by another relay since (this claim's
+		// lease ran out): give back the others.
+		e.log.Warn("trustlog: an ordered batch's rows were claimed by another relay while it was judged; giving it back",
+			"rows", len(seqs), "still_claimed", n)
+	} else {
+		// It may have committed: rows under the plain claim that never
+		// went out, below the ids of later batches.
+		e.breakOrdered(fmt.Errorf("adopt: %w", err), b.ids|b.recs[0].Seq&seqMask-1)
+	}
+	for _, i := range idx {
+		o.giveBack(&b.recs[i])
+	}
+	return false
 }
 
 // giveBack hands r back unpublished, uncounted. A row that came from an

@@ -745,6 +745,70 @@ func TestTakeOverWaitsForTheStore(t *testing.T) {
 	takenOver(t, db, b, ops)
 }
 
+// holding is a takeover sink whose broker holds every message sent under
+// one stream name (its owner's sends got through before it died) and
+// nothing under any other. It counts the borrows.
+type holding struct {
+	*lender
+	name     string
+	borrowed atomic.Int32
+}
+
+func (s *holding) Borrow(_ context.Context, name string) (core.BorrowedStream, error) {
+	s.borrowed.Add(1)
+	return heldStream{all: name == s.name}, nil
+}
+
+type heldStream struct {
+	emptyStream
+	all bool
+}
+
+func (h heldStream) Holds(string, int64) bool { return h.all }
+
+// TestTakeOverKilledBeforeRecording: relay A dies with ten operations in
+// flight, unrecorded; relay B takes A's expired claims over and dies
+// before recording what it did with them; relay C takes them over after
+// B's lease. C must judge each row by the claim that may have sent it,
+// and send nothing the broker holds:
+//   - judged: the broker holds A's sends; B found that but could not
+//     record it. Had B's claim replaced A's as the one that may have sent
+//     the rows, C would find nothing of B's on the broker: ten copies.
+//   - sent: the broker holds nothing of A's; B sent the rows as new
+//     messages. Had B's claim stayed tentative (A's behind it) while they
+//     went out, C would judge by A's and send them again: ten copies.
+func TestTakeOverKilledBeforeRecording(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, held string // the stream whose sends the broker holds
+	}{{"judged", "relay-a"}, {"sent", "relay-b"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := sqlitetest.Open(t, sqlitetest.URL(t))
+			_, one, _ := startOwner(t, db, killed{db})
+			require.NoError(t, one.Stop(ctx)) // gone, its claims in flight
+
+			b := &holding{lender: newLender("relay-b", false), name: tc.held}
+			two := startRelay(t, killed{db}, b, "relay-b", 100*time.Millisecond)
+			require.Eventually(t, func() bool {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				return b.borrowed.Load() > 0 && (tc.held == "relay-a" || len(b.seen) == 10)
+			}, 10*time.Second, 5*time.Millisecond, "B takes A's claims over")
+			require.NoError(t, two.Stop(ctx)) // gone before recording anything
+
+			c := &holding{lender: newLender("relay-c", false), name: tc.held}
+			three := startRelay(t, db, c, "relay-c", 100*time.Millisecond)
+			defer three.Stop(ctx)
+			untilCount(t, db, core.StatePublished, 10, 20*time.Second)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			assert.Zero(t, len(c.seen), "C sent copies of what the broker holds from %s", tc.held)
+		})
+	}
+}
+
 // storeDown is a store that cannot be reached while down is set: claims
 // and cursor reads and writes fail, as with the database restarting.
 type storeDown struct {

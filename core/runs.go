@@ -20,9 +20,10 @@ import "encoding/json"
 const (
 	seqBits = 20
 	seqMask = 1<<seqBits - 1
-	// maxBatch bounds the batch numbers of one run number (31 bits in
-	// the token); the run renumbers itself before it runs out.
-	maxBatch = 1<<31 - 1
+	// maxBatch bounds the batch numbers of one run number (30 bits in
+	// the token, below TentativeClaim); the run renumbers itself before it
+	// runs out.
+	maxBatch = 1<<30 - 1
 )
 
 // streamSeq is the stream's id of seq in batch number base+batch.
