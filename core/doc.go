@@ -35,7 +35,16 @@
 //   - The worker dies (kill -9) holding a claim: its rows stay in_flight
 //     until the lease expires, then the retrier claims them again. Nothing
 //     is lost; what it had already published goes out a second time with
-//     the same op_id (the only source of duplicates).
+//     the same op_id (the only source of duplicates), unless the sink
+//     deduplicates (next).
+//   - With a TakeoverSink that deduplicates (Pulsar), each relay node
+//     sends through an ordered stream whose claims say under which
+//     stream id each row went, and whoever claims a dead worker's rows
+//     next (the node's next run, or another relay taking them over)
+//     records what the broker holds as published instead of sending it
+//     again. Such a claim is tentative (TentativeClaim) until the relay
+//     knows which rows it sends under its own ids, so dying at any point
+//     leaves each row with the claim that may have sent it.
 //   - The worker stalls past its lease and then settles: its token no
 //     longer matches, the settle changes nothing and is counted as stale.
 //   - The sink rejects one message: that operation is retried with
