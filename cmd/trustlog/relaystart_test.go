@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
@@ -57,4 +60,42 @@ func TestRelayWaitsForItsSink(t *testing.T) {
 	code, _, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", "pulsar://127.0.0.1:1/persistent://a/b/c?no_such_option=1", "relay")
 	assert.Equal(t, 2, code, errOut)
 	assert.True(t, strings.Contains(errOut, "no_such_option"), errOut)
+}
+
+// TestRelayRefusedByTheDatabase: a database server that refuses the
+// relay's connection (no such database, wrong password) is a mistake in
+// the configuration, not a server still starting: the relay reports it
+// at once (exit 2) instead of waiting, and the password stays out of the
+// message.
+func TestRelayRefusedByTheDatabase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, want string
+		url        func(t *testing.T) string
+	}{
+		{"postgres no such database", "does not exist", func(t *testing.T) string {
+			u, err := url.Parse(postgrestest.Server.Need(t))
+			require.NoError(t, err)
+			u.Path = "/trustlog_no_such_database"
+			return u.String()
+		}},
+		{"mysql wrong password", "Access denied", func(t *testing.T) string {
+			u, err := url.Parse(mysqltest.Server.Need(t))
+			require.NoError(t, err)
+			u.User = url.UserPassword(u.User.Username(), "wrong-secret-3141")
+			return u.String()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code, _, errOut := cli(t, ctx, "", "--store", tc.url(t), "--sink", "memory://", "relay")
+			assert.Equal(t, 2, code, errOut)
+			assert.Contains(t, errOut, "refused the connection")
+			assert.Contains(t, errOut, tc.want)
+			assert.NotContains(t, errOut, "relay cannot start yet")
+			assert.NotContains(t, errOut, "wrong-secret-3141")
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -186,10 +187,20 @@ func (e *VersionError) Error() string {
 func CheckServer(ctx context.Context, db *sql.DB) error {
 	var v string
 	if err := db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&v); err != nil {
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && refused[me.Number] {
+			// Not the server down: waiting would not help.
+			return &core.ConfigError{Field: "store", Reason: "the server refused the connection: " + redact.URL(err.Error())}
+		}
 		return fmt.Errorf("connect: %s", redact.URL(err.Error()))
 	}
 	return CheckVersion(v)
 }
+
+// refused are the server's answers to a connection that name a mistake in
+// its configuration: access denied for the user (1045) or to the database
+// (1044), unknown database (1049).
+var refused = map[uint16]bool{1044: true, 1045: true, 1049: true}
 
 // CheckVersion checks a VERSION() string: MariaDB >= 10.6 or MySQL >= 8.0.1.
 func CheckVersion(v string) error {

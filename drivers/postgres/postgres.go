@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -124,6 +127,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	sqldb.SetMaxIdleConns(maxConns)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000") {
+			// Authentication failed, no pg_hba entry, or no such
+			// database: not the server down, so waiting would not help.
+			return nil, &core.ConfigError{Field: "store", Reason: fmt.Sprintf("postgres at %s refused the connection: %s",
+				redact.URL(rawURL), redact.URL(err.Error()))}
+		}
 		return nil, fmt.Errorf("trustlog/postgres: connect to %s: %s", redact.URL(rawURL), redact.URL(err.Error()))
 	}
 	s, err := newStore(bun.NewDB(sqldb, pgdialect.New()), opts, true)
