@@ -34,6 +34,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 		sink  Sink
 		err   error
 	)
+	ctx = ContextWithLogger(ctx, cfg.Logger)
 	if cfg.Strategy != PublishOnly {
 		if cfg.Store == "" {
 			return nil, configErr("Store", "a store URL is required for %s", cfg.Strategy)

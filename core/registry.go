@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -172,4 +173,28 @@ func Scheme(url string) string {
 		}
 	}
 	return s
+}
+
+// loggerKey is the context key of ContextWithLogger.
+type loggerKey struct{}
+
+// ContextWithLogger returns ctx carrying logger for the stores and sinks
+// opened with it by URL (OpenStore, OpenSink, OpenReplayer; Open does it
+// with Config.Logger): a URL has no room for a logger, and without one
+// their logs (and those of the client libraries under them) would go to
+// slog.Default() instead of where the application sends its own.
+func ContextWithLogger(ctx context.Context, logger *slog.Logger) context.Context {
+	if logger == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, loggerKey{}, logger)
+}
+
+// LoggerFrom returns the logger ctx carries (see ContextWithLogger), or
+// slog.Default().
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
 }

@@ -1,8 +1,10 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -132,3 +134,14 @@ type replayable struct {
 
 func (r *replayable) Replay(context.Context, time.Time, func(core.Delivered) error) error { return nil }
 func (r *replayable) Close() error                                                        { *r.closed = true; return nil }
+
+// TestLoggerFromContext: what OpenSink and OpenStore see of the logger
+// their caller opened them with.
+func TestLoggerFromContext(t *testing.T) {
+	ctx := context.Background()
+	assert.Same(t, slog.Default(), core.LoggerFrom(ctx), "none: slog.Default()")
+	assert.Same(t, slog.Default(), core.LoggerFrom(core.ContextWithLogger(ctx, nil)), "nil changes nothing")
+	var buf bytes.Buffer
+	l := slog.New(slog.NewJSONHandler(&buf, nil))
+	assert.Same(t, l, core.LoggerFrom(core.ContextWithLogger(ctx, l)))
+}

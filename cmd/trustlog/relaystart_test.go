@@ -55,6 +55,9 @@ func TestRelayWaitsForItsSink(t *testing.T) {
 	r := <-done
 	assert.Equal(t, 0, r.code, r.errOut)
 	assert.Contains(t, r.errOut, "relay cannot start yet; retrying")
+	// pulsar-client-go's own lines about the broker it cannot reach go
+	// where the relay logs, in its format (not to slog.Default()).
+	assert.Contains(t, r.errOut, `"component":"pulsar-client"`)
 
 	// A mistake in the configuration is reported at once.
 	code, _, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", "pulsar://127.0.0.1:1/persistent://a/b/c?no_such_option=1", "relay")

@@ -62,7 +62,7 @@ Exit code 0 when the check passes, 3 when it finds a problem.`,
 			if a.sinkURL == "" {
 				return usagef("no sink: give --sink or set TRUSTLOG_SINK")
 			}
-			rp, err := core.OpenReplayer(ctx, a.sinkURL)
+			rp, err := core.OpenReplayer(core.ContextWithLogger(ctx, a.log), a.sinkURL)
 			if errors.Is(err, core.ErrNoReplay) {
 				return usagef("the %s sink cannot be read back", core.Scheme(a.sinkURL))
 			}

@@ -29,10 +29,23 @@ func init() {
 // relays that hold the producer names of the same URL.
 type driver struct{}
 
-func (driver) OpenSink(_ context.Context, url string) (core.Sink, error) { return Open(url) }
+// OpenSink and OpenReplayer log where ctx says (core.ContextWithLogger).
+func (driver) OpenSink(ctx context.Context, url string) (core.Sink, error) {
+	c, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	c.Logger = core.LoggerFrom(ctx)
+	return New(c)
+}
 
-func (driver) OpenReplayer(_ context.Context, url string) (core.ReplaySource, error) {
-	return OpenReader(url)
+func (driver) OpenReplayer(ctx context.Context, url string) (core.ReplaySource, error) {
+	c, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	c.Logger = core.LoggerFrom(ctx)
+	return newReader(c)
 }
 
 // Defaults of Config.
@@ -305,6 +318,10 @@ func OpenReader(rawURL string) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newReader(c)
+}
+
+func newReader(c Config) (*Reader, error) {
 	client, _, err := newClient(c)
 	if err != nil {
 		return nil, err
