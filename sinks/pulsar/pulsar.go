@@ -29,23 +29,27 @@ func init() {
 // relays that hold the producer names of the same URL.
 type driver struct{}
 
-// OpenSink and OpenReplayer log where ctx says (core.ContextWithLogger).
 func (driver) OpenSink(ctx context.Context, url string) (core.Sink, error) {
-	c, err := ParseURL(url)
+	c, err := configFor(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	c.Logger = core.LoggerFrom(ctx)
 	return New(c)
 }
 
 func (driver) OpenReplayer(ctx context.Context, url string) (core.ReplaySource, error) {
-	c, err := ParseURL(url)
+	c, err := configFor(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	c.Logger = core.LoggerFrom(ctx)
 	return newReader(c)
+}
+
+// configFor parses url, logging where ctx says (core.ContextWithLogger).
+func configFor(ctx context.Context, url string) (Config, error) {
+	c, err := ParseURL(url)
+	c.Logger = core.LoggerFrom(ctx)
+	return c, err
 }
 
 // Defaults of Config.
