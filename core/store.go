@@ -47,10 +47,10 @@ const (
 type ClaimParams struct {
 	Source ClaimSource
 	// Token is written on every claimed row; Settle and Release compare it.
-	// A row claimed from a claim with TentativeClaim set keeps its
-	// previous token.
 	// The engine makes a new one per claim (see Engine: node, run number,
-	// and random bits or the ordered stream's batch number).
+	// and random bits or the ordered stream's batch number). The row's
+	// previous token becomes Record.PrevToken, unless it has
+	// TentativeClaim set: then the row keeps the one it had.
 	Token int64
 	// Limit is the most operations to claim (> 0).
 	Limit int

@@ -54,10 +54,10 @@ var queries = sqlstore.Queries{
 	SettleDead: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {failures} ON o.seq = v.seq SET o.state = 4, o.last_error = v.err,
 		o.due_at = NULL, o.claim_token = NULL, o.updated_at = ` + now + `
 		WHERE o.claim_token = {token} AND o.state = 1`,
-	// MySQL evaluates SET from left to right with the values already
-	// assigned, so state and due_at read attempts before it is decremented.
 	Adopt: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET claim_token = ?, updated_at = ` + now + `
 		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
+	// MySQL evaluates SET from left to right with the values already
+	// assigned, so state and due_at read attempts before it is decremented.
 	Release: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, attempts = attempts - 1,
 		claim_token = NULL, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,

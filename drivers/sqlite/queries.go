@@ -43,9 +43,9 @@ var queries = sqlstore.Queries{
 	SettleDead: `WITH {failures} UPDATE {{.Op}} AS o SET state = 4, last_error = v.err,
 		due_at = NULL, claim_token = NULL, updated_at = ` + now + `
 		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
+	Adopt: `UPDATE {{.Op}} SET claim_token = ?, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
 	// The attempt a released claim made is given back: a row claimed from
 	// pending returns to pending, one claimed from retrying to retrying.
-	Adopt: `UPDATE {{.Op}} SET claim_token = ?, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
 	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
 		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, claim_token = NULL, updated_at = ` + now + `
 		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
