@@ -48,9 +48,10 @@ type ClaimParams struct {
 	Source ClaimSource
 	// Token is written on every claimed row; Settle and Release compare it.
 	// The engine makes a new one per claim (see Engine: node, run number,
-	// and random bits or the ordered stream's batch number). The row's
-	// previous token becomes Record.PrevToken, unless it has
-	// TentativeClaim set: then the row keeps the one it had.
+	// and random bits or the ordered stream's batch number). A claimed
+	// row's token before the claim becomes its previous token
+	// (Record.PrevToken), unless it has TentativeClaim set: then the row
+	// keeps the previous token it had.
 	Token int64
 	// Limit is the most operations to claim (> 0).
 	Limit int
