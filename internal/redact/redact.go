@@ -30,10 +30,11 @@ var keyword = regexp.MustCompile(`(?i)\b(` + secretName + `)=('[^']*'|[^\s&;]*)`
 var userinfo = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9+.-]*://)?([^:@/\s]*):([^@\s]*)@`)
 
 // URL returns s with the password of its user info and the values of secret
-// parameters replaced by Mask. It never fails: a string it cannot parse is
-// scrubbed by pattern.
+// parameters replaced by Mask. It never fails: a string it cannot parse, or
+// an opaque URL ("scheme:anything", no "//"), is scrubbed by pattern, and
+// so is what is left of a parsed one ("name=value" in its path).
 func URL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && !strings.Contains(s, "@tcp(") {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" && !strings.Contains(s, "@tcp(") {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), Mask)
 		}
@@ -46,7 +47,7 @@ func URL(s string) string {
 			}
 			u.RawQuery = q.Encode()
 		}
-		return strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+		return keyword.ReplaceAllString(strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1), "${1}="+Mask)
 	}
 	s = userinfo.ReplaceAllString(s, "${1}${2}:"+Mask+"@")
 	return keyword.ReplaceAllString(s, "${1}="+Mask)

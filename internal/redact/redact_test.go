@@ -19,6 +19,9 @@ func TestURL(t *testing.T) {
 		{"::not a url:: password=abc123", "abc123"},
 		{"host=db db_password=abc123def", "abc123def"},
 		{"0password=0000000", "0000000"}, // found by FuzzParseURL
+		{"A:password=000000", "000000"},  // found by FuzzParseURL: an opaque URL
+		{"a:app:pw123456@host", "pw123456"},
+		{"kafka://b1:9092/password=abc12345", "abc12345"},
 		{"postgres://db/app?app_password=xyz789&sslmode=disable", "xyz789"},
 		{"kafka://b1:9092/ops?sasl.password=pw456", "pw456"},
 	}
