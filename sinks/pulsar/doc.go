@@ -93,7 +93,7 @@
 // an operation (see RELIABILITY.md). With deduplication off the stream is
 // at least once and consumers deduplicate on op_id.
 //
-// pulsar-client-go (v0.19.0) does not return the broker's last sequence id
+// pulsar-client-go (v0.19.0 to v0.21.0) does not return the broker's last sequence id
 // from Producer.LastSequenceID before a first receipt, although it is
 // documented to; the sink reads it from the producer's sequence generator
 // (see brokerLastSequence). Should a future client change that, the sink

@@ -15,7 +15,7 @@ import (
 // is what says whether the broker holds a message.
 //
 // pulsar-client-go documents Producer.LastSequenceID as exactly this, but
-// up to v0.19.0 at least it returns -1 until the first receipt of this
+// up to v0.21.0 at least it returns -1 until the first receipt of this
 // producer arrives: the broker's value only seeds the producer's internal
 // sequence generator (next = last + 1, set once, when it first connects).
 // Reading that generator is the only way the client exposes the broker's

@@ -1,8 +1,8 @@
 // Package pulsartest is an in-process Apache Pulsar broker for tests.
 //
 // It speaks the Pulsar binary protocol over TCP on 127.0.0.1, well enough for
-// github.com/apache/pulsar-client-go (written against v0.19.0) producers,
-// consumers and readers to work against it unchanged:
+// github.com/apache/pulsar-client-go (written against v0.19.0, used with
+// v0.21.0) producers, consumers and readers to work against it unchanged:
 //
 //	b := pulsartest.Start(t)                       // closed by t.Cleanup
 //	client, _ := pulsar.NewClient(pulsar.ClientOptions{URL: b.URL()})
@@ -89,7 +89,7 @@
 //   - Flow control counts permits per message like Pulsar, but a whole entry
 //     is sent as soon as at least one permit is left.
 //
-// pulsar-client-go v0.19.0 reacts to SEND_ERROR (other than NotAllowedError
+// pulsar-client-go (v0.19.0 to v0.21.0) reacts to SEND_ERROR (other than NotAllowedError
 // and TopicTerminatedError) by closing the connection and retransmitting, so
 // a refused send fails on the client only when its SendTimeout expires. Its
 // non-batching producer also has a data race, reported by -race, when it

@@ -5,11 +5,13 @@ package pulsartest_test
 // TestDropConnectionsDuringSends drops the broker's connections 180 times
 // while producers send. It runs without the race detector only (.ci/run
 // runs it in a step of its own): each reconnect of pulsar-client-go
-// v0.19.0 has a data race of its own, between connection.run and
+// v0.19.0 had a data race of its own, between connection.run and
 // rpcClient.RequestOnCnx (internal/connection.go:430 and
-// internal/rpc_client.go:181), which a reconnect storm makes the race
-// detector report now and then. Nothing of ours is involved; every other
-// test, reconnects included, runs under -race.
+// internal/rpc_client.go:181; apache/pulsar-client-go#1483, fixed in
+// v0.20.0), which a reconnect storm made the race detector report now and
+// then. Not yet shown race-free on v0.21.0 under a storm, so it stays out
+// of -race. Nothing of ours is involved; every other test, reconnects
+// included, runs under -race.
 
 import (
 	"context"
@@ -32,7 +34,7 @@ func TestDropConnectionsDuringSends(t *testing.T) {
 		Topic: topic, SubscriptionName: "s", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest,
 	})
 
-	// The producers batch: pulsar-client-go v0.19.0 has a data race (found
+	// The producers batch: pulsar-client-go v0.19.0 had a data race (found
 	// by -race) when a producer without batching reconnects while a send is
 	// in flight (partitionProducer.grabCnx rewrites producerName and
 	// encryptor, which internalSingleSend reads). Batching producers use
