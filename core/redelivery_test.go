@@ -849,13 +849,8 @@ func (s *storeDown) SetCursor(ctx context.Context, name, value string) error {
 // 1's operations as redeliveries.
 func TestRunStartedWhileTheStoreIsDown(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops := recordN(t, db, 10, 10)
-	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
-	one := startRelay(t, killed{db}, s1, "relay-d", 300*time.Millisecond)
-	s1.called(t)
-	one.Stop(ctx) // nothing recorded: killed
+	ops, s1 := killedRun(t, db, "relay-d", func(s *runSink) core.Sink { return s })
 
 	down := &storeDown{Store: db}
 	down.down.Store(true)
@@ -865,6 +860,21 @@ func TestRunStartedWhileTheStoreIsDown(t *testing.T) {
 		down.down.Store(false)
 		return e
 	}, s1.highest(), ops)
+}
+
+// killedRun records ten operations in db and runs node's first process
+// over them through wrap(sink), a sink whose sends never answer, until it
+// sent them; then the process stops without recording anything (killed),
+// leaving the rows in flight under its ordered claims. It returns the
+// operations and the sink (what the run sent).
+func killedRun(t *testing.T, db core.Store, node string, wrap func(*runSink) core.Sink) ([]*core.Operation, *runSink) {
+	t.Helper()
+	ops := recordN(t, db, 10, 10)
+	s := &runSink{hang: true, seen: map[string]core.Message{}}
+	e := startRelay(t, killed{db}, wrap(s), node, 300*time.Millisecond)
+	s.called(t)
+	e.Stop(context.Background()) // nothing recorded: killed
+	return ops, s
 }
 
 // claimsNothing is a store from which a relay claims nothing: a run of it
@@ -885,11 +895,7 @@ func TestRedeliveryManyRunsLater(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := sqlitetest.Open(t, sqlitetest.URL(t))
-	ops := recordN(t, db, 10, 10)
-	s1 := &runSink{hang: true, seen: map[string]core.Message{}}
-	one := startRelay(t, killed{db}, positioned{s1}, "relay-m", 300*time.Millisecond)
-	s1.called(t)
-	one.Stop(ctx) // nothing recorded: killed
+	ops, s1 := killedRun(t, db, "relay-m", func(s *runSink) core.Sink { return positioned{s} })
 	last := s1.highest()
 	for range 6 {
 		e := startRelay(t, claimsNothing{db}, positioned{&runSink{last: last, seen: map[string]core.Message{}}}, "relay-m", 300*time.Millisecond)
