@@ -1,6 +1,7 @@
 package trustlog_test
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/go-trustlog/trustlog/conformance"
@@ -27,18 +28,27 @@ var (
 		"kafka":  kafkatest.Harness,
 		"pulsar": pulsartest.Harness,
 	}
+	// brokers are the same sinks on real Apache Kafka and Apache Pulsar
+	// brokers (scripts/services.sh starts them): every driver runs RunPair
+	// against each. Their sink suites run in the sinks' own packages
+	// (TestConformanceReal).
+	brokers = map[string]conformance.NewSinkFunc{
+		"kafka-broker":  kafkatest.RealHarness,
+		"pulsar-broker": pulsartest.RealHarness,
+	}
 	// aliases are extra schemes of a registered driver or sink.
 	aliases = map[string]bool{"file": true, "postgresql": true, "mariadb": true, "pulsar+ssl": true}
 )
 
-// TestMatrix runs the whole suite for every store × sink pair.
+// TestMatrix runs the whole suite for every store × sink pair, and every
+// store against the real brokers.
 func TestMatrix(t *testing.T) {
 	for storeName, newStore := range stores {
 		t.Run("store="+storeName, func(t *testing.T) {
 			t.Parallel()
 			conformance.RunStore(t, newStore)
 		})
-		for sinkName, newSink := range sinks {
+		for sinkName, newSink := range all(sinks, brokers) {
 			t.Run("pair="+storeName+"×"+sinkName, func(t *testing.T) {
 				t.Parallel()
 				conformance.RunPair(t, newStore, newSink)
@@ -65,4 +75,13 @@ func TestMatrixCoversRegistry(t *testing.T) {
 			t.Errorf("sink %q is registered but has no conformance harness in matrix_test.go", s)
 		}
 	}
+}
+
+// all merges harness maps.
+func all(ms ...map[string]conformance.NewSinkFunc) map[string]conformance.NewSinkFunc {
+	out := map[string]conformance.NewSinkFunc{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
 }

@@ -1,7 +1,9 @@
-// Package testenv decides whether tests that need a database server run,
-// skip or fail: they run when the server answers, skip with one line
-// saying how to point them at one when it does not, and fail instead of
-// skipping when TRUSTLOG_REQUIRE_SERVICES=1 (CI).
+// Package testenv decides whether tests that need a server (a database,
+// Apache Kafka, Apache Pulsar) run, skip or fail: they run when the server
+// answers, skip with one line saying how to start one or point them at one
+// when it does not, and fail instead of skipping when
+// TRUSTLOG_REQUIRE_SERVICES=1 (CI). scripts/services.sh starts all of
+// them on their default addresses.
 package testenv
 
 import (
@@ -18,7 +20,7 @@ import (
 // Required reports whether TRUSTLOG_REQUIRE_SERVICES=1.
 func Required() bool { return os.Getenv("TRUSTLOG_REQUIRE_SERVICES") == "1" }
 
-// Server describes a database server tests may use.
+// Server describes a server tests may use.
 type Server struct {
 	// Name is shown in skip and failure messages ("PostgreSQL").
 	Name string
@@ -30,6 +32,11 @@ type Server struct {
 	Driver string
 	// ToDriverDSN converts the DSN into the database/sql driver's form.
 	ToDriverDSN func(string) (string, error)
+	// Ping, when set, checks the server instead of a database/sql ping
+	// (brokers).
+	Ping func(ctx context.Context, dsn string) error
+	// Service is its name for scripts/services.sh ("kafka").
+	Service string
 
 	once sync.Once
 	err  error
@@ -51,7 +58,7 @@ func (s *Server) Need(t testing.TB) string {
 	s.once.Do(func() { s.err = s.ping(dsn) })
 	if s.err != nil {
 		msg := s.Name + " not reachable at " + redact.URL(dsn) + ": " + redact.URL(s.err.Error()) +
-			" (set " + s.Env + " to point the tests at a server)"
+			" (start it with `scripts/services.sh up " + s.Service + "` or set " + s.Env + " to point the tests at a server)"
 		if Required() {
 			t.Fatal(msg + "; TRUSTLOG_REQUIRE_SERVICES=1 makes this a failure")
 		}
@@ -61,6 +68,11 @@ func (s *Server) Need(t testing.TB) string {
 }
 
 func (s *Server) ping(dsn string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s.Ping != nil {
+		return s.Ping(ctx, dsn)
+	}
 	d, err := s.ToDriverDSN(dsn)
 	if err != nil {
 		return err
@@ -70,7 +82,5 @@ func (s *Server) ping(dsn string) error {
 		return err
 	}
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	return db.PingContext(ctx)
 }

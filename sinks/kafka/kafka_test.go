@@ -11,3 +11,10 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	conformance.RunSink(t, kafkatest.Harness)
 }
+
+// TestConformanceReal runs the same suite against a real Apache Kafka
+// broker (kafkatest.Server).
+func TestConformanceReal(t *testing.T) {
+	t.Parallel()
+	conformance.RunSink(t, kafkatest.RealHarness)
+}

@@ -1,7 +1,6 @@
 package pulsar_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/go-trustlog/trustlog/conformance"
@@ -13,12 +12,9 @@ func TestConformance(t *testing.T) {
 	conformance.RunSink(t, pulsartest.Harness)
 }
 
-// TestConformanceExternal runs the same sink tests against a real Pulsar
-// broker when TRUSTLOG_PULSAR_URL names one (pulsar://host:6650).
-func TestConformanceExternal(t *testing.T) {
-	url := os.Getenv("TRUSTLOG_PULSAR_URL")
-	if url == "" {
-		t.Skip("set TRUSTLOG_PULSAR_URL=pulsar://host:6650 to run the sink tests against a real Pulsar broker")
-	}
-	conformance.RunSink(t, pulsartest.ExternalHarness(url))
+// TestConformanceReal runs the same suite against a real Apache Pulsar
+// broker (pulsartest.Server).
+func TestConformanceReal(t *testing.T) {
+	t.Parallel()
+	conformance.RunSink(t, pulsartest.RealHarness)
 }

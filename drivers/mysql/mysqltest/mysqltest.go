@@ -27,6 +27,7 @@ import (
 // Server is the MySQL or MariaDB server tests use.
 var Server = &testenv.Server{
 	Name:        "MySQL/MariaDB",
+	Service:     "mariadb",
 	Env:         "TRUSTLOG_MYSQL_DSN",
 	Default:     "mysql://root@127.0.0.1:3306/test",
 	Driver:      "mysql",

@@ -26,6 +26,7 @@ import (
 // Server is the PostgreSQL server tests use.
 var Server = &testenv.Server{
 	Name:    "PostgreSQL",
+	Service: "postgres",
 	Env:     "TRUSTLOG_POSTGRES_DSN",
 	Default: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
 	Driver:  "pgx",

@@ -6,7 +6,9 @@
 //	c := kafkatest.Start(t, kfake.SeedTopics(3, "ops"))
 //	sink, _ := kafka.Open(c.URL("ops"))
 //
-// It is also the conformance harness of the Kafka sink.
+// It is also the conformance harness of the Kafka sink. Server, NeedReal
+// and RealHarness do the same on a real Apache Kafka broker
+// (TRUSTLOG_KAFKA_ADDR; `scripts/services.sh up kafka` starts one).
 package kafkatest
 
 import (
@@ -21,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/go-trustlog/trustlog/conformance"
-	"github.com/go-trustlog/trustlog/sinks/kafka"
 )
 
 // Cluster is a running test cluster with one broker. Its data lives in a
@@ -109,19 +110,9 @@ func Topic() string {
 
 // Harness returns a conformance harness: a Kafka sink on a fresh cluster
 // and topic (three partitions), read back through kafka-go Readers of a
-// second, independent client.
+// second, independent client. RealHarness is the same on a real broker.
 func Harness(t *testing.T) conformance.SinkHarness {
 	topic := Topic()
 	c := Start(t, kfake.SeedTopics(3, topic))
-	sink, err := kafka.Open(c.URL(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	reader, err := kafka.Open(c.URL(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reader.Close() })
-	return conformance.SinkHarness{Sink: sink, Read: conformance.ReadFrom(reader)}
+	return harness(t, c.URL(topic))
 }
