@@ -4,9 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/brokerserver"
 	"github.com/go-trustlog/trustlog/sinks/kafka"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 )
@@ -18,22 +17,35 @@ func init() {
 	}{"kafka", startKafka})
 }
 
+// kafkaBroker is a private, real Apache Kafka broker (KRaft, one node)
+// with a topic of 8 partitions.
 type kafkaBroker struct {
-	c     *kafkatest.Cluster
+	s     *brokerserver.Server
 	topic string
 }
 
 func startKafka(t *testing.T) broker {
 	topic := kafkatest.Topic()
-	return &kafkaBroker{c: kafkatest.Start(t, kfake.SeedTopics(8, topic)), topic: topic}
+	s := brokerserver.Start(t, "kafka", func(ctx context.Context, s *brokerserver.Server) error {
+		return kafkatest.Server.Ping(ctx, s.Addr)
+	})
+	(&kafkatest.Real{Addr: s.Addr}).CreateTopic(t, topic, 8)
+	return &kafkaBroker{s: s, topic: topic}
 }
 
-func (k *kafkaBroker) sinkURL(string) string { return k.c.URL(k.topic, "write_timeout=1500ms") }
-func (k *kafkaBroker) stop()                 { k.c.Stop() }
-func (k *kafkaBroker) restart()              { k.c.Restart() }
+func (k *kafkaBroker) url() string {
+	return (&kafkatest.Real{Addr: k.s.Addr}).URL(k.topic, "write_timeout=1500ms")
+}
+func (k *kafkaBroker) sinkURL(string) string { return k.url() }
+func (k *kafkaBroker) stop()                 { k.s.Stop() }
+func (k *kafkaBroker) restart() {
+	if err := k.s.Start(); err != nil {
+		panic(err)
+	}
+}
 
 func (k *kafkaBroker) read(ctx context.Context) ([]core.Delivered, error) {
-	s, err := kafka.Open(k.c.URL(k.topic))
+	s, err := kafka.Open(k.url())
 	if err != nil {
 		return nil, err
 	}

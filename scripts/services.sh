@@ -247,6 +247,62 @@ kafka_up() {
 kafka_down() { stop_bg kafka; }
 kafka_status() { port_open 9092 && check kafka 127.0.0.1:9092; }
 
+# -------------------------------------------------------------------- Pulsar
+
+# pulsar_exec DIR PORT WEB_PORT: a standalone broker (RocksDB metadata, one
+# embedded bookie on a free loopback port) in the foreground, data and logs
+# in DIR.
+pulsar_exec() {
+	local dir=$1 port=${2:-6650} web=${3:-8080} lib java
+	lib="$(libdir pulsar)"
+	java="$(java_bin)"
+	mkdir -p "$dir/data/tmp" "$dir/logs"
+	sed -e "s|@PORT@|$port|g" -e "s|@WEB_PORT@|$web|g" "$here/services/pulsar/standalone.conf" >"$dir/standalone.conf"
+	cd "$dir"
+	exec "$java" -Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseG1GC \
+		-Djava.net.preferIPv4Stack=true -Dio.netty.tryReflectionSetAccessible=true \
+		-Dio.netty.recycler.maxCapacityPerThread=4096 -Dpulsar.allocator.exit_on_oom=true \
+		--add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
+		--add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
+		--add-opens java.management/sun.management=ALL-UNNAMED \
+		--add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
+		-Dlog4j.configurationFile="$here/services/pulsar/log4j2.xml" \
+		-Dpulsar.log.dir="$dir/logs" -Dpulsar.log.file=pulsar-standalone.log \
+		-Djava.io.tmpdir="$dir/data/tmp" \
+		-cp "$lib/*" org.apache.pulsar.PulsarStandaloneStarter \
+		--config "$dir/standalone.conf" --metadata-dir "$dir/data/metadata" --bookkeeper-dir "$dir/data/bookkeeper" \
+		-nss -nfw
+}
+
+# pulsar_ready WEB_PORT: the starter creates public/default after the
+# broker is up, and brokers/health writes and reads through BookKeeper.
+pulsar_ready() {
+	curl -sf "http://127.0.0.1:$1/admin/v2/namespaces/public/default" >/dev/null &&
+		curl -sf "http://127.0.0.1:$1/admin/v2/brokers/health" >/dev/null
+}
+
+pulsar_up() {
+	command -v curl >/dev/null || apt_install curl
+	if pulsar_ready 8080 2>/dev/null && check pulsar pulsar://127.0.0.1:6650 2>/dev/null; then
+		say "pulsar up (127.0.0.1:6650, admin 127.0.0.1:8080)"
+		return
+	fi
+	if port_open 6650 || port_open 8080; then
+		die "port 6650 or 8080 is taken by something that is not a working Pulsar broker"
+	fi
+	libdir pulsar >/dev/null
+	start_bg pulsar 6650 180 6650 8080
+	local end=$((SECONDS + 180)) err=""
+	until pulsar_ready 8080 && err="$(check pulsar pulsar://127.0.0.1:6650 2>&1)"; do
+		((SECONDS < end)) || broker_failed pulsar "does not answer a round trip with deduplication: $err"
+		sleep 1
+	done
+	say "pulsar up (127.0.0.1:6650, admin 127.0.0.1:8080, deduplication on, data in $state/pulsar)"
+}
+
+pulsar_down() { stop_bg pulsar; }
+pulsar_status() { pulsar_ready 8080 && check pulsar pulsar://127.0.0.1:6650; }
+
 # ------------------------------------------------------------------ dispatch
 
 all="postgres mariadb kafka pulsar"

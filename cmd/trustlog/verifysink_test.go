@@ -45,6 +45,28 @@ func TestVerifySinkPulsar(t *testing.T) {
 	})
 }
 
+// TestVerifySinkRealKafka is TestVerifySinkKafka on a real Apache Kafka
+// broker (kafkatest.Server).
+func TestVerifySinkRealKafka(t *testing.T) {
+	t.Parallel()
+	r := kafkatest.NeedReal(t)
+	topic := kafkatest.Topic()
+	r.CreateTopic(t, topic, 3)
+	testVerifySink(t, r.URL(topic), kafka.Open)
+}
+
+// TestVerifySinkRealPulsar is TestVerifySinkPulsar on a real Apache Pulsar
+// broker (pulsartest.Server, deduplication on, 3 partitions).
+func TestVerifySinkRealPulsar(t *testing.T) {
+	t.Parallel()
+	r := pulsartest.NeedReal(t)
+	topic := pulsartest.Topic()
+	r.CreatePartitionedTopic(t, topic, 3)
+	testVerifySink(t, r.SinkURL(topic, "producer_name=verify-sink-relay-"+topic[len(topic)-8:]), func(u string) (core.Sink, error) {
+		return pulsar.Open(strings.Replace(u, "verify-sink-relay", "verify-sink-injector", 1))
+	})
+}
+
 func testVerifySink[S core.Sink](t *testing.T, sinkURL string, open func(string) (S, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -14,10 +14,20 @@ import (
 // Pulsar-protocol broker (deduplication on): three committed saves reach
 // the topic in order, the rolled-back one neither stored nor published.
 func TestMySQLPulsar(t *testing.T) {
-	store := mysqltest.NewDatabase(t)
 	broker := pulsartest.Start(t)
+	check(t, mysqltest.NewDatabase(t), broker.SinkURL(pulsartest.Topic()))
+}
+
+// TestMySQLRealPulsar is the same on a real Apache Pulsar broker
+// (pulsartest.Server, deduplication on).
+func TestMySQLRealPulsar(t *testing.T) {
+	r := pulsartest.NeedReal(t)
+	check(t, mysqltest.NewDatabase(t), r.SinkURL(pulsartest.Topic()))
+}
+
+func check(t *testing.T, store, sink string) {
 	var out bytes.Buffer
-	if err := run(context.Background(), store, broker.SinkURL(pulsartest.Topic()), &out); err != nil {
+	if err := run(context.Background(), store, sink, &out); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()

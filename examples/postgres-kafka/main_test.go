@@ -17,11 +17,23 @@ import (
 // in order, and the rolled-back save left neither its document nor its
 // operation.
 func TestPostgresKafka(t *testing.T) {
-	store := postgrestest.NewSchema(t)
 	topic := kafkatest.Topic()
 	broker := kafkatest.Start(t, kfake.SeedTopics(1, topic))
+	check(t, postgrestest.NewSchema(t), broker.URL(topic))
+}
+
+// TestPostgresRealKafka is the same on a real Apache Kafka broker
+// (kafkatest.Server).
+func TestPostgresRealKafka(t *testing.T) {
+	r := kafkatest.NeedReal(t)
+	topic := kafkatest.Topic()
+	r.CreateTopic(t, topic, 1)
+	check(t, postgrestest.NewSchema(t), r.URL(topic))
+}
+
+func check(t *testing.T, store, sink string) {
 	var out bytes.Buffer
-	if err := run(context.Background(), store, broker.URL(topic), &out); err != nil {
+	if err := run(context.Background(), store, sink, &out); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()

@@ -29,17 +29,7 @@ var Server = &testenv.Server{
 	Env:     "TRUSTLOG_PULSAR_URL",
 	Default: "pulsar://127.0.0.1:6650",
 	Ping: func(ctx context.Context, serviceURL string) error {
-		u, err := url.Parse(serviceURL)
-		if err != nil {
-			return err
-		}
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
-		if err != nil {
-			return err
-		}
-		c.Close()
-		_, err = adminDo(ctx, AdminURL(), http.MethodGet, "/admin/v2/brokers/health", "")
-		return err
+		return (&Real{ServiceURL: serviceURL, Admin: AdminURL()}).Ready(ctx)
 	},
 }
 
@@ -65,6 +55,27 @@ type Real struct {
 func NeedReal(t testing.TB) *Real {
 	t.Helper()
 	return &Real{ServiceURL: strings.TrimSuffix(Server.Need(t), "/"), Admin: AdminURL()}
+}
+
+// Ready reports whether the broker answers: its binary port accepts a
+// connection, the namespace public/default exists (a standalone broker
+// creates it after it starts) and the broker's health check (a write and
+// a read through BookKeeper) passes.
+func (r *Real) Ready(ctx context.Context) error {
+	u, err := url.Parse(r.ServiceURL)
+	if err != nil {
+		return err
+	}
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	if _, err := adminDo(ctx, r.Admin, http.MethodGet, "/admin/v2/namespaces/public/default", ""); err != nil {
+		return err
+	}
+	_, err = adminDo(ctx, r.Admin, http.MethodGet, "/admin/v2/brokers/health", "")
+	return err
 }
 
 // SinkURL returns the trustlog sink URL of topic on this broker, with
