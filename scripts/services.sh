@@ -172,17 +172,16 @@ check() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# start_bg NAME PORT ARGS...: run `services.sh exec NAME DIR ARGS...` in the
-# background (new session, pid in DIR/pid), wait up to $3 seconds for PORT.
+# start_bg NAME PORT SECS ARGS...: run `services.sh exec NAME DIR ARGS...`
+# in the background (new session, pid in DIR/pid); wait up to SECS seconds
+# for PORT to open.
 start_bg() {
 	local name=$1 port=$2 secs=$3 dir="$state/$1"
 	shift 3
 	mkdir -p "$dir"
 	setsid nohup bash "$here/services.sh" exec "$name" "$dir" "$@" >>"$dir/stdout.log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
-	if ! wait_for "$secs" "$name" port_open "$port"; then
-		broker_failed "$name" "did not open port $port within ${secs}s"
-	fi
+	wait_for "$secs" "$name" port_open "$port"
 }
 
 broker_failed() {
@@ -208,6 +207,25 @@ stop_bg() {
 	rm -f "$dir/pid"
 }
 
+# broker_up NAME PORT SECS READY ARGS...: start NAME in the background and
+# wait up to SECS seconds for READY (a round trip). A broker whose data was
+# left broken (a machine stopped mid-write) gets one more start on a fresh
+# data directory, said on stderr; then its log's tail and exit 1.
+broker_up() {
+	local name=$1 port=$2 secs=$3 ready=$4 try
+	shift 4
+	for try in 1 2; do
+		if start_bg "$name" "$port" "$secs" "$@" && wait_for "$secs" "$name" "$ready"; then
+			return 0
+		fi
+		[ "$try" = 1 ] && [ -d "$state/$name/data" ] || break
+		say "$name does not answer; starting it once more on a fresh data directory"
+		stop_bg "$name"
+		mv "$state/$name" "$state/$name.broken.$(date +%s)"
+	done
+	broker_failed "$name" "does not answer a round trip: $("$ready" 2>&1 | tail -n 3)"
+}
+
 # --------------------------------------------------------------------- Kafka
 
 # kafka_exec DIR PORT CONTROLLER_PORT: one KRaft node (broker + controller)
@@ -228,24 +246,21 @@ kafka_exec() {
 		-Dkafka.logs.dir="$dir/logs" -cp "$lib/*" kafka.Kafka "$dir/server.properties"
 }
 
+kafka_ready() { port_open 9092 && check kafka 127.0.0.1:9092; }
+
 kafka_up() {
-	if port_open 9092 && check kafka 127.0.0.1:9092 2>/dev/null; then
+	if kafka_ready 2>/dev/null; then
 		say "kafka up (127.0.0.1:9092)"
 		return
 	fi
 	port_open 9092 && die "port 9092 is taken by something that is not a working Kafka broker"
 	libdir kafka >/dev/null
-	start_bg kafka 9092 120 9092 9093
-	local end=$((SECONDS + 120)) err=""
-	until err="$(check kafka 127.0.0.1:9092 2>&1)"; do
-		((SECONDS < end)) || broker_failed kafka "does not answer a round trip: $err"
-		sleep 1
-	done
+	broker_up kafka 9092 120 kafka_ready 9092 9093
 	say "kafka up (127.0.0.1:9092, KRaft, data in $state/kafka)"
 }
 
 kafka_down() { stop_bg kafka; }
-kafka_status() { port_open 9092 && check kafka 127.0.0.1:9092; }
+kafka_status() { kafka_ready; }
 
 # -------------------------------------------------------------------- Pulsar
 
@@ -283,7 +298,7 @@ pulsar_ready() {
 
 pulsar_up() {
 	command -v curl >/dev/null || apt_install curl
-	if pulsar_ready 8080 2>/dev/null && check pulsar pulsar://127.0.0.1:6650 2>/dev/null; then
+	if pulsar_status 2>/dev/null; then
 		say "pulsar up (127.0.0.1:6650, admin 127.0.0.1:8080)"
 		return
 	fi
@@ -291,12 +306,7 @@ pulsar_up() {
 		die "port 6650 or 8080 is taken by something that is not a working Pulsar broker"
 	fi
 	libdir pulsar >/dev/null
-	start_bg pulsar 6650 180 6650 8080
-	local end=$((SECONDS + 180)) err=""
-	until pulsar_ready 8080 && err="$(check pulsar pulsar://127.0.0.1:6650 2>&1)"; do
-		((SECONDS < end)) || broker_failed pulsar "does not answer a round trip with deduplication: $err"
-		sleep 1
-	done
+	broker_up pulsar 6650 180 pulsar_status 6650 8080
 	say "pulsar up (127.0.0.1:6650, admin 127.0.0.1:8080, deduplication on, data in $state/pulsar)"
 }
 

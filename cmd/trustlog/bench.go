@@ -20,8 +20,7 @@ import (
 	"github.com/go-trustlog/trustlog/internal/benchkit"
 	"github.com/go-trustlog/trustlog/internal/benchplot"
 	"github.com/go-trustlog/trustlog/internal/redact"
-	"github.com/go-trustlog/trustlog/sinks/kafka"
-	"github.com/go-trustlog/trustlog/sinks/pulsar"
+	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
@@ -31,6 +30,7 @@ var benchWorkloads = []string{"write", "drain", "latency", "backlog", "sinks", "
 // benchOpts are the bench command's flags.
 type benchOpts struct {
 	n, sinkN, ledgerN, writeTxs, runs int
+	kafka, pulsar, pulsarAdmin       string // real brokers of the sinks workload
 	engines, batches, backlogs        []int
 	rate                              int
 	duration                          time.Duration
@@ -121,7 +121,9 @@ Workloads (all when none is named):
            and by polling
   backlog  drain rate and peak resident memory at 10k, 100k and 1M pending
   sinks    the same drain to an in-process Kafka broker (kfake) and to the
-           Pulsar test broker, vs the memory sink
+           Pulsar test broker, vs the memory sink; with --kafka and
+           --pulsar also to those real brokers (a new topic of 3
+           partitions each, deleted afterwards)
   ledger   Merkle log sequencing rate (leaves/s) and one signed checkpoint
 
 Each workload works in a scratch place it drops afterwards (a new schema on
@@ -162,6 +164,9 @@ against a server that holds real data. Progress goes to the log (stderr).`,
 	f.DurationVar(&o.duration, "duration", 30*time.Second, "how long the latency workload records")
 	f.IntSliceVar(&o.backlogs, "backlogs", []int{10_000, 100_000, 1_000_000}, "backlog sizes of the backlog workload")
 	f.IntVar(&o.sinkN, "sink-n", 50_000, "pending operations per drain in the sinks workload")
+	f.StringVar(&o.kafka, "kafka", "", "sinks workload: also drain to the real Kafka broker at this host:port")
+	f.StringVar(&o.pulsar, "pulsar", "", "sinks workload: also drain to the real Pulsar broker at this service URL (pulsar://host:6650)")
+	f.StringVar(&o.pulsarAdmin, "pulsar-admin", "http://127.0.0.1:8080", "the admin REST API of the --pulsar broker (it creates the topic)")
 	f.IntVar(&o.ledgerN, "ledger-n", 50_000, "operations sequenced in the ledger workload")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as one JSON document instead of tables")
 	f.StringVar(&o.plot, "plot", "", "also draw latency percentiles and drain rate vs backlog into this PNG file")
@@ -389,40 +394,68 @@ func (a *app) benchSinks(ctx context.Context, base string, o benchOpts, rep *ben
 	}
 	rep.Sinks = append(rep.Sinks, benchSink{Sink: "memory", N: o.sinkN, Rate: mem.Rate(), Ratio: 1})
 
-	a.log.Info("bench: sinks", "sink", "kafka (kfake)", "n", o.sinkN)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "trustlog-bench"))
 	if err != nil {
 		return err
 	}
-	ks, err := kafka.Open("kafka://" + kc.ListenAddrs()[0] + "/trustlog-bench")
-	if err == nil {
-		var r benchkit.DrainResult
-		r, err = benchkit.SinkDrain(ctx, base, o.sinkN, ks)
-		ks.Close()
-		rep.Sinks = append(rep.Sinks, benchSink{Sink: "kafka (kfake)", N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
-	}
+	err = a.benchSink(ctx, base, o, rep, mem, "kafka (kfake)", "kafka://"+kc.ListenAddrs()[0]+"/trustlog-bench")
 	kc.Close()
 	if err != nil {
 		return err
 	}
 
-	a.log.Info("bench: sinks", "sink", "pulsar (test broker)", "n", o.sinkN)
 	const topic = "persistent://public/default/trustlog-bench"
 	pb, err := pulsartest.New(pulsartest.WithPartitionedTopic(topic, 3))
 	if err != nil {
 		return err
 	}
 	defer pb.Close()
-	ps, err := pulsar.Open(pb.SinkURL(topic, "producer_name=trustlog-bench"))
-	if err != nil {
+	if err := a.benchSink(ctx, base, o, rep, mem, "pulsar (test broker)", pb.SinkURL(topic, "producer_name=trustlog-bench")); err != nil {
 		return err
 	}
-	r, err := benchkit.SinkDrain(ctx, base, o.sinkN, ps)
-	ps.Close()
-	if err != nil {
-		return err
+
+	if o.kafka != "" {
+		topic := kafkatest.Topic()
+		if err := kafkatest.CreateTopic(ctx, o.kafka, topic, 3); err != nil {
+			return fmt.Errorf("--kafka: %w", err)
+		}
+		defer kafkatest.DeleteTopic(context.WithoutCancel(ctx), o.kafka, topic)
+		if err := a.benchSink(ctx, base, o, rep, mem, "kafka (real broker)", "kafka://"+o.kafka+"/"+topic); err != nil {
+			return err
+		}
 	}
-	rep.Sinks = append(rep.Sinks, benchSink{Sink: "pulsar (test broker)", N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
+	if o.pulsar != "" {
+		topic := pulsartest.Topic()
+		if err := pulsartest.CreatePartitionedTopic(ctx, o.pulsarAdmin, topic, 3); err != nil {
+			return fmt.Errorf("--pulsar: %w", err)
+		}
+		defer pulsartest.DeletePartitionedTopic(context.WithoutCancel(ctx), o.pulsarAdmin, topic)
+		dedup := "pulsar (real broker, deduplication off)"
+		if on, err := (&pulsartest.Real{Admin: o.pulsarAdmin}).Deduplication(ctx, topic); err == nil && on {
+			dedup = "pulsar (real broker, deduplication on)"
+		}
+		url := strings.TrimSuffix(o.pulsar, "/") + "/" + topic + "?producer_name=trustlog-bench-" + topic[len(topic)-8:]
+		if err := a.benchSink(ctx, base, o, rep, mem, dedup, url); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchSink drains o.sinkN operations to the sink at url and adds the row
+// to rep, with its rate over the memory sink's.
+func (a *app) benchSink(ctx context.Context, base string, o benchOpts, rep *benchReport, mem benchkit.DrainResult, name, url string) error {
+	a.log.Info("bench: sinks", "sink", name, "n", o.sinkN)
+	s, err := core.OpenSink(ctx, url)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	r, err := benchkit.SinkDrain(ctx, base, o.sinkN, s)
+	s.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	rep.Sinks = append(rep.Sinks, benchSink{Sink: name, N: o.sinkN, Rate: r.Rate(), Ratio: r.Rate() / mem.Rate()})
 	return nil
 }
 

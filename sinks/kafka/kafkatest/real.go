@@ -73,11 +73,18 @@ func (r *Real) CreateTopic(t testing.TB, topic string, partitions int) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if c, err := controller(ctx, r.Addr); err == nil {
-			c.DeleteTopics(topic)
-			c.Close()
-		}
+		DeleteTopic(ctx, r.Addr, topic)
 	})
+}
+
+// DeleteTopic deletes topic from the broker at addr.
+func DeleteTopic(ctx context.Context, addr, topic string) error {
+	c, err := controller(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.DeleteTopics(topic)
 }
 
 // CreateTopic creates topic on the broker at addr with the given number

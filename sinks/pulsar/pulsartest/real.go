@@ -96,18 +96,37 @@ func (r *Real) CreatePartitionedTopic(t testing.TB, topic string, partitions int
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	path, err := topicPath(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adminDo(ctx, r.Admin, http.MethodPut, path+"/partitions", strconv.Itoa(partitions)); err != nil {
-		t.Fatalf("pulsartest: create %s: %v", topic, err)
+	if err := CreatePartitionedTopic(ctx, r.Admin, topic, partitions); err != nil {
+		t.Fatalf("pulsartest: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		adminDo(ctx, r.Admin, http.MethodDelete, path+"/partitions?force=true", "")
+		DeletePartitionedTopic(ctx, r.Admin, topic)
 	})
+}
+
+// CreatePartitionedTopic creates a partitioned topic through the admin API
+// at admin (http://host:port).
+func CreatePartitionedTopic(ctx context.Context, admin, topic string, partitions int) error {
+	path, err := topicPath(topic)
+	if err != nil {
+		return err
+	}
+	if _, err := adminDo(ctx, admin, http.MethodPut, path+"/partitions", strconv.Itoa(partitions)); err != nil {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	return nil
+}
+
+// DeletePartitionedTopic deletes a partitioned topic and its messages.
+func DeletePartitionedTopic(ctx context.Context, admin, topic string) error {
+	path, err := topicPath(topic)
+	if err != nil {
+		return err
+	}
+	_, err = adminDo(ctx, admin, http.MethodDelete, path+"/partitions?force=true", "")
+	return err
 }
 
 // Deduplication reports whether the broker deduplicates on topic (its
