@@ -43,8 +43,10 @@ func startPulsar(t *testing.T) broker {
 	return p
 }
 
-func (p *pulsarBroker) sinkURL(node string) string { return p.r.SinkURL(p.topic, "producer_name="+node) }
-func (p *pulsarBroker) stop()                      { p.s.Stop() }
+func (p *pulsarBroker) sinkURL(node string) string {
+	return p.r.SinkURL(p.topic, "producer_name="+node)
+}
+func (p *pulsarBroker) stop() { p.s.Stop() }
 func (p *pulsarBroker) restart() {
 	if err := p.s.Start(); err != nil {
 		panic(err)

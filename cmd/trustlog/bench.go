@@ -30,7 +30,7 @@ var benchWorkloads = []string{"write", "drain", "latency", "backlog", "sinks", "
 // benchOpts are the bench command's flags.
 type benchOpts struct {
 	n, sinkN, ledgerN, writeTxs, runs int
-	kafka, pulsar, pulsarAdmin       string // real brokers of the sinks workload
+	kafka, pulsar, pulsarAdmin        string // real brokers of the sinks workload
 	engines, batches, backlogs        []int
 	rate                              int
 	duration                          time.Duration
