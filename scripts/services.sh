@@ -179,9 +179,25 @@ start_bg() {
 	local name=$1 port=$2 secs=$3 dir="$state/$1"
 	shift 3
 	mkdir -p "$dir"
+	confhash "$name" >"$dir/config.sha"
 	setsid nohup bash "$here/services.sh" exec "$name" "$dir" "$@" >>"$dir/stdout.log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
 	wait_for "$secs" "$name" port_open "$port"
+}
+
+# confhash NAME: the hash of NAME's files under scripts/services/.
+confhash() { cat "$here/services/$1"/* | sha256sum | cut -c1-16; }
+
+# current NAME: true unless NAME runs from this script with other files
+# under scripts/services/NAME than it has now; then it is stopped, so that
+# `up` starts it with the files as they are.
+current() {
+	local dir="$state/$1"
+	[ -f "$dir/pid" ] && [ -f "$dir/config.sha" ] || return 0
+	[ "$(cat "$dir/config.sha")" = "$(confhash "$1")" ] && return 0
+	say "$1: its configuration changed; restarting it"
+	stop_bg "$1"
+	return 1
 }
 
 broker_failed() {
@@ -249,7 +265,7 @@ kafka_exec() {
 kafka_ready() { port_open 9092 && check kafka 127.0.0.1:9092; }
 
 kafka_up() {
-	if kafka_ready 2>/dev/null; then
+	if current kafka && kafka_ready 2>/dev/null; then
 		say "kafka up (127.0.0.1:9092)"
 		return
 	fi
@@ -298,7 +314,7 @@ pulsar_ready() {
 
 pulsar_up() {
 	command -v curl >/dev/null || apt_install curl
-	if pulsar_status 2>/dev/null; then
+	if current pulsar && pulsar_status 2>/dev/null; then
 		say "pulsar up (127.0.0.1:6650, admin 127.0.0.1:8080)"
 		return
 	fi

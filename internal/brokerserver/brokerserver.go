@@ -124,7 +124,9 @@ func (s *Server) Start() error {
 	}
 	cmd := exec.Command("bash", args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (Stop signals the group); killed with this
+	// process, so a test killed hard leaves no broker behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		s.mu.Unlock()

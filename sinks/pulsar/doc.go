@@ -78,12 +78,14 @@
 //     producer, too, never gives up on a message unless send_timeout is
 //     set.
 //
-// Caveat: a real broker deduplicates per batch (a batch whose lowest id is
-// at or below the last one stored but whose highest is above is answered
-// as "unknown"); pulsartest deduplicates per message. Right after a restart
-// the ordered stream's producer may batch a redelivery with new messages;
-// against a real broker, set batching=false on relays that restart often,
-// or check with TRUSTLOG_PULSAR_URL.
+// The ordered stream's producers never batch (one message per send),
+// whatever the batching option says: pulsar-client-go sets no
+// highest_sequence_id, and a real broker then judges a whole batch by its
+// first sequence id. It drops a batch that starts at or below the last id
+// it holds, new messages in it included (a loss the client reports as
+// success), stores one that starts above it whole, copies included, and
+// tells a reconnecting producer the first id of its last batch, not the
+// highest it holds. pulsartest deduplicates the same way.
 //
 // The result: with deduplication on, a relay killed mid-batch leaves each
 // message on the topic once, whether it restarts under the same name or

@@ -72,7 +72,10 @@ type Config struct {
 	// the package documentation). Empty: the broker names it, and a
 	// restarted relay's re-sends are not deduplicated.
 	ProducerName string
-	// NoBatching sends one message per request (default: batching on).
+	// NoBatching sends one message per request (default: batching on). It
+	// applies to the producer of extra workers' batches (outside the
+	// ordered stream); the ordered stream never batches (see the package
+	// documentation, "Deduplication after a crash").
 	NoBatching bool
 	// BatchDelay and BatchMessages bound a producer batch (defaults 1ms,
 	// 1000; the engine hands over whole batches already).
@@ -247,13 +250,20 @@ func New(c Config) (*Sink, error) {
 	}
 	s := &Sink{cfg: c, client: client, log: logger, sends: map[int64]*send{}, senderDone: make(chan struct{})}
 	s.mainCond = sync.NewCond(&s.mainMu)
-	producer := func(name string, sendTimeout time.Duration) (pc.Producer, error) {
+	producer := func(name string, sendTimeout time.Duration, noBatching bool) (pc.Producer, error) {
 		return client.CreateProducer(pc.ProducerOptions{
-			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: c.NoBatching,
+			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: noBatching,
 			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages), MessageRouter: router,
 		})
 	}
-	if s.main, err = producer(c.ProducerName, -1); err != nil {
+	// The ordered stream (this producer, and a borrowed one) never batches,
+	// whatever the URL says: pulsar-client-go sets no highest_sequence_id,
+	// so a real broker judges a batch by its first sequence id alone. It
+	// drops a batch that starts at or below the last id it holds whole
+	// (new messages in it are lost), stores one that starts above it whole
+	// (copies), and tells a reconnecting producer the first id of the last
+	// batch, not the highest stored (RELIABILITY.md, "Real brokers").
+	if s.main, err = producer(c.ProducerName, -1, true); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
 	}
@@ -273,7 +283,7 @@ func New(c Config) (*Sink, error) {
 	if unorderedTimeout == 0 {
 		unorderedTimeout = -1 // never give up (see SendTimeout)
 	}
-	if s.unordered, err = producer(unorderedName, unorderedTimeout); err != nil {
+	if s.unordered, err = producer(unorderedName, unorderedTimeout, c.NoBatching); err != nil {
 		s.main.Close()
 		client.Close()
 		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
@@ -414,8 +424,7 @@ func (s *Sink) Borrow(ctx context.Context, name string) (core.BorrowedStream, er
 	ch := make(chan result, 1)
 	go func() {
 		p, err := s.client.CreateProducer(pc.ProducerOptions{
-			Topic: s.cfg.Topic, Name: name, SendTimeout: -1, DisableBatching: s.cfg.NoBatching,
-			BatchingMaxPublishDelay: s.cfg.BatchDelay, BatchingMaxMessages: uint(s.cfg.BatchMessages), MessageRouter: router,
+			Topic: s.cfg.Topic, Name: name, SendTimeout: -1, DisableBatching: true, MessageRouter: router,
 		})
 		ch <- result{p, err}
 	}()

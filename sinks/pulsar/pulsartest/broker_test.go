@@ -367,31 +367,48 @@ func TestDedup(t *testing.T) {
 		stored := b.Messages(topic)
 		require.Equal(t, uint64(8), stored[len(stored)-1].SequenceID)
 
-		// A batch straddling the watermark keeps only its new messages.
-		p3.Close()
-		p4 := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: "fixed", BatchingMaxPublishDelay: time.Hour})
-		var wg sync.WaitGroup
-		for seq := int64(7); seq <= 10; seq++ {
-			s := seq
-			wg.Add(1)
-			p4.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: []byte(fmt.Sprintf("seq-%d", s)), SequenceID: &s},
-				func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
-					require.NoError(t, err)
-					wg.Done()
-				})
+		// As Pulsar 4.2.4 does (pulsar-client-go sets no
+		// highest_sequence_id): a batch is judged by its first sequence id
+		// alone. One that starts at or below the last is dropped whole, its
+		// new messages too; one that starts above it is stored whole, and
+		// its first id becomes the last, which a reconnecting producer is
+		// told.
+		sendBatch := func(from, to int64) {
+			p := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: "fixed", BatchingMaxPublishDelay: time.Hour})
+			defer p.Close()
+			var wg sync.WaitGroup
+			for seq := from; seq <= to; seq++ {
+				s := seq
+				wg.Add(1)
+				p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: []byte(fmt.Sprintf("seq-%d", s)), SequenceID: &s},
+					func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+						require.NoError(t, err)
+						wg.Done()
+					})
+			}
+			require.NoError(t, p.FlushWithCtx(context.Background()))
+			wg.Wait()
 		}
-		require.NoError(t, p4.FlushWithCtx(context.Background()))
-		wg.Wait()
+		p3.Close()
+		sendBatch(7, 10) // starts at 7 <= 8: dropped, 9 and 10 with it
+		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8}, seqs(b.Messages(topic)))
+		sendBatch(9, 12)  // starts above 8: stored whole; the last is now 9
+		sendBatch(10, 11) // starts above 9: stored again, copies of 10 and 11
 		stored = b.Messages(topic)
-		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, seqs(stored))
+		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 10, 11}, seqs(stored))
 		require.Equal(t, int32(0), stored[8].BatchIndex)
 		require.Equal(t, int32(1), stored[9].BatchIndex)
+		p5 := newProducer(t, c, pulsar.ProducerOptions{Topic: topic, Name: "fixed"})
+		_, err = p5.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte("after")})
+		require.NoError(t, err)
+		stored = b.Messages(topic)
+		require.Equal(t, uint64(11), stored[len(stored)-1].SequenceID, "a reconnecting producer continues after the last batch's first id")
 
-		// Consumers see the rebuilt batch correctly.
+		// Consumers see the batches as sent.
 		cons := subscribe(t, c, pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s", SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
-		got := receive(t, cons, 10)
+		got := receive(t, cons, 15)
 		require.Equal(t, "seq-9", string(got[8].Payload()))
-		require.Equal(t, "seq-10", string(got[9].Payload()))
+		require.Equal(t, "seq-10", string(got[12].Payload()))
 		sameID(t, got[9].ID(), stored[9])
 	})
 

@@ -31,13 +31,18 @@
 //     properties and sequence id. Each SEND is one entry with message id
 //     (ledger, entry); messages of a batch also carry their batch index.
 //     Message ids carry the partition index on partitioned topics.
-//   - Deduplication (on by default, WithDedup/SetDedup): per topic and
-//     producer name the broker keeps the highest sequence id stored; a message
-//     whose sequence id is not above it is not stored again. A SEND in which
-//     every message is a duplicate is still answered with a SEND_RECEIPT, with
-//     message id -1:-1 as Pulsar does, which the client reports as success.
-//     A batch that is only partly duplicate is stored with its new messages
-//     only, renumbered from batch index 0 (Pulsar would drop or reject it).
+//   - Deduplication (on by default, WithDedup/SetDedup), as Apache Pulsar
+//     4.2 does it (checked against a real broker, see RELIABILITY.md): per
+//     topic and producer name the broker keeps the last sequence id, and a
+//     SEND is judged as a whole by its highest_sequence_id, or by its
+//     sequence_id (its first message's) when the client sets none, as
+//     pulsar-client-go never does. A SEND not above the last is dropped
+//     whole, new messages of a batch included, and answered with a
+//     SEND_RECEIPT with message id -1:-1, which the client reports as
+//     success; any other SEND is stored whole, messages with ids the broker
+//     already holds included, and its id becomes the last. PRODUCER_SUCCESS
+//     tells a producer that last id: after a batch, its first message's id,
+//     not the highest stored.
 //   - Consuming: SUBSCRIBE (Exclusive, Shared, Failover and Key_Shared;
 //     initial position Earliest or Latest; durable subscriptions keep their
 //     cursor across consumer reconnects and broker restarts; non-durable ones,
@@ -72,7 +77,9 @@
 //     pulsar-client-go's dead-letter and retry-letter producers always
 //     compress (LZ4), so DLQ/RLQ routing does not work against this broker.
 //   - No non-persistent topics, no geo-replication, no retention or TTL
-//     (nothing is ever deleted while the broker lives), no backlog quotas, no
+//     (nothing is ever deleted while the broker lives; a real broker with
+//     the default retention of 0 deletes a rolled-over ledger that no
+//     subscription or deduplication cursor still needs), no backlog quotas, no
 //     topic compaction (read_compacted is ignored), no delayed delivery
 //     (deliver_at_time is ignored: messages are delivered at once), no
 //     dead-letter or retry topics beyond what the client does itself.
@@ -84,8 +91,16 @@
 //     standby, no key-based routing). Producer access modes are ignored;
 //     as on a real broker, a producer name is held by one connected
 //     producer per topic at a time (another gets ProducerBusy).
-//   - No broker-initiated keep-alive pings, no stale-connection detection, no
-//     topic migration, no BrokerEntryMetadata.
+//   - No broker-initiated keep-alive pings, no stale-connection detection
+//     (a real broker pings the connection holding a producer name that
+//     another producer asks for and hands the name over after 5 s without
+//     an answer; pulsartest answers ProducerBusy until the holder's
+//     connection closes), no topic migration, no BrokerEntryMetadata.
+//   - A topic keeps one ledger id across Restart (a real broker opens a
+//     new ledger, so message ids after a restart start from entry 0 of
+//     it), and a producer may attach to "t-partition-N" of a topic that is
+//     not partitioned (a real broker refuses it: "Partition metadata not
+//     found").
 //   - Flow control counts permits per message like Pulsar, but a whole entry
 //     is sent as soon as at least one permit is left.
 //

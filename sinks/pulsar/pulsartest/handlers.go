@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -183,7 +182,7 @@ func (b *Broker) onProducer(c *conn, cmd pbmsg) {
 	if held := t.named[pname]; held != nil && (held.c != c || held.id != pid) {
 		// As a real broker: one producer per name and topic at a time. A
 		// reconnecting producer retries until the old connection is gone.
-		c.error(reqID, errProducerBusy, fmt.Sprintf("Producer with name '%s' is already connected to topic %s", pname, name))
+		c.error(reqID, errProducerBusy, fmt.Sprintf("org.apache.pulsar.broker.service.BrokerServiceException$NamingException: Producer with name '%s' is already connected to topic '%s'", pname, name))
 		return
 	}
 	p := &producer{id: pid, name: pname, t: t, c: c}
@@ -320,20 +319,32 @@ func (b *Broker) onSend(c *conn, cmd pbmsg, payload []byte) {
 	}
 	_, batched := md.uint(11)
 
+	// As a real broker (MessageDeduplication): a SEND is one unit. It is a
+	// duplicate when its highest sequence id (highest_sequence_id, or its
+	// sequence_id when the client sets none, as pulsar-client-go never
+	// does) is not above the last the broker holds from that producer name:
+	// then nothing of it is stored, not even messages of a batch whose own
+	// ids are new. Otherwise all of it is stored, messages whose own ids
+	// the broker already holds included, and that id becomes the last.
 	t := p.t
 	last, known := t.lastSeq[p.name]
 	if !known {
 		last = -1
 	}
-	highest := last
-	keep := items[:0:0]
+	top := int64(seq)
+	if h, ok := cmd.uint(6); ok {
+		top = max(top, int64(h))
+	}
+	highest := int64(-1) // of the messages, for a batch's receipt
 	for _, it := range items {
 		highest = max(highest, int64(it.seq))
-		if !b.dedup || int64(it.seq) > last {
-			keep = append(keep, it)
-		}
 	}
-	t.lastSeq[p.name] = highest
+	keep := items
+	if b.dedup && top <= last {
+		keep = nil
+	} else {
+		t.lastSeq[p.name] = top
+	}
 
 	var receipt pb
 	receipt.varint(1, pid)
@@ -342,7 +353,7 @@ func (b *Broker) onSend(c *conn, cmd pbmsg, payload []byte) {
 		// A duplicate: acknowledged but not stored, message id -1:-1.
 		receipt.bytes(3, msgID(negativeOne, negativeOne, -1, -1))
 	} else {
-		e := b.storeLocked(t, md, metaRaw, body, batched, items, keep)
+		e := b.storeLocked(t, md, metaRaw, body, batched, items)
 		receipt.bytes(3, msgID(t.ledger, e.id, t.partition, -1))
 	}
 	if batched {
@@ -362,24 +373,8 @@ func (b *Broker) onSend(c *conn, cmd pbmsg, payload []byte) {
 	}
 }
 
-// storeLocked appends an entry with the kept messages of a SEND. When
-// deduplication dropped part of a batch, the batch is rebuilt from the kept
-// messages (their batch indexes are renumbered from 0).
-func (b *Broker) storeLocked(t *topic, md pbmsg, metaRaw, body []byte, batched bool, items, keep []sendItem) *entry {
-	if batched && len(keep) < len(items) {
-		body = nil
-		for _, it := range keep {
-			body = append(body, it.raw...)
-		}
-		var override pb // later fields win in protobuf
-		override.varint(2, keep[0].seq)
-		override.varint(9, uint64(len(body)))
-		override.int32(11, int32(len(keep)))
-		if md.has(24) {
-			override.varint(24, keep[len(keep)-1].seq)
-		}
-		metaRaw = append(slices.Clip(metaRaw), override...)
-	}
+// storeLocked appends an entry with the messages of a SEND.
+func (b *Broker) storeLocked(t *topic, md pbmsg, metaRaw, body []byte, batched bool, items []sendItem) *entry {
 	e := &entry{
 		id:          uint64(len(t.entries)),
 		batched:     batched,
@@ -387,7 +382,7 @@ func (b *Broker) storeLocked(t *topic, md pbmsg, metaRaw, body []byte, batched b
 		wire:        wrapPayload(metaRaw, body),
 	}
 	producerName := md.str(1)
-	for i, it := range keep {
+	for i, it := range items {
 		bi := int32(-1)
 		if batched {
 			bi = int32(i)
