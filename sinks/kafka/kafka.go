@@ -428,6 +428,10 @@ func (s *Sink) Close() error {
 	return err
 }
 
+// replayRetryFor bounds how long Replay retries an offset lookup the
+// broker answers with a temporary error.
+const replayRetryFor = 10 * time.Second
+
 // Replay implements core.Replayer with kafka-go Readers, one per
 // partition, from the first offset (or the first at or after since) to the
 // end of each partition as of the call.
@@ -449,18 +453,33 @@ func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Deliver
 		atTime = append(atTime, kgo.TimeOffsetOf(p.ID, since))
 	}
 	offsets := func(reqs []kgo.OffsetRequest) (map[int]kgo.PartitionOffsets, error) {
-		res, err := client.ListOffsets(ctx, &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{s.cfg.Topic: reqs}})
-		if err != nil {
-			return nil, fmt.Errorf("kafka: offsets: %w", err)
-		}
-		out := map[int]kgo.PartitionOffsets{}
-		for _, po := range res.Topics[s.cfg.Topic] {
-			if po.Error != nil {
-				return nil, fmt.Errorf("kafka: offsets of partition %d: %w", po.Partition, po.Error)
+		// A partition's leader answers metadata a moment before it answers
+		// offset lookups (NOT_LEADER_OR_FOLLOWER right after a topic is
+		// created or a leader moves): retry what the broker calls
+		// temporary, for up to replayRetryFor.
+		deadline := time.Now().Add(replayRetryFor)
+		for {
+			res, err := client.ListOffsets(ctx, &kgo.ListOffsetsRequest{Topics: map[string][]kgo.OffsetRequest{s.cfg.Topic: reqs}})
+			if err != nil {
+				return nil, fmt.Errorf("kafka: offsets: %w", err)
 			}
-			out[po.Partition] = po
+			out := map[int]kgo.PartitionOffsets{}
+			for _, po := range res.Topics[s.cfg.Topic] {
+				if err == nil && po.Error != nil {
+					err = fmt.Errorf("kafka: offsets of partition %d: %w", po.Partition, po.Error)
+				}
+				out[po.Partition] = po
+			}
+			var kerr kgo.Error
+			if err == nil || !errors.As(err, &kerr) || !kerr.Temporary() || time.Now().After(deadline) {
+				return out, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		return out, nil
 	}
 	b, err := offsets(bounds)
 	if err != nil {
