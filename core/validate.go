@@ -16,9 +16,13 @@ import (
 // violation as a *ValidationError naming the field. Fields the library fills
 // (op_id, created_at, op_hash, signer, sign) may be empty.
 //
-//   - every string is valid UTF-8 without control characters (U+0000 to
-//     U+001F and U+007F, so no NUL) and within its Max*Len limit;
-//   - op_id, when set, is a UUID;
+//   - every string is valid UTF-8 and within its Max*Len limit (in bytes),
+//     without control characters (C0 U+0000 to U+001F, DEL U+007F, C1
+//     U+0080 to U+009F), line and paragraph separators (U+2028, U+2029) or
+//     bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A
+//     to U+202E, U+2066 to U+2069), which would let two identifiers that
+//     differ in bytes look the same, or one look like another;
+//   - op_id, when set, is a UUID other than the nil UUID;
 //   - op_source is DOIP or IRP; op_type is set, and for IRP is a decimal op
 //     code between 1 and 2^31-1;
 //   - do_prefix is set and has no "/"; doid is "prefix/local" with a
@@ -40,8 +44,12 @@ func (op *Operation) validate(index int) error {
 		if err := checkText(op.OpID, 36); err != "" {
 			return fail("op_id", err)
 		}
-		if _, err := uuid.Parse(op.OpID); err != nil || len(op.OpID) != 36 {
+		id, err := uuid.Parse(op.OpID)
+		if err != nil || len(op.OpID) != 36 {
 			return fail("op_id", "must be a UUID (8-4-4-4-12 hex digits)")
+		}
+		if id == uuid.Nil {
+			return fail("op_id", "must not be the nil UUID")
 		}
 	}
 	switch op.Source {
@@ -190,14 +198,24 @@ func checkText(s string, max int) string {
 		return "is not valid UTF-8"
 	}
 	for _, r := range s {
-		if r == 0 {
+		switch {
+		case r == 0:
 			return "contains a NUL byte"
-		}
-		if r < 0x20 || r == 0x7f {
-			return "contains a control character"
+		case r < 0x20 || 0x7f <= r && r <= 0x9f:
+			return "contains a control character (" + codepoint(r) + ")"
+		case r == 0x2028 || r == 0x2029:
+			return "contains a line or paragraph separator (" + codepoint(r) + ")"
+		case r == 0x061c || r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069:
+			return "contains a bidirectional formatting character (" + codepoint(r) + ")"
 		}
 	}
 	return ""
+}
+
+// codepoint writes r as U+XXXX.
+func codepoint(r rune) string {
+	h := strings.ToUpper(strconv.FormatInt(int64(r), 16))
+	return "U+" + strings.Repeat("0", max(0, 4-len(h))) + h
 }
 
 func checkHex(s string, n int) string {
