@@ -49,7 +49,7 @@ type Operation struct {
 	ServerIP string `json:"server_ip,omitempty"`
 	// CreatedAt is when the operation happened, kept to the microsecond in
 	// UTC. Zero: the time of recording.
-	CreatedAt time.Time `json:"created_at"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
 
 	// OpHash is the hex SHA-256 of the canonical encoding (see Canonical),
 	// computed by the library. A caller that sets it gets an error if it

@@ -75,7 +75,7 @@ func TestRecordRelayStatus(t *testing.T) {
 	bad := opLine(100, "ok") + "\n" + strings.Replace(opLine(101, "x"), `"do_prefix":"10.1000"`, `"do_prefix":"10.2000"`, 1) + "\n"
 	code, _, errOut = cli(t, ctx, bad, "--store", store, "record")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, errOut, "operation 2: doid")
+	assert.Contains(t, errOut, "line 2: doid")
 	code, _, errOut = cli(t, ctx, `{"op_source":"DOIP","surprise":1}`, "--store", store, "record")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errOut, `unknown field "surprise"`)

@@ -3,13 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/uptrace/bun"
 
 	"github.com/go-trustlog/trustlog/core"
 )
@@ -26,13 +32,21 @@ func (a *app) recordCmd() *cobra.Command {
 		Short: "Record operations read as JSON lines",
 		Long: `Record operations read as JSON lines, one operation per line, from standard
 input or --file. Field names are the column names (op_source, op_type, doid,
-do_prefix, op_actor, producer_id, request_body_hash, …). op_id, created_at
-and op_hash are filled in when absent.
+do_prefix, op_actor, producer_id, request_body_hash, …), spelled exactly,
+each at most once. op_id, created_at and op_hash are filled in when absent.
+Blank lines and lines starting with # are skipped.
 
-Every line is validated first: if any is wrong, the command names the line
-and the field and records nothing. Valid input is stored in transactions of
---batch operations. One line of output per operation gives its op_id and
-op_hash.`,
+The whole input is one transaction: if any line is wrong (malformed JSON,
+invalid UTF-8, an unknown or repeated key, a field that does not validate,
+an op_id repeated in the input or already stored), the command names the
+line, the field or op_id, and records nothing. The input is read as a
+stream; --batch operations go to the database per statement. One line of
+output per operation gives its op_id and op_hash, printed once the
+transaction has committed.
+
+With --publish-only nothing is stored and each --batch is published as it
+is read: a failure stops the command, and what was published before it
+stays published.`,
 		Example: `  echo '{"op_source":"DOIP","op_type":"Op.Create","doid":"10.1000/obj-1","do_prefix":"10.1000","op_actor":"alice","producer_id":"svc"}' \
     | trustlog --store sqlite:app.db record
   trustlog --store sqlite:app.db --sign-key-file log.key record --file ops.jsonl`,
@@ -50,13 +64,6 @@ op_hash.`,
 				defer f.Close()
 				in = f
 			}
-			ops, err := readOps(in)
-			if err != nil {
-				return err
-			}
-			if len(ops) == 0 {
-				return usagef("no operations in the input")
-			}
 			strategy := core.StoreOnly
 			if publishOnly {
 				strategy = core.PublishOnly
@@ -66,64 +73,169 @@ op_hash.`,
 				return err
 			}
 			defer c.Close()
-			signer, err := a.signer()
+			r := &recorder{c: c, batch: batch, seen: map[string]int{}}
+			n, err := r.run(cmd.Context(), in, a.stdout)
 			if err != nil {
 				return err
 			}
-			// Seal everything before writing anything.
-			for i, op := range ops {
-				if err := op.Seal(signer); err != nil {
-					return lineError(i, err)
-				}
-			}
-			out := json.NewEncoder(a.stdout)
-			for start := 0; start < len(ops); start += batch {
-				chunk := ops[start:min(start+batch, len(ops))]
-				if err := c.Record(cmd.Context(), chunk...); err != nil {
-					return fmt.Errorf("after %d recorded operations: %w", start, err)
-				}
-				for _, op := range chunk {
-					out.Encode(map[string]string{"op_id": op.OpID, "op_hash": op.OpHash})
-				}
-			}
-			a.log.Info("recorded", "operations", len(ops))
+			a.log.Info("recorded", "operations", n)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read operations from this file instead of standard input")
-	cmd.Flags().IntVar(&batch, "batch", 500, "operations per transaction")
+	cmd.Flags().IntVar(&batch, "batch", 500, "operations per INSERT statement (with --publish-only: per publish)")
 	cmd.Flags().BoolVar(&publishOnly, "publish-only", false, "publish synchronously to --sink instead of storing")
 	return cmd
 }
 
-// readOps decodes JSON lines into operations. Unknown fields, trailing data
-// and malformed JSON are usage errors naming the line.
-func readOps(r io.Reader) ([]*core.Operation, error) {
+// recorder streams JSON lines into the store in one transaction (or, with
+// PublishOnly, to the sink batch by batch).
+type recorder struct {
+	c     *core.Client
+	batch int
+	seen  map[string]int // op_id given in the input → its line
+	ops   []*core.Operation
+	lines []int // ops[i] came from line lines[i]
+	out   []byte
+}
+
+func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int, error) {
+	var tx *bun.Tx
+	if r.c.Strategy() != core.PublishOnly {
+		db, ok := r.c.Store().(interface{ Bun() *bun.DB })
+		if !ok {
+			return 0, fmt.Errorf("record: the store's driver does not expose its database handle, so the input cannot be one transaction")
+		}
+		t, err := db.Bun().BeginTx(ctx, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer t.Rollback()
+		tx = &t
+	}
+	n := 0
+	flush := func() error {
+		if len(r.ops) == 0 {
+			return nil
+		}
+		if err := r.write(ctx, tx); err != nil {
+			return err
+		}
+		n += len(r.ops)
+		if tx == nil { // published: say so now
+			if _, err := stdout.Write(r.out); err != nil {
+				return err
+			}
+			r.out = r.out[:0]
+		}
+		r.ops, r.lines = r.ops[:0], r.lines[:0]
+		return nil
+	}
+	err := readLines(in, func(line int, text []byte) error {
+		op, err := DecodeOpLine(text)
+		if err != nil {
+			return usagef("line %d: %v", line, err)
+		}
+		if op.OpID != "" {
+			id := strings.ToLower(op.OpID)
+			if first, ok := r.seen[id]; ok {
+				return usagef("line %d: op_id %s is already on line %d", line, op.OpID, first)
+			}
+			r.seen[id] = line
+		}
+		r.ops, r.lines = append(r.ops, op), append(r.lines, line)
+		if len(r.ops) == r.batch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, usagef("no operations in the input")
+	}
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return 0, err
+		}
+	}
+	_, err = stdout.Write(r.out)
+	return n, err
+}
+
+// write records r.ops through tx (or publishes them) and keeps their
+// output lines. An error names the input line it came from.
+func (r *recorder) write(ctx context.Context, tx *bun.Tx) error {
+	var err error
+	if tx != nil {
+		err = r.c.RecordTx(ctx, tx, r.ops...)
+	} else {
+		err = r.c.Record(ctx, r.ops...)
+	}
+	var ve *core.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return usageError{fmt.Errorf("line %d: %s: %s: %w", r.lines[min(ve.Index, len(r.lines)-1)], ve.Field, ve.Reason, core.ErrInvalidOperation)}
+	case err != nil && tx != nil:
+		// Most likely an op_id the store already holds: say which.
+		for i, op := range r.ops {
+			if _, gerr := r.c.Store().Get(ctx, op.OpID); gerr == nil {
+				return usagef("line %d: op_id %s is already stored", r.lines[i], op.OpID)
+			}
+		}
+		return fmt.Errorf("recording the operations of lines %d to %d (nothing was recorded): %w", r.lines[0], r.lines[len(r.lines)-1], err)
+	case err != nil:
+		return fmt.Errorf("publishing the operations of lines %d to %d (those before line %d were published): %w", r.lines[0], r.lines[len(r.lines)-1], r.lines[0], err)
+	}
+	for _, op := range r.ops {
+		b, _ := json.Marshal(map[string]string{"op_id": op.OpID, "op_hash": op.OpHash})
+		r.out = append(append(r.out, b...), '\n')
+	}
+	return nil
+}
+
+// readLines calls fn with each line of r that is not blank or a comment,
+// with its line number counting every line. A line over maxLine bytes is
+// a usage error naming it.
+func readLines(r io.Reader, fn func(line int, text []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxLine)
-	var ops []*core.Operation
-	for n := 1; sc.Scan(); n++ {
+	n := 0
+	for sc.Scan() {
+		n++
 		line := bytes.TrimSpace(sc.Bytes())
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		op, err := DecodeOpLine(line)
-		if err != nil {
-			return nil, usagef("line %d: %v", n, err)
+		if err := fn(n, line); err != nil {
+			return err
 		}
-		ops = append(ops, op)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, usagef("line %d is longer than %d bytes", len(ops)+1, maxLine)
+			return usagef("line %d is longer than %d bytes", n+1, maxLine)
 		}
-		return nil, err
+		return err
 	}
-	return ops, nil
+	return nil
 }
 
-// DecodeOpLine decodes one JSON line of `trustlog record` input.
+// DecodeOpLine decodes one JSON line of `trustlog record` input. It refuses
+// what encoding/json would silently accept or change: invalid UTF-8 (raw,
+// overlong or a lone surrogate escape, which it would store as U+FFFD), a
+// key that matches a field only case-insensitively, a repeated key (where
+// the last would win), unknown keys, an explicit created_at of the zero
+// time (which would become "now"), and trailing data. A refused field is
+// named in the error.
 func DecodeOpLine(line []byte) (*core.Operation, error) {
+	keys, err := checkKeys(line)
+	if err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var op core.Operation
@@ -133,13 +245,97 @@ func DecodeOpLine(line []byte) (*core.Operation, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("more than one JSON value on the line")
 	}
+	if op.CreatedAt.IsZero() && keys["created_at"] {
+		return nil, errors.New("created_at: the zero time is not between 1970 and 9999 (leave the key out for the time of recording)")
+	}
 	return &op, nil
 }
 
-func lineError(i int, err error) error {
-	var ve *core.ValidationError
-	if errors.As(err, &ve) {
-		return usageError{fmt.Errorf("operation %d: %s: %s: %w", i+1, ve.Field, ve.Reason, core.ErrInvalidOperation)}
+// opKeys are the JSON names of core.Operation's fields.
+var opKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[core.Operation]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			keys[name] = true
+		}
 	}
-	return err
+	return keys
+}()
+
+// checkKeys checks that line is one JSON object whose keys are field names
+// of an operation, spelled exactly and each given once, and whose values
+// hold only valid UTF-8 (no invalid bytes, no lone surrogate escape). It
+// returns the keys.
+func checkKeys(line []byte) (map[string]bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not an operation: the line is not a JSON object")
+	}
+	keys := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("not an operation: %v", err)
+		}
+		key, _ := tok.(string)
+		if !opKeys[key] {
+			for k := range opKeys {
+				if strings.EqualFold(k, key) {
+					return nil, fmt.Errorf("unknown field %q (names are case-sensitive: %q)", key, k)
+				}
+			}
+			return nil, fmt.Errorf("unknown field %q", key)
+		}
+		if keys[key] {
+			return nil, fmt.Errorf("%s: given more than once", key)
+		}
+		keys[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("%s: %v", key, err)
+		}
+		if msg := checkJSONText(raw); msg != "" {
+			return nil, fmt.Errorf("%s: %s", key, msg)
+		}
+	}
+	return keys, nil
+}
+
+// checkJSONText reports what in a raw JSON value would not survive
+// decoding unchanged: invalid UTF-8, or a \u escape of half a surrogate
+// pair (both become U+FFFD).
+func checkJSONText(raw []byte) string {
+	if !utf8.Valid(raw) {
+		return "is not valid UTF-8"
+	}
+	hex4 := func(i int) (rune, bool) { // the \uXXXX at raw[i:]
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // another escape: skip the escaped character
+			continue
+		}
+		switch {
+		case 0xd800 <= r && r <= 0xdbff:
+			if lo, ok := hex4(i + 6); ok && 0xdc00 <= lo && lo <= 0xdfff {
+				i += 11
+				continue
+			}
+			return "holds half a surrogate pair (\\u" + strings.ToLower(string(raw[i+2:i+6])) + "), which is not a character"
+		case 0xdc00 <= r && r <= 0xdfff:
+			return "holds half a surrogate pair (\\u" + strings.ToLower(string(raw[i+2:i+6])) + "), which is not a character"
+		}
+		i += 5
+	}
+	return ""
 }
