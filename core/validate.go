@@ -41,15 +41,8 @@ func (op *Operation) validate(index int) error {
 		return &ValidationError{Index: index, OpID: printable(op.OpID), Field: field, Reason: reason}
 	}
 	if op.OpID != "" {
-		if err := checkText(op.OpID, 36); err != "" {
+		if err := checkOpID(op.OpID); err != "" {
 			return fail("op_id", err)
-		}
-		id, err := uuid.Parse(op.OpID)
-		if err != nil || len(op.OpID) != 36 {
-			return fail("op_id", "must be a UUID (8-4-4-4-12 hex digits)")
-		}
-		if id == uuid.Nil {
-			return fail("op_id", "must not be the nil UUID")
 		}
 	}
 	switch op.Source {
@@ -181,6 +174,30 @@ func (op *Operation) seal(index int, now time.Time, signer Signer) error {
 		op.Signer, op.Sign = signer.KeyName(), sig
 	}
 	return nil
+}
+
+// CheckOpID reports whether id is an op_id an operation may have: a UUID
+// in its 36-character text form, not the nil UUID. The error is a
+// *ValidationError for the field op_id.
+func CheckOpID(id string) error {
+	if reason := checkOpID(id); reason != "" {
+		return &ValidationError{Field: "op_id", Reason: reason}
+	}
+	return nil
+}
+
+func checkOpID(id string) string {
+	if id == "" {
+		return "is required"
+	}
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "must be a UUID (8-4-4-4-12 hex digits)"
+	}
+	if u == uuid.Nil {
+		return "must not be the nil UUID"
+	}
+	return ""
 }
 
 func required(s string, max int) string {

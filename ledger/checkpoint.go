@@ -43,7 +43,7 @@ func ParseCheckpoint(body []byte) (Checkpoint, error) {
 	if err != nil || n < 0 || strconv.FormatInt(n, 10) != lines[1] {
 		return c, fmt.Errorf("%w: checkpoint size %q is not a decimal number", ErrTampered, lines[1])
 	}
-	h, err := base64.StdEncoding.DecodeString(lines[2])
+	h, err := decodeBase64(lines[2])
 	if err != nil || len(h) != tlog.HashSize {
 		return c, fmt.Errorf("%w: checkpoint root %q is not a base64 SHA-256 hash", ErrTampered, lines[2])
 	}
@@ -61,8 +61,12 @@ func SignCheckpoint(c Checkpoint, s note.Signer) ([]byte, error) {
 }
 
 // OpenCheckpoint verifies a signed checkpoint with the log's key and
-// parses it. The checkpoint's origin must be the key's name.
+// parses it. The checkpoint's origin must be the key's name. Signatures
+// must be canonical base64 (note.Open alone accepts non-zero padding bits).
 func OpenCheckpoint(msg []byte, v note.Verifier) (Checkpoint, error) {
+	if err := canonicalSignatures(msg); err != nil {
+		return Checkpoint{}, fmt.Errorf("%w: checkpoint signature: %v", ErrTampered, err)
+	}
 	n, err := note.Open(msg, note.VerifierList(v))
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: checkpoint signature: %v", ErrTampered, err)
@@ -75,4 +79,28 @@ func OpenCheckpoint(msg []byte, v note.Verifier) (Checkpoint, error) {
 		return c, fmt.Errorf("%w: checkpoint origin %q is not the key's name %q", ErrTampered, c.Origin, v.Name())
 	}
 	return c, nil
+}
+
+// sigPrefix starts each signature line of a signed note.
+const sigPrefix = "\u2014 "
+
+// canonicalSignatures refuses a signed note whose signature lines ("— name
+// base64") hold base64 that is not canonical. It checks only what
+// note.Open leaves lenient; note.Open checks the rest of the form.
+func canonicalSignatures(msg []byte) error {
+	split := bytes.LastIndex(msg, []byte("\n\n"))
+	if split < 0 {
+		return nil
+	}
+	for _, line := range strings.Split(string(msg[split+2:]), "\n") {
+		rest, ok := strings.CutPrefix(line, sigPrefix)
+		if !ok {
+			continue
+		}
+		_, b64, _ := strings.Cut(rest, " ")
+		if _, err := decodeBase64(b64); err != nil {
+			return fmt.Errorf("signature line %q is not canonical base64", line)
+		}
+	}
+	return nil
 }

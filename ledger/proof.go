@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -60,9 +61,9 @@ func ParseProof(text []byte) (*Proof, error) {
 	p := &Proof{Checkpoint: []byte(cp)}
 	lines = lines[1:]
 	if extra, ok := strings.CutPrefix(lines[0], "extra "); ok {
-		leaf, err := base64.StdEncoding.DecodeString(extra)
+		leaf, err := decodeBase64(extra)
 		if err != nil {
-			return bad("extra is not base64")
+			return bad("extra is not canonical base64")
 		}
 		p.Leaf = leaf
 		lines = lines[1:]
@@ -80,13 +81,28 @@ func ParseProof(text []byte) (*Proof, error) {
 		return bad("%d proof hashes", len(lines)-1)
 	}
 	for _, l := range lines[1:] {
-		h, err := base64.StdEncoding.DecodeString(l)
+		h, err := decodeBase64(l)
 		if err != nil || len(h) != tlog.HashSize {
-			return bad("proof line %q is not a base64 hash", l)
+			return bad("proof line %q is not a canonical base64 hash", l)
 		}
 		p.Hashes = append(p.Hashes, tlog.Hash(h))
 	}
 	return p, nil
+}
+
+// decodeBase64 decodes standard, padded base64 in its one canonical form,
+// as the C2SP formats require: padding bits zero (base64.StdEncoding.Strict)
+// and no line breaks, which even strict decoding skips. So each proof and
+// checkpoint has exactly one accepted encoding.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, errors.New("base64 is not in canonical form")
+	}
+	return b, nil
 }
 
 // Prove builds the proof of the operation op_id against the latest signed

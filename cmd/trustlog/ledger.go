@@ -128,14 +128,14 @@ checkpoint, and the operation itself (in the "extra" line). Anyone with the
 log's public key checks it with "trustlog verify-proof", or with any C2SP
 tlog-proof verifier, without the database.`,
 		Example: "  trustlog --store sqlite:app.db prove 0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b --out op.tlog-proof",
-		Args:    cobra.ExactArgs(1),
+		Args:    cobra.MatchAll(cobra.ExactArgs(1), opIDArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			p, err := ledger.Prove(cmd.Context(), s, args[0])
+			p, err := ledger.Prove(cmd.Context(), s, opIDs(args)[0])
 			if err != nil {
 				return err
 			}

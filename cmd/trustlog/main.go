@@ -176,7 +176,104 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
 	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd(),
 		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd(), a.benchCmd())
+	if a.stdout != nil {
+		root.SetOut(a.stdout) // before strictUsage: the completion command keeps its writer
+	}
+	strictUsage(root)
 	return root
+}
+
+// strictUsage makes every misuse of the command line a usage error (exit
+// 2, one line on stderr) rather than cobra's defaults, where an unknown
+// subcommand or a bare group command prints help and exits 0, and where
+// an unknown flag or a wrong argument count exits 1:
+//   - a flag error names the command;
+//   - a group command (root, migrate, cursor, dead, completion) run bare or
+//     with an unknown subcommand names the subcommands there are;
+//   - a leaf command's argument validator fails as a usage error;
+//   - "help" of an unknown topic is one.
+//
+// It creates cobra's help and completion commands up front, so they are
+// covered too.
+func strictUsage(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	// Group commands now run (to refuse being run bare); their usage still
+	// shows only "<command> [command]", not a bare "<command> [flags]".
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef("%s: %v", c.CommandPath(), err)
+	})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		switch {
+		case c.HasParent() && c.Name() == "help" && !c.HasSubCommands():
+			c.Args = helpArgs
+		case c.HasSubCommands() && !c.Runnable():
+			if c.SuggestionsMinimumDistance <= 0 {
+				c.SuggestionsMinimumDistance = 2 // cobra's default for its own suggestions
+			}
+			c.Args = groupArgs
+			c.RunE = func(cmd *cobra.Command, _ []string) error {
+				what := "subcommand"
+				if !cmd.HasParent() {
+					what = "command"
+				}
+				return usagef("%s: missing %s: one of %s (see %s --help)", cmd.CommandPath(), what, commandNames(cmd), cmd.CommandPath())
+			}
+		default:
+			c.Args = usageArgs(c.Args)
+		}
+	}
+	walk(root)
+}
+
+// groupArgs refuses any argument of a group command: it is an unknown
+// subcommand.
+func groupArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return usagef("%s: want one of %s", msg, commandNames(cmd))
+}
+
+// helpArgs refuses help for a command that does not exist.
+func helpArgs(cmd *cobra.Command, args []string) error {
+	target, rest, err := cmd.Root().Find(args)
+	if err != nil || target == nil || len(rest) > 0 {
+		return usagef("unknown help topic %q: want one of %s", strings.Join(args, " "), commandNames(cmd.Root()))
+	}
+	return nil
+}
+
+// usageArgs turns the errors of an argument validator (cobra.NoArgs,
+// cobra.ExactArgs, …; none means any arguments) into usage errors that
+// name the command and show its usage line.
+func usageArgs(validate cobra.PositionalArgs) cobra.PositionalArgs {
+	if validate == nil {
+		validate = cobra.ArbitraryArgs
+	}
+	return func(cmd *cobra.Command, args []string) error {
+		err := validate(cmd, args)
+		var ue usageError
+		if err == nil || errors.As(err, &ue) {
+			return err
+		}
+		msg := err.Error()
+		if strings.HasPrefix(msg, "unknown command ") && len(args) > 0 {
+			// cobra.NoArgs: the argument is not a subcommand but unexpected.
+			msg = fmt.Sprintf("unexpected argument %q", args[0])
+		}
+		return usagef("%s: %s (usage: %s)", cmd.CommandPath(), msg, cmd.UseLine())
+	}
 }
 
 // setup applies the environment, then the configuration file, to flags not
@@ -287,4 +384,27 @@ func (a *app) openClient(ctx context.Context, strategy core.Strategy, engine cor
 		Store: a.storeURL, Sink: a.sinkURL, Strategy: strategy, Signer: signer,
 		Engine: engine, Migrate: migrate, Logger: a.log,
 	})
+}
+
+// opIDArgs is the argument validator of commands whose arguments are
+// op_ids (core.CheckOpID). Anything else is a usage error naming the
+// argument, never a "not found".
+func opIDArgs(cmd *cobra.Command, args []string) error {
+	for _, id := range args {
+		var ve *core.ValidationError
+		if errors.As(core.CheckOpID(id), &ve) {
+			return usagef("%s: op_id %q: %s", cmd.CommandPath(), id, ve.Reason)
+		}
+	}
+	return nil
+}
+
+// opIDs returns op_ids that passed opIDArgs in the lower case the store
+// holds them in (core's Seal normalises them so).
+func opIDs(args []string) []string {
+	out := make([]string, len(args))
+	for i, id := range args {
+		out[i] = strings.ToLower(id)
+	}
+	return out
 }

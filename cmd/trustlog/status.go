@@ -287,6 +287,7 @@ requeued operation is pending again with its attempts reset.`,
 		Use:     "requeue [op_id...]",
 		Short:   "Move dead operations back to pending with fresh attempts",
 		Example: "  trustlog --store sqlite:app.db dead requeue 0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b\n  trustlog --store sqlite:app.db dead requeue --all",
+		Args:    opIDArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
 				return usagef("give op_ids or --all")
@@ -296,7 +297,7 @@ requeued operation is pending again with its attempts reset.`,
 				return err
 			}
 			defer s.Close()
-			n, err := s.Requeue(cmd.Context(), core.RequeueParams{OpIDs: args, All: all})
+			n, err := s.Requeue(cmd.Context(), core.RequeueParams{OpIDs: opIDs(args), All: all})
 			if err != nil {
 				return err
 			}
