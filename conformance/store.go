@@ -15,7 +15,8 @@ import (
 // RunStore runs the store half of the suite: every Store and Locker
 // method, the compare-and-set rules of the state machine, and the
 // guarantees a store alone must keep (no phantom, bad input refused,
-// disjoint concurrent claims, late commits claimed).
+// disjoint concurrent claims, late commits claimed, values compared byte
+// for byte).
 func RunStore(t *testing.T, newStore NewStoreFunc) {
 	for _, tc := range []struct {
 		name string
@@ -28,6 +29,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"RollbackLeavesNothing", testRollbackLeavesNothing},
 		{"ClaimInRecordOrder", testClaimInRecordOrder},
 		{"StrictClaimHoldsBackObject", testStrictClaim},
+		{"ValuesCompareByteForByte", testBytewise},
 		{"StaleSettleRefused", testStaleSettle},
 		{"ReleaseRestoresState", testRelease},
 		{"ExpiredClaimsAreSticky", testSticky},
@@ -115,7 +117,7 @@ func testInsertRoundTrip(t *testing.T, h StoreHarness) {
 	op := NewOp("round/trip", 42)
 	// SQL meta-characters and non-ASCII text are data, stored verbatim.
 	op.Actor = `O'Brien"; DROP TABLE operation; -- \ %_ ?`
-	op.DORepository = "répo ✓ 仓库 \u2028"
+	op.DORepository = "répo ✓ 仓库 \U0001D11E"
 	op.HashAlg = core.HashSHA512
 	op.RequestBodyHash = "AB" + op.RequestBodyHash[:62] + op.RequestBodyHash
 	op.ResponseBodyHash = ""

@@ -1,4 +1,4 @@
-// Package mysql is the trustlog store on MySQL (>= 8.0.1) and MariaDB
+// Package mysql is the trustlog store on MySQL (>= 8.0.17) and MariaDB
 // (>= 10.6), through bun's mysqldialect and github.com/go-sql-driver/mysql.
 //
 // Import it for its side effect to register the "mysql" and "mariadb" URL
@@ -33,8 +33,9 @@
 //     connection: the server releases them when the holder's connection
 //     dies, so a crashed leader is replaced at once, and taking one writes
 //     nothing.
-//   - Times are DATETIME(6) in UTC; text is utf8mb4 with binary collation,
-//     so DOIDs and ids compare byte for byte as on the other databases.
+//   - Times are DATETIME(6) in UTC; text is utf8mb4 with a NO PAD binary collation,
+//     so DOIDs and ids compare byte for byte, trailing spaces included, as on
+//     the other databases (migration 00002; utf8mb4_bin ignored them).
 //   - Migrate adopts the original SDK's tables in place (upgrade.go), step
 //     by step because MySQL commits DDL statement by statement; an
 //     interrupted adoption resumes.

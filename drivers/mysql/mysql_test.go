@@ -23,7 +23,9 @@ func TestCheckVersion(t *testing.T) {
 		"5.5.5-10.4.13-MariaDB":      false,
 		"5.5.5-10.6.5-MariaDB":       true,
 		"8.0.36":                     true,
-		"8.0.1":                      true,
+		"8.0.17":                     true,
+		"8.0.16":                     false, // no NO PAD binary collation (utf8mb4_0900_bin)
+		"8.0.1":                      false,
 		"8.0.0-dmr":                  false,
 		"8.4.0-commercial":           true,
 		"5.7.44-log":                 false,

@@ -1,8 +1,9 @@
 -- trustlog schema v1 for MySQL >= 8.0.1 and MariaDB >= 10.6. MySQL has no
 -- partial indexes: each claim's index leads with state, so a claim still
--- reads only the rows in the state it wants. Binary collation: DOIDs and
--- ids compare byte for byte, as on the other databases. DDL commits on its
--- own here, so every statement is idempotent (IF NOT EXISTS).
+-- reads only the rows in the state it wants. utf8mb4_bin is a PAD SPACE
+-- collation (trailing spaces ignored): 00002 moves text to a NO PAD one so
+-- that DOIDs and ids compare byte for byte, as on the other databases. DDL
+-- commits on its own here, so every statement is idempotent (IF NOT EXISTS).
 CREATE TABLE IF NOT EXISTS {{.Op}} (
     seq                BIGINT       NOT NULL AUTO_INCREMENT,
     op_id              VARCHAR(64)  NOT NULL,
