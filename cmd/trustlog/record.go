@@ -27,6 +27,7 @@ func (a *app) recordCmd() *cobra.Command {
 	var file string
 	var batch int
 	var publishOnly bool
+	var opKeys []string
 	cmd := &cobra.Command{
 		Use:   "record",
 		Short: "Record operations read as JSON lines",
@@ -43,6 +44,10 @@ line, the field or op_id, and records nothing. The input is read as a
 stream; --batch operations go to the database per statement. One line of
 output per operation gives its op_id and op_hash, printed once the
 transaction has committed.
+
+A line that carries a signature (sign and signer) is recorded only if it
+verifies under one of the --op-key public keys (matched by key name), and
+never together with --sign-key-file, which would replace it.
 
 With --publish-only nothing is stored and each --batch is published as it
 is read: a failure stops the command, and what was published before it
@@ -73,7 +78,11 @@ stays published.`,
 				return err
 			}
 			defer c.Close()
-			r := &recorder{c: c, batch: batch, seen: map[string]int{}}
+			verifiers, err := readOpVerifiers(opKeys)
+			if err != nil {
+				return err
+			}
+			r := &recorder{c: c, batch: batch, seen: map[string]int{}, verifiers: verifiers, signing: a.signKeyFile != ""}
 			n, err := r.run(cmd.Context(), in, a.stdout)
 			if err != nil {
 				return err
@@ -85,18 +94,21 @@ stays published.`,
 	cmd.Flags().StringVarP(&file, "file", "f", "", "read operations from this file instead of standard input")
 	cmd.Flags().IntVar(&batch, "batch", 500, "operations per INSERT statement (with --publish-only: per publish)")
 	cmd.Flags().BoolVar(&publishOnly, "publish-only", false, "publish synchronously to --sink instead of storing")
+	cmd.Flags().StringArrayVar(&opKeys, "op-key", nil, "public key (note format) that signed lines must verify under (repeatable)")
 	return cmd
 }
 
 // recorder streams JSON lines into the store in one transaction (or, with
 // PublishOnly, to the sink batch by batch).
 type recorder struct {
-	c     *core.Client
-	batch int
-	seen  map[string]int // op_id given in the input → its line
-	ops   []*core.Operation
-	lines []int // ops[i] came from line lines[i]
-	out   []byte
+	c         *core.Client
+	batch     int
+	verifiers []core.Verifier // --op-key
+	signing   bool            // --sign-key-file: the client signs
+	seen      map[string]int  // op_id given in the input → its line
+	ops       []*core.Operation
+	lines     []int // ops[i] came from line lines[i]
+	out       []byte
 }
 
 func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int, error) {
@@ -143,6 +155,11 @@ func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int
 			}
 			r.seen[id] = line
 		}
+		if len(op.Sign) > 0 || op.Signer != "" {
+			if err := r.checkSignature(op); err != nil {
+				return usagef("line %d: sign: %v", line, err)
+			}
+		}
 		r.ops, r.lines = append(r.ops, op), append(r.lines, line)
 		if len(r.ops) == r.batch {
 			return flush()
@@ -165,6 +182,21 @@ func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int
 	}
 	_, err = stdout.Write(r.out)
 	return n, err
+}
+
+// checkSignature verifies the signature a line carries: record stores no
+// signature it has not checked under a key it was given.
+func (r *recorder) checkSignature(op *core.Operation) error {
+	if r.signing {
+		return errors.New("the line is signed, and --sign-key-file would sign it again: record signed lines without it")
+	}
+	if len(r.verifiers) == 0 {
+		return fmt.Errorf("signed by %q, and no --op-key to verify it with", op.Signer)
+	}
+	if op.Seal(nil) != nil { // its op_hash, which the signature covers
+		return nil // invalid: the write refuses it, naming the field
+	}
+	return core.VerifyOperation(op, true, r.verifiers...)
 }
 
 // write records r.ops through tx (or publishes them) and keeps their

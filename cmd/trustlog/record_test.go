@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -190,4 +192,65 @@ func TestRecordStreams(t *testing.T) {
 	// What it keeps per operation is its line of output (about 110 bytes)
 	// until the commit; the operations themselves held 1 KB or more each.
 	assert.Less(t, growth, int64(n*400), "the live heap grows with the input")
+}
+
+// TestRecordVerifiesSignatures: a line that carries a signature is stored
+// only if it verifies under an --op-key, never unverified, and never
+// re-signed by --sign-key-file.
+func TestRecordVerifiesSignatures(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	skey, vkey, err := core.GenerateEd25519("record.test/signer")
+	require.NoError(t, err)
+	_, otherKey, err := core.GenerateEd25519("record.test/signer")
+	require.NoError(t, err)
+	pub, other, priv := filepath.Join(dir, "signer.pub"), filepath.Join(dir, "other.pub"), filepath.Join(dir, "signer.key")
+	require.NoError(t, os.WriteFile(pub, []byte(vkey), 0o644))
+	require.NoError(t, os.WriteFile(other, []byte(otherKey), 0o644))
+	require.NoError(t, os.WriteFile(priv, []byte(skey), 0o600))
+	signer, err := core.NewEd25519Signer(skey)
+	require.NoError(t, err)
+	op, err := DecodeOpLine([]byte(opLine(1, "signed")))
+	require.NoError(t, err)
+	require.NoError(t, op.Seal(signer))
+	signed, err := json.Marshal(op)
+	require.NoError(t, err)
+	forged := strings.Replace(string(signed), `"op_actor":"alice"`, `"op_actor":"mallory"`, 1)
+	forged = strings.Replace(forged, `"op_hash":"`+op.OpHash+`",`, "", 1)
+
+	for _, c := range []struct {
+		name  string
+		line  string
+		args  []string
+		code  int
+		want  string
+		store int64
+	}{
+		{"no key", string(signed), nil, 2, "no --op-key", 0},
+		{"another key of the same name", string(signed), []string{"--op-key", other}, 2, "no verifier for key", 0},
+		{"content changed", forged, []string{"--op-key", pub}, 2, "does not verify", 0},
+		{"re-signing", string(signed), []string{"--op-key", pub, "--sign-key-file", priv}, 2, "--sign-key-file", 0},
+		{"verified", string(signed), []string{"--op-key", pub}, 0, "", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			store := newStore(t)
+			args := []string{"--store", store}
+			for i := 0; i < len(c.args); i += 2 {
+				if c.args[i] == "--sign-key-file" {
+					args = append(args, c.args[i], c.args[i+1])
+				}
+			}
+			args = append(args, "record")
+			for i := 0; i < len(c.args); i += 2 {
+				if c.args[i] == "--op-key" {
+					args = append(args, c.args[i], c.args[i+1])
+				}
+			}
+			code, _, errOut := cli(t, context.Background(), c.line+"\n", args...)
+			assert.Equal(t, c.code, code, errOut)
+			assert.Contains(t, errOut, c.want)
+			assert.Equal(t, c.store, storedOps(t, store))
+		})
+	}
 }
