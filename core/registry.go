@@ -146,6 +146,11 @@ func lookup[T any](m map[string]T, what, url string) (T, error) {
 	var zero T
 	scheme := Scheme(url)
 	if scheme == "" {
+		if strings.ContainsRune(url, '@') {
+			// Without a scheme, redaction cannot tell a password from
+			// the rest: quote nothing.
+			return zero, fmt.Errorf("%w: %s URL has no scheme (like sqlite:, postgres://)", ErrInvalidURL, what)
+		}
 		return zero, fmt.Errorf("%w: %s URL %q has no scheme (like sqlite:, postgres://)", ErrInvalidURL, what, redact.URL(url))
 	}
 	registryMu.RLock()

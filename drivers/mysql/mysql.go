@@ -58,8 +58,10 @@ func ParseURL(raw string) (*gomysql.Config, Options, int, error) {
 		return nil, opts, 0, fmt.Errorf("%w: mysql URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return bad("%v", redact.URL(err.Error()))
+	if err != nil || redact.AmbiguousUserInfo(raw) {
+		// Neither the URL nor the parser's error is quoted: both may
+		// hold the password.
+		return nil, opts, 0, fmt.Errorf("%w: mysql URL: %s", core.ErrInvalidURL, redact.Unparseable)
 	}
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
 		return bad("scheme must be mysql or mariadb")
@@ -73,7 +75,7 @@ func ParseURL(raw string) (*gomysql.Config, Options, int, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("the query cannot be parsed (write %% as %%25 and ; as %%3B)")
 	}
 	opts.Prefix = q.Get("prefix")
 	if !prefixRE.MatchString(opts.Prefix) {
@@ -91,17 +93,19 @@ func ParseURL(raw string) (*gomysql.Config, Options, int, error) {
 	if u.Port() == "" {
 		host += ":3306"
 	}
+	// The DSN has no user info: the driver would split a user holding
+	// ":" at it, and its errors never see the password.
 	dsn := "tcp(" + host + ")/" + db
-	if u.User != nil {
-		pw, _ := u.User.Password()
-		dsn = u.User.Username() + ":" + pw + "@" + dsn
-	}
 	if len(q) > 0 {
 		dsn += "?" + q.Encode()
 	}
 	cfg, err := gomysql.ParseDSN(dsn)
 	if err != nil {
 		return bad("%s", redact.URL(err.Error()))
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
 	}
 	configure(cfg)
 	return cfg, opts, maxConns, nil
@@ -121,8 +125,9 @@ func configure(cfg *gomysql.Config) {
 }
 
 // Open connects to the database a mysql URL names and checks that the
-// server has SKIP LOCKED (MySQL >= 8.0.1, MariaDB >= 10.6): an older one
-// is refused, never silently run unsafely. It does not migrate.
+// server has SKIP LOCKED and a NO PAD binary collation (MariaDB >= 10.6:
+// utf8mb4_nopad_bin; MySQL >= 8.0.17: utf8mb4_0900_bin): an older one is
+// refused, never silently run unsafely. It does not migrate.
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	cfg, opts, maxConns, err := ParseURL(rawURL)
 	if err != nil {
@@ -202,7 +207,7 @@ func CheckServer(ctx context.Context, db *sql.DB) error {
 // (1044), unknown database (1049).
 var refused = map[uint16]bool{1044: true, 1045: true, 1049: true}
 
-// CheckVersion checks a VERSION() string: MariaDB >= 10.6 or MySQL >= 8.0.1.
+// CheckVersion checks a VERSION() string: MariaDB >= 10.6 or MySQL >= 8.0.17.
 func CheckVersion(v string) error {
 	mariadb := strings.Contains(strings.ToLower(v), "mariadb")
 	s := v
@@ -213,7 +218,7 @@ func CheckVersion(v string) error {
 	for i, f := range strings.SplitN(strings.SplitN(s, "-", 2)[0], ".", 3) {
 		n, err := strconv.Atoi(f)
 		if err != nil {
-			return &VersionError{Found: v, Need: "MariaDB >= 10.6 or MySQL >= 8.0.1"}
+			return &VersionError{Found: v, Need: "MariaDB >= 10.6 or MySQL >= 8.0.17"}
 		}
 		parts[i] = n
 	}
@@ -223,8 +228,8 @@ func CheckVersion(v string) error {
 	if mariadb && !atLeast(10, 6, 0) {
 		return &VersionError{Found: v, Need: "MariaDB >= 10.6"}
 	}
-	if !mariadb && !atLeast(8, 0, 1) {
-		return &VersionError{Found: v, Need: "MySQL >= 8.0.1"}
+	if !mariadb && !atLeast(8, 0, 17) {
+		return &VersionError{Found: v, Need: "MySQL >= 8.0.17"}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 type hub struct {
 	db      *sql.DB
 	channel string
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	subs   map[chan struct{}]struct{}
@@ -25,8 +26,8 @@ type hub struct {
 	done   chan struct{}
 }
 
-func newHub(db *sql.DB, channel string) *hub {
-	return &hub{db: db, channel: channel, subs: map[chan struct{}]struct{}{}}
+func newHub(db *sql.DB, channel string, log *slog.Logger) *hub {
+	return &hub{db: db, channel: channel, log: log, subs: map[chan struct{}]struct{}{}}
 }
 
 func (h *hub) subscribe(ctx context.Context) <-chan struct{} {
@@ -88,7 +89,7 @@ func (h *hub) listen(ctx context.Context, done chan struct{}) {
 		if time.Since(start) > time.Minute {
 			delay = 100 * time.Millisecond
 		}
-		slog.Warn("trustlog/postgres: listener connection lost, engines poll until it is back", "err", err, "retry_in", delay)
+		h.log.Warn("trustlog/postgres: listener connection lost, engines poll until it is back", "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -43,6 +44,10 @@ type Options struct {
 	// (PgBouncer) where LISTEN does not work: inserts send no NOTIFY and
 	// engines poll.
 	NoNotify bool
+	// Logger receives the store's warnings (the wake-on-commit listener
+	// losing its connection); default slog.Default(). Open sets it to the
+	// logger its context carries (core.ContextWithLogger).
+	Logger *slog.Logger
 }
 
 // Store is a trustlog store on PostgreSQL.
@@ -67,15 +72,17 @@ func ParseURL(raw string) (dsn string, opts Options, maxConns int, err error) {
 		return "", opts, 0, fmt.Errorf("%w: postgres URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(raw)
-	if err != nil {
-		return bad("%v", redact.URL(err.Error()))
+	if err != nil || redact.AmbiguousUserInfo(raw) {
+		// Neither the URL nor the parser's error is quoted: both may
+		// hold the password.
+		return "", opts, 0, fmt.Errorf("%w: postgres URL: %s", core.ErrInvalidURL, redact.Unparseable)
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return bad("scheme must be postgres or postgresql")
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("the query cannot be parsed (write %% as %%25 and ; as %%3B)")
 	}
 	opts.Schema, opts.Prefix = q.Get("schema"), q.Get("prefix")
 	maxConns = 20
@@ -136,6 +143,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("trustlog/postgres: connect to %s: %s", redact.URL(rawURL), redact.URL(err.Error()))
 	}
+	opts.Logger = core.LoggerFrom(ctx)
 	s, err := newStore(bun.NewDB(sqldb, pgdialect.New()), opts, true)
 	if err != nil {
 		sqldb.Close()
@@ -200,7 +208,11 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		return nil, err
 	}
 	s.Store = inner
-	s.hub = newHub(inner.DB(), s.channel)
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s.hub = newHub(inner.DB(), s.channel, logger)
 	return s, nil
 }
 

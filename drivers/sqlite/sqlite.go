@@ -79,6 +79,11 @@ func ParseURL(raw string) (Config, error) {
 	if scheme != "sqlite" && scheme != "file" {
 		return bad("scheme must be sqlite: or file:")
 	}
+	if redact.AmbiguousUserInfo(raw) {
+		// User info, which would be read as part of the path: quote
+		// nothing of it.
+		return c, fmt.Errorf("%w: sqlite URL: %s (for a file whose path holds @, write %s:PATH)", core.ErrInvalidURL, redact.Unparseable, scheme)
+	}
 	rest := raw[len(scheme)+1:]
 	path, query, _ := strings.Cut(rest, "?")
 	path = strings.TrimPrefix(path, "//")
@@ -95,7 +100,7 @@ func ParseURL(raw string) (Config, error) {
 	c.Path = p
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("the query cannot be parsed (write %% as %%25 and ; as %%3B)")
 	}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
@@ -164,13 +169,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	}
 	sqldb, err := sql.Open(sqliteshim.ShimName, c.DSN())
 	if err != nil {
-		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", c.Path, err)
+		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", redact.URL(c.Path), err)
 	}
 	sqldb.SetMaxOpenConns(c.MaxConns)
 	sqldb.SetMaxIdleConns(c.MaxConns)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
-		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", c.Path, err)
+		return nil, fmt.Errorf("trustlog/sqlite: open %s: %w", redact.URL(c.Path), err)
 	}
 	s, err := newStore(bun.NewDB(sqldb, sqlitedialect.New()), c.Options, true)
 	if err != nil {

@@ -110,6 +110,11 @@ func ParseURL(raw string) (Config, error) {
 	if !ok {
 		return bad("want kafka://host:port[,host:port…]/topic")
 	}
+	if redact.AmbiguousUserInfo(raw) {
+		// Part of the password would be read as a broker or the topic:
+		// quote nothing of it.
+		return c, fmt.Errorf("%w: kafka URL: %s", core.ErrInvalidURL, redact.Unparseable)
+	}
 	hostPart, topicPart, _ := strings.Cut(rest, "/")
 	topic, query, _ := strings.Cut(topicPart, "?")
 	var user, pass string
@@ -137,7 +142,7 @@ func ParseURL(raw string) (Config, error) {
 	c.Topic = t
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("the query cannot be parsed (write %% as %%25 and ; as %%3B)")
 	}
 	var mechanism string
 	for k, vs := range q {

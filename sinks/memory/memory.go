@@ -86,7 +86,12 @@ func Open(rawURL string) (*Sink, error) {
 		return nil, fmt.Errorf("%w: memory URL %q: %s", core.ErrInvalidURL, redact.URL(rawURL), fmt.Sprintf(format, args...))
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "memory" {
+	if err != nil || redact.AmbiguousUserInfo(rawURL) {
+		// Neither the URL nor the parser's error is quoted: both may
+		// hold a password.
+		return nil, fmt.Errorf("%w: memory URL: %s", core.ErrInvalidURL, redact.Unparseable)
+	}
+	if u.Scheme != "memory" {
 		return bad("want memory://[?options]")
 	}
 	var f Faults

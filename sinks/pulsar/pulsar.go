@@ -119,6 +119,11 @@ func ParseURL(raw string) (Config, error) {
 	if scheme != "pulsar" && scheme != "pulsar+ssl" {
 		return bad("scheme must be pulsar or pulsar+ssl")
 	}
+	if redact.AmbiguousUserInfo(raw) {
+		// Part of the password would be read as the topic: quote nothing
+		// of it.
+		return c, fmt.Errorf("%w: pulsar URL: %s", core.ErrInvalidURL, redact.Unparseable)
+	}
 	rest := strings.TrimPrefix(raw[len(scheme):], "://")
 	if rest == raw[len(scheme):] {
 		return bad("want %s://host:port/persistent://tenant/namespace/topic", scheme)
@@ -135,7 +140,7 @@ func ParseURL(raw string) (Config, error) {
 	c.ServiceURL, c.Topic = scheme+"://"+host, topic
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("the query cannot be parsed (write %% as %%25 and ; as %%3B)")
 	}
 	for k, vs := range q {
 		v := vs[len(vs)-1]
