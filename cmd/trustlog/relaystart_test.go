@@ -63,6 +63,11 @@ func TestRelayWaitsForItsSink(t *testing.T) {
 	code, _, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", "pulsar://127.0.0.1:1/persistent://a/b/c?no_such_option=1", "relay")
 	assert.Equal(t, 2, code, errOut)
 	assert.True(t, strings.Contains(errOut, "no_such_option"), errOut)
+	for _, topic := range []string{"persistent:///ns/t", "persistent://a//t", "persistent://a/b/", "persistent://a/b/c/d"} {
+		code, _, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", "pulsar://127.0.0.1:1/"+topic, "relay")
+		assert.Equal(t, 2, code, "%s: %s", topic, errOut)
+		assert.Contains(t, errOut, "topic", topic)
+	}
 }
 
 // TestRelayRefusedByTheDatabase: a database server that refuses the
@@ -81,6 +86,17 @@ func TestRelayRefusedByTheDatabase(t *testing.T) {
 			require.NoError(t, err)
 			u.Path = "/trustlog_no_such_database"
 			return u.String()
+		}},
+		{"postgres unknown option", "foo", func(t *testing.T) string {
+			u, err := url.Parse(postgrestest.Server.Need(t))
+			require.NoError(t, err)
+			q := u.Query()
+			q.Set("foo", "bar")
+			u.RawQuery = q.Encode()
+			return u.String()
+		}},
+		{"mysql unknown option", "foo", func(t *testing.T) string {
+			return mysqltest.Server.Need(t) + "?foo=bar"
 		}},
 		{"mysql wrong password", "Access denied", func(t *testing.T) string {
 			u, err := url.Parse(mysqltest.Server.Need(t))

@@ -204,8 +204,10 @@ func CheckServer(ctx context.Context, db *sql.DB) error {
 
 // refused are the server's answers to a connection that name a mistake in
 // its configuration: access denied for the user (1045) or to the database
-// (1044), unknown database (1049).
-var refused = map[uint16]bool{1044: true, 1045: true, 1049: true}
+// (1044), unknown database (1049), and a URL option the driver passed on
+// as a system variable that the server does not have (1193) or refuses
+// the value of (1231, 1232).
+var refused = map[uint16]bool{1044: true, 1045: true, 1049: true, 1193: true, 1231: true, 1232: true}
 
 // CheckVersion checks a VERSION() string: MariaDB >= 10.6 or MySQL >= 8.0.17.
 func CheckVersion(v string) error {

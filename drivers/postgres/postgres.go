@@ -135,9 +135,11 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000") {
-			// Authentication failed, no pg_hba entry, or no such
-			// database: not the server down, so waiting would not help.
+		if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000" || pe.Code == "42704" || pe.Code == "22023") {
+			// Authentication failed, no pg_hba entry, no such database,
+			// or a URL option passed on as a run-time parameter that the
+			// server does not have (42704) or refuses the value of
+			// (22023): not the server down, so waiting would not help.
 			return nil, &core.ConfigError{Field: "store", Reason: fmt.Sprintf("postgres at %s refused the connection: %s",
 				redact.URL(rawURL), redact.URL(err.Error()))}
 		}

@@ -105,6 +105,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// validTopic reports whether topic is a full topic name: persistent:// or
+// non-persistent://, then tenant/namespace/name, none of them empty.
+func validTopic(topic string) bool {
+	_, name, ok := strings.Cut(topic, "://")
+	if !ok || !strings.HasPrefix(topic, "persistent://") && !strings.HasPrefix(topic, "non-persistent://") {
+		return false
+	}
+	parts := strings.Split(name, "/")
+	return len(parts) == 3 && parts[0] != "" && parts[1] != "" && parts[2] != ""
+}
+
 // ParseURL parses pulsar://host:6650/persistent://tenant/ns/topic (or
 // pulsar+ssl://) with the parameters producer_name, batching (true,
 // false), batch_delay, batch_messages, send_timeout, operation_timeout,
@@ -133,9 +144,8 @@ func ParseURL(raw string) (Config, error) {
 		return bad("want %s://host:port/persistent://tenant/namespace/topic", scheme)
 	}
 	topic, query, _ := strings.Cut(topicPart, "?")
-	if !strings.HasPrefix(topic, "persistent://") && !strings.HasPrefix(topic, "non-persistent://") ||
-		strings.Count(strings.SplitN(topic, "://", 2)[1], "/") != 2 {
-		return bad("topic %q is not persistent://tenant/namespace/topic", topic)
+	if !validTopic(topic) {
+		return bad("topic %q is not persistent://tenant/namespace/topic (each part non-empty)", topic)
 	}
 	c.ServiceURL, c.Topic = scheme+"://"+host, topic
 	q, err := url.ParseQuery(query)
