@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -166,6 +168,13 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	c, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	if dir := filepath.Dir(c.Path); c.Path != "" {
+		// SQLite creates the file but not its directory, and says "out of
+		// memory (14)" when the directory is missing.
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, &core.ConfigError{Field: "store", Reason: fmt.Sprintf("sqlite: the directory %s of %s does not exist", redact.URL(dir), redact.URL(c.Path))}
+		}
 	}
 	sqldb, err := sql.Open(sqliteshim.ShimName, c.DSN())
 	if err != nil {
