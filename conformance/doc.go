@@ -10,7 +10,7 @@
 //
 // RunStore checks every Store and Locker method and the compare-and-set
 // rules of the state machine. RunSink checks that what a consumer reads is
-// what was published, in order per key. RunPair proves DESIGN.md's
+// what was published, in order per key. RunPair proves the README's
 // guarantees end to end with the engine: no loss (abandoned claims, sink
 // outages), no phantom (rolled-back transactions), keyed and bounded
 // duplicates, strict order per object, cluster safety, poison isolation

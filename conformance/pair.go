@@ -17,7 +17,7 @@ import (
 
 // RunPair runs the guarantees end to end: a store, the engine and a sink,
 // with what arrives read back through the broker's consumer. Each subtest
-// is named after the DESIGN.md guarantee it proves and fails when the
+// is named after the README guarantee it proves and fails when the
 // guarantee breaks.
 func RunPair(t *testing.T, newStore NewStoreFunc, newSink NewSinkFunc) {
 	for _, tc := range []struct {
