@@ -108,9 +108,14 @@ mariadb_up() {
 		! mariadb-admin ping >/dev/null 2>&1; then
 		mkdir -p /run/mysqld
 		chown mysql:mysql /run/mysqld 2>/dev/null || true
+		# The package creates the system tables; a data directory left
+		# without them (an interrupted install) gets them here.
+		if [ ! -d /var/lib/mysql/mysql ]; then
+			mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+		fi
 		start-stop-daemon --start --oknodo --background --exec "$(command -v mariadbd)" -- --user=mysql
 	fi
-	wait_for 60 MariaDB mariadb-admin ping || die "MariaDB did not start"
+	wait_for 60 MariaDB mariadb-admin ping || die "MariaDB did not start; $(tail -n 20 /var/lib/mysql/*.err 2>/dev/null)"
 	# Debian's root logs in by unix socket only: let it use an empty
 	# password over TCP too.
 	if ! maria_ok; then
