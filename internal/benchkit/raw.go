@@ -61,57 +61,70 @@ func rawPostgres(s *postgres.Store) RawLoop {
 func rawMySQL(s *mysql.Store) RawLoop {
 	db, op := s.DB(), s.Names().Op
 	sel := `SELECT ` + sqlstore.Columns + ` FROM ` + op + ` WHERE state = 0 ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`
+	pending := `SELECT EXISTS (SELECT 1 FROM ` + op + ` WHERE state = 0)`
 	var token int64
-	loop := func(ctx context.Context, batch int) (int, error) {
-		token++
+	claim := func(ctx context.Context, batch int) ([]int64, error) {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		defer tx.Rollback()
 		rows, err := tx.QueryContext(ctx, sel, batch)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		seqs, err := ScanSeqs(rows)
 		if err != nil || len(seqs) == 0 {
-			return 0, err
+			return nil, err
 		}
-		in := seqList(seqs)
 		if _, err := tx.ExecContext(ctx, `UPDATE `+op+` SET state = 1, claim_token = ?, attempts = attempts + 1,
-			due_at = UTC_TIMESTAMP(6) + INTERVAL 1 MINUTE WHERE seq IN (`+in+`)`, token); err != nil {
-			return 0, err
+			due_at = UTC_TIMESTAMP(6) + INTERVAL 1 MINUTE WHERE seq IN (`+seqList(seqs)+`)`, token); err != nil {
+			return nil, err
 		}
-		if err := tx.Commit(); err != nil {
-			return 0, err
-		}
-		_, err = db.ExecContext(ctx, `UPDATE `+op+` SET state = 3, published_at = UTC_TIMESTAMP(6), claim_token = NULL
-			WHERE claim_token = ? AND seq IN (`+in+`)`, token)
-		return len(seqs), err
+		return seqs, tx.Commit()
 	}
-	// InnoDB may pick a claim as a deadlock victim (gap locks of
-	// concurrent claims); it rolled the claim back, so run it again, as
-	// any hand-written relay on MySQL must. And an empty SKIP LOCKED claim
-	// does not mean nothing is pending: under REPEATABLE READ it also
-	// skips rows another claim or settle holds a next-key lock on, so a
-	// loop that stopped there left a batch undrained (500 of 600, once in a
-	// busy run); it claims again while a plain read still sees pending rows.
-	pending := `SELECT EXISTS (SELECT 1 FROM ` + op + ` WHERE state = 0)`
+	settle := func(ctx context.Context, seqs []int64) error {
+		_, err := db.ExecContext(ctx, `UPDATE `+op+` SET state = 3, published_at = UTC_TIMESTAMP(6), claim_token = NULL
+			WHERE claim_token = ? AND seq IN (`+seqList(seqs)+`)`, token)
+		return err
+	}
 	return func(ctx context.Context, batch int) (int, error) {
-		for attempt := 1; ; attempt++ {
-			n, err := loop(ctx, batch)
-			var me *gomysql.MySQLError
-			if err == nil && n == 0 {
-				var more bool
-				if err = db.QueryRowContext(ctx, pending).Scan(&more); err == nil && more {
-					time.Sleep(time.Millisecond)
-					continue
-				}
+		token++
+		for {
+			// InnoDB may pick a claim or a settle as a deadlock victim (gap
+			// locks of concurrent claims) and roll it back: run it again,
+			// as any hand-written relay on MySQL must. A settle is
+			// retried itself: claiming anew instead would leave its rows
+			// claimed and uncounted.
+			seqs, err := retryDeadlock(func() ([]int64, error) { return claim(ctx, batch) })
+			if err != nil {
 				return 0, err
 			}
-			if err == nil || attempt == 10 || !errors.As(err, &me) || me.Number != 1213 {
-				return n, err
+			if len(seqs) > 0 {
+				_, err = retryDeadlock(func() ([]int64, error) { return nil, settle(ctx, seqs) })
+				return len(seqs), err
 			}
+			// An empty SKIP LOCKED claim does not mean nothing is pending:
+			// under REPEATABLE READ it also skips rows another claim or
+			// settle holds a next-key lock on. Claim again while a plain
+			// read still sees pending rows.
+			var more bool
+			if err := db.QueryRowContext(ctx, pending).Scan(&more); err != nil || !more {
+				return 0, err
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// retryDeadlock runs f up to ten times while MySQL answers it with a
+// deadlock (1213).
+func retryDeadlock(f func() ([]int64, error)) ([]int64, error) {
+	for attempt := 1; ; attempt++ {
+		seqs, err := f()
+		var me *gomysql.MySQLError
+		if err == nil || attempt == 10 || !errors.As(err, &me) || me.Number != 1213 {
+			return seqs, err
 		}
 	}
 }
