@@ -61,13 +61,26 @@ const (
 	BackoffMaxDefault      = 10 * time.Minute
 	BackoffJitterDefault   = 0.2
 	ShutdownTimeoutDefault = 30 * time.Second
+	ProbeIntervalDefault   = 2 * time.Second
 )
+
+// MaxWorkers is the most dispatcher loops one engine runs
+// (EngineConfig.Workers). A loop is a pipeline of three goroutines that
+// holds up to about four batches (BatchSize rows each) and takes a
+// database connection for every claim and settle: 2–4 loops saturate a
+// slow sink, the drivers' connection pools hold about 20 connections
+// (MySQL's default max_conns), and loops beyond that only queue for a
+// connection while multiplying memory, log lines and the work a stop must
+// finish. 64 leaves ample room above what helps; more throughput comes
+// from more relay processes.
+const MaxWorkers = 64
 
 // EngineConfig configures the relay engine. The zero value is usable.
 type EngineConfig struct {
-	// Workers is the number of dispatcher loops (default 1). Each claims,
-	// publishes and settles its own batches, pipelined. More workers help
-	// when the sink's latency, not the database, is the limit.
+	// Workers is the number of dispatcher loops (default 1, at most
+	// MaxWorkers). Each claims, publishes and settles its own batches,
+	// pipelined. More workers help when the sink's latency, not the
+	// database, is the limit.
 	Workers int
 	// BatchSize is the most operations per claim (default 500). Larger
 	// batches amortise round trips; they also mean more duplicates if a
@@ -103,8 +116,26 @@ type EngineConfig struct {
 	// its DOID back (it would block the object forever); requeuing it
 	// publishes it out of order.
 	StrictOrder bool
-	// ShutdownTimeout bounds Run's graceful stop (default 30s).
+	// ShutdownTimeout bounds Run's graceful stop (default 30s): then
+	// publishing is aborted and what was not acknowledged is given back.
+	// Run returns at most about a second later even if a loop is stuck in
+	// a sink or store call that ignores its context; that batch stays
+	// claimed until its lease ends. Shorter stops sooner and leaves more
+	// batches to come back after their lease (and possibly go out twice).
 	ShutdownTimeout time.Duration
+	// ProbeInterval is the longest pause between tries of the sink while
+	// it is unavailable (default 2s). An outage pauses every loop, 100ms
+	// at first and doubling per failed probe up to ProbeInterval; at the
+	// end of each pause one loop probes the sink with a single operation,
+	// and the first message the sink accepts resumes every loop. One
+	// outage is one streak, however many loops or batches it refused.
+	// So the relay resumes within about ProbeInterval of the sink's
+	// return. Shorter resumes sooner and costs a claim, a publish attempt
+	// and a release per interval (with an ordered stream the probe's
+	// operation stays claimed, and pending in the sink, until its lease
+	// ends); longer leaves the relay idle up to that long after an outage.
+	// Independent of BackoffMax, which shapes operation retries.
+	ProbeInterval time.Duration
 	// Logger receives the engine's logs (default slog.Default()).
 	Logger *slog.Logger
 	// OnDead, if set, is called (from an engine goroutine; keep it short)
@@ -160,6 +191,7 @@ func (c EngineConfig) withDefaults(caps Capabilities) EngineConfig {
 		c.BackoffJitter = BackoffJitterDefault
 	}
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, ShutdownTimeoutDefault)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, ProbeIntervalDefault)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -171,8 +203,8 @@ func (c EngineConfig) withDefaults(caps Capabilities) EngineConfig {
 func (c EngineConfig) Validate() error {
 	c = c.withDefaults(Capabilities{})
 	switch {
-	case c.Workers < 0:
-		return configErr("Workers", "must not be negative")
+	case c.Workers < 0 || c.Workers > MaxWorkers:
+		return configErr("Workers", "must be between 1 and %d", MaxWorkers)
 	case c.BatchSize < 0 || c.BatchSize > MaxBatch:
 		return configErr("BatchSize", "must be between 1 and %d", MaxBatch)
 	case c.Lease < time.Second:
@@ -187,6 +219,10 @@ func (c EngineConfig) Validate() error {
 		return configErr("BackoffMax", "must be at least BackoffBase")
 	case c.BackoffJitter < 0 || c.BackoffJitter >= 1:
 		return configErr("BackoffJitter", "must be in [0, 1)")
+	case c.ShutdownTimeout < 0:
+		return configErr("ShutdownTimeout", "must not be negative")
+	case c.ProbeInterval < 0:
+		return configErr("ProbeInterval", "must not be negative")
 	}
 	return nil
 }

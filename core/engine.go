@@ -25,6 +25,14 @@ import (
 // from shutdown so a stopping engine still records what it published.
 const settleTimeout = 10 * time.Second
 
+// stopGrace is how long Stop waits, once its context ended and publishing
+// was aborted, for the loops to give back what they hold. A loop stuck in
+// a sink or store call that ignores its context is left behind after it.
+const stopGrace = time.Second
+
+// outagePause is the first pause of an outage (see sinkDown).
+const outagePause = 100 * time.Millisecond
+
 // Engine relays stored operations to the sink: dispatcher loops claim
 // pending operations in record order, a retrier claims due retries and
 // expired leases, and both publish and settle through a pipeline (claim the
@@ -50,10 +58,21 @@ type Engine struct {
 	batches   atomic.Int64
 	outages   atomic.Int64
 
-	// pauseUntil (Unix nanoseconds) holds every claim loop back while the
-	// sink is unavailable; outageStreak grows the pause.
-	pauseUntil   atomic.Int64
-	outageStreak atomic.Int32
+	// pauseUntil (Unix nanoseconds) is 0 while the sink is available.
+	// During an outage it holds every claim loop back until the next
+	// probe, and then, while one loop probes, until the probe's window
+	// ends (see claimLoop). It changes from or to 0 only under outMu.
+	// Under outMu: since when the sink is down, streak (the failed probes
+	// of this outage, its first refusal included), and stir, closed (and
+	// replaced) when the loops held back should look again: the sink is
+	// back, a probe failed (a new pause) or ended without an answer.
+	// sinkOutages counts outages.
+	pauseUntil  atomic.Int64
+	outMu       sync.Mutex
+	downSince   time.Time
+	streak      int
+	stir        chan struct{}
+	sinkOutages atomic.Int64
 
 	// nodeTag and epoch head every claim token (see token).
 	nodeTag int64
@@ -178,6 +197,10 @@ type EngineStats struct {
 	Published, Retried, Dead, Stale, Batches int64
 	// Outages counts batches the sink refused as unavailable.
 	Outages int64
+	// SinkOutages counts outages: each began with a refusal as
+	// unavailable and ended with a message the sink accepted, however
+	// many batches it refused meanwhile.
+	SinkOutages int64
 }
 
 // NewEngine returns an engine relaying from store to sink. Start it with
@@ -392,6 +415,7 @@ func (e *Engine) Stats() EngineStats {
 	return EngineStats{
 		Published: e.published.Load(), Retried: e.retried.Load(), Dead: e.dead.Load(),
 		Stale: e.stale.Load(), Batches: e.batches.Load(), Outages: e.outages.Load(),
+		SinkOutages: e.sinkOutages.Load(),
 	}
 }
 
@@ -488,7 +512,11 @@ func (e *Engine) Start(ctx context.Context) error {
 // Stop stops claiming, lets the batches being published finish and settles
 // them, and releases claimed batches not yet published. If ctx ends first,
 // publishing is aborted and what was not acknowledged is released. When
-// Stop returns no engine goroutine is left.
+// Stop returns no engine goroutine is left, unless ctx ended and a loop
+// stuck in a sink or store call that ignores its context (a client
+// library's hung write) did not finish within a second after: Stop then
+// returns anyway, with an error saying so, and leaves it behind to finish
+// on its own; what it holds comes back when its lease ends.
 func (e *Engine) Stop(ctx context.Context) error {
 	if e.state.Load() == 0 {
 		e.state.Store(2)
@@ -503,7 +531,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("trustlog: engine stop: %w; in-flight publishes aborted and released", ctx.Err())
 		e.abort()
-		<-done
+		t := time.NewTimer(stopGrace)
+		select {
+		case <-done:
+		case <-t.C:
+			err = fmt.Errorf("trustlog: engine stop: %w; in-flight publishes aborted, and loops still stuck in a sink or store call %s later left behind (their batches come back when their leases end)",
+				ctx.Err(), stopGrace)
+			e.log.Error("trustlog: engine stop ran out of time; loops stuck in the sink or the store are left behind", "grace", stopGrace)
+		}
+		t.Stop()
 	}
 	e.abort()
 	e.tel.stop()
@@ -544,6 +580,9 @@ type claimed struct {
 	// the claim, so never later than the database's).
 	expires time.Time
 	span    trace.Span
+	// probe, for a batch that probes an unavailable sink, is the probe's
+	// window (see claimLoop, endProbe).
+	probe int64
 }
 
 // outcome is a published batch on its way to settle.
@@ -577,8 +616,19 @@ func (e *Engine) startLoop(src ClaimSource, poll time.Duration, ordered bool) {
 	go func() { defer e.wg.Done(); e.settleLoop(toSettle) }()
 }
 
-func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, out chan<- claimed) {
+func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, out chan claimed) {
 	defer close(out)
+	// A batch handed on but not yet taken by the publisher when the engine
+	// stops is given back here: the publisher may be stuck in the sink.
+	defer func() {
+		select {
+		case b := <-out:
+			e.giveBack(b)
+			e.dequeue(b.ordered)
+			e.endProbe(b.probe)
+		default:
+		}
+	}()
 	errDelay := 100 * time.Millisecond
 	numbered := int64(0)  // the streamGen the run number covers
 	var lastDue time.Time // the ordered loop's last claim of due operations
@@ -588,15 +638,32 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			return
 		default:
 		}
-		if wait := time.Until(time.Unix(0, e.pauseUntil.Load())); wait > 0 {
-			if !e.idle(wait, nil) {
-				return
+		probe := int64(0)
+		if e.pauseUntil.Load() != 0 {
+			// The sink is down. Until the pause ends, wait (woken when
+			// the sink is back, or a probe failed or ended without an
+			// answer: see stirred); then one loop probes it with one
+			// operation, within a window after which another may.
+			stir := e.stirred()
+			if until := e.pauseUntil.Load(); until != 0 {
+				if wait := time.Until(time.Unix(0, until)); wait > 0 {
+					if !e.idle(min(wait, e.cfg.ProbeInterval), stir) {
+						return
+					}
+					continue
+				}
+				probe = time.Now().Add(e.cfg.PublishTimeout + e.cfg.ProbeInterval).UnixNano()
+				if !e.pauseUntil.CompareAndSwap(until, probe) {
+					continue
+				}
 			}
-			continue
 		}
 		expires := time.Now().Add(e.cfg.Lease)
 		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
 			Node: e.nodeTag, Grace: e.cfg.Lease}
+		if probe != 0 {
+			p.Limit = 1
+		}
 		_, ts := e.sink.(TakeoverSink)
 		away := ts && time.Since(time.Unix(0, e.awayUntil.Load())) < e.cfg.Lease
 		var recs []Record
@@ -674,6 +741,9 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		if err == nil && len(recs) > 0 {
 			e.tel.claimDur.Record(context.Background(), time.Since(expires.Add(-e.cfg.Lease)).Seconds(), e.tel.sourceAttr[p.Source])
 		}
+		if err != nil || len(recs) == 0 {
+			e.endProbe(probe)
+		}
 		if err != nil {
 			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", errDelay)
 			if !e.idle(errDelay, nil) {
@@ -701,6 +771,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		case <-e.stopping: // stopped while claiming: hand nothing on
 			e.release(token, recs)
 			span.End()
+			e.endProbe(probe)
 			return
 		default:
 		}
@@ -708,13 +779,14 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			e.queued.Add(1)
 		}
 		select {
-		case out <- claimed{token: token, ordered: inOrder, gen: gen, ids: ids, recs: recs, expires: expires, span: span}:
+		case out <- claimed{token: token, ordered: inOrder, gen: gen, ids: ids, recs: recs, expires: expires, span: span, probe: probe}:
 		case <-e.stopping:
 			if inOrder {
 				e.queued.Add(-1)
 			}
 			e.release(token, recs)
 			span.End()
+			e.endProbe(probe)
 			return
 		}
 	}
@@ -788,6 +860,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			b.ordered = false
 			e.giveBack(b)
 			e.dequeue(queued)
+			e.endProbe(b.probe)
 			continue
 		}
 		select {
@@ -795,6 +868,7 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			// Claimed before the stop but not started: give it back.
 			e.giveBack(b)
 			e.dequeue(queued)
+			e.endProbe(b.probe)
 			continue
 		default:
 		}
@@ -804,9 +878,11 @@ func (e *Engine) publishLoop(in <-chan claimed, out chan<- outcome) {
 			e.log.Warn("trustlog: claim too close to its lease expiry, releasing", "rows", len(b.recs))
 			e.giveBack(b)
 			e.dequeue(queued)
+			e.endProbe(b.probe)
 			continue
 		}
 		o := e.publish(b)
+		e.endProbe(b.probe) // if the sink neither refused nor took it
 		if b.ordered {
 			e.streamMu.Lock()
 			if low := o.unpublishedBelow(); low < math.MaxInt64 {
@@ -980,14 +1056,14 @@ func (e *Engine) publish(b claimed) outcome {
 			// claim, not this one, says under which id it went.)
 			if !unavailable {
 				unavailable = true
-				e.sinkDown(err)
+				e.sinkDown(err, b.probe != 0)
 			}
 		case IsUnavailable(err):
 			// Not the operation's fault: give it back uncounted.
 			o.giveBack(r)
 			if !unavailable {
 				unavailable = true
-				e.sinkDown(err)
+				e.sinkDown(err, b.probe != 0)
 			}
 		default:
 			o.failed = append(o.failed, Failure{
@@ -998,7 +1074,7 @@ func (e *Engine) publish(b claimed) outcome {
 		}
 	}
 	if !unavailable && sent > 0 {
-		e.outageStreak.Store(0)
+		e.sinkUp()
 	}
 	var perr error
 	if sent < len(msgs) {
@@ -1278,15 +1354,97 @@ func (e *Engine) restoredAgain(seq int64) int {
 	return e.restored[seq]
 }
 
-// sinkDown pauses every claim loop: 100ms, doubling per consecutive outage
-// batch, capped at BackoffMax.
-func (e *Engine) sinkDown(err error) {
+// sinkDown notes a batch the sink refused as unavailable. The first
+// refusal begins an outage and pauses every claim loop; each failed probe
+// (a batch sent when a pause ended, see claimLoop) grows the streak and
+// pauses again: 100ms, doubling per step of the streak, capped at
+// ProbeInterval. Other batches refused meanwhile (sent by other loops
+// before the outage began) are the same outage and change nothing: the
+// streak counts the sink's outage, not the batches or loops that saw it.
+func (e *Engine) sinkDown(err error, probe bool) {
 	e.outages.Add(1)
-	n := e.outageStreak.Add(1)
-	pause := Backoff(int(n), 100*time.Millisecond, e.cfg.BackoffMax, e.cfg.BackoffJitter)
-	e.pauseUntil.Store(time.Now().Add(pause).UnixNano())
-	e.awayUntil.Store(time.Now().Add(pause).UnixNano())
-	e.log.Warn("trustlog: sink unavailable, pausing", "err", err, "pause", pause, "streak", n)
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	now := time.Now()
+	switch {
+	case e.pauseUntil.Load() == 0:
+		e.sinkOutages.Add(1)
+		e.downSince, e.streak = now, 1
+	case probe:
+		e.streak++
+	default:
+		return
+	}
+	pause := Backoff(e.streak, outagePause, e.cfg.ProbeInterval, e.cfg.BackoffJitter)
+	e.pauseUntil.Store(now.Add(pause).UnixNano())
+	e.awayUntil.Store(now.Add(pause).UnixNano())
+	e.stirLocked() // loops waiting out a probe's window wait for this pause instead
+	if e.streak == 1 {
+		e.log.Warn("trustlog: sink unavailable, pausing; probing it until it is back", "err", err, "pause", pause,
+			"streak", e.streak, "probe_every", e.cfg.ProbeInterval)
+	} else {
+		e.log.Debug("trustlog: sink still unavailable", "err", err, "pause", pause, "streak", e.streak,
+			"down_for", now.Sub(e.downSince).Round(time.Millisecond))
+	}
+}
+
+// sinkUp notes a message the sink accepted: an outage ends, and every
+// claim loop resumes at once.
+func (e *Engine) sinkUp() {
+	if e.pauseUntil.Load() == 0 {
+		return
+	}
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if e.pauseUntil.Load() == 0 {
+		return
+	}
+	now := time.Now()
+	e.pauseUntil.Store(0)
+	if away := e.awayUntil.Load(); away > now.UnixNano() {
+		e.awayUntil.CompareAndSwap(away, now.UnixNano()) // the pause ends now
+	}
+	e.stirLocked()
+	e.log.Info("trustlog: sink available again, resuming", "down_for", now.Sub(e.downSince).Round(time.Millisecond),
+		"streak", e.streak)
+	e.streak = 0
+}
+
+// stirred returns a channel closed when the loops held back by an outage
+// should look at pauseUntil again (it changed other than by a loop taking
+// a probe). Take it before reading pauseUntil: a change made after that
+// closes it.
+func (e *Engine) stirred() <-chan struct{} {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if e.stir == nil {
+		e.stir = make(chan struct{})
+	}
+	return e.stir
+}
+
+// stirLocked wakes the loops held back by an outage (see stirred). Under
+// outMu.
+func (e *Engine) stirLocked() {
+	if e.stir != nil {
+		close(e.stir)
+		e.stir = nil
+	}
+}
+
+// endProbe ends a probe (its window, 0 for a batch that is no probe) that
+// the sink neither refused as unavailable nor accepted: it claimed
+// nothing, was given back unsent, or failed otherwise. Another loop may
+// probe at once.
+func (e *Engine) endProbe(window int64) {
+	if window == 0 {
+		return
+	}
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if e.pauseUntil.CompareAndSwap(window, time.Now().UnixNano()) {
+		e.stirLocked()
+	}
 }
 
 func (e *Engine) settleLoop(in <-chan outcome) {

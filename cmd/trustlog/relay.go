@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 
 // engineFlags binds the engine's configuration to flags.
 func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
-	f.IntVar(&c.Workers, "workers", core.WorkersDefault, "dispatcher loops in this process")
+	f.IntVar(&c.Workers, "workers", core.WorkersDefault, fmt.Sprintf("dispatcher loops in this process (at most %d)", core.MaxWorkers))
 	f.IntVar(&c.BatchSize, "batch", core.BatchSizeDefault, "operations per claim")
 	f.DurationVar(&c.Lease, "lease", core.LeaseDefault, "how long a claim lasts before another worker may take it back")
 	f.DurationVar(&c.PublishTimeout, "publish-timeout", core.PublishTimeoutDefault, "bound on one batch's publish (at most half of --lease)")
@@ -24,6 +25,31 @@ func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
 	f.DurationVar(&c.BackoffMax, "backoff-max", core.BackoffMaxDefault, "longest retry delay")
 	f.BoolVar(&c.StrictOrder, "strict", false, "strict per-object order: a failing operation holds back later ones of its DOID")
 	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", core.ShutdownTimeoutDefault, "on SIGINT/SIGTERM, how long to finish in-flight batches before releasing them")
+	f.DurationVar(&c.ProbeInterval, "probe-interval", core.ProbeIntervalDefault, "while the sink is unavailable, the longest pause between tries of it")
+}
+
+// engineFlagNames maps core.EngineConfig fields to the flags engineFlags
+// binds them to.
+var engineFlagNames = map[string]string{
+	"Workers": "workers", "BatchSize": "batch", "Lease": "lease", "PublishTimeout": "publish-timeout",
+	"PollInterval": "poll", "MaxAttempts": "max-attempts", "BackoffMax": "backoff-max",
+	"ShutdownTimeout": "shutdown-timeout", "ProbeInterval": "probe-interval",
+}
+
+// checkEngineFlags validates the engine's configuration from flags f
+// before anything is opened, and names the flag at fault (and its value)
+// in a usage error.
+func checkEngineFlags(f *pflag.FlagSet, c core.EngineConfig) error {
+	err := c.Validate()
+	var ce *core.ConfigError
+	if errors.As(err, &ce) {
+		if name, ok := engineFlagNames[ce.Field]; ok {
+			if fl := f.Lookup(name); fl != nil {
+				return usagef("--%s %s: %s", name, fl.Value, ce.Reason)
+			}
+		}
+	}
+	return err
 }
 
 func (a *app) relayCmd() *cobra.Command {
@@ -46,6 +72,9 @@ lease), publishing them through the sink.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := checkEngineFlags(cmd.Flags(), cfg); err != nil {
+				return err
+			}
 			if metricsAddr != "" {
 				tel, err := a.serveMetrics(ctx, metricsAddr)
 				if err != nil {
