@@ -17,10 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	_ "github.com/go-trustlog/trustlog/drivers/sqlite"
 )
 
-// storedOps counts the operations in a SQLite store.
+// storedOps counts the operations in a store.
 func storedOps(t *testing.T, store string) int64 {
 	t.Helper()
 	s, err := core.OpenStore(context.Background(), store)
@@ -37,10 +39,7 @@ func storedOps(t *testing.T, store string) int64 {
 
 func newStore(t *testing.T) string {
 	t.Helper()
-	store := "sqlite:" + filepath.Join(t.TempDir(), "r.db")
-	code, _, errOut := cli(t, context.Background(), "", "--store", store, "migrate", "up")
-	require.Equal(t, 0, code, errOut)
-	return store
+	return migrated(t, "sqlite:"+filepath.Join(t.TempDir(), "r.db"))
 }
 
 func withID(line, id string) string {
@@ -49,39 +48,56 @@ func withID(line, id string) string {
 
 // TestRecordIsAllOrNothing: a duplicate op_id, in the input or already
 // stored, refuses the whole input (whatever --batch), and the error names
-// the line and the op_id.
+// the line and the op_id; on every database.
 func TestRecordIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	const id = "0190a000-0000-7000-8000-000000000001"
-	t.Run("duplicate in the input", func(t *testing.T) {
-		t.Parallel()
-		store := newStore(t)
-		in := strings.Join([]string{withID(opLine(1, "a"), id), opLine(2, "b"), opLine(3, "c"), withID(opLine(4, "d"), id), opLine(5, "e")}, "\n")
-		code, out, errOut := cli(t, context.Background(), in, "--store", store, "record", "--batch", "2")
-		assert.Equal(t, 2, code, errOut)
-		assert.Empty(t, out, "nothing reported as recorded")
-		assert.Contains(t, errOut, "line 4")
-		assert.Contains(t, errOut, id)
-		assert.Contains(t, errOut, "line 1")
-		assert.Zero(t, storedOps(t, store), "nothing written")
-	})
-	t.Run("already stored", func(t *testing.T) {
-		t.Parallel()
-		store := newStore(t)
-		code, _, errOut := cli(t, context.Background(), withID(opLine(1, "a"), id), "--store", store, "record")
-		require.Equal(t, 0, code, errOut)
-		var lines []string
-		for i := range 1200 {
-			lines = append(lines, opLine(i+10, fmt.Sprintf("o%d", i)))
-		}
-		lines[700] = withID(opLine(9, "dup"), id)
-		code, out, errOut := cli(t, context.Background(), strings.Join(lines, "\n"), "--store", store, "record")
-		assert.Equal(t, 2, code, errOut)
-		assert.Empty(t, out)
-		assert.Contains(t, errOut, "line 701")
-		assert.Contains(t, errOut, id)
-		assert.EqualValues(t, 1, storedOps(t, store), "nothing of the second input written")
-	})
+	for _, db := range []struct {
+		name  string
+		store func(t *testing.T) string
+	}{
+		{"sqlite", newStore},
+		{"postgres", func(t *testing.T) string { return migrated(t, postgrestest.NewSchema(t)) }},
+		{"mysql", func(t *testing.T) string { return migrated(t, mysqltest.NewDatabase(t)) }},
+	} {
+		t.Run(db.name+"/duplicate in the input", func(t *testing.T) {
+			t.Parallel()
+			store := db.store(t)
+			in := strings.Join([]string{withID(opLine(1, "a"), id), opLine(2, "b"), opLine(3, "c"), withID(opLine(4, "d"), id), opLine(5, "e")}, "\n")
+			code, out, errOut := cli(t, context.Background(), in, "--store", store, "record", "--batch", "2")
+			assert.Equal(t, 2, code, errOut)
+			assert.Empty(t, out, "nothing reported as recorded")
+			assert.Contains(t, errOut, "line 4")
+			assert.Contains(t, errOut, id)
+			assert.Contains(t, errOut, "line 1")
+			assert.Zero(t, storedOps(t, store), "nothing written")
+		})
+		t.Run(db.name+"/already stored", func(t *testing.T) {
+			t.Parallel()
+			store := db.store(t)
+			code, _, errOut := cli(t, context.Background(), withID(opLine(1, "a"), id), "--store", store, "record")
+			require.Equal(t, 0, code, errOut)
+			var lines []string
+			for i := range 1200 {
+				lines = append(lines, opLine(i+10, fmt.Sprintf("o%d", i)))
+			}
+			lines[700] = withID(opLine(9, "dup"), id)
+			code, out, errOut := cli(t, context.Background(), strings.Join(lines, "\n"), "--store", store, "record")
+			assert.Equal(t, 2, code, errOut)
+			assert.Empty(t, out)
+			assert.Contains(t, errOut, "line 701")
+			assert.Contains(t, errOut, id)
+			assert.EqualValues(t, 1, storedOps(t, store), "nothing of the second input written")
+		})
+	}
+}
+
+// migrated runs migrate up on store and returns it.
+func migrated(t *testing.T, store string) string {
+	t.Helper()
+	code, _, errOut := cli(t, context.Background(), "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	return store
 }
 
 // TestRecordRefusesWhatJSONWouldChange: invalid UTF-8 (raw bytes, a lone
