@@ -157,11 +157,17 @@ func lookup[T any](m map[string]T, what, url string) (T, error) {
 	v, ok := m[scheme]
 	registryMu.RUnlock()
 	if !ok {
-		dir := map[string]string{"store": "drivers", "sink": "sinks"}[what]
-		return zero, fmt.Errorf("%w: no %s registered for %q (registered: %s); import its package, e.g. _ \"github.com/go-trustlog/trustlog/%s/%s\"",
-			ErrUnknownScheme, what, scheme, strings.Join(names(m), ", "), dir, scheme)
+		return zero, fmt.Errorf("%w: no %s registered for %q (registered: %s); import the package that registers it, e.g. one of trustlog's own: %s",
+			ErrUnknownScheme, what, scheme, strings.Join(names(m), ", "), builtin[what])
 	}
 	return v, nil
+}
+
+// builtin names the packages of this module that register each kind, for
+// the error about an unknown scheme.
+var builtin = map[string]string{
+	"store": `_ "github.com/go-trustlog/trustlog/drivers/sqlite" (sqlite:, file:), .../drivers/postgres (postgres:, postgresql:), .../drivers/mysql (mysql:, mariadb:)`,
+	"sink":  `_ "github.com/go-trustlog/trustlog/sinks/memory" (memory:), .../sinks/kafka (kafka:), .../sinks/pulsar (pulsar:, pulsar+ssl:)`,
 }
 
 // Scheme returns the lower-cased scheme of a store or sink URL (the text

@@ -132,8 +132,10 @@ func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 			counts[s.String()] = n
 		}
 		doc := map[string]any{
-			"counts": counts, "low_watermark": st.LowWatermark, "max_seq": st.MaxSeq,
-			"oldest_unsettled": st.OldestUnsettled, "lag_seconds": lag.Seconds(),
+			"counts": counts, "low_watermark": st.LowWatermark, "max_seq": st.MaxSeq, "lag_seconds": lag.Seconds(),
+		}
+		if !st.OldestUnsettled.IsZero() { // nothing unsettled: no such time
+			doc["oldest_unsettled"] = st.OldestUnsettled
 		}
 		if rate != nil {
 			doc["settled_per_second"] = *rate
