@@ -126,14 +126,14 @@ type EngineConfig struct {
 	// ProbeInterval is the longest pause between tries of the sink while
 	// it is unavailable (default 2s). An outage pauses every loop, 100ms
 	// at first and doubling per failed probe up to ProbeInterval; at the
-	// end of each pause one loop probes the sink with a single operation,
-	// and the first message the sink accepts resumes every loop. One
+	// end of each pause one loop probes the sink with one batch, and the
+	// first message the sink accepts resumes every loop. One
 	// outage is one streak, however many loops or batches it refused.
 	// So the relay resumes within about ProbeInterval of the sink's
 	// return. Shorter resumes sooner and costs a claim, a publish attempt
 	// and a release per interval (with an ordered stream the probe's
-	// operation stays claimed, and pending in the sink, until its lease
-	// ends); longer leaves the relay idle up to that long after an outage.
+	// batch stays claimed, and pending in the sink, until its lease ends);
+	// longer leaves the relay idle up to that long after an outage.
 	// Independent of BackoffMax, which shapes operation retries.
 	ProbeInterval time.Duration
 	// Logger receives the engine's logs (default slog.Default()).

@@ -643,7 +643,10 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			// The sink is down. Until the pause ends, wait (woken when
 			// the sink is back, or a probe failed or ended without an
 			// answer: see stirred); then one loop probes it with one
-			// operation, within a window after which another may.
+			// batch, within a window after which another may. (A whole
+			// batch, not one operation: an ordered batch records what the
+			// sink already holds before it sends the rest, which batches
+			// of one from several loops would not keep.)
 			stir := e.stirred()
 			if until := e.pauseUntil.Load(); until != 0 {
 				if wait := time.Until(time.Unix(0, until)); wait > 0 {
@@ -661,9 +664,6 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		expires := time.Now().Add(e.cfg.Lease)
 		p := ClaimParams{Source: src, Limit: e.cfg.BatchSize, Lease: e.cfg.Lease, Strict: e.cfg.StrictOrder,
 			Node: e.nodeTag, Grace: e.cfg.Lease}
-		if probe != 0 {
-			p.Limit = 1
-		}
 		_, ts := e.sink.(TakeoverSink)
 		away := ts && time.Since(time.Unix(0, e.awayUntil.Load())) < e.cfg.Lease
 		var recs []Record
