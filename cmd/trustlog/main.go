@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -307,7 +308,14 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
 	}
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
+	// JSON shows durations as the text does ("12.884s"), not as
+	// nanoseconds.
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, attr slog.Attr) slog.Attr {
+		if attr.Value.Kind() == slog.KindDuration {
+			return slog.String(attr.Key, attr.Value.Duration().String())
+		}
+		return redactAttr(groups, attr)
+	}}
 	tty := false
 	if f, ok := a.stderr.(*os.File); ok {
 		tty = isatty.IsTerminal(f.Fd())
@@ -361,8 +369,26 @@ func (a *app) signer() (core.Signer, error) {
 	return s, nil
 }
 
-// openStore opens --store.
+// openStore opens --store, refusing one without trustlog's schema.
 func (a *app) openStore(ctx context.Context) (core.Store, error) {
+	s, err := a.openStoreUnchecked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, perr := url.Parse(a.sinkURL); perr != nil {
+		// Configuration first: the command reports this sink URL when
+		// it opens the sink (verify-sink), whatever the store holds.
+		return s, nil
+	}
+	if err := requireSchema(ctx, s, ""); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openStoreUnchecked opens --store as it is (for the migrate commands).
+func (a *app) openStoreUnchecked(ctx context.Context) (core.Store, error) {
 	if a.storeURL == "" {
 		return nil, usagef("no store: give --store or set TRUSTLOG_STORE (e.g. sqlite:trustlog.db)")
 	}
@@ -382,10 +408,36 @@ func (a *app) openClient(ctx context.Context, strategy core.Strategy, engine cor
 		return nil, err
 	}
 	engine.Logger = a.log
-	return core.Open(ctx, core.Config{
+	c, err := core.Open(ctx, core.Config{
 		Store: a.storeURL, Sink: a.sinkURL, Strategy: strategy, Signer: signer,
 		Engine: engine, Migrate: migrate, Logger: a.log,
 	})
+	if migrate || strategy == core.PublishOnly || err != nil && !transient(err) {
+		return c, err
+	}
+	// A store without the schema is a usage error, found with one query
+	// now rather than by every statement (and a relay retrying them):
+	// after the configuration errors Open reports, and before waiting for
+	// a sink that is down.
+	hint := ""
+	if strategy == core.StoreAndPublish || engine.Ledger != nil {
+		hint = " (or --migrate)" // the relay's flag
+	}
+	if err != nil {
+		if s, serr := a.openStoreUnchecked(ctx); serr == nil {
+			serr = requireSchema(ctx, s, hint)
+			s.Close()
+			if errors.As(serr, new(usageError)) {
+				return nil, serr
+			}
+		}
+		return nil, err
+	}
+	if err := requireSchema(ctx, c.Store(), hint); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // opIDArgs is the argument validator of commands whose arguments are

@@ -1,11 +1,17 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
+	"text/template"
 	"time"
 
+	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/go-trustlog/trustlog/core"
@@ -114,16 +120,14 @@ func (s *Store) backfillHashes(ctx context.Context, progress func(string, int64)
 	}
 }
 
-// MigrationStatus implements core.MigrationStatuser.
+// MigrationStatus implements core.MigrationStatuser. It creates nothing:
+// on a database never migrated every migration is pending.
 func (s *Store) MigrationStatus(ctx context.Context) ([]core.MigrationInfo, error) {
 	m, err := s.migrator()
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Init(ctx); err != nil {
-		return nil, s.errf("migrate status: %w", err)
-	}
-	ms, err := m.MigrationsWithStatus(ctx)
+	ms, err := s.migrationsWithStatus(ctx, m)
 	if err != nil {
 		return nil, s.errf("migrate status: %w", err)
 	}
@@ -134,17 +138,350 @@ func (s *Store) MigrationStatus(ctx context.Context) ([]core.MigrationInfo, erro
 	return out, nil
 }
 
-func (s *Store) migrator() (*migrate.Migrator, error) {
+// migrationsWithStatus lists the migrations and which are applied, without
+// creating bun's tables where they are missing (then none is applied).
+func (s *Store) migrationsWithStatus(ctx context.Context, m *migrate.Migrator) (migrate.MigrationSlice, error) {
+	exists, _, err := s.migrationTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		ms := migrate.NewMigrations()
+		if err := ms.Discover(s.d.Migrations); err != nil {
+			return nil, err
+		}
+		return ms.Sorted(), nil
+	}
+	return m.MigrationsWithStatus(ctx)
+}
+
+func (s *Store) migrator(opts ...migrate.MigratorOption) (*migrate.Migrator, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(s.d.Migrations); err != nil {
 		return nil, s.errf("migrations: %w", err)
 	}
-	return migrate.NewMigrator(s.bun, ms,
+	return migrate.NewMigrator(s.bun, ms, append([]migrate.MigratorOption{
 		migrate.WithTableName(s.names.Migrations),
 		migrate.WithLocksTableName(s.names.MigrationLocks),
 		migrate.WithTemplateData(s.names),
 		migrate.WithMarkAppliedOnSuccess(true),
-	), nil
+	}, opts...)...), nil
+}
+
+// ErrNoSchema is returned by CheckSchema for a database that has no
+// trustlog schema: Migrate never ran there (or every migration was rolled
+// back), so any statement would fail with the database's "no such table".
+var ErrNoSchema = errors.New("the store has no trustlog schema")
+
+// CheckSchema returns an error wrapping ErrNoSchema if no migration is
+// applied to the store's database. It costs one query; run it once, when
+// the store is opened for use without Migrate, rather than per statement.
+// A database that cannot be queried returns that error instead.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	exists, applied, err := s.migrationTable(ctx)
+	if err != nil {
+		return s.errf("schema check: %w", err)
+	}
+	if !exists || applied == 0 {
+		return s.errf("%w: run Migrate (`trustlog migrate up`) first", ErrNoSchema)
+	}
+	return nil
+}
+
+// migrationTable reports whether bun's migrations table exists and, if
+// so, how many migrations it records as applied.
+func (s *Store) migrationTable(ctx context.Context) (exists bool, applied int64, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+s.names.Migrations).Scan(&applied)
+	switch {
+	case err == nil:
+		return true, applied, nil
+	case missingTable(err):
+		return false, 0, nil
+	}
+	return false, 0, err
+}
+
+// missingTable reports whether err is a database's "no such table" (or,
+// on PostgreSQL, "no such schema").
+func missingTable(err error) bool {
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		switch state.SQLState() {
+		case "42P01", "3F000": // PostgreSQL: undefined_table, invalid_schema_name
+			return true
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no such table") || // SQLite
+		strings.Contains(msg, "Error 1146 (42S02)") // MySQL, MariaDB: ER_NO_SUCH_TABLE
+}
+
+// MigrationDetail is one migration as `trustlog migrate list` shows it.
+type MigrationDetail struct {
+	// Name is version_comment, as in core.MigrationInfo.
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+	// Group is the run of Migrate that applied it (0: not applied);
+	// MigrateDown undoes the last group.
+	Group int64
+	// Reversible: MigrateDown could undo it now. Otherwise Reason says
+	// why not: it has no down migration, or undoing it would lose data
+	// the store holds.
+	Reversible bool
+	Reason     string
+}
+
+// MigrationList lists every migration: applied or not, and whether it can
+// be rolled back (for an applied one: now, given what the store holds).
+// It changes nothing.
+func (s *Store) MigrationList(ctx context.Context) ([]MigrationDetail, error) {
+	m, err := s.migrator()
+	if err != nil {
+		return nil, err
+	}
+	ms, err := s.migrationsWithStatus(ctx, m)
+	if err != nil {
+		return nil, s.errf("migrate list: %w", err)
+	}
+	out := make([]MigrationDetail, len(ms))
+	for i := range ms {
+		x := &ms[i]
+		d := MigrationDetail{Name: x.String(), Applied: x.IsApplied(), AppliedAt: x.MigratedAt, Group: x.GroupID}
+		reason, err := s.downRefusal(ctx, x)
+		if err != nil {
+			return nil, s.errf("migrate list: %s: %w", x, err)
+		}
+		d.Reversible, d.Reason = reason == "", reason
+		out[i] = d
+	}
+	return out, nil
+}
+
+// ErrDownRefused is wrapped by the *DownRefusedError of MigrateDown.
+var ErrDownRefused = errors.New("migrate down refused")
+
+// DownRefusedError is MigrateDown refusing to roll back a migration: it
+// has no down migration, or undoing it would lose data. Nothing was
+// changed.
+type DownRefusedError struct {
+	Migration string
+	Reason    string
+	// RolledBack, normally empty, are the migrations of the group rolled
+	// back before a check made in the down migration's own transaction
+	// refused (the store changed between the first checks and it).
+	RolledBack []string
+}
+
+// Error implements error.
+func (e *DownRefusedError) Error() string {
+	msg := "migrate down: " + e.Migration + ": refused: " + e.Reason
+	if len(e.RolledBack) == 0 {
+		return msg + "; nothing was changed"
+	}
+	return msg + "; rolled back before it: " + strings.Join(e.RolledBack, ", ")
+}
+
+// Unwrap returns ErrDownRefused.
+func (e *DownRefusedError) Unwrap() error { return ErrDownRefused }
+
+// MigrateDown rolls back the last group of migrations Migrate applied, the
+// newest first, under the migration lease, and returns their names (none
+// when no migration is applied). Before changing anything it checks every
+// migration of the group: one without a down migration, or whose down
+// migration's checks find data it would lose (see downChecks), refuses the
+// whole rollback with a *DownRefusedError. The checks run again in the
+// down migration's own transaction where it has one (SQLite, PostgreSQL),
+// so an operation recorded in between is not dropped either.
+func (s *Store) MigrateDown(ctx context.Context) ([]string, error) {
+	exists, applied, err := s.migrationTable(ctx)
+	if err != nil {
+		return nil, s.errf("migrate down: %w", err)
+	}
+	if !exists || applied == 0 {
+		return nil, nil
+	}
+	if s.q.LeaseTable != "" {
+		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
+			return nil, s.errf("migrate down: lease table: %w", err)
+		}
+	}
+	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	if err != nil {
+		return nil, s.errf("migrate down: %w", err)
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	m, err := s.migrator(migrate.BeforeMigration(func(ctx context.Context, db bun.IConn, x *migrate.Migration) error {
+		c, err := s.downChecks(x)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			return nil // an up migration
+		}
+		for _, q := range c.locks {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("lock: %w", err)
+			}
+		}
+		reason, err := c.run(ctx, db)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			return &DownRefusedError{Migration: x.String(), Reason: reason}
+		}
+		return nil
+	}))
+	if err != nil {
+		return nil, err
+	}
+	ms, err := m.MigrationsWithStatus(ctx)
+	if err != nil {
+		return nil, s.errf("migrate down: %w", err)
+	}
+	group := ms.LastGroup().Migrations
+	for i := len(group) - 1; i >= 0; i-- {
+		reason, err := s.downRefusal(ctx, &group[i])
+		if err != nil {
+			return nil, s.errf("migrate down: %s: %w", group[i].String(), err)
+		}
+		if reason != "" {
+			return nil, &DownRefusedError{Migration: group[i].String(), Reason: reason}
+		}
+	}
+	var names []string
+	for i := len(group) - 1; i >= 0; i-- {
+		names = append(names, group[i].String())
+	}
+	if _, err := m.Rollback(ctx); err != nil {
+		var refused *DownRefusedError
+		if errors.As(err, &refused) {
+			// Which of the group were undone before the refusal.
+			if now, serr := m.MigrationsWithStatus(ctx); serr == nil {
+				for _, x := range now {
+					for _, g := range group {
+						if x.Name == g.Name && !x.IsApplied() {
+							refused.RolledBack = append(refused.RolledBack, x.String())
+						}
+					}
+				}
+			}
+			return nil, refused
+		}
+		return nil, s.errf("migrate down: %w", err)
+	}
+	return names, nil
+}
+
+// downRefusal says why migration x cannot be rolled back now ("" if it
+// can): it has no down migration, or, if it is applied, a check of its
+// down migration finds data that undoing it would lose. It changes
+// nothing (the checks run in a transaction rolled back).
+func (s *Store) downRefusal(ctx context.Context, x *migrate.Migration) (string, error) {
+	c, err := s.downChecks(x)
+	if err != nil {
+		return "", err
+	}
+	if c == nil {
+		return "it has no down migration, so it cannot be undone", nil
+	}
+	if !x.IsApplied() || len(c.refuseIf) == 0 {
+		return "", nil
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.d.Name != "sqlite"})
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	return c.run(ctx, tx)
+}
+
+// Directives of a down migration, SQL comment lines (a space after the
+// dashes, as MySQL wants) that run, in order, before its statements:
+//
+//	-- trustlog:lock <statement>      only in the down migration's own
+//	                                  transaction or connection: lock what
+//	                                  the checks read against writers
+//	-- trustlog:refuse-if <query>     a row the query returns is a reason
+//	                                  (its first column) to refuse the
+//	                                  rollback: it would lose that data
+//
+// Each is one line, rendered with the store's Names like the rest of the
+// file. A migration with no down file cannot be rolled back.
+const (
+	lockDirective     = "-- trustlog:lock "
+	refuseIfDirective = "-- trustlog:refuse-if "
+)
+
+type downChecks struct {
+	locks, refuseIf []string
+}
+
+// downChecks reads the directives of x's down migration; nil: it has none.
+func (s *Store) downChecks(x *migrate.Migration) (*downChecks, error) {
+	base := x.Name + "_" + x.Comment
+	for _, name := range []string{base + ".tx.down.sql", base + ".down.sql"} {
+		b, err := fs.ReadFile(s.d.Migrations, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		t, err := template.New(name).Parse(string(b))
+		if err != nil {
+			return nil, err
+		}
+		var out bytes.Buffer
+		if err := t.Execute(&out, s.names); err != nil {
+			return nil, err
+		}
+		c := &downChecks{}
+		for _, line := range strings.Split(out.String(), "\n") {
+			line = strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(line, lockDirective):
+				c.locks = append(c.locks, strings.TrimPrefix(line, lockDirective))
+			case strings.HasPrefix(line, refuseIfDirective):
+				c.refuseIf = append(c.refuseIf, strings.TrimPrefix(line, refuseIfDirective))
+			case strings.HasPrefix(line, "-- trustlog:"):
+				return nil, fmt.Errorf("%s: unknown directive %q", name, line)
+			}
+		}
+		return c, nil
+	}
+	return nil, nil
+}
+
+// run runs the refuse-if checks on db and returns the first reason found.
+func (c *downChecks) run(ctx context.Context, db interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) (string, error) {
+	for _, q := range c.refuseIf {
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("check %q: %w", q, err)
+		}
+		var reason string
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&reason)
+		}
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return "", fmt.Errorf("check %q: %w", q, err)
+		}
+		if found {
+			return reason, nil
+		}
+	}
+	return "", nil
 }
 
 // AcquireWait takes a named lease, waiting while another holder has it,

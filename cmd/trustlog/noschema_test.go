@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
+)
+
+// emptyStores are stores on each database that nothing has migrated: a
+// new SQLite file, a PostgreSQL schema that does not exist yet, an empty
+// MySQL/MariaDB database.
+var emptyStores = []struct {
+	name string
+	url  func(t *testing.T) string
+}{
+	{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "empty.db") }},
+	{"postgres", func(t *testing.T) string { return postgrestest.NewSchema(t) }},
+	{"mysql", func(t *testing.T) string { return mysqltest.NewDatabase(t) }},
+}
+
+const noSchemaMsg = "the store has no trustlog schema: run `trustlog migrate up`"
+
+// TestNoSchemaIsAUsageError: status, record and relay on a store that was
+// never migrated say so and how to fix it, exit 2 at once (the relay does
+// not take it for a database still starting and retry), instead of failing
+// with the database's "no such table: operation".
+func TestNoSchemaIsAUsageError(t *testing.T) {
+	t.Parallel()
+	for _, db := range emptyStores {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			store := db.url(t)
+			for _, args := range [][]string{
+				{"status"},
+				{"status", "--json"},
+				{"record"},
+				{"cursor", "status"},
+				{"dead", "list"},
+			} {
+				code, out, errOut := cli(t, ctx, opLine(1, "noschema")+"\n", append([]string{"--store", store}, args...)...)
+				assert.Equal(t, exitUsage, code, "%v: %s", args, errOut)
+				assert.Contains(t, errOut, noSchemaMsg, args)
+				assert.Empty(t, out, args)
+			}
+
+			// The relay: exits 2 promptly, does not retry.
+			rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+			defer rcancel()
+			start := time.Now()
+			code, _, errOut := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--poll", "10ms")
+			assert.Equal(t, exitUsage, code, errOut)
+			assert.Contains(t, errOut, noSchemaMsg+" (or --migrate)")
+			assert.NotContains(t, errOut, "retrying")
+			assert.Less(t, time.Since(start), 10*time.Second, "the relay gave up at once")
+
+			// Likewise while the sink is down: not a wait for the broker.
+			rctx, rcancel = context.WithTimeout(ctx, 20*time.Second)
+			defer rcancel()
+			start = time.Now()
+			code, _, errOut = cli(t, rctx, "", "--store", store, "--sink", "pulsar://127.0.0.1:1/persistent://public/default/noschema?operation_timeout=300ms", "relay")
+			assert.Equal(t, exitUsage, code, errOut)
+			assert.Contains(t, errOut, noSchemaMsg+" (or --migrate)")
+			assert.Less(t, time.Since(start), 10*time.Second, "the relay gave up at once")
+
+			// Checking created nothing: status still finds no schema, and
+			// relay --migrate creates it and runs.
+			code, _, errOut = cli(t, ctx, "", "--store", store, "status")
+			assert.Equal(t, exitUsage, code, errOut)
+			rctx, rcancel = context.WithCancel(ctx)
+			done := make(chan int, 1)
+			go func() {
+				code, _, _ := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--migrate", "--poll", "10ms")
+				done <- code
+			}()
+			require.Eventually(t, func() bool {
+				code, _, _ := cli(t, ctx, "", "--store", store, "status")
+				return code == 0
+			}, 30*time.Second, 50*time.Millisecond, "relay --migrate creates the schema")
+			rcancel()
+			assert.Equal(t, 0, <-done)
+			code, _, errOut = cli(t, ctx, opLine(1, "schema")+"\n", "--store", store, "record")
+			assert.Equal(t, 0, code, errOut)
+		})
+	}
+}
