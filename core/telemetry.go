@@ -24,6 +24,18 @@ type Telemetry struct {
 // instrumentationName scopes every trustlog instrument and span.
 const instrumentationName = "github.com/go-trustlog/trustlog"
 
+// stageBuckets are the bucket bounds, in seconds, of the claim, publish
+// and settle histograms: from half a millisecond to half a minute.
+// OpenTelemetry's default bounds (0, 5, 10, 25, … 10000) suit milliseconds
+// and would put every batch in the first bucket. An SDK view may still
+// override them.
+var stageBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// ackBuckets are the bucket bounds, in seconds, of trustlog.commit_to_ack:
+// stageBuckets, then up to an hour, as a backlog (a relay down, a sink
+// outage) delays acks by minutes.
+var ackBuckets = append(append([]float64(nil), stageBuckets...), 60, 300, 900, 3600)
+
 // The instruments, by name:
 //
 //	trustlog.operations.recorded   counter    operations stored by Record/RecordTx
@@ -40,7 +52,8 @@ const instrumentationName = "github.com/go-trustlog/trustlog"
 //	trustlog.oldest_unsettled_age  gauge      seconds
 //
 // and one span per batch, "trustlog.batch", with children "claim",
-// "publish" and "settle".
+// "publish" and "settle". The histograms' buckets run from 0.5ms to 30s
+// (commit_to_ack's on to an hour).
 type telemetry struct {
 	tracer                   trace.Tracer
 	recorded                 metric.Int64Counter
@@ -70,10 +83,12 @@ func newTelemetry(t Telemetry, sink Sink) *telemetry {
 	tel.retried, _ = m.Int64Counter("trustlog.operations.retried", metric.WithDescription("Publishing attempts that failed and will be retried."))
 	tel.dead, _ = m.Int64Counter("trustlog.operations.dead", metric.WithDescription("Operations sent to dead."))
 	sec := metric.WithUnit("s")
-	tel.claimDur, _ = m.Float64Histogram("trustlog.claim.duration", sec, metric.WithDescription("Time to claim a batch."))
-	tel.publishDur, _ = m.Float64Histogram("trustlog.publish.duration", sec, metric.WithDescription("Time to publish a batch."))
-	tel.settleDur, _ = m.Float64Histogram("trustlog.settle.duration", sec, metric.WithDescription("Time to settle a batch."))
-	tel.ackLatency, _ = m.Float64Histogram("trustlog.commit_to_ack", sec, metric.WithDescription("Time from an operation's created_at to the sink's ack."))
+	stage := metric.WithExplicitBucketBoundaries(stageBuckets...)
+	tel.claimDur, _ = m.Float64Histogram("trustlog.claim.duration", sec, stage, metric.WithDescription("Time to claim a batch."))
+	tel.publishDur, _ = m.Float64Histogram("trustlog.publish.duration", sec, stage, metric.WithDescription("Time to publish a batch."))
+	tel.settleDur, _ = m.Float64Histogram("trustlog.settle.duration", sec, stage, metric.WithDescription("Time to settle a batch."))
+	tel.ackLatency, _ = m.Float64Histogram("trustlog.commit_to_ack", sec, metric.WithExplicitBucketBoundaries(ackBuckets...),
+		metric.WithDescription("Time from an operation's created_at to the sink's ack."))
 	tel.sinkAttr = metric.WithAttributes(attribute.String("sink", sinkName(sink)))
 	tel.sourceAttr[ClaimPending] = metric.WithAttributes(attribute.String("source", "pending"))
 	tel.sourceAttr[ClaimDue] = metric.WithAttributes(attribute.String("source", "due"))
@@ -104,6 +119,23 @@ func (tel *telemetry) observeStore(t Telemetry, store Store) {
 		o.ObserveFloat64(tel.oldestAge, age)
 		return nil
 	}, tel.unsettled, tel.oldestAge)
+}
+
+// SinkDown reports whether the engine holds its sink to be unavailable: it
+// refused a batch as unavailable (see Unavailable) and has accepted
+// nothing since. since is when that outage began. For health checks
+// (`trustlog relay --metrics-addr` serves it at /readyz); an engine that
+// has not published yet has seen no outage.
+func (e *Engine) SinkDown() (since time.Time, down bool) {
+	if e.pauseUntil.Load() == 0 {
+		return time.Time{}, false
+	}
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if e.pauseUntil.Load() == 0 {
+		return time.Time{}, false
+	}
+	return e.downSince, true
 }
 
 func (tel *telemetry) stop() {

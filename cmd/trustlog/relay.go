@@ -66,7 +66,19 @@ publishing (within --shutdown-timeout), releases the rest, and exits 0.
 
 With --ledger-key-file the relay also appends every stored operation to the
 store's Merkle log and signs checkpoints (one leader among all relays, by a
-lease), publishing them through the sink.`,
+lease), publishing them through the sink.
+
+With --metrics-addr the relay serves on that address:
+  /metrics  Prometheus metrics: the relay's (latency histograms in seconds),
+            the Go runtime's and the process's; target_info has
+            service_name="trustlog"
+  /healthz  200 "ok" while the process runs (liveness)
+  /readyz   200 when the relay is ready: the store answers, its schema is
+            current (every migration applied) and the sink is not in an
+            outage; 503 otherwise, and until the store and sink are open.
+            The JSON body names each check (store, schema, sink) and its
+            state: ok, fail (with its error), unknown (not checked yet) or
+            none (no sink: the relay only sequences the ledger).`,
 		Example: `  trustlog --store postgres://app@db/app --sink kafka://k1:9092/trustlog.ops relay --workers 2
   TRUSTLOG_STORE=sqlite:app.db TRUSTLOG_SINK=memory:// trustlog relay --strict`,
 		Args: cobra.NoArgs,
@@ -75,12 +87,13 @@ lease), publishing them through the sink.`,
 			if err := checkEngineFlags(cmd.Flags(), cfg); err != nil {
 				return err
 			}
+			var health *relayHealth
 			if metricsAddr != "" {
-				tel, err := a.serveMetrics(ctx, metricsAddr)
+				tel, h, err := a.serveMetrics(ctx, metricsAddr)
 				if err != nil {
 					return err
 				}
-				cfg.Telemetry = tel
+				cfg.Telemetry, health = tel, h
 			}
 			strategy := core.StoreAndPublish
 			if ledgerKey != "" {
@@ -117,6 +130,7 @@ lease), publishing them through the sink.`,
 			if err != nil {
 				return err
 			}
+			health.attach(c.Store(), c.Sink(), e)
 			start := time.Now()
 			err = e.Run(ctx)
 			st := e.Stats()
@@ -127,7 +141,7 @@ lease), publishing them through the sink.`,
 	}
 	engineFlags(cmd.Flags(), &cfg)
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply migrations before relaying")
-	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9464, path /metrics)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz) on this address (e.g. :9464)")
 	cmd.Flags().StringVar(&cfg.Node, "node", "", "this relay's stable name (host or pod name): lets a restarted relay recognise its own unfinished sends")
 	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: also sequence every operation into the Merkle log and sign checkpoints with it; without --sink, only sequence (env TRUSTLOG_LEDGER_KEY_FILE)")
 	return cmd
