@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,4 +33,18 @@ func TestMessagesDoNotMislead(t *testing.T) {
 		_, has := doc["oldest_unsettled"]
 		assert.False(t, has, "omitted when nothing is unsettled: %s", out)
 	})
+}
+
+// TestMigrateSaysWhatItDid: migrate up says it applied migrations when it
+// did, and that the schema was up to date only when it was.
+func TestMigrateSaysWhatItDid(t *testing.T) {
+	t.Parallel()
+	store := "sqlite:" + filepath.Join(t.TempDir(), "m.db")
+	code, _, errOut := cli(t, context.Background(), "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, `"msg":"schema migrated"`)
+	assert.NotContains(t, errOut, "up to date")
+	code, _, errOut = cli(t, context.Background(), "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "schema is up to date")
 }

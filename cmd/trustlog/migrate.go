@@ -70,6 +70,24 @@ is applied and whether it can be rolled back now.`,
 				return err
 			}
 			defer s.Close()
+			applied := func() int { // how many migrations are applied, -1 if unknown
+				ms, ok := s.(core.MigrationStatuser)
+				if !ok {
+					return -1
+				}
+				list, err := ms.MigrationStatus(cmd.Context())
+				if err != nil {
+					return -1
+				}
+				n := 0
+				for _, m := range list {
+					if m.Applied {
+						n++
+					}
+				}
+				return n
+			}
+			before := applied()
 			migrate := func(ctx context.Context, _ func(string, int64)) error { return s.Migrate(ctx) }
 			if pm, ok := s.(core.ProgressMigrator); ok {
 				migrate = pm.MigrateWithProgress
@@ -83,7 +101,14 @@ is applied and whether it can be rolled back now.`,
 			if err != nil {
 				return err
 			}
-			a.log.Info("schema is up to date")
+			switch after := applied(); {
+			case before >= 0 && after > before:
+				a.log.Info("schema migrated", "applied", after-before)
+			case before >= 0 && after == before:
+				a.log.Info("schema is up to date; nothing to apply")
+			default:
+				a.log.Info("schema migrated")
+			}
 			return nil
 		},
 	}
