@@ -147,6 +147,9 @@ func (r *relay) start(t *testing.T) {
 	t.Helper()
 	cmd := exec.Command(binary, r.args...)
 	cmd.Stdout, cmd.Stderr = r.log, r.log
+	// Killed with the test process: a test killed hard (a CI timeout)
+	// leaves no relay retrying against its private servers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
 	r.cmd, r.done, r.running = cmd, make(chan error, 1), true
 	go func() { r.done <- cmd.Wait() }()

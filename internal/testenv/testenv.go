@@ -9,8 +9,11 @@ package testenv
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,8 +70,31 @@ func (s *Server) Need(t testing.TB) string {
 	return dsn
 }
 
+// ping asks the server until it answers, for up to a minute: a server
+// on a machine whose cores are busy with other work may take seconds to
+// answer. A refused connection (nothing listens there) or an error that
+// is not about time ends it at once, so a machine without the server
+// skips quickly.
 func (s *Server) ping(dsn string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := s.pingOnce(dsn)
+		if err == nil || errors.Is(err, syscall.ECONNREFUSED) || !slow(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// slow reports whether err is about time: a deadline or a timeout.
+func slow(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() ||
+		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "deadline exceeded")
+}
+
+func (s *Server) pingOnce(dsn string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if s.Ping != nil {
 		return s.Ping(ctx, dsn)
