@@ -64,36 +64,14 @@ is applied and whether it can be rolled back now.`,
 		Short:   "Apply every migration not yet applied",
 		Example: "  trustlog --store postgres://app@localhost/app migrate up",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStoreUnchecked(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			applied := func() int { // how many migrations are applied, -1 if unknown
-				ms, ok := s.(core.MigrationStatuser)
-				if !ok {
-					return -1
-				}
-				list, err := ms.MigrationStatus(cmd.Context())
-				if err != nil {
-					return -1
-				}
-				n := 0
-				for _, m := range list {
-					if m.Applied {
-						n++
-					}
-				}
-				return n
-			}
-			before := applied()
+		RunE: a.withStore(func(cmd *cobra.Command, s core.Store) error {
+			before := appliedCount(cmd.Context(), s)
 			migrate := func(ctx context.Context, _ func(string, int64)) error { return s.Migrate(ctx) }
 			if pm, ok := s.(core.ProgressMigrator); ok {
 				migrate = pm.MigrateWithProgress
 			}
 			pr, totals := a.newProgress(), map[string]int{}
-			err = migrate(cmd.Context(), func(step string, done int64) {
+			err := migrate(cmd.Context(), func(step string, done int64) {
 				totals[step] = int(done)
 				pr.set(step, int(done))
 			})
@@ -101,7 +79,7 @@ is applied and whether it can be rolled back now.`,
 			if err != nil {
 				return err
 			}
-			switch after := applied(); {
+			switch after := appliedCount(cmd.Context(), s); {
 			case before >= 0 && after > before:
 				a.log.Info("schema migrated", "applied", after-before)
 			case before >= 0 && after == before:
@@ -110,19 +88,14 @@ is applied and whether it can be rolled back now.`,
 				a.log.Info("schema migrated")
 			}
 			return nil
-		},
+		}),
 	}
 	status := &cobra.Command{
 		Use:     "status",
 		Short:   "List migrations and whether each is applied",
 		Example: "  trustlog --store sqlite:app.db migrate status",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStoreUnchecked(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: a.withStore(func(cmd *cobra.Command, s core.Store) error {
 			ms, ok := s.(core.MigrationStatuser)
 			if !ok {
 				return fmt.Errorf("this store cannot list its migrations")
@@ -141,7 +114,7 @@ is applied and whether it can be rolled back now.`,
 				fmt.Fprintf(w, "%s\t%s\t%s\n", m.Name, state, at)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	down := &cobra.Command{
 		Use:   "down",
@@ -153,12 +126,7 @@ whose undoing would drop data the store holds, refuses the whole rollback
 relays first. Prints each migration rolled back.`,
 		Example: "  trustlog --store sqlite:app.db migrate down",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStoreUnchecked(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: a.withStore(func(cmd *cobra.Command, s core.Store) error {
 			dm, ok := s.(downMigrator)
 			if !ok {
 				return usagef("this store cannot roll back its migrations")
@@ -179,19 +147,14 @@ relays first. Prints each migration rolled back.`,
 				fmt.Fprintf(a.stdout, "rolled back %s\n", n)
 			}
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:     "list",
 		Short:   "List every migration: applied or not, and whether it can be rolled back",
 		Example: "  trustlog --store sqlite:app.db migrate list",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := a.openStoreUnchecked(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+		RunE: a.withStore(func(cmd *cobra.Command, s core.Store) error {
 			ml, ok := s.(migrationLister)
 			if !ok {
 				return usagef("this store cannot list its migrations")
@@ -214,8 +177,42 @@ relays first. Prints each migration rolled back.`,
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Name, state, rev, group, at)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(up, status, down, list)
 	return cmd
+}
+
+// withStore runs a migrate subcommand on --store opened as it is (no
+// schema check: these commands make or inspect the schema), closing it
+// afterwards.
+func (a *app) withStore(run func(cmd *cobra.Command, s core.Store) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		s, err := a.openStoreUnchecked(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return run(cmd, s)
+	}
+}
+
+// appliedCount is how many migrations s has applied, or -1 if it cannot
+// say.
+func appliedCount(ctx context.Context, s core.Store) int {
+	ms, ok := s.(core.MigrationStatuser)
+	if !ok {
+		return -1
+	}
+	list, err := ms.MigrationStatus(ctx)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, m := range list {
+		if m.Applied {
+			n++
+		}
+	}
+	return n
 }
