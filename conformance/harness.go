@@ -13,6 +13,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // StoreHarness is one fresh, migrated, empty store for one test.
@@ -56,13 +57,11 @@ type SinkHarness struct {
 // NewSinkFunc returns a fresh sink harness and registers its cleanup.
 type NewSinkFunc func(t *testing.T) SinkHarness
 
-// testTimeout bounds every wait in the suite.
-const testTimeout = 90 * time.Second
-
+// testContext bounds every wait of a test: until shortly before the test
+// binary's deadline (go test -timeout), so the suite waits as long as a
+// busy machine needs and a stuck wait still fails with its own message.
 func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
+	return testenv.Context(t)
 }
 
 // NewOp returns a valid, unsealed operation on object doid (local part)

@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -98,8 +97,7 @@ func testSinkClose(t *testing.T, h SinkHarness) {
 	msgs, _ := sealedMessages(t, 2, 1)
 	require.NoError(t, h.Sink.Close())
 	require.NoError(t, h.Sink.Close(), "Close is idempotent")
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx := testContext(t)
 	errs := h.Sink.Publish(ctx, msgs)
 	require.Len(t, errs, 2)
 	for _, err := range errs {

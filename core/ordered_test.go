@@ -16,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -224,7 +225,7 @@ func TestOrderedStreamRenumbersOnUnknownClaim(t *testing.T) {
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(context.Background())
 	started := runNumber(t, db, "relay-u")
-	require.Eventually(t, func() bool { return sink.Len() == 10 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return sink.Len() == 10 }, testenv.Patience(t), 10*time.Millisecond)
 	require.NoError(t, c.Record(ctx, ops[10:]...)) // the next ordered claim is the lost one
 	require.Eventually(t, func() bool {
 		st, err := db.Stats(ctx)

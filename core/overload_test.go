@@ -14,6 +14,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -38,6 +39,7 @@ func recordN(t *testing.T, s core.Store, n, objects int) []*core.Operation {
 // TestPoisonAmongTenThousand: one operation the sink always rejects goes
 // dead after MaxAttempts while 10,000 others flow past it.
 func TestPoisonAmongTenThousand(t *testing.T) {
+	testenv.Long(t)
 	t.Parallel()
 	ctx := context.Background()
 	store := sqlitetest.Open(t, sqlitetest.URL(t))
@@ -54,7 +56,7 @@ func TestPoisonAmongTenThousand(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePublished] == 10_000 && st.Counts[core.StateDead] == 1
-	}, 2*time.Minute, 20*time.Millisecond)
+	}, testenv.Patience(t), 20*time.Millisecond)
 	dead, err := store.Get(ctx, poison.OpID)
 	require.NoError(t, err)
 	assert.Equal(t, core.StateDead, dead.State)
@@ -68,6 +70,7 @@ func TestPoisonAmongTenThousand(t *testing.T) {
 // published, one waiting for it, one being settled, one waiting to be),
 // and the heap does not grow with the backlog.
 func TestSlowSinkIsBackpressure(t *testing.T) {
+	testenv.Long(t)
 	t.Parallel()
 	ctx := context.Background()
 	store := sqlitetest.Open(t, sqlitetest.URL(t))

@@ -16,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // runSink is a sequenced sink for one run of a relay: it reports the
@@ -41,7 +42,7 @@ func (s *runSink) highest() int64 {
 // called waits until s was offered a batch.
 func (s *runSink) called(t *testing.T) {
 	t.Helper()
-	require.Eventually(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.calls > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.calls > 0 }, testenv.Patience(t), 5*time.Millisecond)
 }
 
 func (s *runSink) OrderedStream(context.Context) (int64, bool, error) { return s.last, true, nil }
@@ -139,7 +140,7 @@ func TestRedeliveryFromEarlierRuns(t *testing.T) {
 			first := record("first", 10) // seqs 1-10
 			s1 := &runSink{hang: true, seen: map[string]core.Message{}}
 			one := run(killed{db}, s1, 3*time.Second)
-			require.Eventually(t, inFlight(10), 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, inFlight(10), testenv.Patience(t), 10*time.Millisecond)
 			s1.called(t)
 			one.Stop(ctx) // the settle and release never land: killed
 
@@ -148,7 +149,7 @@ func TestRedeliveryFromEarlierRuns(t *testing.T) {
 				record("second", 10) // seqs 11-20, sent by run 2, which then dies
 				s2 := &runSink{last: last, seen: map[string]core.Message{}}
 				two := run(killed{db}, s2, time.Minute)
-				require.Eventually(t, func() bool { s2.mu.Lock(); defer s2.mu.Unlock(); return len(s2.seen) == 10 }, 10*time.Second, 10*time.Millisecond)
+				require.Eventually(t, func() bool { s2.mu.Lock(); defer s2.mu.Unlock(); return len(s2.seen) == 10 }, testenv.Patience(t), 10*time.Millisecond)
 				two.Stop(ctx)
 				last = s2.highest()
 			}
@@ -225,7 +226,7 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 	record(10) // seqs 1-10
 	s1 := &runSink{seen: map[string]core.Message{}}
 	one := run(&lostClaimCommit{Store: orderedOnly{killed{db}}}, s1)
-	require.Eventually(t, sent(s1, 10), 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, sent(s1, 10), testenv.Patience(t), 5*time.Millisecond)
 	record(10) // 11-20: the lost claim
 	untilCount(t, db, core.StateInFlight, 20, 10*time.Second)
 	record(10) // 21-30: the ordered stream goes on
@@ -249,7 +250,7 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 	s2 := &runSink{last: s1.highest(), seen: map[string]core.Message{}}
 	two := run(db, s2)
 	defer two.Stop(ctx)
-	require.Eventually(t, sent(s2, 30), 20*time.Second, 10*time.Millisecond, "run 2 takes everything back after the lease")
+	require.Eventually(t, sent(s2, 30), testenv.Patience(t), 10*time.Millisecond, "run 2 takes everything back after the lease")
 	s2.mu.Lock()
 	defer s2.mu.Unlock()
 	for i, op := range ops {
@@ -436,7 +437,7 @@ func TestPendingSendKeepsItsClaim(t *testing.T) {
 	run := func(sink core.Sink) *core.Engine { return startRelay(t, db, sink, "relay-p", 100*time.Millisecond) }
 	s1 := &stillSending{first: map[int64]int64{}}
 	one := run(s1)
-	require.Eventually(t, func() bool { return s1.last() > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return s1.last() > 0 }, testenv.Patience(t), 5*time.Millisecond)
 	time.Sleep(3500 * time.Millisecond) // three leases
 	require.NoError(t, one.Stop(ctx))
 	untilCount(t, db, core.StateInFlight, 10, time.Second)
@@ -618,13 +619,13 @@ func TestOrderedBatchSendsNothingUntilItsRestoresAreRecorded(t *testing.T) {
 	sink := &halfSending{offers: map[int64]int{}}
 	e := startRelay(t, store, sink, "relay-h", 100*time.Millisecond)
 	defer e.Stop(ctx)
-	require.Eventually(t, func() bool { return sink.offered(10) > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return sink.offered(10) > 0 }, testenv.Patience(t), 5*time.Millisecond)
 	time.Sleep(3 * time.Second) // the lease ends; the claims come due, again and again
 	for seq := int64(6); seq <= 10; seq++ {
 		assert.Equal(t, 1, sink.offered(seq), "seq %d not sent again while the restore of 1-5 fails", seq)
 	}
 	store.fail.Store(false)
-	require.Eventually(t, func() bool { return sink.offered(10) > 1 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return sink.offered(10) > 1 }, testenv.Patience(t), 5*time.Millisecond,
 		"sent again once the restore is recorded")
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -40,7 +41,7 @@ func TestTelemetryHistogramBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(ctx)
-	require.Eventually(t, func() bool { return e.Stats().Published == int64(len(ops)) }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.Stats().Published == int64(len(ops)) }, testenv.Patience(t), 10*time.Millisecond)
 
 	stage := []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 	want := map[string][]float64{
@@ -91,7 +92,7 @@ func TestEngineSinkDown(t *testing.T) {
 	before := time.Now()
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(ctx)
-	require.Eventually(t, func() bool { _, down := e.SinkDown(); return down }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { _, down := e.SinkDown(); return down }, testenv.Patience(t), 5*time.Millisecond)
 	since, _ := e.SinkDown()
 	assert.False(t, since.Before(before), "the outage began after the engine started")
 	sink.SetFaults(memory.Faults{})

@@ -16,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -46,7 +47,7 @@ func TestTelemetry(t *testing.T) {
 	e, err := c.Engine()
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
-	require.Eventually(t, func() bool { s := e.Stats(); return s.Published == 29 && s.Dead == 1 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { s := e.Stats(); return s.Published == 29 && s.Dead == 1 }, testenv.Patience(t), 10*time.Millisecond)
 
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(ctx, &rm))

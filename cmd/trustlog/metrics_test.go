@@ -21,6 +21,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -252,5 +253,5 @@ func TestReadyzSinkOutage(t *testing.T) {
 	require.Eventually(t, func() bool { code, r = readyzOf(t, h); return code == http.StatusOK },
 		30*time.Second, 5*time.Millisecond)
 	assert.True(t, r.Ready)
-	require.Eventually(t, func() bool { return e.Stats().Published == 1 }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return e.Stats().Published == 1 }, testenv.Patience(t), 5*time.Millisecond)
 }

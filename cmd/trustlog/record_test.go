@@ -20,6 +20,7 @@ import (
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	_ "github.com/go-trustlog/trustlog/drivers/sqlite"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // storedOps counts the operations in a store.
@@ -177,6 +178,7 @@ func (s *lineSource) Read(p []byte) (int, error) {
 // TestRecordStreams: record reads its input as a stream; it does not hold
 // the operations in memory. Not parallel: it samples the live heap.
 func TestRecordStreams(t *testing.T) {
+	testenv.Long(t)
 	store := newStore(t)
 	const n = 25_000
 	runtime.GC()

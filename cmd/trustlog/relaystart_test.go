@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
@@ -50,7 +51,7 @@ func TestRelayWaitsForItsSink(t *testing.T) {
 	default:
 	}
 	require.NoError(t, b.Restart())
-	require.Eventually(t, func() bool { return len(b.Messages(topic)) == 2 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(b.Messages(topic)) == 2 }, testenv.Patience(t), 20*time.Millisecond)
 	stop()
 	r := <-done
 	assert.Equal(t, 0, r.code, r.errOut)

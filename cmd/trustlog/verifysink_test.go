@@ -16,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/sinkcheck"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/kafka"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 	"github.com/go-trustlog/trustlog/sinks/pulsar"
@@ -91,7 +92,7 @@ func testVerifySink[S core.Sink](t *testing.T, sinkURL string, open func(string)
 	e, err := c.Engine()
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
-	require.Eventually(t, func() bool { return e.Stats().Published == 30 }, time.Minute, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.Stats().Published == 30 }, testenv.Patience(t), 10*time.Millisecond)
 	require.NoError(t, e.Stop(ctx))
 
 	code, out, errOut := cli(t, ctx, "", "--store", storeURL, "--sink", sinkURL, "verify-sink", "--key", pub, "--require-signature")

@@ -13,6 +13,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/kafka"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 )
@@ -56,12 +57,12 @@ func TestBrokerRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(ctx)
-	require.Eventually(t, func() bool { return e.Stats().Published > 50 }, time.Minute, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return e.Stats().Published > 50 }, testenv.Patience(t), 10*time.Millisecond)
 
 	cluster.Stop()
 	second := ops(300, 300)
 	record(t, store, second)
-	require.Eventually(t, func() bool { return e.Stats().Outages > 0 }, time.Minute, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return e.Stats().Outages > 0 }, testenv.Patience(t), 10*time.Millisecond,
 		"the engine notices the broker is gone")
 	time.Sleep(time.Second)
 	cluster.Restart()

@@ -16,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/pulsar"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
@@ -194,7 +195,7 @@ func TestRetryWaitsForPendingSend(t *testing.T) {
 			for i, err := range errs {
 				require.True(t, core.IsUnavailable(err), "message %d: no receipt yet: %v", i, err)
 			}
-			require.Eventually(t, func() bool { return len(b.Messages(topic)) == 5 }, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, func() bool { return len(b.Messages(topic)) == 5 }, testenv.Patience(t), 10*time.Millisecond)
 
 			done := make(chan []error, 1)
 			go func() {
@@ -334,7 +335,7 @@ func TestNewOperationsGoInTheStream(t *testing.T) {
 				require.NoError(t, c.Record(ctx, ops...))
 				time.Sleep(5 * time.Millisecond)
 			}
-			require.Eventually(t, func() bool { return len(b.Messages(topic)) >= 5000 }, time.Minute, 10*time.Millisecond)
+			require.Eventually(t, func() bool { return len(b.Messages(topic)) >= 5000 }, testenv.Patience(t), 10*time.Millisecond)
 			byProducer := map[string]int{}
 			for _, m := range b.Messages(topic) {
 				byProducer[m.Producer]++
@@ -406,7 +407,7 @@ func untilPublished(t *testing.T, s core.Store, n int64) {
 	require.Eventually(t, func() bool {
 		st, err := s.Stats(context.Background())
 		return err == nil && st.Counts[core.StatePublished] == n
-	}, time.Minute, 10*time.Millisecond)
+	}, testenv.Patience(t), 10*time.Millisecond)
 }
 
 // slowSink delays every batch, as a broker far away does.

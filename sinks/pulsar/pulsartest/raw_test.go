@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // rawConn talks the wire protocol by hand.
@@ -295,7 +297,7 @@ func TestLifecycle(t *testing.T) {
 	require.Nil(t, b.Messages("keep"))
 	// Close waits for every goroutine's wg.Done, the last thing each
 	// does; one may still be on the stack for an instant, returning.
-	require.Eventually(t, func() bool { return len(brokerGoroutines()) == 0 }, 2*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return len(brokerGoroutines()) == 0 }, testenv.Patience(t), time.Millisecond,
 		"Close waits for every broker goroutine: %v", brokerGoroutines())
 
 	_, err = New(WithPartitionedTopic("bad", 0))
