@@ -121,8 +121,10 @@ func (op *Operation) validate(index int) error {
 	if len(op.Sign) > 0 && op.Signer == "" {
 		return fail("signer", "is required when sign is set")
 	}
-	if !op.CreatedAt.IsZero() && (op.CreatedAt.Year() < 1970 || op.CreatedAt.Year() > 9999) {
-		return fail("created_at", "must be between 1970 and 9999")
+	// The range is of the UTC year, the one Seal checks after converting:
+	// the year in the time's own location may differ at the ends.
+	if y := op.CreatedAt.UTC().Year(); !op.CreatedAt.IsZero() && (y < 1970 || y > 9999) {
+		return fail("created_at", "must be between 1970 and 9999 (UTC)")
 	}
 	return nil
 }
