@@ -3,24 +3,24 @@ package dbserver
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/go-trustlog/trustlog/core"
 	_ "github.com/go-trustlog/trustlog/drivers/mysql"
 	_ "github.com/go-trustlog/trustlog/drivers/postgres"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // TestRestart: a private server serves a store, goes down, and serves it
-// again with the data kept.
+// again with the data kept. A long scenario: the chaos test depends on it.
 func TestRestart(t *testing.T) {
+	testenv.Long(t)
 	for _, kind := range []string{"postgres", "mariadb"} {
 		t.Run(kind, func(t *testing.T) {
 			if err := Available(kind); err != nil {
 				t.Skipf("%s binaries not installed: %v", kind, err)
 			}
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
+			ctx := testenv.Context(t)
 			s := Start(t, kind)
 			st, err := core.OpenStore(ctx, s.URL)
 			if err != nil {
