@@ -9,7 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
+
+// publishRetry spaces PublishOnly's tries: 100ms, doubling, at most 5s
+// (with the default three attempts, 100ms and 200ms).
+var publishRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // Client records operations according to its Strategy. It is safe for
 // concurrent use.
@@ -23,6 +29,7 @@ type Client struct {
 	mu       sync.Mutex
 	engines  []*Engine
 	attempts int
+	retry    backoff.Policy // publishRetry, or a test's shorter one
 	tel      *telemetry
 }
 
@@ -101,6 +108,7 @@ func NewClient(store Store, sink Sink, cfg Config) (*Client, error) {
 		store: store, sink: sink, cfg: cfg,
 		log:      cmp.Or(cfg.Logger, slog.Default()),
 		attempts: cmp.Or(cfg.PublishAttempts, 3),
+		retry:    publishRetry,
 		tel:      newTelemetry(cfg.Telemetry, sink),
 	}, nil
 }
@@ -118,7 +126,9 @@ func (c *Client) Strategy() Strategy { return c.cfg.Strategy }
 // are stored or none. With PublishOnly it publishes them instead and
 // returns the sink's error. Each op is updated in place (op_id, created_at,
 // op_hash, signature).
-func (c *Client) Record(ctx context.Context, ops ...*Operation) error {
+func (c *Client) Record(ctx context.Context, ops ...*Operation) (err error) {
+	ctx, span := c.tel.recordSpan(ctx, c.cfg.Strategy, false)
+	defer func() { endRecordSpan(span, ops, err) }()
 	if err := c.prepare(ops); err != nil {
 		return err
 	}
@@ -136,7 +146,9 @@ func (c *Client) Record(ctx context.Context, ops ...*Operation) error {
 // RecordTx seals ops and inserts them through the caller's transaction, so
 // they commit or roll back with the caller's own change. It is not
 // available with PublishOnly.
-func (c *Client) RecordTx(ctx context.Context, tx Execer, ops ...*Operation) error {
+func (c *Client) RecordTx(ctx context.Context, tx Execer, ops ...*Operation) (err error) {
+	ctx, span := c.tel.recordSpan(ctx, c.cfg.Strategy, true)
+	defer func() { endRecordSpan(span, ops, err) }()
 	if c.cfg.Strategy == PublishOnly {
 		return fmt.Errorf("%w: RecordTx needs a store; PublishOnly has none", ErrStrategy)
 	}
@@ -176,7 +188,8 @@ func (c *Client) prepare(ops []*Operation) error {
 }
 
 // publishNow is PublishOnly: publish, retry what failed a bounded number of
-// times with a short backoff, and report what still failed.
+// times with a short backoff (c.retry), and report what still failed. When
+// ctx ends during a wait, the error wraps ctx's and the last failure.
 func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 	msgs := make([]Message, len(ops))
 	for i, op := range ops {
@@ -186,11 +199,10 @@ func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 		}
 		msgs[i] = m
 	}
-	delay := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	return backoff.Retry(ctx, c.retry, c.attempts, func(attempt int) error {
 		errs := c.sink.Publish(ctx, msgs)
 		if len(errs) != len(msgs) {
-			return fmt.Errorf("trustlog: sink returned %d results for %d messages", len(errs), len(msgs))
+			return backoff.Stop(fmt.Errorf("trustlog: sink returned %d results for %d messages", len(errs), len(msgs)))
 		}
 		var failed []Message
 		var last []error
@@ -207,19 +219,15 @@ func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 		for _, err := range last {
 			permanent = permanent && IsPermanent(err)
 		}
+		err := fmt.Errorf("trustlog: publish failed for %d of %d operations after %d attempts: %w",
+			len(failed), len(ops), attempt, errors.Join(last...))
 		if attempt >= c.attempts || permanent {
-			return fmt.Errorf("trustlog: publish failed for %d of %d operations after %d attempts: %w",
-				len(failed), len(ops), attempt, errors.Join(last...))
+			return backoff.Stop(err)
 		}
 		c.log.WarnContext(ctx, "publish failed, retrying", "failed", len(failed), "attempt", attempt, "err", last[0])
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay *= 2
 		msgs = failed
-	}
+		return err
+	})
 }
 
 // Engine returns a new relay engine over the client's store and sink,

@@ -104,7 +104,8 @@ type EngineConfig struct {
 	MaxAttempts int
 	// BackoffBase, BackoffMax and BackoffJitter shape the retry delay:
 	// BackoffBase * 2^(attempt-1), capped at BackoffMax, times a random
-	// factor in [1-jitter, 1+jitter] (defaults 1s, 10m, 0.2).
+	// factor in [1-jitter, 1+jitter], never above BackoffMax (defaults 1s,
+	// 10m, 0.2). See Backoff.
 	BackoffBase   time.Duration
 	BackoffMax    time.Duration
 	BackoffJitter float64
@@ -245,6 +246,7 @@ type Config struct {
 	// Engine configures the engine Client.Engine returns.
 	Engine EngineConfig
 	// PublishAttempts bounds PublishOnly's in-process retry (default 3).
+	// Tries are 100ms apart, doubling, at most 5s.
 	PublishAttempts int
 	// Logger receives the client's logs (default slog.Default()).
 	Logger *slog.Logger

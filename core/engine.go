@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
 
 // settleTimeout bounds a settle or release. It runs on a context detached
@@ -32,6 +34,14 @@ const stopGrace = time.Second
 
 // outagePause is the first pause of an outage (see sinkDown).
 const outagePause = 100 * time.Millisecond
+
+// claimRetry spaces a claim loop's tries while its claims fail (the store
+// is away), settleRetry the tries to record an ordered batch's outcome
+// (see settleLoop): the module's one schedule, without jitter.
+var (
+	claimRetry  = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	settleRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 2 * time.Second}
+)
 
 // Engine relays stored operations to the sink: dispatcher loops claim
 // pending operations in record order, a retrier claims due retries and
@@ -125,6 +135,9 @@ type Engine struct {
 	// nextEpoch); until then the ordered stream claims nothing. Only
 	// the ordered claim loop uses it once started.
 	runKnown bool
+	// claimRetry and settleRetry are the package's, or a test's shorter
+	// ones.
+	claimRetry, settleRetry backoff.Policy
 }
 
 // Claim tokens, from the high bit down: 0, the node tag (23 bits: which
@@ -219,7 +232,8 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		abortCtx: abortCtx, abort: abort,
-		tel: newTelemetry(cfg.Telemetry, sink),
+		tel:        newTelemetry(cfg.Telemetry, sink),
+		claimRetry: claimRetry, settleRetry: settleRetry,
 	}
 	if cfg.Node != "" {
 		h := fnv.New32a()
@@ -347,10 +361,7 @@ func (e *Engine) holdAlive() {
 	for ctx.Err() == nil {
 		lease, err := e.store.Locker().TryAcquire(ctx, aliveLease(e.cfg.Node), e.cfg.Lease)
 		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			backoff.Sleep(ctx, time.Second) // a held lease expires by itself: every second, no growth
 			continue
 		}
 		select {
@@ -629,7 +640,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		default:
 		}
 	}()
-	errDelay := 100 * time.Millisecond
+	claimErrs := backoff.Series{Policy: e.claimRetry}
 	numbered := int64(0)  // the streamGen the run number covers
 	var lastDue time.Time // the ordered loop's last claim of due operations
 	for {
@@ -745,14 +756,14 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 			e.endProbe(probe)
 		}
 		if err != nil {
-			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", errDelay)
-			if !e.idle(errDelay, nil) {
+			delay := claimErrs.Next()
+			e.log.Warn("trustlog: claim failed", "source", src, "err", err, "retry_in", delay)
+			if !e.idle(delay, nil) {
 				return
 			}
-			errDelay = min(errDelay*2, 5*time.Second)
 			continue
 		}
-		errDelay = 100 * time.Millisecond
+		claimErrs.Reset()
 		if len(recs) == 0 {
 			var wake <-chan struct{}
 			if src == ClaimPending {
@@ -766,7 +777,7 @@ func (e *Engine) claimLoop(src ClaimSource, poll time.Duration, ordered bool, ou
 		if src == ClaimPending && len(recs) == e.cfg.BatchSize {
 			e.Wake() // more is waiting: let an idle sibling start too
 		}
-		span := e.tel.batchSpan(p.Source, expires.Add(-e.cfg.Lease), len(recs))
+		span := e.tel.batchSpan(p.Source, expires.Add(-e.cfg.Lease), recs)
 		select {
 		case <-e.stopping: // stopped while claiming: hand nothing on
 			e.release(token, recs)
@@ -1459,8 +1470,8 @@ func (e *Engine) settleLoop(in <-chan outcome) {
 			// A database restart is over in seconds: try again for up to a
 			// lease first.
 			deadline := time.Now().Add(e.cfg.Lease)
-			for delay := 100 * time.Millisecond; err != nil && time.Now().Before(deadline); delay = min(2*delay, 2*time.Second) {
-				if !e.idle(delay, nil) {
+			for tries := (backoff.Series{Policy: e.settleRetry}); err != nil && time.Now().Before(deadline); {
+				if !e.idle(tries.Next(), nil) {
 					break
 				}
 				err = e.record(&o)
@@ -1573,17 +1584,15 @@ func (e *Engine) backoff(attempts int) time.Duration {
 }
 
 // Backoff returns base * 2^(attempt-1), capped at max, times a random factor
-// in [1-jitter, 1+jitter] (and never above max).
+// in [1-jitter, 1+jitter] (and never above max, nor below 0); an attempt
+// below 1 counts as 1. It is the delay before an operation's next attempt,
+// computed from the attempt number stored with it, so it is a pure
+// function of its arguments (apart from the jitter), as fast and as safe
+// from overflow at attempt 10^9 as at attempt 2. Every other retry delay
+// of trustlog (the engine's pauses, the stores' retries, the listener's
+// reconnects) comes from the same schedule.
 func Backoff(attempt int, base, max time.Duration, jitter float64) time.Duration {
-	d := base
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	if jitter > 0 {
-		d = time.Duration(float64(d) * (1 + jitter*(2*rand.Float64()-1)))
-	}
-	return min(d, max)
+	return backoff.Policy{Base: base, Max: max, Jitter: jitter}.Delay(attempt)
 }
 
 // truncate makes s storable as last_error: valid UTF-8, no NUL, at most n

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"testing"
 	"time"
 
@@ -83,6 +84,13 @@ func TestBackoff(t *testing.T) {
 			assert.GreaterOrEqual(t, d, time.Duration(float64(want)*0.8))
 			assert.LessOrEqual(t, d, min(time.Duration(float64(want)*1.2), time.Minute))
 		}
+	}
+	// An attempt number read from the database, however large: the cap,
+	// at once, never an overflow.
+	for _, attempt := range []int{64, 1 << 40, math.MaxInt} {
+		assert.Equal(t, time.Minute, core.Backoff(attempt, time.Second, time.Minute, 0), "attempt %d", attempt)
+		d := core.Backoff(attempt, time.Second, math.MaxInt64, 0.2)
+		assert.GreaterOrEqual(t, d, time.Duration(float64(math.MaxInt64)*0.8), "attempt %d: jittered down at most 20%%, not overflowed", attempt)
 	}
 }
 

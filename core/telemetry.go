@@ -16,6 +16,13 @@ import (
 // Telemetry says where metrics and traces go. The zero value uses
 // OpenTelemetry's global providers, which do nothing until the application
 // installs an SDK: trustlog depends on the OpenTelemetry API only.
+//
+// Record and RecordTx make a span "trustlog.record", a child of the span
+// in the caller's context, naming the operations by op_id; the engine
+// makes a span "trustlog.batch" per batch it claims (children "claim",
+// "publish", "settle"), naming them too. The two are not linked: a batch
+// is claimed long after, often in another process. docs/operating.md
+// lists the attributes.
 type Telemetry struct {
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
@@ -51,11 +58,20 @@ var ackBuckets = append(append([]float64(nil), stageBuckets...), 60, 300, 900, 3
 //	trustlog.operations.unsettled  gauge      pending + in flight + retrying
 //	trustlog.oldest_unsettled_age  gauge      seconds
 //
-// and one span per batch, "trustlog.batch", with children "claim",
-// "publish" and "settle". The histograms' buckets run from 0.5ms to 30s
-// (commit_to_ack's on to an hour).
+// The spans:
+//
+//	trustlog.record  one per Record/RecordTx call, a child of the span in
+//	                 the caller's context: trustlog.strategy, trustlog.tx,
+//	                 trustlog.operations and the operations' names (opAttrs)
+//	trustlog.batch   one per claimed batch, a root: trustlog.source,
+//	                 trustlog.batch.size, trustlog.sink and the operations'
+//	                 names, with children "claim", "publish" and "settle"
+//
+// The histograms' buckets run from 0.5ms to 30s (commit_to_ack's on to an
+// hour).
 type telemetry struct {
 	tracer                   trace.Tracer
+	sink                     string // sinkName
 	recorded                 metric.Int64Counter
 	published, retried, dead metric.Int64Counter
 	claimDur, publishDur     metric.Float64Histogram
@@ -89,7 +105,8 @@ func newTelemetry(t Telemetry, sink Sink) *telemetry {
 	tel.settleDur, _ = m.Float64Histogram("trustlog.settle.duration", sec, stage, metric.WithDescription("Time to settle a batch."))
 	tel.ackLatency, _ = m.Float64Histogram("trustlog.commit_to_ack", sec, metric.WithExplicitBucketBoundaries(ackBuckets...),
 		metric.WithDescription("Time from an operation's created_at to the sink's ack."))
-	tel.sinkAttr = metric.WithAttributes(attribute.String("sink", sinkName(sink)))
+	tel.sink = sinkName(sink)
+	tel.sinkAttr = metric.WithAttributes(attribute.String("sink", tel.sink))
 	tel.sourceAttr[ClaimPending] = metric.WithAttributes(attribute.String("source", "pending"))
 	tel.sourceAttr[ClaimDue] = metric.WithAttributes(attribute.String("source", "due"))
 	return tel
@@ -146,16 +163,65 @@ func (tel *telemetry) stop() {
 
 // batchSpan starts a batch's span and its claim child, both back-dated to
 // when the claim began.
-func (tel *telemetry) batchSpan(src ClaimSource, start time.Time, n int) trace.Span {
+func (tel *telemetry) batchSpan(src ClaimSource, start time.Time, recs []Record) trace.Span {
 	source := "pending"
 	if src == ClaimDue {
 		source = "due"
 	}
 	ctx, span := tel.tracer.Start(context.Background(), "trustlog.batch", trace.WithTimestamp(start),
-		trace.WithAttributes(attribute.String("trustlog.source", source), attribute.Int("trustlog.batch.size", n)))
+		trace.WithAttributes(attribute.String("trustlog.source", source), attribute.Int("trustlog.batch.size", len(recs)),
+			attribute.String("trustlog.sink", tel.sink)))
+	if span.IsRecording() {
+		span.SetAttributes(opAttrs(len(recs), func(i int) *Operation { return &recs[i].Op })...)
+	}
 	_, claim := tel.tracer.Start(ctx, "claim", trace.WithTimestamp(start))
 	claim.End()
 	return span
+}
+
+// recordSpan starts the span of a Record (tx false) or RecordTx call in
+// ctx; endRecordSpan ends it.
+func (tel *telemetry) recordSpan(ctx context.Context, strategy Strategy, tx bool) (context.Context, trace.Span) {
+	return tel.tracer.Start(ctx, "trustlog.record", trace.WithAttributes(
+		attribute.String("trustlog.strategy", strategy.String()), attribute.Bool("trustlog.tx", tx)))
+}
+
+// endRecordSpan ends a recordSpan, naming ops (sealed by then, unless err
+// says they could not be) and err.
+func endRecordSpan(span trace.Span, ops []*Operation, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("trustlog.operations", len(ops)))
+		span.SetAttributes(opAttrs(len(ops), func(i int) *Operation { return ops[i] })...)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
+
+// maxSpanOpIDs bounds trustlog.op_ids: a batch of thousands of operations
+// would otherwise make a span of a hundred kilobytes.
+const maxSpanOpIDs = 128
+
+// opAttrs names n operations in a span: trustlog.op_ids, the op_ids (the
+// first maxSpanOpIDs; the count is another attribute), and for a single
+// operation trustlog.op_id and trustlog.doid as well, which a trace
+// backend can search for. Operations not sealed (no op_id) are left out.
+func opAttrs(n int, op func(i int) *Operation) []attribute.KeyValue {
+	ids := make([]string, 0, min(n, maxSpanOpIDs))
+	for i := 0; i < n && len(ids) < maxSpanOpIDs; i++ {
+		if o := op(i); o != nil && o.OpID != "" {
+			ids = append(ids, o.OpID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	attrs := []attribute.KeyValue{attribute.StringSlice("trustlog.op_ids", ids)}
+	if o := op(0); n == 1 {
+		attrs = append(attrs, attribute.String("trustlog.op_id", o.OpID), attribute.String("trustlog.doid", o.DOID))
+	}
+	return attrs
 }
 
 // child records a finished stage of a batch.

@@ -9,7 +9,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
+
+// reconnect spaces the listener's reconnects: 100ms, doubling, at most
+// 10s, from 100ms again after a connection that lasted a minute.
+var reconnect = backoff.Policy{Base: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // hub is a store's one LISTEN connection, shared by every engine of the
 // process that subscribes. It runs while anyone is subscribed, reconnects
@@ -19,6 +25,7 @@ type hub struct {
 	db      *sql.DB
 	channel string
 	log     *slog.Logger
+	retry   backoff.Policy // reconnect, or a test's shorter one
 
 	mu     sync.Mutex
 	subs   map[chan struct{}]struct{}
@@ -27,7 +34,7 @@ type hub struct {
 }
 
 func newHub(db *sql.DB, channel string, log *slog.Logger) *hub {
-	return &hub{db: db, channel: channel, log: log, subs: map[chan struct{}]struct{}{}}
+	return &hub{db: db, channel: channel, log: log, retry: reconnect, subs: map[chan struct{}]struct{}{}}
 }
 
 func (h *hub) subscribe(ctx context.Context) <-chan struct{} {
@@ -79,7 +86,7 @@ func (h *hub) close() {
 
 func (h *hub) listen(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	delay := 100 * time.Millisecond
+	tries := backoff.Series{Policy: h.retry}
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := h.listenOnce(ctx)
@@ -87,15 +94,13 @@ func (h *hub) listen(ctx context.Context, done chan struct{}) {
 			return
 		}
 		if time.Since(start) > time.Minute {
-			delay = 100 * time.Millisecond
+			tries.Reset()
 		}
+		delay := tries.Next()
 		h.log.Warn("trustlog/postgres: listener connection lost, engines poll until it is back", "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, delay) != nil {
 			return
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, 10*time.Second)
 	}
 }
 

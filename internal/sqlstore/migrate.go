@@ -15,6 +15,7 @@ import (
 	"github.com/uptrace/bun/migrate"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
 
 // MigrateLease is the named lease Migrate holds, so concurrent migrators
@@ -484,23 +485,32 @@ func (c *downChecks) run(ctx context.Context, db interface {
 	return "", nil
 }
 
+// leaseWait spaces AcquireWait's tries: 50ms, doubling, at most 1s.
+var leaseWait = backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second}
+
 // AcquireWait takes a named lease, waiting while another holder has it,
 // until ctx ends.
 func AcquireWait(ctx context.Context, l core.Locker, name string, ttl time.Duration) (core.Lease, error) {
-	delay := 50 * time.Millisecond
-	for {
-		lease, err := l.TryAcquire(ctx, name, ttl)
-		if err == nil {
-			return lease, nil
+	return acquireWait(ctx, l, name, ttl, leaseWait)
+}
+
+// acquireWait is AcquireWait, trying again after p's delays.
+func acquireWait(ctx context.Context, l core.Locker, name string, ttl time.Duration, p backoff.Policy) (core.Lease, error) {
+	var lease core.Lease
+	err := backoff.Retry(ctx, p, 0, func(int) error {
+		var err error
+		lease, err = l.TryAcquire(ctx, name, ttl)
+		if err != nil && !errors.Is(err, core.ErrLeaseHeld) {
+			return backoff.Stop(err)
 		}
-		if !errors.Is(err, core.ErrLeaseHeld) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for lease %q: %w", name, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, time.Second)
+		return err
+	})
+	switch {
+	case err == nil:
+		return lease, nil
+	case errors.Is(err, core.ErrLeaseHeld): // ctx ended while another held it
+		return nil, fmt.Errorf("waiting for lease %q: %w", name, ctx.Err())
+	default:
+		return nil, err
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,7 +18,15 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
+
+// deadlockRetry spaces the tries of a statement the database rolled back
+// (see retrying): 2-4ms, 4-8ms, 8-16ms, 16-32ms.
+var deadlockRetry = backoff.Policy{Base: 3 * time.Millisecond, Max: 32 * time.Millisecond, Jitter: 1.0 / 3}
+
+// deadlockTries is how many times retrying runs a statement.
+const deadlockTries = 5
 
 // Store implements core.Store on a SQL database through a Dialect.
 type Store struct {
@@ -35,6 +42,7 @@ type Store struct {
 	insertMu    sync.Mutex
 	insertCache map[insertKey]string
 	writeMu     sync.Mutex
+	retry       backoff.Policy // deadlockRetry, or a test's shorter one
 }
 
 // writing serialises the store's own writes when the dialect asks for it;
@@ -56,7 +64,7 @@ type insertKey struct {
 // pool) with the dialect's statements rendered for names. If owns is true,
 // Close closes db.
 func New(d *Dialect, db *bun.DB, names Names, owns bool) (*Store, error) {
-	s := &Store{d: d, db: db.DB, bun: db, names: names, owns: owns, insertCache: map[insertKey]string{}}
+	s := &Store{d: d, db: db.DB, bun: db, names: names, owns: owns, insertCache: map[insertKey]string{}, retry: deadlockRetry}
 	if err := render(&d.Queries, &s.q, names); err != nil {
 		return nil, fmt.Errorf("trustlog/%s: %w", d.Name, err)
 	}
@@ -141,23 +149,18 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 	return s.insert(ctx, ex, ops)
 }
 
-// retrying runs fn again, up to five times with a short growing backoff,
-// while it fails with an error the dialect calls retryable (a deadlock
-// victim: the database rolled the work back, so running it again is safe).
+// retrying runs fn again, up to five times with a short growing backoff
+// (s.retry), while it fails with an error the dialect calls retryable (a
+// deadlock victim: the database rolled the work back, so running it again
+// is safe). When ctx ends during a wait, the error wraps ctx's and fn's.
 func (s *Store) retrying(ctx context.Context, fn func() error) error {
-	delay := 2 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	return backoff.Retry(ctx, s.retry, deadlockTries, func(int) error {
 		err := fn()
-		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt == 5 {
-			return err
+		if err != nil && (s.d.Retryable == nil || !s.d.Retryable(err)) {
+			return backoff.Stop(err)
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay + time.Duration(rand.Int64N(int64(delay)))):
-		}
-		delay *= 2
-	}
+		return err
+	})
 }
 
 // insertChunk keeps every statement under every database's parameter
