@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -21,13 +23,26 @@ type AuditOptions struct {
 	RequireSignature bool
 	// Progress, if set, is called with the number of leaves audited.
 	Progress func(leaves int64)
+	// Trusted are signed checkpoints held outside the store (files, the
+	// copies the relay published to the sink): the store's tree must
+	// extend each of them, and hold each of them.
+	Trusted []TrustedCheckpoint
+	// CheckpointWait is how long Audit waits for a checkpoint to cover
+	// leaves sequenced beyond the newest stored checkpoint before it
+	// reports them. Zero: it does not wait.
+	CheckpointWait time.Duration
 }
 
 // Finding is one thing wrong, at the leaf index it concerns (the tree size
-// for a rolled-back tree).
+// for a rolled-back or truncated tree), or at index -1 when it concerns no
+// leaf: an operation not sequenced yet (Seq and OpID name it), a trusted
+// checkpoint that does not verify.
 type Finding struct {
 	Index   int64  `json:"index"`
 	Problem string `json:"problem"`
+	// Seq and OpID name an operation that has no leaf yet (Index -1).
+	Seq  int64  `json:"seq,omitempty"`
+	OpID string `json:"op_id,omitempty"`
 }
 
 // AuditReport is the outcome of an audit.
@@ -38,7 +53,13 @@ type AuditReport struct {
 	PrunedBelow int64 `json:"pruned_below"`
 	Leaves      int64 `json:"leaves"`
 	Checkpoints int   `json:"checkpoints"`
-	// Findings are ordered by index, at most one per index.
+	// Unsequenced counts the operations audited that have no leaf yet.
+	Unsequenced int64 `json:"unsequenced"`
+	// Trusted counts the distinct trusted checkpoints checked.
+	Trusted int `json:"trusted_checkpoints"`
+	// Findings are ordered by index, at most one per index; those that
+	// concern no leaf (index -1: operations not sequenced yet, trusted
+	// checkpoints that do not verify) come last.
 	Findings []Finding `json:"findings"`
 }
 
@@ -49,9 +70,18 @@ func (r *AuditReport) OK() bool { return len(r.Findings) == 0 }
 // key: it recomputes every leaf from the operation rows, rebuilds the tree
 // from them and compares every stored hash, checks that the leaf indices
 // are gapless and within the tree, checks every operation's op_hash (and
-// signature), and checks every signed checkpoint: its signature, that its
-// root is the rebuilt tree's root at its size, that successive checkpoints
-// are consistent, and that the tree was not rolled back below one.
+// signature), sequenced or not, and checks every signed checkpoint: its
+// signature, that its root is the rebuilt tree's root at its size, that
+// successive checkpoints are consistent, that the tree was not rolled back
+// below one, and that one covers every sequenced leaf (else the newest
+// checkpoints were deleted; see CheckpointWait).
+//
+// A store rewritten from its first leaf or truncated at a checkpoint
+// boundary, with its hashes and later checkpoints, is a well-formed
+// smaller log: only a checkpoint held outside the store shows it. With
+// opts.Trusted, Audit proves that the store's tree extends each trusted
+// checkpoint (a consistency proof over the stored hashes) and that the
+// store still holds it.
 //
 // Memory: two hashes (64 bytes) per leaf.
 func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditReport, error) {
@@ -62,7 +92,7 @@ func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditRepo
 	if opts.Log == nil {
 		return nil, fmt.Errorf("ledger: audit needs the log's public key")
 	}
-	a := &auditor{findings: map[int64]string{}, dirty: map[int64]bool{}}
+	a := &auditor{st: st, opts: opts, findings: map[int64]string{}, dirty: map[int64]bool{}, after: -1, stored: map[int64]tlog.Hash{}}
 	size, err := st.TreeSize(ctx)
 	if err != nil {
 		return nil, err
@@ -131,8 +161,8 @@ func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditRepo
 				return nil, err
 			}
 			rep.Leaves++
-			if err := core.VerifyOperation(&rec.Op, opts.RequireSignature, opts.OpVerifiers...); err != nil {
-				a.add(idx, "operation "+rec.Op.OpID+": "+err.Error())
+			if p := OperationProblem(&rec.Op, opts.RequireSignature, opts.OpVerifiers...); p != "" {
+				a.add(idx, p)
 			}
 			leaf, err := LeafData(&rec.Op)
 			h := tlog.Hash{}
@@ -153,29 +183,111 @@ func Audit(ctx context.Context, store core.Store, opts AuditOptions) (*AuditRepo
 	if err := gap(size); err != nil {
 		return nil, err
 	}
+	if err := a.unsequenced(ctx, rep); err != nil {
+		return nil, err
+	}
 	if err := a.compareStored(ctx, st, computed, leafHashes); err != nil {
 		return nil, err
 	}
-	if err := a.checkCheckpoints(ctx, st, opts.Log, size, &computed, rep); err != nil {
+	a.size, a.computed = size, &computed
+	if err := a.checkCheckpoints(ctx, rep); err != nil {
+		return nil, err
+	}
+	if err := a.checkTrusted(ctx, rep); err != nil {
+		return nil, err
+	}
+	if err := a.checkCovered(ctx, rep); err != nil {
 		return nil, err
 	}
 	for idx, p := range a.findings {
 		rep.Findings = append(rep.Findings, Finding{Index: idx, Problem: p})
 	}
 	sort.Slice(rep.Findings, func(i, j int) bool { return rep.Findings[i].Index < rep.Findings[j].Index })
+	rep.Findings = append(rep.Findings, a.other...)
 	return rep, nil
 }
 
+// OperationProblem checks one operation: that its op_hash is the hash of
+// its content and, when verifiers are given or requireSig is set, its
+// signature. It returns "" when the operation holds, else the problem,
+// named for what is wrong: "content edited" when the content does not
+// match its op_hash (signed or not), "not signed" when a signature is
+// required and there is none, "bad signature" only when there is a
+// signature and it fails.
+func OperationProblem(op *core.Operation, requireSig bool, verifiers ...core.Verifier) string {
+	if got := op.ComputeHash(); got != op.OpHash {
+		return fmt.Sprintf("operation %s: content edited (op_hash does not match the content): stored op_hash %s, the content hashes to %s", op.OpID, op.OpHash, got)
+	}
+	if len(verifiers) == 0 && !requireSig {
+		return ""
+	}
+	if len(op.Sign) == 0 {
+		if requireSig {
+			return fmt.Sprintf("operation %s: not signed, and a signature is required", op.OpID)
+		}
+		return ""
+	}
+	h, _ := hex.DecodeString(op.OpHash)
+	for _, v := range verifiers {
+		if v.KeyName() == op.Signer {
+			if v.Verify(core.SignedMessage(h), op.Sign) {
+				return ""
+			}
+			return fmt.Sprintf("operation %s: bad signature: the signature by %s does not verify over its op_hash", op.OpID, op.Signer)
+		}
+	}
+	return fmt.Sprintf("operation %s: signed by key %q, and no operation verifier has that key", op.OpID, op.Signer)
+}
+
 type auditor struct {
+	st       Storage
+	opts     AuditOptions
 	findings map[int64]string
+	// other are the findings that concern no leaf (Index -1): operations
+	// not sequenced yet, trusted checkpoints that do not verify.
+	other []Finding
 	// dirty leaves already explain any difference above them.
 	dirty map[int64]bool
+	// size is the audited tree size; computed the tree rebuilt from the
+	// rows.
+	size     int64
+	computed *memHashes
+	// after is the size of the last stored checkpoint examined, prev the
+	// last one that verified; covered is the largest size a checkpoint
+	// that verifies covers.
+	after   int64
+	prev    *Checkpoint
+	covered int64
+	// stored holds the root of every stored checkpoint, by size.
+	stored map[int64]tlog.Hash
 }
 
 // add records a finding; the first one at an index wins.
 func (a *auditor) add(idx int64, problem string) {
 	if _, ok := a.findings[idx]; !ok {
 		a.findings[idx] = problem
+	}
+}
+
+// unsequenced audits the operations that have no leaf yet: their op_hash,
+// and their signature as for leaves.
+func (a *auditor) unsequenced(ctx context.Context, rep *AuditReport) error {
+	for after := int64(0); ; {
+		page, err := a.st.Unsequenced(ctx, after, 1000)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for i := range page {
+			rec := &page[i]
+			after = rec.Seq
+			rep.Unsequenced++
+			if p := OperationProblem(&rec.Op, a.opts.RequireSignature, a.opts.OpVerifiers...); p != "" {
+				a.other = append(a.other, Finding{Index: -1, Seq: rec.Seq, OpID: rec.Op.OpID, Problem: p + " (not sequenced yet)"})
+			}
+		}
 	}
 }
 
@@ -244,12 +356,12 @@ func (a *auditor) compareStored(ctx context.Context, st Storage, computed memHas
 	return nil
 }
 
-// checkCheckpoints checks every signed checkpoint against the recomputed
-// tree and its predecessor.
-func (a *auditor) checkCheckpoints(ctx context.Context, st Storage, log note.Verifier, size int64, computed *memHashes, rep *AuditReport) error {
-	var prev *Checkpoint
-	for after := int64(-1); ; {
-		cs, err := st.Checkpoints(ctx, CheckpointQuery{AfterSize: after, Limit: 1000})
+// checkCheckpoints checks the stored checkpoints after a.after against
+// the rebuilt tree and their predecessor.
+func (a *auditor) checkCheckpoints(ctx context.Context, rep *AuditReport) error {
+	var current int64 = -1 // the tree size now, read when needed
+	for {
+		cs, err := a.st.Checkpoints(ctx, CheckpointQuery{AfterSize: a.after, Limit: 1000})
 		if err != nil {
 			return err
 		}
@@ -257,40 +369,171 @@ func (a *auditor) checkCheckpoints(ctx context.Context, st Storage, log note.Ver
 			return nil
 		}
 		for _, sc := range cs {
-			after = sc.Size
+			a.after = sc.Size
+			a.stored[sc.Size] = sc.Root
 			rep.Checkpoints++
-			cp, err := OpenCheckpoint(sc.Note, log)
+			cp, err := OpenCheckpoint(sc.Note, a.opts.Log)
 			if err != nil {
 				a.add(sc.Size, fmt.Sprintf("checkpoint %d: %v", sc.Size, err))
+				a.covered = max(a.covered, min(sc.Size, a.size)) // reported here
 				continue
 			}
 			if cp.Size != sc.Size || cp.Root != sc.Root {
 				a.add(sc.Size, fmt.Sprintf("checkpoint %d: its stored size or root differs from the signed note", sc.Size))
-			}
-			if cp.Size > size {
-				a.add(size, fmt.Sprintf("tree size %d is below the signed checkpoint %d: the tree was rolled back", size, cp.Size))
+				a.covered = max(a.covered, min(sc.Size, a.size))
 				continue
 			}
-			root, err := tlog.TreeHash(cp.Size, computed)
+			if cp.Size > a.size {
+				if current < 0 {
+					if current, err = a.st.TreeSize(ctx); err != nil {
+						return err
+					}
+				}
+				if current >= cp.Size {
+					// Signed after the audit read the tree size: the
+					// next audit checks it against its rows.
+					a.covered = max(a.covered, cp.Size)
+					continue
+				}
+				a.add(a.size, fmt.Sprintf("tree size %d is below the signed checkpoint %d: the tree was rolled back", a.size, cp.Size))
+				a.covered = a.size // the rollback explains the leaves it left
+				continue
+			}
+			a.covered = max(a.covered, cp.Size)
+			root, err := tlog.TreeHash(cp.Size, a.computed)
 			if err != nil {
 				return err
 			}
 			if root != cp.Root && !a.anyDirtyBelow(cp.Size) {
 				a.add(cp.Size-1, fmt.Sprintf("checkpoint %d: the rebuilt tree's root differs from the signed one", cp.Size))
 			}
-			if prev != nil {
-				proof, err := tlog.ProveTree(cp.Size, prev.Size, computed)
+			if a.prev != nil {
+				proof, err := tlog.ProveTree(cp.Size, a.prev.Size, a.computed)
 				if err != nil {
 					return err
 				}
-				if err := tlog.CheckTree(proof, cp.Size, cp.Root, prev.Size, prev.Root); err != nil && !a.anyDirtyBelow(cp.Size) {
-					a.add(prev.Size, fmt.Sprintf("checkpoints %d and %d are inconsistent: %v", prev.Size, cp.Size, err))
+				if err := tlog.CheckTree(proof, cp.Size, cp.Root, a.prev.Size, a.prev.Root); err != nil && !a.anyDirtyBelow(cp.Size) {
+					a.add(a.prev.Size, fmt.Sprintf("checkpoints %d and %d are inconsistent: %v", a.prev.Size, cp.Size, err))
 				}
 			}
 			c := cp
-			prev = &c
+			a.prev = &c
 		}
 	}
+}
+
+// checkCovered reports sequenced leaves that no stored checkpoint covers:
+// the sequencer signs one within a second of sequencing (CheckpointEvery),
+// so leaves left uncovered mean the newest checkpoints were deleted, or
+// that the sequencer stopped between sequencing and signing. It waits up
+// to CheckpointWait for one to appear first.
+func (a *auditor) checkCovered(ctx context.Context, rep *AuditReport) error {
+	if a.covered >= a.size {
+		return nil
+	}
+	if a.opts.CheckpointWait > 0 {
+		t := time.NewTimer(a.opts.CheckpointWait)
+		defer t.Stop()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for a.covered < a.size {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				break wait
+			case <-tick.C:
+				if err := a.checkCheckpoints(ctx, rep); err != nil {
+					return err
+				}
+			}
+		}
+		if a.covered >= a.size {
+			return nil
+		}
+	}
+	a.add(a.covered, fmt.Sprintf("no signed checkpoint covers leaves %d-%d: the newest checkpoints were deleted, or the sequencer stopped between sequencing and signing",
+		a.covered, a.size-1))
+	return nil
+}
+
+// checkTrusted proves that the store's tree extends each trusted
+// checkpoint, from the stored hashes, and that the store holds it.
+func (a *auditor) checkTrusted(ctx context.Context, rep *AuditReport) error {
+	if len(a.opts.Trusted) == 0 {
+		return nil
+	}
+	size, err := a.st.TreeSize(ctx) // the tree as it is now, which may have grown
+	if err != nil {
+		return err
+	}
+	hr := newHashReader(ctx, a.st)
+	var root tlog.Hash
+	var rootErr error // an empty tree has no root, and extends only size 0
+	if size > 0 {
+		root, rootErr = tlog.TreeHash(size, hr)
+	}
+	type seen struct {
+		root   tlog.Hash
+		source string
+	}
+	bySize := map[int64]seen{}
+	for _, tc := range a.opts.Trusted {
+		cp, err := OpenCheckpoint(tc.Note, a.opts.Log)
+		if err != nil {
+			a.other = append(a.other, Finding{Index: -1, Problem: fmt.Sprintf("trusted checkpoint (%s) does not verify with the log's key: %v", tc.Source, err)})
+			continue
+		}
+		if s, ok := bySize[cp.Size]; ok {
+			if s.root != cp.Root {
+				a.add(cp.Size-1, fmt.Sprintf("trusted checkpoints of size %d (%s and %s) have different roots: the log forked", cp.Size, s.source, tc.Source))
+			}
+			continue
+		}
+		bySize[cp.Size] = seen{cp.Root, tc.Source}
+		rep.Trusted++
+		if cp.Size == 0 {
+			continue
+		}
+		if cp.Size > size {
+			a.add(size, fmt.Sprintf("store tree of size %d does not extend trusted checkpoint of size %d (%s): truncated or rolled back", size, cp.Size, tc.Source))
+			continue
+		}
+		var proof tlog.TreeProof
+		err = rootErr
+		if err == nil && cp.Size < size {
+			proof, err = tlog.ProveTree(size, cp.Size, hr)
+		}
+		if err != nil {
+			a.add(cp.Size-1, fmt.Sprintf("store tree of size %d cannot prove it extends trusted checkpoint of size %d (%s): stored hashes unreadable: %v", size, cp.Size, tc.Source, err))
+			continue
+		}
+		if err := VerifyConsistency(cp, Checkpoint{Origin: cp.Origin, Size: size, Root: root}, proof); err != nil {
+			a.add(cp.Size-1, fmt.Sprintf("store tree of size %d does not extend trusted checkpoint of size %d (%s): rewritten or forked", size, cp.Size, tc.Source))
+			continue
+		}
+		stored, ok := a.stored[cp.Size]
+		if !ok { // signed since the audit listed the checkpoints?
+			cs, err := a.st.Checkpoints(ctx, CheckpointQuery{AfterSize: cp.Size - 1, Limit: 1})
+			if err != nil {
+				return err
+			}
+			if ok = len(cs) == 1 && cs[0].Size == cp.Size; ok {
+				stored = cs[0].Root
+			}
+		}
+		switch {
+		case !ok:
+			a.add(cp.Size-1, fmt.Sprintf("trusted checkpoint of size %d (%s) is not in the store: it was deleted", cp.Size, tc.Source))
+		case stored != cp.Root:
+			a.add(cp.Size-1, fmt.Sprintf("the store's checkpoint of size %d differs from the trusted one (%s)", cp.Size, tc.Source))
+		}
+		// Its leaves are covered by a signed checkpoint, whether or not
+		// the store still holds it.
+		a.covered = max(a.covered, cp.Size)
+	}
+	return nil
 }
 
 func (a *auditor) anyDirtyBelow(n int64) bool {

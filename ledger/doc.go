@@ -21,15 +21,24 @@
 //   - Checkpoints follow C2SP tlog-checkpoint (origin, size, base64 root)
 //     as signed notes. The sequencer never signs two inconsistent ones:
 //     before signing it proves the tree extends the last signed checkpoint,
-//     and it refuses a tree smaller than a signed one. Checkpoints are
+//     it refuses a tree smaller than a signed one, and a store that lost
+//     the last checkpoint it signed. Checkpoints are
 //     stored and also published through the sink, so a copy lives outside
 //     the database.
 //   - Proofs follow C2SP tlog-proof: index, inclusion proof, checkpoint,
 //     and the operation in the "extra" line. Verify checks one with the
 //     log's key alone.
+//   - Consistency proofs (ProveConsistency, ConsistencyProof,
+//     VerifyConsistency) show that a checkpointed tree extends an older
+//     one; their text is the body of a C2SP tlog-witness add-checkpoint
+//     request.
 //   - Audit checks a whole store: every leaf recomputed from its row, every
-//     stored hash, gapless indices, every checkpoint, every signature; it
-//     names the first bad index.
+//     stored hash, gapless indices, every operation (sequenced or not),
+//     every checkpoint, every signature, that a checkpoint covers every
+//     leaf; it names the first bad index. Checkpoints held outside the
+//     store (AuditOptions.Trusted: saved files, the sink's copies,
+//     PublishedCheckpoints) catch what the store alone cannot: a truncated
+//     or rewritten log whose checkpoints were deleted with it.
 //
 // Every trustlog driver implements Storage; the engine runs a Sequencer
 // when EngineConfig.Ledger is set (`trustlog relay --ledger-key-file`).

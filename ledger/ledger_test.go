@@ -230,6 +230,10 @@ var tampers = []tamper{
 		exec(t, st, "UPDATE "+st.Names().Hash+" SET hash = ? WHERE idx = ?", make([]byte, 32), tlog.StoredHashIndex(2, 2))
 		return 8 // the node over leaves 8-11
 	}},
+	{"replace the latest checkpoint's root", func(t *testing.T, st sqlStore, size int64) int64 {
+		exec(t, st, "UPDATE "+st.Names().Checkpoint+" SET root_hash = ? WHERE tree_size = ?", strings.Repeat("ab", 32), size)
+		return size // named at the checkpoint, not as leaves it no longer covers
+	}},
 	{"roll the tree back", func(t *testing.T, st sqlStore, size int64) int64 {
 		exec(t, st, "UPDATE "+st.Names().Tree+" SET size = ?", size-3)
 		return size - 3

@@ -142,7 +142,9 @@ func Prove(ctx context.Context, store core.Store, opID string) (*Proof, error) {
 // key, the inclusion of the leaf in the checkpointed tree, and the
 // operation inside the leaf (its op_hash, and its signature when
 // verifiers are given or requireSig is set). It returns the operation
-// and the checkpoint.
+// and the checkpoint. An operation whose content does not match its
+// op_hash fails with ErrTampered, one whose signature is missing or
+// fails with core.ErrBadSignature (OperationProblem names which).
 func (p *Proof) Verify(log note.Verifier, requireSig bool, opVerifiers ...core.Verifier) (*core.Operation, Checkpoint, error) {
 	cp, err := OpenCheckpoint(p.Checkpoint, log)
 	if err != nil {
@@ -158,8 +160,11 @@ func (p *Proof) Verify(log note.Verifier, requireSig bool, opVerifiers ...core.V
 	if err != nil {
 		return nil, cp, fmt.Errorf("%w: leaf: %v", ErrTampered, err)
 	}
-	if err := core.VerifyOperation(op, requireSig, opVerifiers...); err != nil {
-		return op, cp, err
+	if p := OperationProblem(op, requireSig, opVerifiers...); p != "" {
+		if op.ComputeHash() != op.OpHash {
+			return op, cp, fmt.Errorf("%w: %s", ErrTampered, p)
+		}
+		return op, cp, fmt.Errorf("%w: %s", core.ErrBadSignature, p)
 	}
 	return op, cp, nil
 }

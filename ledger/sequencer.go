@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,10 @@ type Sequencer struct {
 	log       *slog.Logger
 	sequenced metric.Int64Counter
 	treeSize  atomic.Int64
+	// last is the last checkpoint this sequencer signed: a store whose
+	// checkpoints no longer reach it had them deleted or rolled back.
+	lastMu sync.Mutex
+	last   *Checkpoint
 }
 
 // NewSequencer returns a sequencer signing with cfg.Key.
@@ -301,8 +306,14 @@ func (s *Sequencer) leaves(recs []core.Record, size int64, r *hashReader) ([]int
 // It never signs two inconsistent checkpoints: before signing it proves
 // that the tree extends the last signed checkpoint (a consistency proof
 // over the stored hashes, checked against the signed root), and it refuses
-// a tree smaller than a signed one.
+// a tree smaller than a signed one. It also refuses a store that no longer
+// holds the last checkpoint this Sequencer signed (deleted, or the store
+// rolled back): signing anew over those leaves would hide the deletion.
+// (A new Sequencer, after a restart or a change of leader, cannot know;
+// only a checkpoint held outside the store shows it then: see Audit.)
 func (s *Sequencer) Checkpoint(ctx context.Context, st Storage) (*StoredCheckpoint, error) {
+	s.lastMu.Lock()
+	defer s.lastMu.Unlock()
 	size, err := st.TreeSize(ctx)
 	if err != nil {
 		return nil, err
@@ -310,6 +321,14 @@ func (s *Sequencer) Checkpoint(ctx context.Context, st Storage) (*StoredCheckpoi
 	prev, err := latest(ctx, st)
 	if err != nil {
 		return nil, err
+	}
+	if last := s.last; last != nil {
+		switch {
+		case prev == nil || prev.Size < last.Size:
+			return nil, fmt.Errorf("%w: the checkpoint of size %d this sequencer signed is no longer in the store (deleted or rolled back); not signing over it", ErrTampered, last.Size)
+		case prev.Size == last.Size && prev.Root != last.Root:
+			return nil, fmt.Errorf("%w: the store's checkpoint of size %d is not the one this sequencer signed", ErrTampered, last.Size)
+		}
 	}
 	if prev != nil && prev.Size > size {
 		return nil, fmt.Errorf("%w: tree size %d is below the signed checkpoint %d: the tree was rolled back", ErrTampered, size, prev.Size)
@@ -346,6 +365,7 @@ func (s *Sequencer) Checkpoint(ctx context.Context, st Storage) (*StoredCheckpoi
 	if err := st.SaveCheckpoint(ctx, c); err != nil {
 		return nil, err
 	}
+	s.last = &Checkpoint{Origin: s.Origin(), Size: size, Root: root}
 	return &c, nil
 }
 
