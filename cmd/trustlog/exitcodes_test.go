@@ -59,6 +59,9 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"bench", "--nosuch"}, code: exitUsage, want: "unknown flag: --nosuch"},
 		{args: []string{"relay", "--workers", "two"}, code: exitUsage, want: "--workers"},
 
+		// A sink this command can only ever see empty.
+		{args: []string{"--sink", "memory://", "verify-sink"}, code: exitUsage, want: "a memory:// sink lives only inside the process"},
+
 		// Wrong argument counts.
 		{args: []string{"migrate", "up", "extra"}, code: exitUsage, want: "trustlog migrate up"},
 		{args: []string{"migrate", "status", "extra"}, code: exitUsage},

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	a.stopTracing()
 	if err == nil {
 		return exitOK
 	}
@@ -116,6 +117,7 @@ type app struct {
 	benchProgress     *progress
 	benchSteps        map[string]int
 	log               *slog.Logger
+	tracing           *tracing // trace export, once a command asked for it (tracerProvider)
 }
 
 // envFlags maps global flags to the environment variables that set them
@@ -145,6 +147,9 @@ later that nothing was altered, dropped or reordered.
 Stores and sinks are URLs:
   --store sqlite:trustlog.db | postgres://user@host/db | mysql://user@host/db
   --sink  memory:// | kafka://host:9092/topic | pulsar://host:6650/persistent://t/ns/topic
+memory:// keeps what it is sent inside this one process (for demos and tests):
+nothing outlives the process and no other process sees it, so verify-sink
+refuses it; use Kafka or Pulsar for anything a second process must read.
 Each global flag can come from the environment instead:
   TRUSTLOG_STORE, TRUSTLOG_SINK, TRUSTLOG_LOG_FORMAT, TRUSTLOG_LOG_LEVEL,
   TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE,
@@ -170,13 +175,13 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&a.storeURL, "store", "", "store URL (env TRUSTLOG_STORE)")
-	f.StringVar(&a.sinkURL, "sink", "", "sink URL (env TRUSTLOG_SINK)")
+	f.StringVar(&a.sinkURL, "sink", "", "sink URL: kafka://…, pulsar://…, or memory:// (this process only: gone when it exits, invisible to any other) (env TRUSTLOG_SINK)")
 	f.StringVar(&a.logFormat, "log-format", "auto", "log format: auto (coloured text on a terminal, JSON otherwise), text or json (env TRUSTLOG_LOG_FORMAT)")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env TRUSTLOG_LOG_LEVEL)")
 	f.StringVar(&a.configFile, "config", "", "YAML file with flag values; flags win over the environment, the environment over the file (env TRUSTLOG_CONFIG)")
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
 	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd(),
-		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd(), a.benchCmd(), a.versionCmd())
+		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd(), a.benchCmd(), a.versionCmd(), a.witnessCmd())
 	root.Version = version()
 	root.SetVersionTemplate("trustlog {{.Version}}\n")
 	if a.stdout != nil {
@@ -408,9 +413,15 @@ func (a *app) openClient(ctx context.Context, strategy core.Strategy, engine cor
 		return nil, err
 	}
 	engine.Logger = a.log
+	if engine.Telemetry.TracerProvider == nil {
+		if engine.Telemetry.TracerProvider, err = a.tracerProvider(ctx); err != nil {
+			return nil, err
+		}
+	}
 	c, err := core.Open(ctx, core.Config{
 		Store: a.storeURL, Sink: a.sinkURL, Strategy: strategy, Signer: signer,
 		Engine: engine, Migrate: migrate, Logger: a.log,
+		Telemetry: core.Telemetry{TracerProvider: engine.Telemetry.TracerProvider},
 	})
 	if migrate || strategy == core.PublishOnly || err != nil && !transient(err) {
 		return c, err

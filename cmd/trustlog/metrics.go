@@ -42,7 +42,7 @@ func (a *app) serveMetrics(ctx context.Context, addr string) (core.Telemetry, *r
 	if err != nil {
 		return core.Telemetry{}, nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(a.metricsResource(ctx)))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(a.telemetryResource(ctx)))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return core.Telemetry{}, nil, usagef("--metrics-addr %s: %v", addr, err)
@@ -70,18 +70,19 @@ func (a *app) serveMetrics(ctx context.Context, addr string) (core.Telemetry, *r
 	return core.Telemetry{MeterProvider: mp}, health, nil
 }
 
-// metricsResource describes this process to the metrics' readers
-// (target_info in Prometheus): service.name "trustlog", service.version
-// the module version it was built at, and the SDK's own attributes.
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
-func (a *app) metricsResource(ctx context.Context) *resource.Resource {
+// telemetryResource describes this process to the metrics' readers
+// (target_info in Prometheus) and in the traces it exports (tracing.go):
+// service.name "trustlog", service.version the module version it was
+// built at, and the SDK's own attributes. OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES win.
+func (a *app) telemetryResource(ctx context.Context) *resource.Resource {
 	attrs := []attribute.KeyValue{attribute.String("service.name", "trustlog")}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		attrs = append(attrs, attribute.String("service.version", bi.Main.Version))
 	}
 	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...), resource.WithFromEnv())
 	if err != nil {
-		a.log.Warn("metrics resource", "err", err) // a malformed OTEL_RESOURCE_ATTRIBUTES: what parsed is kept
+		a.logger().Warn("telemetry resource", "err", err) // a malformed OTEL_RESOURCE_ATTRIBUTES: what parsed is kept
 	}
 	if res == nil {
 		res = resource.NewSchemaless(attrs...)

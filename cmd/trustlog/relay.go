@@ -52,6 +52,11 @@ func checkEngineFlags(f *pflag.FlagSet, c core.EngineConfig) error {
 	return err
 }
 
+// memorySinkWarning is what a relay to memory:// logs once at start: the
+// sink is allowed (demos, tests) but keeps nothing for anyone else.
+const memorySinkWarning = "the memory:// sink keeps messages in this process only: nothing outlives it, " +
+	"and no other process (verify-sink) can read them; use Kafka or Pulsar to keep them"
+
 func (a *app) relayCmd() *cobra.Command {
 	var cfg core.EngineConfig
 	var migrate bool
@@ -63,6 +68,9 @@ func (a *app) relayCmd() *cobra.Command {
 until SIGINT or SIGTERM. Any number of relays may run against one store: claims
 never overlap. On a signal the relay stops claiming, finishes the batches it is
 publishing (within --shutdown-timeout), releases the rest, and exits 0.
+
+A memory:// sink keeps what the relay publishes in the relay's own process
+only (for demos and tests): the relay warns at start that nothing outlives it.
 
 With --ledger-key-file the relay also appends every stored operation to the
 store's Merkle log and signs checkpoints (one leader among all relays, by a
@@ -78,7 +86,12 @@ With --metrics-addr the relay serves on that address:
             outage; 503 otherwise, and until the store and sink are open.
             The JSON body names each check (store, schema, sink) and its
             state: ok, fail (with its error), unknown (not checked yet) or
-            none (no sink: the relay only sequences the ledger).`,
+            none (no sink: the relay only sequences the ledger).
+
+With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set,
+the relay (and record) export traces by OTLP, http/protobuf unless
+OTEL_EXPORTER_OTLP_PROTOCOL says http/json or grpc: a span trustlog.batch per
+batch, naming its operations by op_id (see docs/operating.md, "Traces").`,
 		Example: `  trustlog --store postgres://app@db/app --sink kafka://k1:9092/trustlog.ops relay --workers 2
   TRUSTLOG_STORE=sqlite:app.db TRUSTLOG_SINK=memory:// trustlog relay --strict`,
 		Args: cobra.NoArgs,
@@ -86,6 +99,9 @@ With --metrics-addr the relay serves on that address:
 			ctx := cmd.Context()
 			if err := checkEngineFlags(cmd.Flags(), cfg); err != nil {
 				return err
+			}
+			if core.Scheme(a.sinkURL) == "memory" {
+				a.log.Warn(memorySinkWarning)
 			}
 			var health *relayHealth
 			if metricsAddr != "" {
@@ -95,6 +111,11 @@ With --metrics-addr the relay serves on that address:
 				}
 				cfg.Telemetry, health = tel, h
 			}
+			tp, err := a.tracerProvider(ctx) // OTEL_EXPORTER_OTLP_*: see tracing.go
+			if err != nil {
+				return err
+			}
+			cfg.Telemetry.TracerProvider = tp
 			strategy := core.StoreAndPublish
 			if ledgerKey != "" {
 				b, err := os.ReadFile(ledgerKey)

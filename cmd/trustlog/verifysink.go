@@ -30,12 +30,19 @@ signature hold, whose headers match it, and whose bytes equal the store's;
 no message may be unknown to the store. Duplicates (bounded, keyed by op_id)
 are reported and fail the check only with --fail-on-duplicates.
 
+The sink must outlive the relay: Kafka or Pulsar. A memory:// sink exists only
+inside the process that relayed to it, so verify-sink (a new process, which
+could only read it empty) refuses it with exit code 2.
+
 Exit code 0 when the check passes, 3 when it finds a problem.`,
 		Example: `  trustlog --store postgres://app@db/app --sink kafka://k1:9092/trustlog.ops verify-sink
   trustlog --store sqlite:app.db --sink kafka://k1:9092/ops verify-sink --since 24h --key log.pub --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := refuseMemorySink(cmd, a.sinkURL); err != nil {
+				return err
+			}
 			if since != "" {
 				t, err := parseSince(since)
 				if err != nil {
@@ -101,6 +108,20 @@ Exit code 0 when the check passes, 3 when it finds a problem.`,
 	f.IntVar(&opts.MaxExamples, "max-examples", 20, "problems listed per kind (counts are always exact)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// refuseMemorySink refuses a memory:// sink to a command that reads back
+// what another process published: the memory sink lives and dies with the
+// process that opened it, so a new one only ever sees it empty (and
+// verify-sink would report every published operation missing).
+func refuseMemorySink(cmd *cobra.Command, sinkURL string) error {
+	if core.Scheme(sinkURL) != "memory" {
+		return nil
+	}
+	return usagef("%s: a memory:// sink lives only inside the process that relayed to it; this new process "+
+		"would read it empty and report every published operation missing: verify a Kafka or Pulsar sink "+
+		"(--sink kafka://… or pulsar://…), or run `trustlog demo`, which relays to memory:// and checks it in one process",
+		cmd.CommandPath())
 }
 
 func parseSince(s string) (time.Time, error) {

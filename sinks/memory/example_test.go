@@ -41,7 +41,9 @@ func ExampleNew() {
 	}
 	fmt.Println("accepted:", sink.Len())
 
-	// Replay is core.Replayer: what `trustlog verify-sink` reads.
+	// Replay is core.Replayer, the interface `trustlog verify-sink` reads
+	// a sink through; a memory sink can only be replayed in the process
+	// that published to it, as here.
 	err := sink.Replay(ctx, time.Time{}, func(d core.Delivered) error {
 		op, err := core.DecodeSealed(d.Payload)
 		if err != nil {

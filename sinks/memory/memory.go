@@ -5,6 +5,14 @@
 // latency, acknowledge twice, fail for a time window) is how the suite
 // proves retries, dead-lettering and duplicate handling.
 //
+// What it keeps lives exactly as long as the Sink value, so at most as long
+// as the process: every Open (every "memory://" URL opened) is a new, empty
+// sink, and no other process can read it. In the trustlog CLI, `relay
+// --sink memory://` therefore warns at start that nothing outlives it, and
+// `verify-sink --sink memory://` (a new process, which could only see an
+// empty sink) is refused; check what a memory sink received in the process
+// that published to it (Replay, Messages), as `trustlog demo` does.
+//
 // Import it for its side effect to register the "memory" URL scheme:
 //
 //	import _ "github.com/go-trustlog/trustlog/sinks/memory"
