@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/internal/backoff"
 )
 
 // LeaseName is the named lease the sequencer holds: one leader per store.
@@ -171,8 +172,10 @@ func (s *Sequencer) Run(ctx context.Context, store core.Store, sink core.Sink) e
 func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease core.Lease) {
 	s.log.Info("trustlog/ledger: sequencing", "origin", s.Origin())
 	var lastCheckpoint time.Time
-	const firstRetry, maxRetry = 100 * time.Millisecond, 5 * time.Second
-	retry := firstRetry // after a failed round, doubling while they fail
+	// While rounds fail (the database or the sink is down), the next one
+	// waits retry.Delay(failures+1): 100 ms, doubling, at most 5 s.
+	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,7 +188,7 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 		_, err := s.Sequence(ctx, st)
 		failed := err != nil && !errors.Is(err, ErrConflict)
 		if failed && ctx.Err() == nil {
-			s.log.Error("trustlog/ledger: sequencing failed", "err", err, "retry_in", retry)
+			s.log.Error("trustlog/ledger: sequencing failed", "err", err, "retry_in", retry.Delay(failures+1))
 		}
 		caughtUp := err == nil
 		if caughtUp || time.Since(lastCheckpoint) >= s.cfg.CheckpointEvery {
@@ -193,7 +196,7 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 			switch {
 			case err != nil && ctx.Err() == nil:
 				failed = true
-				s.log.Error("trustlog/ledger: checkpoint failed", "err", err, "retry_in", retry)
+				s.log.Error("trustlog/ledger: checkpoint failed", "err", err, "retry_in", retry.Delay(failures+1))
 			case cp != nil:
 				lastCheckpoint = time.Now()
 			}
@@ -201,20 +204,20 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 		if sink != nil {
 			if err := s.PublishCheckpoints(ctx, st, sink); err != nil && ctx.Err() == nil {
 				failed = true
-				s.log.Warn("trustlog/ledger: publishing checkpoints failed; will retry", "err", err, "retry_in", retry)
+				s.log.Warn("trustlog/ledger: publishing checkpoints failed; will retry", "err", err, "retry_in", retry.Delay(failures+1))
 			}
 		}
 		switch {
 		case failed:
 			// The database or the sink is down: wait instead of spinning
 			// (and logging) as fast as the errors come back.
-			sleep(ctx, retry, lease.Lost())
-			retry = min(2*retry, maxRetry)
+			failures++
+			sleep(ctx, retry.Delay(failures), lease.Lost())
 		case caughtUp:
-			retry = firstRetry
+			failures = 0
 			sleep(ctx, s.cfg.Interval, lease.Lost())
 		default:
-			retry = firstRetry
+			failures = 0
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/backoff"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -56,6 +58,9 @@ func checkEngineFlags(f *pflag.FlagSet, c core.EngineConfig) error {
 // sink is allowed (demos, tests) but keeps nothing for anyone else.
 const memorySinkWarning = "the memory:// sink keeps messages in this process only: nothing outlives it, " +
 	"and no other process (verify-sink) can read them; use Kafka or Pulsar to keep them"
+
+// startRetry spaces a starting relay's tries to open its store and sink.
+var startRetry = backoff.Policy{Base: 250 * time.Millisecond, Max: 5 * time.Second}
 
 func (a *app) relayCmd() *cobra.Command {
 	var cfg core.EngineConfig
@@ -132,14 +137,14 @@ batch, naming its operations by op_id (see docs/operating.md, "Traces").`,
 				}
 			}
 			c, err := a.openClient(ctx, strategy, cfg, migrate)
-			for wait := 250 * time.Millisecond; err != nil && transient(err); wait = min(2*wait, 5*time.Second) {
+			retry := backoff.Series{Policy: startRetry}
+			for err != nil && transient(err) {
 				// A database restarting or a broker not up yet is no reason
 				// for a relay to die: it waits for them, until stopped.
+				wait := retry.Next()
 				a.log.Warn("relay cannot start yet; retrying", "error", err, "in", wait)
-				select {
-				case <-ctx.Done():
+				if backoff.Sleep(ctx, wait) != nil {
 					return nil
-				case <-time.After(wait):
 				}
 				c, err = a.openClient(ctx, strategy, cfg, migrate)
 			}

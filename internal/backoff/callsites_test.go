@@ -22,6 +22,7 @@ var callSites = []struct{ file, fn string }{
 	{"internal/sqlstore/store.go", "retrying"},
 	{"internal/sqlstore/migrate.go", "acquireWait"},
 	{"drivers/postgres/listen.go", "listen"},
+	{"ledger/sequencer.go", "lead"}, // a leading sequencer's failed rounds
 }
 
 // TestCallSitesUseThePackage: each call site takes its delays from this
