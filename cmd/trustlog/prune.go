@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -13,8 +15,10 @@ import (
 	"github.com/go-trustlog/trustlog/ledger"
 )
 
-// archived is one line of a prune archive: the operation as `record`
-// reads it, with its place in the store and the log.
+// archived is one line of a prune archive: the operation with every
+// field `record` reads (op_id, created_at, op_hash and any signature
+// included), and its place in the store and the log. `record --archive`
+// reads it back (decodeArchiveLine).
 type archived struct {
 	LeafIndex   int64     `json:"leaf_index"`
 	Seq         int64     `json:"seq"`
@@ -41,10 +45,17 @@ signed checkpoints stay: proofs of the remaining operations and
 'trustlog verify' still pass, and verify reports the horizon. Operations not
 yet sequenced are never deleted.
 
---archive appends each batch to a JSON-lines file (one operation per line, as
-'trustlog record' reads it, with leaf_index, seq and published_at) and syncs
-it before the batch is deleted. A store whose log is empty is pruned only
-with --without-ledger.`,
+--archive appends each batch to a JSON-lines file and syncs it to disk
+before the batch is deleted: one operation per line, with all its fields
+(op_id, created_at, op_hash and any signature included) plus its
+leaf_index, seq and published_at. A batch that cannot be written whole is
+cut off the file again and not deleted. 'trustlog record --archive'
+re-imports such a file into a store as new rows, refusing a line whose
+content does not match its op_hash or whose signature does not verify
+under an --op-key. A batch whose deletion fails stays in the store and is
+archived again by the next prune; record --archive records such a repeat
+once. A store whose log is empty is pruned only with
+--without-ledger, and then without --archive or --dry-run.`,
 		Example: `  trustlog --store postgres://app@db/app prune --older-than 2160h --archive ops-2026.jsonl
   trustlog --store sqlite:app.db prune --older-than 720h --dry-run`,
 		Args: cobra.NoArgs,
@@ -67,16 +78,7 @@ with --without-ledger.`,
 					return usagef("--archive: %v", err)
 				}
 				defer f.Close()
-				opts.Archive = func(recs []core.Record) error {
-					enc := json.NewEncoder(f)
-					for i := range recs {
-						r := &recs[i]
-						if err := enc.Encode(archived{LeafIndex: r.LeafIndex, Seq: r.Seq, PublishedAt: r.PublishedAt, Operation: &r.Op}); err != nil {
-							return err
-						}
-					}
-					return f.Sync() // on disk before the rows are deleted
-				}
+				opts.Archive = func(recs []core.Record) error { return appendArchive(f, recs) }
 			}
 			pr := a.newProgress()
 			res, err := ledger.Prune(cmd.Context(), s, opts)
@@ -101,9 +103,43 @@ with --without-ledger.`,
 	}
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "retention: delete operations published at least this long ago (e.g. 720h)")
 	cmd.Flags().IntVar(&batch, "batch", ledger.PruneBatchDefault, "operations deleted per transaction")
-	cmd.Flags().StringVar(&archive, "archive", "", "append the deleted operations to this JSON-lines file first")
+	cmd.Flags().StringVar(&archive, "archive", "", "append the deleted operations to this JSON-lines file first ('record --archive' re-imports it)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
 	cmd.Flags().BoolVar(&withoutLedger, "without-ledger", false, "prune a store whose log is empty (its published operations are never sequenced)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// archiveFile is what appendArchive needs of the archive (an *os.File
+// opened for appending).
+type archiveFile interface {
+	io.Writer
+	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
+	Sync() error
+}
+
+// appendArchive appends one batch to a prune archive, one line per
+// operation, and syncs it to disk. A batch it cannot write whole it cuts
+// off again, so that no half-written line precedes the next prune's.
+func appendArchive(f archiveFile, recs []core.Record) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for i := range recs {
+		r := &recs[i]
+		if err := enc.Encode(archived{LeafIndex: r.LeafIndex, Seq: r.Seq, PublishedAt: r.PublishedAt, Operation: &r.Op}); err != nil {
+			return err
+		}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		if terr := f.Truncate(st.Size()); terr != nil {
+			return fmt.Errorf("%w; and cutting the partly written batch off again: %v", err, terr)
+		}
+		return err
+	}
+	return f.Sync() // on disk before the rows are deleted
 }

@@ -26,7 +26,7 @@ const maxLine = 1 << 20
 func (a *app) recordCmd() *cobra.Command {
 	var file string
 	var batch int
-	var publishOnly bool
+	var publishOnly, archive bool
 	var opKeys []string
 	cmd := &cobra.Command{
 		Use:   "record",
@@ -51,14 +51,33 @@ never together with --sign-key-file, which would replace it.
 
 With --publish-only nothing is stored and each --batch is published as it
 is read: a failure stops the command, and what was published before it
-stays published.`,
+stays published.
+
+With --archive the input is a prune archive ('trustlog prune --archive'):
+each line is an operation as above with its op_id, created_at and op_hash,
+plus the leaf_index, seq and published_at it had in the store it was
+pruned from (all six required; the last three must be well-formed and are
+not stored). A line whose content does not match its op_hash is refused,
+naming the line. The operations are recorded with the same op_id, content,
+op_hash and signature (never re-signed: --sign-key-file is refused), as
+new rows of this store: they get its next seq, are pending (a relay
+publishes them again, under the same op_id), and a ledger here gives them
+leaf indices of its own. (With --publish-only they are published
+instead.) A line with the same op_id, op_hash and leaf_index as an earlier
+one is skipped: a prune that archived a batch and failed before deleting
+it archives that batch again when run again, and the operation is
+recorded once.`,
 		Example: `  echo '{"op_source":"DOIP","op_type":"Op.Create","doid":"10.1000/obj-1","do_prefix":"10.1000","op_actor":"alice","producer_id":"svc"}' \
     | trustlog --store sqlite:app.db record
-  trustlog --store sqlite:app.db --sign-key-file log.key record --file ops.jsonl`,
+  trustlog --store sqlite:app.db --sign-key-file log.key record --file ops.jsonl
+  trustlog --store sqlite:restored.db record --archive --file old.jsonl --op-key ops.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if batch < 1 || batch > core.MaxBatch {
 				return usagef("--batch must be between 1 and %d", core.MaxBatch)
+			}
+			if archive && a.signKeyFile != "" {
+				return usagef("--archive records operations as they were archived; --sign-key-file would sign them: leave it out")
 			}
 			in := a.stdin
 			if file != "" && file != "-" {
@@ -83,9 +102,15 @@ stays published.`,
 				return err
 			}
 			r := &recorder{c: c, batch: batch, seen: map[string]int{}, verifiers: verifiers, signing: a.signKeyFile != ""}
+			if archive {
+				r.archived = map[string]archiveKey{}
+			}
 			n, err := r.run(cmd.Context(), in, a.stdout)
 			if err != nil {
 				return err
+			}
+			if r.repeats > 0 {
+				a.log.Info("archive lines that repeat an earlier line were recorded once", "lines", r.repeats)
 			}
 			a.log.Info("recorded", "operations", n)
 			return nil
@@ -95,6 +120,7 @@ stays published.`,
 	cmd.Flags().IntVar(&batch, "batch", 500, "operations per INSERT statement (with --publish-only: per publish)")
 	cmd.Flags().BoolVar(&publishOnly, "publish-only", false, "publish synchronously to --sink instead of storing")
 	cmd.Flags().StringArrayVar(&opKeys, "op-key", nil, "public key (note format) that signed lines must verify under (repeatable)")
+	cmd.Flags().BoolVar(&archive, "archive", false, "read a prune archive: lines also carry leaf_index, seq and published_at, and must carry op_id, created_at and op_hash")
 	return cmd
 }
 
@@ -106,9 +132,12 @@ type recorder struct {
 	verifiers []core.Verifier // --op-key
 	signing   bool            // --sign-key-file: the client signs
 	seen      map[string]int  // op_id given in the input → its line
-	ops       []*core.Operation
-	lines     []int // ops[i] came from line lines[i]
-	out       []byte
+	// archived is set with --archive: op_id → what identifies its line.
+	archived map[string]archiveKey
+	repeats  int // --archive lines skipped as repeats of earlier ones
+	ops      []*core.Operation
+	lines    []int // ops[i] came from line lines[i]
+	out      []byte
 }
 
 func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int, error) {
@@ -144,16 +173,34 @@ func (r *recorder) run(ctx context.Context, in io.Reader, stdout io.Writer) (int
 		return nil
 	}
 	err := readLines(in, func(line int, text []byte) error {
-		op, err := DecodeOpLine(text)
+		var op *core.Operation
+		var key archiveKey
+		var err error
+		if r.archived != nil {
+			var a *archived
+			a, err = decodeArchiveLine(text)
+			if a != nil {
+				op, key = a.Operation, archiveKey{opHash: strings.ToLower(a.OpHash), leafIndex: a.LeafIndex}
+			}
+		} else {
+			op, err = DecodeOpLine(text)
+		}
 		if err != nil {
 			return usagef("line %d: %v", line, err)
 		}
 		if op.OpID != "" {
 			id := strings.ToLower(op.OpID)
 			if first, ok := r.seen[id]; ok {
+				if r.archived != nil && r.archived[id] == key {
+					r.repeats++
+					return nil
+				}
 				return usagef("line %d: op_id %s is already on line %d", line, op.OpID, first)
 			}
 			r.seen[id] = line
+			if r.archived != nil {
+				r.archived[id] = key
+			}
 		}
 		if len(op.Sign) > 0 || op.Signer != "" {
 			if err := r.checkSignature(op); err != nil {
@@ -264,42 +311,116 @@ func readLines(r io.Reader, fn func(line int, text []byte) error) error {
 // time (which would become "now"), and trailing data. A refused field is
 // named in the error.
 func DecodeOpLine(line []byte) (*core.Operation, error) {
-	keys, err := checkKeys(line)
+	var op core.Operation
+	if _, err := decodeLine(line, opKeys, &op); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// archiveRequired are the keys every line of a prune archive has: what
+// makes a re-imported operation the same one (op_id, created_at, op_hash),
+// and its place in the store it was pruned from.
+var archiveRequired = []string{"op_id", "created_at", "op_hash", "leaf_index", "seq", "published_at"}
+
+// decodeArchiveLine decodes one line of a prune archive, as `trustlog
+// record --archive` reads it: what DecodeOpLine accepts, plus the keys
+// leaf_index, seq and published_at that `trustlog prune --archive` adds,
+// with every key of archiveRequired given. It does not check the op_hash
+// against the content: recording the operation does.
+func decodeArchiveLine(line []byte) (*archived, error) {
+	a := &archived{Operation: new(core.Operation)}
+	keys, err := decodeLine(line, archiveKeys, a)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range archiveRequired {
+		if !keys[k] {
+			return nil, fmt.Errorf("%s: missing; every line of a prune archive has one", k)
+		}
+	}
+	switch {
+	case a.OpID == "":
+		return nil, errors.New("op_id: empty; every line of a prune archive has one")
+	case a.OpHash == "":
+		return nil, errors.New("op_hash: empty; every line of a prune archive has one")
+	case a.LeafIndex < 0:
+		return nil, fmt.Errorf("leaf_index: %d is not a leaf index", a.LeafIndex)
+	case a.Seq < 1:
+		return nil, fmt.Errorf("seq: %d is not a record sequence number", a.Seq)
+	case a.PublishedAt.IsZero():
+		return nil, errors.New("published_at: the zero time is not a time of publication")
+	}
+	return a, nil
+}
+
+// archiveKey is what identifies an archive line beside its op_id: a line
+// that repeats all three is the same archived operation.
+type archiveKey struct {
+	opHash    string
+	leafIndex int64
+}
+
+// decodeLine decodes line into v (a *core.Operation or an *archived)
+// after checkKeys with the allowed keys, and returns the keys given.
+func decodeLine(line []byte, allowed map[string]bool, v any) (map[string]bool, error) {
+	keys, err := checkKeys(line, allowed)
 	if err != nil {
 		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	var op core.Operation
-	if err := dec.Decode(&op); err != nil {
+	if err := dec.Decode(v); err != nil {
 		return nil, fmt.Errorf("not an operation: %v", err)
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("more than one JSON value on the line")
 	}
-	if op.CreatedAt.IsZero() && keys["created_at"] {
-		return nil, errors.New("created_at: the zero time is not between 1970 and 9999 (leave the key out for the time of recording)")
+	if keys["created_at"] {
+		var zero bool
+		switch v := v.(type) {
+		case *core.Operation:
+			zero = v.CreatedAt.IsZero()
+		case *archived:
+			zero = v.CreatedAt.IsZero()
+		}
+		if zero {
+			return nil, errors.New("created_at: the zero time is not between 1970 and 9999 (leave the key out for the time of recording)")
+		}
 	}
-	return &op, nil
+	return keys, nil
 }
 
-// opKeys are the JSON names of core.Operation's fields.
-var opKeys = func() map[string]bool {
+// jsonKeys returns the JSON names of the fields of T.
+func jsonKeys[T any]() map[string]bool {
 	keys := map[string]bool{}
-	t := reflect.TypeFor[core.Operation]()
+	t := reflect.TypeFor[T]()
 	for i := range t.NumField() {
+		if t.Field(i).Anonymous {
+			continue
+		}
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
 			keys[name] = true
 		}
 	}
 	return keys
+}
+
+// opKeys are the JSON names of core.Operation's fields; archiveKeys add
+// those of a prune archive's line.
+var opKeys, archiveKeys = func() (map[string]bool, map[string]bool) {
+	op, archive := jsonKeys[core.Operation](), jsonKeys[archived]()
+	for k := range op {
+		archive[k] = true
+	}
+	return op, archive
 }()
 
-// checkKeys checks that line is one JSON object whose keys are field names
-// of an operation, spelled exactly and each given once, and whose values
-// hold only valid UTF-8 (no invalid bytes, no lone surrogate escape). It
-// returns the keys.
-func checkKeys(line []byte) (map[string]bool, error) {
+// checkKeys checks that line is one JSON object whose keys are in allowed
+// (field names of an operation, or of an archive line), spelled exactly
+// and each given once, and whose values hold only valid UTF-8 (no invalid
+// bytes, no lone surrogate escape). It returns the keys.
+func checkKeys(line []byte, allowed map[string]bool) (map[string]bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, errors.New("not an operation: the line is not a JSON object")
@@ -311,11 +432,14 @@ func checkKeys(line []byte) (map[string]bool, error) {
 			return nil, fmt.Errorf("not an operation: %v", err)
 		}
 		key, _ := tok.(string)
-		if !opKeys[key] {
-			for k := range opKeys {
+		if !allowed[key] {
+			for k := range allowed {
 				if strings.EqualFold(k, key) {
 					return nil, fmt.Errorf("unknown field %q (names are case-sensitive: %q)", key, k)
 				}
+			}
+			if archiveKeys[key] {
+				return nil, fmt.Errorf("unknown field %q: a prune archive's line? record reads those with --archive", key)
 			}
 			return nil, fmt.Errorf("unknown field %q", key)
 		}
