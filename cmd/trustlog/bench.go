@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/benchkit"
-	"github.com/go-trustlog/trustlog/internal/benchplot"
 	"github.com/go-trustlog/trustlog/internal/redact"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
@@ -35,7 +35,7 @@ type benchOpts struct {
 	rate                              int
 	duration                          time.Duration
 	asJSON                            bool
-	plot, from                        string
+	from                              string
 }
 
 // benchReport is everything one run measured; --json prints it.
@@ -50,6 +50,105 @@ type benchReport struct {
 	Backlog []benchBacklog `json:"backlog,omitempty"`
 	Sinks   []benchSink    `json:"sinks,omitempty"`
 	Ledger  *benchLedger   `json:"ledger,omitempty"`
+	// Targets counts the rows that have a target, by whether this run
+	// met it (see judgeBench).
+	Targets *benchTally `json:"targets,omitempty"`
+}
+
+// benchTarget is one row's target and whether the run met it. The figure
+// is judged at the precision the table prints it with, so a row reads
+// "met" exactly when its printed figure is within the target.
+type benchTarget struct {
+	Metric   string  `json:"metric"`   // the row's JSON field it judges
+	Op       string  `json:"op"`       // "<=", ">=" or "<"
+	Value    float64 `json:"value"`    // the target
+	Measured float64 `json:"measured"` // the row's figure, at the printed precision
+	Met      bool    `json:"met"`
+	digits   int     // decimals printed
+}
+
+// benchTally counts the rows with a target.
+type benchTally struct {
+	Met    int `json:"met"`
+	NotMet int `json:"not_met"`
+}
+
+// The targets (BENCHMARKS.md, "The targets") a row can be judged against
+// by itself: the drain rate staying flat as the backlog grows compares
+// rows, and the absolute rates depend on the machine, so neither is
+// judged.
+const (
+	targetWriteOverhead = 1.2 // RecordTx time over the plain INSERT's, at most
+	targetDrainRatio    = 0.7 // relay over the bare loop, at least
+	targetP99ms         = 25  // commit → ack p99 with wake-on-commit, below
+	targetPeakMB        = 100 // the relay process's peak RSS, below
+)
+
+// newTarget judges measured against value with op, at digits decimals.
+func newTarget(metric, op string, value, measured float64, digits int) *benchTarget {
+	p := math.Pow(10, float64(digits))
+	m := math.Round(measured*p) / p
+	var met bool
+	switch op {
+	case "<=":
+		met = m <= value
+	case ">=":
+		met = m >= value
+	case "<":
+		met = m < value
+	}
+	return &benchTarget{Metric: metric, Op: op, Value: value, Measured: m, Met: met, digits: digits}
+}
+
+// String is the target column: "met (0.91 ≥ 0.70)", "NOT MET (1.26 > 1.20)".
+func (t *benchTarget) String() string {
+	if t == nil {
+		return ""
+	}
+	cmp := map[string][2]string{"<=": {"≤", ">"}, ">=": {"≥", "<"}, "<": {"<", "≥"}}[t.Op]
+	verdict, sign := "met", cmp[0]
+	if !t.Met {
+		verdict, sign = "NOT MET", cmp[1]
+	}
+	return fmt.Sprintf("%s (%.*f %s %.*f)", verdict, t.digits, t.Measured, sign, t.digits, t.Value)
+}
+
+// judgeBench sets the target of every row that has one, and the tally.
+// It recomputes them from the figures, so a saved report (--from) is
+// judged by this binary's targets.
+func judgeBench(rep *benchReport) {
+	var tally benchTally
+	count := func(t *benchTarget) *benchTarget {
+		if t.Met {
+			tally.Met++
+		} else {
+			tally.NotMet++
+		}
+		return t
+	}
+	for i := range rep.Write {
+		r := &rep.Write[i]
+		r.Target = count(newTarget("record_tx_time_over_plain", "<=", targetWriteOverhead, r.Overhead, 2))
+	}
+	for i := range rep.Drain {
+		r := &rep.Drain[i]
+		r.Target = count(newTarget("relay_over_bare", ">=", targetDrainRatio, r.Ratio, 2))
+	}
+	for i := range rep.Latency {
+		r := &rep.Latency[i]
+		r.Target = nil
+		if r.Mode == "notify" { // polling is bounded by --poll, not by a target
+			r.Target = count(newTarget("p99_ms", "<", targetP99ms, r.P99, 1))
+		}
+	}
+	for i := range rep.Backlog {
+		r := &rep.Backlog[i]
+		r.Target = count(newTarget("relay_peak_rss_mb", "<", targetPeakMB, r.PeakMB, 0))
+	}
+	rep.Targets = nil
+	if tally.Met+tally.NotMet > 0 {
+		rep.Targets = &tally
+	}
 }
 
 type benchWrite struct {
@@ -58,6 +157,8 @@ type benchWrite struct {
 	PlainRate  float64 `json:"plain_insert_ops_per_s"`
 	RecordRate float64 `json:"record_tx_ops_per_s"`
 	Overhead   float64 `json:"record_tx_time_over_plain"`
+	// Target is record_tx_time_over_plain ≤ 1.2.
+	Target *benchTarget `json:"target,omitempty"`
 }
 
 type benchDrain struct {
@@ -68,6 +169,8 @@ type benchDrain struct {
 	Rate     float64   `json:"relay_ops_per_s"`
 	Ratio    float64   `json:"relay_over_bare"`
 	AllRatio []float64 `json:"ratio_per_run"`
+	// Target is relay_over_bare ≥ 0.7.
+	Target *benchTarget `json:"target,omitempty"`
 }
 
 type benchLatency struct {
@@ -79,6 +182,9 @@ type benchLatency struct {
 	P90      float64 `json:"p90_ms"`
 	P99      float64 `json:"p99_ms"`
 	Max      float64 `json:"max_ms"`
+	// Target is p99_ms < 25 with wake-on-commit (mode notify); polling
+	// has none.
+	Target *benchTarget `json:"target,omitempty"`
 }
 
 type benchBacklog struct {
@@ -87,6 +193,8 @@ type benchBacklog struct {
 	Rate    float64 `json:"relay_ops_per_s"`
 	Ratio   float64 `json:"relay_over_bare"`
 	PeakMB  float64 `json:"relay_peak_rss_mb"`
+	// Target is relay_peak_rss_mb < 100.
+	Target *benchTarget `json:"target,omitempty"`
 }
 
 type benchSink struct {
@@ -128,10 +236,20 @@ Workloads (all when none is named):
 
 Each workload works in a scratch place it drops afterwards (a new schema on
 PostgreSQL, a new table prefix on MySQL/MariaDB and SQLite), so it can run
-against a server that holds real data. Progress goes to the log (stderr).`,
+against a server that holds real data. Progress goes to the log (stderr).
+
+A row with a target (BENCHMARKS.md) ends with whether this run met it: "met"
+or "NOT MET" with the row's figure against the target, e.g. "NOT MET (0.66 <
+0.70)"; the last line counts them. In --json each such row has a "target"
+object (metric, op, value, measured, met) and "targets" the counts.
+
+To draw the latency and backlog workloads as a PNG, save the run with
+--json and, in a clone of the repository, run
+'go run ./internal/tools/benchplot FILE.json' (trustlog itself does not
+link the plotting library).`,
 		Example: `  trustlog bench --quick
   trustlog bench drain --n 200000 --runs 3
-  trustlog --store postgres://postgres@127.0.0.1/test bench latency --plot latency.png
+  trustlog --store postgres://postgres@127.0.0.1/test bench latency --json > latency.json
   trustlog --store mysql://root@127.0.0.1/test bench --json > mariadb.json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if quick {
@@ -169,8 +287,7 @@ against a server that holds real data. Progress goes to the log (stderr).`,
 	f.StringVar(&o.pulsarAdmin, "pulsar-admin", "http://127.0.0.1:8080", "the admin REST API of the --pulsar broker (it creates the topic)")
 	f.IntVar(&o.ledgerN, "ledger-n", 50_000, "operations sequenced in the ledger workload")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as one JSON document instead of tables")
-	f.StringVar(&o.plot, "plot", "", "also draw latency percentiles and drain rate vs backlog into this PNG file")
-	f.StringVar(&o.from, "from", "", "run nothing: print (and --plot) the results a --json run saved in this file")
+	f.StringVar(&o.from, "from", "", "run nothing: print the results a --json run saved in this file")
 	f.BoolVar(&quick, "quick", false, "smaller defaults (n 20k, 5 s latency, backlogs 1k/10k/100k): a run of a few minutes")
 	return cmd
 }
@@ -275,13 +392,10 @@ func (a *app) bench(ctx context.Context, o benchOpts, workloads []string) error 
 	return a.report(rep, o)
 }
 
-// report plots (--plot) and prints the report as tables or JSON.
+// report judges the rows against their targets and prints the report as
+// tables or JSON.
 func (a *app) report(rep *benchReport, o benchOpts) error {
-	if o.plot != "" {
-		if err := writePlot(o.plot, rep); err != nil {
-			return fmt.Errorf("bench: plot: %w", err)
-		}
-	}
+	judgeBench(rep)
 	if o.asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
@@ -502,31 +616,31 @@ func printBench(w io.Writer, rep *benchReport) {
 		fmt.Fprintln(tw, header)
 	}
 	if len(rep.Write) > 0 {
-		section("write path: RecordTx vs a plain INSERT of the same rows (target: time ≤ 1.2 × plain)",
-			"ops/tx\ttxs\tplain ops/s\tRecordTx ops/s\tRecordTx time / plain\t")
+		section(fmt.Sprintf("write path: RecordTx vs a plain INSERT of the same rows (target: time ≤ %.1f × plain)", targetWriteOverhead),
+			"ops/tx\ttxs\tplain ops/s\tRecordTx ops/s\tRecordTx time / plain\tvs target\t")
 		for _, r := range rep.Write {
-			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.2f\t\n", r.PerTx, r.Txs, r.PlainRate, r.RecordRate, r.Overhead)
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t\n", r.PerTx, r.Txs, r.PlainRate, r.RecordRate, r.Overhead, r.Target)
 		}
 	}
 	if len(rep.Drain) > 0 {
-		section("drain: relay to the memory sink vs the bare claim+settle SQL loop (target: ≥ 0.7)",
-			"batch\tengines\tpending\tbare ops/s\trelay ops/s\trelay / bare\t")
+		section(fmt.Sprintf("drain: relay to the memory sink vs the bare claim+settle SQL loop (target: ≥ %.1f)", targetDrainRatio),
+			"batch\tengines\tpending\tbare ops/s\trelay ops/s\trelay / bare\tvs target\t")
 		for _, r := range rep.Drain {
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t\n", r.Batch, r.Engines, r.N, r.RawRate, r.Rate, r.Ratio)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t\n", r.Batch, r.Engines, r.N, r.RawRate, r.Rate, r.Ratio, r.Target)
 		}
 	}
 	if len(rep.Latency) > 0 {
-		section("latency: commit → sink ack at a steady rate",
-			"wake-up\ttarget ops/s\tachieved ops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+		section(fmt.Sprintf("latency: commit → sink ack at a steady rate (target with wake-on-commit: p99 < %d ms; polling is bounded by --poll)", targetP99ms),
+			"wake-up\ttarget ops/s\tachieved ops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tvs target\t")
 		for _, r := range rep.Latency {
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.Mode, r.Rate, r.Achieved, r.P50, r.P90, r.P99, r.Max)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t\n", r.Mode, r.Rate, r.Achieved, r.P50, r.P90, r.P99, r.Max, orNone(r.Target))
 		}
 	}
 	if len(rep.Backlog) > 0 {
-		section("backlog: one relay process, batch 1000, to Kafka (target: flat rate, peak RSS < 100 MB)",
-			"pending\tbare ops/s\trelay ops/s\trelay / bare\trelay peak RSS MB\t")
+		section(fmt.Sprintf("backlog: one relay process, batch 1000, to Kafka (targets: peak RSS < %d MB per row; a flat rate down the rows)", targetPeakMB),
+			"pending\tbare ops/s\trelay ops/s\trelay / bare\trelay peak RSS MB\tvs target\t")
 		for _, r := range rep.Backlog {
-			fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t\n", r.Pending, r.RawRate, r.Rate, r.Ratio, r.PeakMB)
+			fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t\n", r.Pending, r.RawRate, r.Rate, r.Ratio, r.PeakMB, r.Target)
 		}
 	}
 	if len(rep.Sinks) > 0 {
@@ -541,17 +655,19 @@ func printBench(w io.Writer, rep *benchReport) {
 		fmt.Fprintf(tw, "%d\t%.0f\t\n", rep.Ledger.N, rep.Ledger.Rate)
 	}
 	tw.Flush()
+	if t := rep.Targets; t != nil {
+		verdict := "all met"
+		if t.NotMet > 0 {
+			verdict = fmt.Sprintf("%d NOT MET", t.NotMet)
+		}
+		fmt.Fprintf(w, "\ntargets: %d of %d rows with a target met; %s\n", t.Met, t.Met+t.NotMet, verdict)
+	}
 }
 
-func writePlot(path string, rep *benchReport) error {
-	var lat []benchplot.Latency
-	for _, l := range rep.Latency {
-		lat = append(lat, benchplot.Latency{Mode: l.Mode, P50: l.P50, P90: l.P90, P99: l.P99, Max: l.Max})
+// orNone is the target column of a row without a target.
+func orNone(t *benchTarget) string {
+	if t == nil {
+		return "none"
 	}
-	var bl []benchplot.Backlog
-	for _, b := range rep.Backlog {
-		bl = append(bl, benchplot.Backlog{Pending: b.Pending, Rate: b.Rate, RawRate: b.RawRate, PeakMB: b.PeakMB})
-	}
-	title := strings.SplitN(rep.Store, ":", 2)[0]
-	return benchplot.Write(path, title, lat, bl)
+	return t.String()
 }

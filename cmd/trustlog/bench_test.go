@@ -6,13 +6,18 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/go-trustlog/trustlog/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
+	"github.com/go-trustlog/trustlog/internal/benchplot"
 )
 
 // tinyBench are flags that make every workload finish in seconds.
@@ -24,8 +29,7 @@ var tinyBench = []string{"--n", "600", "--engines", "1,2", "--batches", "100", "
 // scratch places dropped.
 func runBench(t *testing.T, store string) {
 	t.Helper()
-	plot := filepath.Join(t.TempDir(), "bench.png")
-	args := []string{"bench", "--plot", plot}
+	args := []string{"bench"}
 	if store != "" {
 		args = append([]string{"--store", store}, args...)
 	}
@@ -67,17 +71,25 @@ func runBench(t *testing.T, store string) {
 	require.NotNil(t, rep.Ledger)
 	assert.Positive(t, rep.Ledger.Rate)
 
+	// The run draws (go run ./internal/tools/benchplot FILE.json).
+	saved, plot := filepath.Join(t.TempDir(), "run.json"), filepath.Join(t.TempDir(), "run.png")
+	require.NoError(t, os.WriteFile(saved, []byte(out), 0o600))
+	plotted, err := benchplot.ReadReport(saved)
+	require.NoError(t, err)
+	require.NoError(t, benchplot.WriteReport(plot, plotted))
 	png, err := os.ReadFile(plot)
 	require.NoError(t, err)
 	assert.True(t, bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")), "a PNG file")
 }
 
 func TestBenchSQLite(t *testing.T) {
+	testenv.Long(t)
 	t.Parallel()
 	runBench(t, "")
 }
 
 func TestBenchPostgres(t *testing.T) {
+	testenv.Long(t)
 	dsn := postgrestest.Server.Need(t)
 	t.Parallel()
 	scratch := func() (n int) {
@@ -90,6 +102,7 @@ func TestBenchPostgres(t *testing.T) {
 }
 
 func TestBenchMySQL(t *testing.T) {
+	testenv.Long(t)
 	url := mysqltest.NewDatabase(t)
 	t.Parallel()
 	runBench(t, url)
@@ -122,7 +135,7 @@ func TestBenchBadInput(t *testing.T) {
 	}
 }
 
-// TestBenchFrom re-reports a saved run: the same tables, a plot, and a
+// TestBenchFrom re-reports a saved run: the same tables, and a
 // clear error for a file that is not a bench report.
 func TestBenchFrom(t *testing.T) {
 	t.Parallel()
@@ -131,16 +144,123 @@ func TestBenchFrom(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	saved := filepath.Join(t.TempDir(), "run.json")
 	require.NoError(t, os.WriteFile(saved, []byte(out), 0o600))
-	plot := filepath.Join(t.TempDir(), "p.png")
-	code, out, errOut = cli(t, ctx, "", "bench", "--from", saved, "--plot", plot)
+	code, out, errOut = cli(t, ctx, "", "bench", "--from", saved)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "leaves/s")
-	_, err := os.Stat(plot)
-	assert.NoError(t, err)
 
 	notJSON := filepath.Join(t.TempDir(), "x.json")
 	require.NoError(t, os.WriteFile(notJSON, []byte("hello"), 0o600))
 	code, _, errOut = cli(t, ctx, "", "bench", "--from", notJSON)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "not the JSON of trustlog bench")
+}
+
+// fabricatedBench is a report with rows on both sides of every target.
+func fabricatedBench() *benchReport {
+	return &benchReport{
+		Store: "postgres://app@db/app", Go: "go1.26.0", CPUs: 2,
+		Write: []benchWrite{
+			{PerTx: 1, Txs: 1000, PlainRate: 10600, RecordRate: 10000, Overhead: 1.06},
+			{PerTx: 100, Txs: 500, PlainRate: 126000, RecordRate: 100000, Overhead: 1.26},
+			{PerTx: 100, Txs: 500, PlainRate: 120400, RecordRate: 100000, Overhead: 1.204}, // prints 1.20: met
+		},
+		Drain: []benchDrain{
+			{Batch: 1000, Engines: 1, N: 200000, RawRate: 20000, Rate: 18200, Ratio: 0.91},
+			{Batch: 1000, Engines: 4, N: 200000, RawRate: 20000, Rate: 13200, Ratio: 0.66},
+		},
+		Latency: []benchLatency{
+			{Mode: "notify", N: 5000, Rate: 1000, Achieved: 465, P50: 1.5, P90: 2.9, P99: 39.1, Max: 80},
+			{Mode: "poll", N: 5000, Rate: 1000, Achieved: 990, P50: 52.8, P90: 95.7, P99: 106.2, Max: 114.3},
+		},
+		Backlog: []benchBacklog{
+			{Pending: 10000, RawRate: 21000, Rate: 18800, Ratio: 0.9, PeakMB: 90},
+			{Pending: 1000000, RawRate: 7100, Rate: 7100, Ratio: 1, PeakMB: 120.4},
+		},
+		Sinks:  []benchSink{{Sink: "memory", N: 50000, Rate: 30000, Ratio: 1}},
+		Ledger: &benchLedger{N: 50000, Rate: 31822},
+	}
+}
+
+// TestBenchTargetsMet: every row with a target says whether this run met
+// it, with its figure against the target, in the tables and in the JSON;
+// rows without one (polling latency, sinks, ledger) say nothing of it.
+func TestBenchTargetsMet(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	a := &app{stdout: &out}
+	require.NoError(t, a.report(fabricatedBench(), benchOpts{}))
+	text := out.String()
+	row := func(prefix string) string { // the line whose first fields are prefix's
+		t.Helper()
+		want := strings.Fields(prefix)
+		for _, l := range strings.Split(text, "\n") {
+			if f := strings.Fields(l); len(f) >= len(want) && slices.Equal(f[:len(want)], want) {
+				return l
+			}
+		}
+		t.Fatalf("no row %q in:\n%s", prefix, text)
+		return ""
+	}
+	for _, tc := range []struct{ row, verdict string }{
+		{"1 1000", "met (1.06 ≤ 1.20)"},
+		{"100 500 126000", "NOT MET (1.26 > 1.20)"},
+		{"100 500 120400", "met (1.20 ≤ 1.20)"},
+		{"1000 1", "met (0.91 ≥ 0.70)"},
+		{"1000 4", "NOT MET (0.66 < 0.70)"},
+		{"notify", "NOT MET (39.1 ≥ 25.0)"},
+		{"poll", "none"},
+		{"10000", "met (90 < 100)"},
+		{"1000000", "NOT MET (120 ≥ 100)"},
+	} {
+		assert.True(t, strings.HasSuffix(strings.TrimSpace(row(tc.row)), tc.verdict), "row %q: want %q in\n%s", tc.row, tc.verdict, text)
+	}
+	for _, header := range []string{"ops/tx", "batch", "wake-up", "pending"} {
+		assert.True(t, strings.HasSuffix(row(header), "  vs target"), "a column per table with targets: %q", row(header))
+	}
+	assert.Contains(t, text, "(target: time ≤ 1.2 × plain)")
+	assert.Contains(t, text, "(target with wake-on-commit: p99 < 25 ms")
+	assert.NotContains(t, row("memory"), "met", "the sinks rows have no target")
+	assert.True(t, strings.HasSuffix(text, "\ntargets: 4 of 8 rows with a target met; 4 NOT MET\n"), text)
+
+	out.Reset()
+	require.NoError(t, a.report(fabricatedBench(), benchOpts{asJSON: true}))
+	var rep struct {
+		Write   []struct{ Target *benchTarget }
+		Drain   []struct{ Target *benchTarget }
+		Latency []struct{ Target *benchTarget }
+		Backlog []struct{ Target *benchTarget }
+		Sinks   []map[string]any
+		Targets benchTally
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
+	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.2, Measured: 1.26, Met: false}, *rep.Write[1].Target)
+	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.2, Measured: 1.2, Met: true}, *rep.Write[2].Target)
+	assert.Equal(t, benchTarget{Metric: "relay_over_bare", Op: ">=", Value: 0.7, Measured: 0.91, Met: true}, *rep.Drain[0].Target)
+	assert.Equal(t, benchTarget{Metric: "p99_ms", Op: "<", Value: 25, Measured: 39.1, Met: false}, *rep.Latency[0].Target)
+	assert.Nil(t, rep.Latency[1].Target, "polling has no target")
+	assert.Equal(t, benchTarget{Metric: "relay_peak_rss_mb", Op: "<", Value: 100, Measured: 120, Met: false}, *rep.Backlog[1].Target)
+	assert.NotContains(t, rep.Sinks[0], "target")
+	assert.Equal(t, benchTally{Met: 4, NotMet: 4}, rep.Targets)
+	assert.Contains(t, out.String(), `"target": {`+"\n"+`        "metric": "relay_over_bare",`)
+
+	// A saved report is judged again: verdicts it holds do not count.
+	stale := fabricatedBench()
+	stale.Drain[1].Target = &benchTarget{Metric: "relay_over_bare", Op: ">=", Value: 0.5, Measured: 0.66, Met: true}
+	stale.Targets = &benchTally{Met: 9}
+	saved, err := json.Marshal(stale)
+	require.NoError(t, err)
+	from := filepath.Join(t.TempDir(), "saved.json")
+	require.NoError(t, os.WriteFile(from, saved, 0o600))
+	out.Reset()
+	require.NoError(t, a.benchFrom(benchOpts{from: from}))
+	assert.Contains(t, out.String(), "NOT MET (0.66 < 0.70)")
+	assert.Contains(t, out.String(), "targets: 4 of 8 rows with a target met; 4 NOT MET")
+
+	// Every target met.
+	ok := fabricatedBench()
+	ok.Write, ok.Drain, ok.Latency, ok.Backlog = ok.Write[:1], ok.Drain[:1], ok.Latency[1:], ok.Backlog[:1]
+	out.Reset()
+	require.NoError(t, a.report(ok, benchOpts{}))
+	assert.True(t, strings.HasSuffix(out.String(), "\ntargets: 3 of 3 rows with a target met; all met\n"), out.String())
+	assert.NotContains(t, out.String(), "NOT MET")
 }

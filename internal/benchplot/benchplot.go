@@ -1,14 +1,17 @@
 // Package benchplot draws `trustlog bench` results as one PNG: commit →
 // ack latency percentiles per wake-up mode, and drain rate against backlog
-// size. It is its own package so that only the bench command links the
-// plotting library.
+// size. Only the internal/tools/benchplot command links it (and with it
+// the plotting library and its fonts): the trustlog binary does not.
 package benchplot
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"os"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -30,6 +33,64 @@ type Backlog struct {
 	Rate    float64 // the relay's operations per second
 	RawRate float64 // the bare claim+settle loop's, same backlog
 	PeakMB  float64 // peak resident set during the drain
+}
+
+// Report is what a plot shows of the JSON that `trustlog bench --json`
+// prints: the store, the latency and the backlog workloads.
+type Report struct {
+	// Store is the bench's store URL (redacted), e.g. "sqlite (temporary
+	// file)" or "postgres://…"; its scheme titles the plot.
+	Store string `json:"store"`
+	// Latency holds the latency workload's distributions, in milliseconds.
+	Latency []struct {
+		Mode string  `json:"mode"`
+		P50  float64 `json:"p50_ms"`
+		P90  float64 `json:"p90_ms"`
+		P99  float64 `json:"p99_ms"`
+		Max  float64 `json:"max_ms"`
+	} `json:"latency"`
+	// Backlog holds the backlog workload's drain rates and peak memory.
+	Backlog []struct {
+		Pending int     `json:"pending"`
+		RawRate float64 `json:"bare_loop_ops_per_s"`
+		Rate    float64 `json:"relay_ops_per_s"`
+		PeakMB  float64 `json:"relay_peak_rss_mb"`
+	} `json:"backlog"`
+}
+
+// ErrNotReport: the file is not the JSON of `trustlog bench --json`.
+var ErrNotReport = errors.New("not the JSON of trustlog bench --json")
+
+// ReadReport reads a file that `trustlog bench --json` wrote. A file that
+// is not JSON, or holds no store, fails with ErrNotReport naming it.
+func ReadReport(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotReport, err)
+	}
+	if rep.Store == "" {
+		return nil, fmt.Errorf("%s: %w: it names no store", path, ErrNotReport)
+	}
+	return &rep, nil
+}
+
+// WriteReport draws a report into a PNG file (see Write), titled by its
+// store's scheme.
+func WriteReport(path string, rep *Report) error {
+	var lat []Latency
+	for _, l := range rep.Latency {
+		lat = append(lat, Latency{Mode: l.Mode, P50: l.P50, P90: l.P90, P99: l.P99, Max: l.Max})
+	}
+	var bl []Backlog
+	for _, b := range rep.Backlog {
+		bl = append(bl, Backlog{Pending: b.Pending, Rate: b.Rate, RawRate: b.RawRate, PeakMB: b.PeakMB})
+	}
+	title, _, _ := strings.Cut(rep.Store, ":")
+	return Write(path, title, lat, bl)
 }
 
 // Write draws the two panels side by side into a PNG file. Either slice
