@@ -64,20 +64,35 @@ func URL(s string) string {
 			}
 		}
 	}
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" && !strings.Contains(s, "@tcp(") {
-		q, masked := u.Query(), false
-		for k := range q {
-			if secretParams.MatchString(k) {
-				q.Set(k, Mask)
-				masked = true
-			}
-		}
-		if masked {
-			u.RawQuery = q.Encode()
-			s = strings.Replace(u.String(), url.QueryEscape(Mask), Mask, -1)
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" && !strings.Contains(s, "@tcp(") && u.RawQuery != "" {
+		if i := strings.Index(s, "?"+u.RawQuery); i >= 0 {
+			i++
+			s = s[:i] + maskQuery(u.RawQuery) + s[i+len(u.RawQuery):]
 		}
 	}
 	return keyword.ReplaceAllString(s, "${1}="+Mask)
+}
+
+// maskQuery masks the value of each secret parameter of a raw query
+// (names compared unescaped, so "pass%77ord" is one) and keeps everything
+// else as it was: the order, the escapes, and the text of an error
+// message that followed the URL.
+func maskQuery(raw string) string {
+	params := strings.Split(raw, "&")
+	for i, p := range params {
+		k, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		if secretParams.MatchString(name) {
+			params[i] = k + "=" + Mask
+		}
+	}
+	return strings.Join(params, "&")
 }
 
 // AmbiguousUserInfo reports whether s, a "scheme://" URL, has user info
