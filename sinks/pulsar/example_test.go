@@ -38,7 +38,7 @@ func ExampleParseURL() {
 	// send timeout: 30s
 	// token set: true
 	// trust certs: /etc/ca.pem
-	// trustlog: invalid URL: pulsar URL "pulsar://broker:6650/persistent://acme/audit/ops?batching=maybe&token=xxxxx": batching must be true or false
+	// trustlog: invalid URL: pulsar URL "pulsar://broker:6650/persistent://acme/audit/ops?token=xxxxx&batching=maybe": batching must be true or false
 }
 
 // Relay to Pulsar by URL: the blank import registers the scheme, and
