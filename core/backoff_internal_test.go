@@ -27,19 +27,6 @@ var (
 	hourPolicy  = backoff.Policy{Base: time.Hour, Max: time.Hour}
 )
 
-// within waits for done, failing t if it takes longer than a test should.
-func within[T any](t *testing.T, done <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("still waiting: stopping did not end the backoff")
-		var zero T
-		return zero
-	}
-}
-
 // scriptedSink fails the calls fail says to fail.
 type scriptedSink struct {
 	mu    sync.Mutex
@@ -116,7 +103,7 @@ func TestPublishOnlyRetryCancelled(t *testing.T) {
 	c.retry = hourPolicy
 	done := make(chan error, 1)
 	go func() { done <- c.Record(ctx, testOp()) }()
-	err := within(t, done)
+	err := testenv.Receive(t, done, "stopping ends the backoff")
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.ErrorIs(t, err, down, "and what failed")
 	assert.Equal(t, 1, sink.count())
@@ -235,7 +222,7 @@ func TestClaimBackoffEndsWithStop(t *testing.T) {
 	require.Eventually(t, func() bool { return len(log.get()) == 1 }, testenv.Patience(t), time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- e.Stop(context.Background()) }()
-	assert.NoError(t, within(t, done))
+	assert.NoError(t, testenv.Receive(t, done, "stopping ends the backoff"))
 	assert.Equal(t, []time.Duration{time.Hour}, log.get())
 	assert.Equal(t, 1, store.count(ClaimPending))
 }

@@ -43,20 +43,27 @@ overwritten.`,
 			if err != nil {
 				return err
 			}
-			if err := writeNew(out+".key", skey+"\n", 0o600); err != nil {
-				return err
-			}
-			if err := writeNew(out+".pub", vkey+"\n", 0o644); err != nil {
-				os.Remove(out + ".key")
-				return err
-			}
-			fmt.Fprintf(a.stdout, "private key: %s.key\npublic key:  %s.pub\n%s\n", out, out, vkey)
-			return nil
+			return a.writeKeyPair(out, skey, vkey)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "key name: the log's origin, e.g. example.com/trustlog")
 	cmd.Flags().StringVar(&out, "out", "", "file name prefix for OUT.key and OUT.pub")
 	return cmd
+}
+
+// writeKeyPair writes OUT.key (private, mode 0600) and OUT.pub, never
+// over an existing file and never one without the other, and prints where
+// they went and the public key.
+func (a *app) writeKeyPair(out, skey, vkey string) error {
+	if err := writeNew(out+".key", skey+"\n", 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(out+".pub", vkey+"\n", 0o644); err != nil {
+		os.Remove(out + ".key")
+		return err
+	}
+	fmt.Fprintf(a.stdout, "private key: %s.key\npublic key:  %s.pub\n%s\n", out, out, vkey)
+	return nil
 }
 
 func writeNew(path, content string, mode os.FileMode) error {

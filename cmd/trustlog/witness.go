@@ -71,15 +71,7 @@ as a witness key too.`,
 			if err != nil {
 				return usagef("--name: %v", err)
 			}
-			if err := writeNew(out+".key", skey+"\n", 0o600); err != nil {
-				return err
-			}
-			if err := writeNew(out+".pub", vkey+"\n", 0o644); err != nil {
-				os.Remove(out + ".key")
-				return err
-			}
-			fmt.Fprintf(a.stdout, "private key: %s.key\npublic key:  %s.pub\n%s\n", out, out, vkey)
-			return nil
+			return a.writeKeyPair(out, skey, vkey)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the witness's name, e.g. witness.example.com/w1")

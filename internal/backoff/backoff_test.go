@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // justBelowOne is the largest random number rand.Float64 returns.
@@ -119,19 +121,6 @@ func sleeping(ctx context.Context, d time.Duration) <-chan error {
 	return done
 }
 
-// within waits for done, failing t if it takes longer than a test should.
-func within[T any](t *testing.T, done <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("still waiting: cancellation did not end the wait")
-		var zero T
-		return zero
-	}
-}
-
 func TestSleep(t *testing.T) {
 	t.Parallel()
 	assert.NoError(t, Sleep(context.Background(), 0))
@@ -141,7 +130,7 @@ func TestSleep(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := sleeping(ctx, time.Hour)
 	cancel()
-	assert.ErrorIs(t, within(t, done), context.Canceled, "an hour's wait ends with its context")
+	assert.ErrorIs(t, testenv.Receive(t, done, "cancellation ends the wait"), context.Canceled, "an hour's wait ends with its context")
 
 	assert.ErrorIs(t, Sleep(ctx, 0), context.Canceled, "an ended context ends even a wait of 0")
 	assert.ErrorIs(t, Sleep(ctx, time.Nanosecond), context.Canceled)
@@ -150,7 +139,7 @@ func TestSleep(t *testing.T) {
 	cctx, ccancel := context.WithCancelCause(context.Background())
 	done = sleeping(cctx, time.Hour)
 	ccancel(why)
-	assert.ErrorIs(t, within(t, done), why, "the context's cause")
+	assert.ErrorIs(t, testenv.Receive(t, done, "cancellation ends the wait"), why, "the context's cause")
 }
 
 // tiny is a policy whose waits take no time to speak of.
@@ -208,7 +197,7 @@ func TestRetryCancelled(t *testing.T) {
 			return fail
 		})
 	}()
-	err := within(t, done)
+	err := testenv.Receive(t, done, "cancellation ends the wait")
 	assert.ErrorIs(t, err, fail)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, "fail (stopped retrying: context canceled)", err.Error())

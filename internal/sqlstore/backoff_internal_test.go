@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/backoff"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // The store's deadlock retries and the migration lease wait take their
@@ -21,19 +22,6 @@ var (
 	microPolicy = backoff.Policy{Base: time.Microsecond, Max: 4 * time.Microsecond}
 	hourPolicy  = backoff.Policy{Base: time.Hour, Max: time.Hour}
 )
-
-// within waits for done, failing t if it takes longer than a test should.
-func within[T any](t *testing.T, done <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatal("still waiting: cancellation did not end the backoff")
-		var zero T
-		return zero
-	}
-}
 
 var errVictim = errors.New("deadlock victim")
 
@@ -87,7 +75,7 @@ func TestRetryingCancelled(t *testing.T) {
 	calls := 0
 	done := make(chan error, 1)
 	go func() { done <- s.retrying(ctx, func() error { calls++; cancel(); return errVictim }) }()
-	err := within(t, done)
+	err := testenv.Receive(t, done, "cancellation ends the backoff")
 	assert.ErrorIs(t, err, errVictim)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 1, calls)
@@ -149,7 +137,7 @@ func TestAcquireWaitCancelled(t *testing.T) {
 		_, err := acquireWait(ctx, l, "m", time.Minute, hourPolicy)
 		done <- err
 	}()
-	err := within(t, done)
+	err := testenv.Receive(t, done, "cancellation ends the backoff")
 	assert.EqualError(t, err, `waiting for lease "m": context canceled`)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, core.ErrLeaseHeld, "as before: the context's error")

@@ -62,3 +62,21 @@ func Context(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Receive waits for a value on ch for as long as Patience(t) and fails t,
+// naming what it waited for, if none comes: for "this ends" assertions
+// whose alternative is a wait far longer than any test (an hour's backoff
+// that cancellation must cut short).
+func Receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(Patience(t))
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("still waiting until %s", what)
+		var zero T
+		return zero
+	}
+}
