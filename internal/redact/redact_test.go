@@ -46,11 +46,11 @@ func TestURL(t *testing.T) {
 func TestURLKeepsTheRestVerbatim(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"postgres://app:pw@h:5432/db?sslmode=disable: failed to connect":                  "postgres://app:" + Mask + "@h:5432/db?sslmode=disable: failed to connect",
-		"postgres://h/db?sslmode=disable&password=pw: failed to connect":                  "postgres://h/db?sslmode=disable&password=" + Mask,
-		"postgres://h/db?password=pw&sslmode=disable: failed to connect":                  "postgres://h/db?password=" + Mask + "&sslmode=disable: failed to connect",
-		"kafka://b:9092/ops?z=1&sasl_password=pw&a=%2F#frag":                              "kafka://b:9092/ops?z=1&sasl_password=" + Mask + "&a=%2F#frag",
-		"kafka://b:9092/ops?pass%77ord=pw&x=y":                                            "kafka://b:9092/ops?pass%77ord=" + Mask + "&x=y",
+		"postgres://app:pw@h:5432/db?sslmode=disable: failed to connect":                    "postgres://app:" + Mask + "@h:5432/db?sslmode=disable: failed to connect",
+		"postgres://h/db?sslmode=disable&password=pw: failed to connect":                    "postgres://h/db?sslmode=disable&password=" + Mask,
+		"postgres://h/db?password=pw&sslmode=disable: failed to connect":                    "postgres://h/db?password=" + Mask + "&sslmode=disable: failed to connect",
+		"kafka://b:9092/ops?z=1&sasl_password=pw&a=%2F#frag":                                "kafka://b:9092/ops?z=1&sasl_password=" + Mask + "&a=%2F#frag",
+		"kafka://b:9092/ops?pass%77ord=pw&x=y":                                              "kafka://b:9092/ops?pass%77ord=" + Mask + "&x=y",
 		`dial "pulsar://b:6650/persistent://t/n/x?token=abc&x=1": connection refused (x:1)`: `dial "pulsar://b:6650/persistent://t/n/x?token=` + Mask + `&x=1": connection refused (x:1)`,
 	} {
 		if got := URL(in); got != want {
