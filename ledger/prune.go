@@ -71,6 +71,11 @@ type PruneResult struct {
 // without PruneOptions.WithoutLedger.
 var ErrEmptyLog = errors.New("ledger: the log is empty: nothing has been sequenced, so pruning would delete operations the log never holds (set WithoutLedger to prune anyway)")
 
+// ErrUnsigned: Prune was asked to prune a log no signed checkpoint covers
+// yet. Leaves are pruned only below the newest checkpoint: a leaf deleted
+// before a checkpoint signed it could never be proven or audited.
+var ErrUnsigned = errors.New("ledger: no signed checkpoint covers the log yet: leaves are pruned only below the newest checkpoint (run a relay with a ledger key until one is signed)")
+
 // PrunedBelow returns the prune horizon of a store (0 if never pruned).
 func PrunedBelow(ctx context.Context, st core.Store) (int64, error) {
 	c, err := st.Cursor(ctx, PrunedCursor)
@@ -89,9 +94,10 @@ func PrunedBelow(ctx context.Context, st core.Store) (int64, error) {
 
 // Prune deletes operations published at least opts.OlderThan ago. With a
 // ledger it deletes only a prefix of the log: the leaves from the horizon
-// up to the first operation that is not yet prunable, in batches, each
-// with the horizon moved in the same transaction. Operations not yet
-// sequenced are never deleted. Proofs of the remaining operations and
+// up to the first operation that is not yet prunable and at most up to the
+// newest signed checkpoint's size, in batches, each with the horizon moved
+// in the same transaction. Operations not yet sequenced, and leaves no
+// checkpoint covers yet, are never deleted. Proofs of the remaining operations and
 // Audit still verify; Audit reports the horizon.
 func Prune(ctx context.Context, store core.Store, opts PruneOptions) (PruneResult, error) {
 	p, ok := store.(Pruner)
@@ -114,6 +120,14 @@ func Prune(ctx context.Context, store core.Store, opts PruneOptions) (PruneResul
 		}
 		return prunePublished(ctx, p, opts)
 	}
+	cp, err := latest(ctx, p)
+	if err != nil {
+		return PruneResult{}, err
+	}
+	if cp == nil {
+		return PruneResult{}, ErrUnsigned
+	}
+	size = min(size, cp.Size)
 	from, err := PrunedBelow(ctx, p)
 	if err != nil {
 		return PruneResult{}, err

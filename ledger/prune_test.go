@@ -125,3 +125,54 @@ func TestPruneWithoutLedger(t *testing.T) {
 	assert.Zero(t, s.Counts[core.StatePublished])
 	assert.Equal(t, int64(10), s.Counts[core.StatePending])
 }
+
+// TestPruneOnlyBelowTheCheckpoint: leaves no signed checkpoint covers yet
+// are never pruned (they could never be proven): a log without a
+// checkpoint is refused, and a log whose tail is past its newest
+// checkpoint is pruned up to that checkpoint only.
+func TestPruneOnlyBelowTheCheckpoint(t *testing.T) {
+	t.Parallel()
+	for name, open := range drivers {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			k := newKeys(t)
+			st := open(t)
+			c, err := core.NewClient(st, nil, core.Config{Strategy: core.StoreOnly, Signer: k.signer})
+			require.NoError(t, err)
+			seq, err := ledger.NewSequencer(ledger.Config{Key: k.skey})
+			require.NoError(t, err)
+			record := func(from, n int) {
+				ops := make([]*core.Operation, n)
+				for i := range ops {
+					ops[i] = conformance.NewOp("unsigned-tail", from+i)
+				}
+				require.NoError(t, c.Record(ctx, ops...))
+				got, err := seq.Sequence(ctx, st)
+				require.NoError(t, err)
+				require.Equal(t, n, got)
+			}
+			record(0, 10)
+			publishFirst(t, st, 10)
+			_, err = ledger.Prune(ctx, st, ledger.PruneOptions{})
+			require.ErrorIs(t, err, ledger.ErrUnsigned, "no checkpoint yet")
+			leaves, err := st.Leaves(ctx, 0, 100)
+			require.NoError(t, err)
+			assert.Len(t, leaves, 10, "nothing deleted")
+
+			_, err = seq.Checkpoint(ctx, st)
+			require.NoError(t, err)
+			record(10, 5)
+			publishFirst(t, st, 5)
+			res, err := ledger.Prune(ctx, st, ledger.PruneOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, ledger.PruneResult{From: 0, Below: 10, Deleted: 10}, res, "up to the checkpoint of 10, not the tree of 15")
+			_, err = seq.Checkpoint(ctx, st)
+			require.NoError(t, err)
+			res, err = ledger.Prune(ctx, st, ledger.PruneOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, ledger.PruneResult{From: 10, Below: 15, Deleted: 5}, res, "the rest once a checkpoint covers it")
+			assert.True(t, audit(t, st, k).OK())
+		})
+	}
+}

@@ -38,7 +38,9 @@ func (a *app) pruneCmd() *cobra.Command {
 database's clock), keeping the ledger verifiable.
 
 With a ledger, prune deletes a prefix of the log: from the prune horizon up
-to the first operation that is not yet published (or too recent), in
+to the first operation that is not yet published (or too recent), and never
+past the newest signed checkpoint (a leaf no checkpoint covers yet could
+never be proven; a log with no checkpoint is not pruned), in
 transactions of --batch, each moving the horizon (the store cursor
 trustlog.ledger.pruned_below) with its deletion. Leaf hashes, the tree and the
 signed checkpoints stay: proofs of the remaining operations and
