@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
+
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // TestLedgerRoundTrip: keygen → record → relay (sequencing) → prove →
@@ -55,7 +57,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 		done <- code
 	}()
 	proofFile := filepath.Join(dir, "op.tlog-proof")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.Patience(t))
 	for {
 		code, _, _ = cli(t, ctx, "", "--store", store, "prove", rec["op_id"], "--out", proofFile)
 		if code == 0 || time.Now().After(deadline) {

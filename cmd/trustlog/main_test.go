@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // cli runs the command line in-process and returns its exit code, standard
@@ -98,7 +100,7 @@ func TestRecordRelayStatus(t *testing.T) {
 			"--metrics-addr", metricsAddr)
 		done <- code
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testenv.Patience(t))
 	for {
 		_, out, _ = cli(t, ctx, "", "--store", store, "status", "--json")
 		require.NoError(t, json.Unmarshal([]byte(out), &st))
