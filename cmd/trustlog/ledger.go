@@ -113,15 +113,22 @@ func readKeys(key string, opKeys []string) (note.Verifier, []core.Verifier, erro
 
 // readOpVerifiers reads --op-key files.
 func readOpVerifiers(paths []string) ([]core.Verifier, error) {
-	var out []core.Verifier
+	return readKeyFiles("--op-key", paths, core.NewEd25519Verifier)
+}
+
+// readKeyFiles reads one public key file per path with parse, for the
+// repeatable key flag named flag. An unreadable or malformed file is a
+// usage error naming it.
+func readKeyFiles[T any](flag string, paths []string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, usagef("--op-key: %v", err)
+			return nil, usagef("%s: %v", flag, err)
 		}
-		v, err := core.NewEd25519Verifier(string(b))
+		v, err := parse(string(b))
 		if err != nil {
-			return nil, usagef("--op-key %s: %v", p, err)
+			return nil, usagef("%s %s: %v", flag, p, err)
 		}
 		out = append(out, v)
 	}

@@ -372,17 +372,5 @@ func openWithAny(msg []byte, logs []note.Verifier) (ledger.Checkpoint, error) {
 // (trustlog witness keygen). An unreadable or malformed one is a usage
 // error naming the file.
 func readWitnessKeys(paths []string) ([]note.Verifier, error) {
-	var ws []note.Verifier
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, usagef("--witness-key: %v", err)
-		}
-		v, err := witness.NewVerifier(string(b))
-		if err != nil {
-			return nil, usagef("--witness-key %s: %v", p, err)
-		}
-		ws = append(ws, v)
-	}
-	return ws, nil
+	return readKeyFiles("--witness-key", paths, witness.NewVerifier)
 }
