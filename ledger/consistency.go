@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,11 +43,7 @@ type ConsistencyProof struct {
 func (p *ConsistencyProof) Marshal() []byte {
 	var b bytes.Buffer
 	b.WriteString("old " + strconv.FormatInt(p.OldSize, 10) + "\n")
-	for _, h := range p.Hashes {
-		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
-	}
-	b.WriteString("\n")
-	b.Write(p.Checkpoint)
+	writeProofTail(&b, p.Hashes, p.Checkpoint)
 	return b.Bytes()
 }
 
@@ -69,16 +64,9 @@ func ParseConsistencyProof(text []byte) (*ConsistencyProof, error) {
 	if !ok || err != nil || n < 0 || strconv.FormatInt(n, 10) != old {
 		return bad("first line %q is not \"old <size>\"", lines[0])
 	}
-	if len(lines)-1 > 63 {
-		return bad("%d proof hashes (at most 63)", len(lines)-1)
-	}
 	p := &ConsistencyProof{OldSize: n, Checkpoint: []byte(cp)}
-	for _, l := range lines[1:] {
-		h, err := decodeBase64(l)
-		if err != nil || len(h) != tlog.HashSize {
-			return bad("proof line %q is not a canonical base64 hash", l)
-		}
-		p.Hashes = append(p.Hashes, tlog.Hash(h))
+	if p.Hashes, err = parseHashLines(lines[1:]); err != nil {
+		return bad("%v", err)
 	}
 	return p, nil
 }

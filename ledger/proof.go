@@ -36,12 +36,35 @@ func (p *Proof) Marshal() []byte {
 	b.WriteString(proofHeader + "\n")
 	b.WriteString("extra " + base64.StdEncoding.EncodeToString(p.Leaf) + "\n")
 	b.WriteString("index " + strconv.FormatInt(p.Index, 10) + "\n")
-	for _, h := range p.Hashes {
+	writeProofTail(&b, p.Hashes, p.Checkpoint)
+	return b.Bytes()
+}
+
+// writeProofTail ends a proof's text, inclusion or consistency: one
+// base64 hash per line, a blank line, the signed checkpoint.
+func writeProofTail(b *bytes.Buffer, hashes []tlog.Hash, checkpoint []byte) {
+	for _, h := range hashes {
 		b.WriteString(base64.StdEncoding.EncodeToString(h[:]) + "\n")
 	}
 	b.WriteString("\n")
-	b.Write(p.Checkpoint)
-	return b.Bytes()
+	b.Write(checkpoint)
+}
+
+// parseHashLines parses a proof's hash lines: at most 63 (a tree of up to
+// 2^63 leaves), each one hash in canonical base64.
+func parseHashLines(lines []string) ([]tlog.Hash, error) {
+	if len(lines) > 63 {
+		return nil, fmt.Errorf("%d proof hashes (at most 63)", len(lines))
+	}
+	var hashes []tlog.Hash
+	for _, l := range lines {
+		h, err := decodeBase64(l)
+		if err != nil || len(h) != tlog.HashSize {
+			return nil, fmt.Errorf("proof line %q is not a canonical base64 hash", l)
+		}
+		hashes = append(hashes, tlog.Hash(h))
+	}
+	return hashes, nil
 }
 
 // ParseProof parses tlog-proof text. It checks the form only; Verify
@@ -77,15 +100,8 @@ func ParseProof(text []byte) (*Proof, error) {
 		return bad("index line %q", lines[0])
 	}
 	p.Index = n
-	if len(lines)-1 > 63 {
-		return bad("%d proof hashes", len(lines)-1)
-	}
-	for _, l := range lines[1:] {
-		h, err := decodeBase64(l)
-		if err != nil || len(h) != tlog.HashSize {
-			return bad("proof line %q is not a canonical base64 hash", l)
-		}
-		p.Hashes = append(p.Hashes, tlog.Hash(h))
+	if p.Hashes, err = parseHashLines(lines[1:]); err != nil {
+		return bad("%v", err)
 	}
 	return p, nil
 }
