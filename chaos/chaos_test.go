@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
@@ -371,7 +373,7 @@ settle:
 	require.Eventually(t, func() bool {
 		st, err = store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateInFlight]+st.Counts[core.StateRetrying] == 0
-	}, 5*time.Minute, 200*time.Millisecond, "the relays drain everything after the chaos")
+	}, testenv.Patience(t), 200*time.Millisecond, "the relays drain everything after the chaos")
 	res.DrainAfter = time.Since(recovered)
 	assert.Zero(t, st.Counts[core.StateDead], "nothing went dead")
 
@@ -480,7 +482,7 @@ settle:
 		n, err := ls.TreeSize(ctx)
 		res.Ledger = n
 		return err == nil && n == int64(len(committed))
-	}, 2*time.Minute, 200*time.Millisecond, "the ledger catches up")
+	}, testenv.Patience(t), 200*time.Millisecond, "the ledger catches up")
 	out, err := exec.CommandContext(ctx, binary, "--store", srv.URL, "verify", "--key", filepath.Join(dir, "log.pub")).CombinedOutput()
 	assert.NoError(t, err, "trustlog verify passes on the ledger: %s", out)
 

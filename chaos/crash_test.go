@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -85,7 +87,7 @@ func TestPulsarCrashDuplicates(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, err := store.Stats(ctx)
 				return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
-			}, time.Minute, 20*time.Millisecond, "the restarted relay finishes the work")
+			}, testenv.Patience(t), 20*time.Millisecond, "the restarted relay finishes the work")
 
 			copies := map[string]int{}
 			for _, m := range broker.Messages(topic) {

@@ -132,7 +132,7 @@ func TestOrderedStreamRecordsFailuresFirst(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, err := db.Stats(ctx)
 				return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
-			}, 30*time.Second, 10*time.Millisecond, "everything is published")
+			}, testenv.Patience(t), 10*time.Millisecond, "everything is published")
 
 			sink.mu.Lock()
 			defer sink.mu.Unlock()
@@ -230,7 +230,7 @@ func TestOrderedStreamRenumbersOnUnknownClaim(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := db.Stats(ctx)
 		return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
-	}, 30*time.Second, 10*time.Millisecond, "everything is published, the lost claim's rows after their lease")
+	}, testenv.Patience(t), 10*time.Millisecond, "everything is published, the lost claim's rows after their lease")
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	assert.Greater(t, sink.ordered, 10, "the ordered stream went on after the lost claim")

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -96,7 +98,7 @@ func TestOutageRecoveryWithinProbeInterval(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePublished] == int64(len(ops))
-	}, time.Minute, 10*time.Millisecond)
+	}, testenv.Patience(t), 10*time.Millisecond)
 
 	// One outage, one streak: a single warning, and each further failed
 	// probe grows the streak by one with a pause never above the probe

@@ -159,7 +159,7 @@ func TestRedeliveryFromEarlierRuns(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, err := db.Stats(ctx)
 				return err == nil && st.Counts[core.StatePublished] >= 10
-			}, 20*time.Second, 20*time.Millisecond, "run 1's operations are taken back after their lease")
+			}, testenv.Patience(t), 20*time.Millisecond, "run 1's operations are taken back after their lease")
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			for _, op := range first {
@@ -239,7 +239,7 @@ func TestRenumberedClaimsAreNotRedeliveries(t *testing.T) {
 			}
 		}
 		return true
-	}, 10*time.Second, 5*time.Millisecond)
+	}, testenv.Patience(t), 5*time.Millisecond)
 	one.Stop(ctx) // nothing recorded: killed
 	s1.mu.Lock()
 	for _, op := range ops[20:] {
@@ -796,7 +796,7 @@ func TestTakeOverKilledBeforeRecording(t *testing.T) {
 				b.mu.Lock()
 				defer b.mu.Unlock()
 				return b.borrowed.Load() > 0 && (tc.held == "relay-a" || len(b.seen) == 10)
-			}, 10*time.Second, 5*time.Millisecond, "B takes A's claims over")
+			}, testenv.Patience(t), 5*time.Millisecond, "B takes A's claims over")
 			require.NoError(t, two.Stop(ctx)) // gone before recording anything
 
 			c := &holding{lender: newLender("relay-c", false), name: tc.held}

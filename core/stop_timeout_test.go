@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -74,7 +76,7 @@ func TestStopHonoursShutdownTimeout(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StateInFlight] == 3
-	}, time.Minute, 5*time.Millisecond)
+	}, testenv.Patience(t), 5*time.Millisecond)
 
 	cancel() // SIGTERM
 	stopped := time.Now()
@@ -90,7 +92,7 @@ func TestStopHonoursShutdownTimeout(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePending] == 2 && st.Counts[core.StateInFlight] == 1
-	}, time.Minute, 5*time.Millisecond, "the batches not yet published are given back; only the one stuck in the sink stays claimed")
+	}, testenv.Patience(t), 5*time.Millisecond, "the batches not yet published are given back; only the one stuck in the sink stays claimed")
 
 	// Once the sink lets go, the engine left behind records what it
 	// published.
@@ -99,7 +101,7 @@ func TestStopHonoursShutdownTimeout(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePublished] == 1 && st.Counts[core.StateInFlight] == 0
-	}, time.Minute, 5*time.Millisecond)
+	}, testenv.Patience(t), 5*time.Millisecond)
 }
 
 // TestMaxWorkers: Workers above MaxWorkers is a configuration error that

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/transparency-dev/merkle/proof"
@@ -333,7 +335,7 @@ func TestEngineRunsSequencer(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cs, err := st.Checkpoints(ctx, ledger.CheckpointQuery{Latest: true})
 		return err == nil && len(cs) == 1 && cs[0].Size == 25 && !cs[0].PublishedAt.IsZero()
-	}, 30*time.Second, 10*time.Millisecond)
+	}, testenv.Patience(t), 10*time.Millisecond)
 	require.NoError(t, e.Stop(ctx))
 	var checkpoints int
 	for _, m := range sink.Messages() {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -98,7 +100,7 @@ func TestRelayWarnsOfMemorySink(t *testing.T) {
 		_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
 		var st struct{ Counts map[string]int64 }
 		return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 20
-	}, time.Minute, 20*time.Millisecond, "the relay to memory:// publishes as any relay")
+	}, testenv.Patience(t), 20*time.Millisecond, "the relay to memory:// publishes as any relay")
 	cancel()
 	r := <-done
 	assert.Equal(t, exitOK, r.code, r.stderr)

@@ -89,7 +89,7 @@ func TestRelayMetricsAndHealth(t *testing.T) {
 		code, body := metricsTestGet(t, "http://"+addr+"/metrics")
 		metrics = body
 		return code == http.StatusOK && published.MatchString(body)
-	}, 30*time.Second, 10*time.Millisecond, "the relay publishes the 20 operations")
+	}, testenv.Patience(t), 10*time.Millisecond, "the relay publishes the 20 operations")
 
 	for _, h := range []string{"claim_duration", "publish_duration", "settle_duration", "commit_to_ack"} {
 		assert.Regexp(t, `(?m)^trustlog_`+h+`_seconds_bucket\{[^}]*le="0\.0005"[^}]*\} \d+$`, metrics, "%s has sub-millisecond buckets", h)

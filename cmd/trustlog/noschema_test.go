@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,7 +86,7 @@ func TestNoSchemaIsAUsageError(t *testing.T) {
 			require.Eventually(t, func() bool {
 				code, _, _ := cli(t, ctx, "", "--store", store, "status")
 				return code == 0
-			}, 30*time.Second, 50*time.Millisecond, "relay --migrate creates the schema")
+			}, testenv.Patience(t), 50*time.Millisecond, "relay --migrate creates the schema")
 			rcancel()
 			assert.Equal(t, 0, <-done)
 			code, _, errOut = cli(t, ctx, opLine(1, "schema")+"\n", "--store", store, "record")

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -60,7 +62,7 @@ func TestPruneCLI(t *testing.T) {
 		_, out, _ := cli(t, ctx, "", "--store", store, "prune", "--older-than", "0s", "--dry-run", "--json")
 		var res struct{ Deleted int }
 		return json.Unmarshal([]byte(out), &res) == nil && res.Deleted == 12
-	}, 30*time.Second, 50*time.Millisecond, "all published and sequenced")
+	}, testenv.Patience(t), 50*time.Millisecond, "all published and sequenced")
 	cancel()
 	require.Equal(t, 0, <-done)
 

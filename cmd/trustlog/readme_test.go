@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -237,7 +239,7 @@ func readmeRun(t *testing.T, ctx context.Context, c readmeCommand, args []string
 			default:
 				return readmeRelayDone(t, ctx, args)
 			}
-		}, 2*time.Minute, 50*time.Millisecond, "%s: the relay did not finish its work", c.text)
+		}, testenv.Patience(t), 50*time.Millisecond, "%s: the relay did not finish its work", c.text)
 		require.False(t, exited, "%s: the relay exited by itself (code %d): %s", c.text, code, errOut.String())
 		cancel() // as SIGINT does
 		code = <-done

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -295,7 +297,7 @@ func TestTracesOTLPRecordRelay(t *testing.T) {
 		_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
 		var st struct{ Counts map[string]int64 }
 		return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 3
-	}, time.Minute, 20*time.Millisecond, "the relay publishes the three operations")
+	}, testenv.Patience(t), 20*time.Millisecond, "the relay publishes the three operations")
 	stop()
 	res := <-done
 	require.Equal(t, 0, res.code, res.errOut)
@@ -384,7 +386,7 @@ func TestTracesOTLPOff(t *testing.T) {
 				_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
 				var st struct{ Counts map[string]int64 }
 				return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 1
-			}, time.Minute, 20*time.Millisecond)
+			}, testenv.Patience(t), 20*time.Millisecond)
 			stop()
 			require.Equal(t, 0, <-done)
 			// Both commands have exited, so anything exported has arrived.

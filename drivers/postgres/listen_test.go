@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -70,7 +72,7 @@ func TestListenerLogsToStoreLogger(t *testing.T) {
 	require.Equal(t, 1, killed, "one listener connection")
 	ok := assert.Eventually(t, func() bool {
 		return strings.Contains(storeLogs.String(), "listener connection lost")
-	}, 10*time.Second, 10*time.Millisecond, "the warning reaches the store's logger")
+	}, testenv.Patience(t), 10*time.Millisecond, "the warning reaches the store's logger")
 	assert.NotContains(t, defaultLogs.String(), "listener", "slog.Default() gets nothing")
 	if !ok {
 		t.Logf("slog.Default() got: %s", defaultLogs.String())

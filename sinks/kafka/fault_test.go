@@ -82,7 +82,7 @@ func TestBrokerRestart(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePublished] == int64(len(first)+len(second))
-	}, time.Minute, 20*time.Millisecond)
+	}, testenv.Patience(t), 20*time.Millisecond)
 	st, err := store.Stats(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, st.Counts[core.StateDead], "an outage sends nothing to dead")
@@ -130,7 +130,7 @@ func TestOversizedMessage(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, err := store.Stats(ctx)
 				return err == nil && st.Counts[core.StatePublished] == 19 && st.Counts[core.StateDead] == 1
-			}, 30*time.Second, 20*time.Millisecond)
+			}, testenv.Patience(t), 20*time.Millisecond)
 			dead, err := store.Get(ctx, big.OpID)
 			require.NoError(t, err)
 			assert.Equal(t, core.StateDead, dead.State)

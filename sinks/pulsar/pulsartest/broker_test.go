@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
+
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/stretchr/testify/require"
 
@@ -535,5 +537,5 @@ func TestProducerNameHeldOnce(t *testing.T) {
 			p.Close()
 		}
 		return err == nil
-	}, 10*time.Second, 50*time.Millisecond, "a closed connection frees its producers' names")
+	}, testenv.Patience(t), 50*time.Millisecond, "a closed connection frees its producers' names")
 }
