@@ -196,3 +196,29 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// relayUntilPublished runs `trustlog --store store args…` (a relay) until
+// status counts published operations, stops it as a signal would, and
+// returns its exit code and standard error.
+func relayUntilPublished(t *testing.T, ctx context.Context, store string, published int64, args ...string) (int, string) {
+	t.Helper()
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	type result struct {
+		code   int
+		stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, errOut := cli(t, rctx, "", append([]string{"--store", store}, args...)...)
+		done <- result{code, errOut}
+	}()
+	require.Eventually(t, func() bool {
+		_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
+		var st struct{ Counts map[string]int64 }
+		return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == published
+	}, testenv.Patience(t), 20*time.Millisecond, "%d operations published", published)
+	stop()
+	r := <-done
+	return r.code, r.stderr
+}

@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/go-trustlog/trustlog/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -85,29 +82,12 @@ func TestRelayWarnsOfMemorySink(t *testing.T) {
 	code, _, errOut = cli(t, ctx, in.String(), "--store", store, "record")
 	require.Equal(t, exitOK, code, errOut)
 
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		code   int
-		stderr string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, errOut := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--batch", "5", "--poll", "10ms")
-		done <- result{code, errOut}
-	}()
-	require.Eventually(t, func() bool {
-		_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
-		var st struct{ Counts map[string]int64 }
-		return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 20
-	}, testenv.Patience(t), 20*time.Millisecond, "the relay to memory:// publishes as any relay")
-	cancel()
-	r := <-done
-	assert.Equal(t, exitOK, r.code, r.stderr)
-	assert.Equal(t, 1, strings.Count(r.stderr, memorySinkWarning), "one warning: %s", r.stderr)
-	first := strings.SplitN(r.stderr, "\n", 2)[0]
+	code, stderr := relayUntilPublished(t, ctx, store, 20, "--sink", "memory://", "relay", "--batch", "5", "--poll", "10ms")
+	assert.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, 1, strings.Count(stderr, memorySinkWarning), "one warning: %s", stderr)
+	first := strings.SplitN(stderr, "\n", 2)[0]
 	var line struct{ Level, Msg string }
-	for _, l := range strings.Split(r.stderr, "\n") {
+	for _, l := range strings.Split(stderr, "\n") {
 		if strings.Contains(l, memorySinkWarning) {
 			require.NoError(t, json.Unmarshal([]byte(l), &line), l)
 		}

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-trustlog/trustlog/internal/testenv"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -283,25 +281,9 @@ func TestTracesOTLPRecordRelay(t *testing.T) {
 	recv.mu.Unlock()
 
 	// The relay, until the three are published; its spans go out as it stops.
-	rctx, stop := context.WithCancel(ctx)
-	type result struct {
-		code   int
-		errOut string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, errOut := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--batch", "10", "--poll", "10ms")
-		done <- result{code, errOut}
-	}()
-	require.Eventually(t, func() bool {
-		_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
-		var st struct{ Counts map[string]int64 }
-		return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 3
-	}, testenv.Patience(t), 20*time.Millisecond, "the relay publishes the three operations")
-	stop()
-	res := <-done
-	require.Equal(t, 0, res.code, res.errOut)
-	assert.NotContains(t, res.errOut, token)
+	code, errOut = relayUntilPublished(t, ctx, store, 3, "--sink", "memory://", "relay", "--batch", "10", "--poll", "10ms")
+	require.Equal(t, 0, code, errOut)
+	assert.NotContains(t, errOut, token)
 
 	_, spans = recv.got()
 	batches := named(spans, "trustlog.batch")
@@ -376,19 +358,8 @@ func TestTracesOTLPOff(t *testing.T) {
 			require.Equal(t, 0, code, errOut)
 			assert.NotContains(t, errOut, "exporting traces")
 
-			rctx, stop := context.WithCancel(ctx)
-			done := make(chan int, 1)
-			go func() {
-				code, _, _ := cli(t, rctx, "", "--store", store, "--sink", "memory://", "relay", "--poll", "10ms")
-				done <- code
-			}()
-			require.Eventually(t, func() bool {
-				_, out, _ := cli(t, ctx, "", "--store", store, "status", "--json")
-				var st struct{ Counts map[string]int64 }
-				return json.Unmarshal([]byte(out), &st) == nil && st.Counts["published"] == 1
-			}, testenv.Patience(t), 20*time.Millisecond)
-			stop()
-			require.Equal(t, 0, <-done)
+			code, errOut = relayUntilPublished(t, ctx, store, 1, "--sink", "memory://", "relay", "--poll", "10ms")
+			require.Equal(t, 0, code, errOut)
 			// Both commands have exited, so anything exported has arrived.
 			requests, spans := recv.got()
 			assert.Zero(t, requests)
