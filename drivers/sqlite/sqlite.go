@@ -86,6 +86,11 @@ func ParseURL(raw string) (Config, error) {
 		// nothing of it.
 		return c, fmt.Errorf("%w: sqlite URL: %s (for a file whose path holds @, write %s:PATH)", core.ErrInvalidURL, redact.Unparseable, scheme)
 	}
+	if redact.HasPassword(raw) {
+		// "sqlite://u:pw@host/x" names no file: refuse it rather than
+		// quote the password back as part of a path.
+		return c, fmt.Errorf("%w: sqlite URL: it holds a user and password (user:password@ before the path), which a SQLite file has none of (for a file whose path holds : and @, write %s:PATH)", core.ErrInvalidURL, scheme)
+	}
 	rest := raw[len(scheme)+1:]
 	path, query, _ := strings.Cut(rest, "?")
 	path = strings.TrimPrefix(path, "//")

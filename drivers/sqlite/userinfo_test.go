@@ -22,6 +22,9 @@ func TestParseURLUserInfo(t *testing.T) {
 		"sqlite://u:S3cr3tPart/Two@127.0.0.1:1/x.db",
 		"sqlite://u:a?S3cr3tPart@127.0.0.1:1/x.db",
 		"file://u:a#S3cr3tPart@127.0.0.1:1/x.db?cache_mib=0",
+		"file://0:@S3cr3tPart@127.0.0.1:1/0", // plain user info: the path would quote it
+		"sqlite://@:0S3cr3tPart@127.0.0.1:1/0",
+		"sqlite://u:S3cr3tPart@127.0.0.1:1/x.db",
 	} {
 		_, err := sqlite.ParseURL(raw)
 		if !errors.Is(err, core.ErrInvalidURL) || strings.Contains(err.Error(), secret) {

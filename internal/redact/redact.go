@@ -32,8 +32,10 @@ var keyword = regexp.MustCompile(`(?i)\b(` + secretName + `)=('[^']*'|[^\s&;]*)`
 
 // userinfo matches "user:password@" at the start of a string before any
 // "scheme://", such as go-sql-driver DSNs ("user:pass@tcp(host)/db") that
-// net/url rejects.
-var userinfo = regexp.MustCompile(`^([^:@/\s]*):([^@\s]*)@`)
+// net/url rejects. The password runs to the last "@" of the first word,
+// as go-sql-driver reads it: a password may hold "@" ("u:@pw@host" has
+// the password "@pw").
+var userinfo = regexp.MustCompile(`^([^:@/\s]*):(\S*)@`)
 
 // authority matches the "scheme://" of a URL ("//" alone too, and
 // schemes that are not valid ones), at the start of a string or after a
@@ -110,6 +112,24 @@ func AmbiguousUserInfo(s string) bool {
 	}
 	end, ok := userInfoEnd(s[m[1]:])
 	return ok && !plainUserInfo(s[m[1]:m[1]+end])
+}
+
+// HasPassword reports whether s, a "scheme://" URL, has user info holding
+// a password (or user info a parser cannot delimit; see
+// AmbiguousUserInfo): what URL masks. A store that takes everything after
+// "scheme://" as a file path refuses such a URL rather than quote the
+// password back as a path.
+func HasPassword(s string) bool {
+	m := authority.FindStringIndex(s)
+	if m == nil || m[0] != 0 {
+		return false
+	}
+	end, ok := userInfoEnd(s[m[1]:])
+	if !ok {
+		return false
+	}
+	info := s[m[1] : m[1]+end]
+	return !plainUserInfo(info) || strings.Contains(info, ":")
 }
 
 // userInfoEnd returns where the user info of rest, what follows a

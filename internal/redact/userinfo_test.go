@@ -24,6 +24,8 @@ func TestURLUnencodedPassword(t *testing.T) {
 		{"postgres://a:b@h:5/S3cr3tPart@h2/db", "S3cr3tPart"}, // password b@h:5/S3cr3tPart
 		{"postgres://u:S3cr3tPart\"x@h/db", "S3cr3tPart"},
 		{`"postgres://u:S3cr3tPart/Two@127.0.0.1:5432/db":`, "S3cr3tPart"},
+		{"0:@S3cr3tPart@127.0.0.1:1", "S3cr3tPart"},        // no scheme: a sqlite path, a go-sql-driver DSN
+		{"root:a@S3cr3tPart@tcp(h:3306)/db", "S3cr3tPart"}, // go-sql-driver: the password is a@S3cr3tPart
 		{`postgres URL "mysql://u:My Secret Pw@127.0.0.1:3306/db": no`, "Secret"},
 	} {
 		if got := URL(c.in); strings.Contains(got, c.secret) {

@@ -52,6 +52,8 @@ func FuzzUserInfoSecret(f *testing.F) {
 	f.Add("postgres", "u", "5#", "", "db")
 	f.Add("postgres", "a", "b@h:5/", "", "db")
 	f.Add("mysql", "root", "", "%zz", "test")
+	f.Add("file", "0", "@", "", "0") // sqlite quoted the path "0:@S3cr3tPart@…" with the password's "@"
+	f.Add("sqlite", "@", "0", "", "0")
 	f.Add("kafka", "u", "", "", "t?sasl=plain&acks=maybe")
 	f.Add("kafka", "u", "", "", "t?sasl=scram-sha-256")
 	f.Add("memory", "u", "", "", "?latency=soon")
