@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 type settings struct {
 	ops       int           // TRUSTLOG_CHAOS_OPS (100000)
 	objects   int           // DOIDs (3000)
-	relays    int           // relay processes (4)
+	relays    int           // relay processes (4, each with --workers 2)
 	batch     int           // relay --batch (200)
 	killEvery time.Duration // ~2s
 	outage    time.Duration // TRUSTLOG_CHAOS_OUTAGE (30s)
@@ -224,7 +224,7 @@ func run(t *testing.T, s settings, dbKind, brokerName string, b broker) {
 		relays[i] = &relay{node: node, log: f, args: []string{
 			"--log-format", "json", "--log-level", cmp.Or(os.Getenv("TRUSTLOG_CHAOS_LOG_LEVEL"), "debug"),
 			"--store", srv.URL, "--sink", b.sinkURL(node), "relay",
-			"--node", node, "--strict", "--batch", strconv.Itoa(s.batch), "--lease", "4s", "--publish-timeout", "2s",
+			"--node", node, "--workers", "2", "--strict", "--batch", strconv.Itoa(s.batch), "--lease", "4s", "--publish-timeout", "2s",
 			"--poll", "50ms", "--backoff", "50ms", "--backoff-max", "2s", "--max-attempts", "1000",
 			"--shutdown-timeout", "5s", "--ledger-key-file", filepath.Join(dir, "log.key"),
 		}}
@@ -372,18 +372,20 @@ settle:
 	var st core.Stats
 	require.Eventually(t, func() bool {
 		st, err = store.Stats(ctx)
-		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateInFlight]+st.Counts[core.StateRetrying] == 0
+		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateRetrying] == 0
 	}, testenv.Patience(t), 200*time.Millisecond, "the relays drain everything after the chaos")
 	res.DrainAfter = time.Since(recovered)
 	assert.Zero(t, st.Counts[core.StateDead], "nothing went dead")
 
-	// SIGTERM: every relay exits 0 in time, nothing stays in flight.
+	// SIGTERM: every relay exits 0 in time and gives its partitions back.
 	for _, r := range relays {
 		assert.Equal(t, 0, r.term(15*time.Second), "%s exits cleanly on SIGTERM", r.node)
 	}
 	st, err = store.Stats(ctx)
 	require.NoError(t, err)
-	assert.Zero(t, st.Counts[core.StateInFlight], "nothing left in flight after the relays stopped")
+	for _, p := range st.Partitions {
+		assert.Empty(t, p.Owner, "partition %d owned after every relay stopped", p.Part)
+	}
 
 	for _, id := range unsure {
 		if _, err := store.Get(ctx, id); err == nil {
@@ -418,8 +420,8 @@ settle:
 	}
 	for _, id := range lostIDs[:min(len(lostIDs), 5)] {
 		r, err := store.Get(ctx, id)
-		t.Logf("lost: %s seq %d state %v attempts %d prev token %x published %s (err %v)",
-			id, r.Seq, r.State, r.Attempts, r.PrevToken, r.PublishedAt.Format(time.StampMicro), err)
+		t.Logf("lost: %s seq %d position %d partition %d state %v attempts %d (err %v)",
+			id, r.Seq, r.LeafIndex, r.Part, r.State, r.Attempts, err)
 	}
 	relayLines(t, dir, lostIDs)
 	if e, ok := b.(interface{ explainLost(*testing.T, []string) }); ok && len(lostIDs) > 0 {
@@ -438,7 +440,7 @@ settle:
 		if count[id] > 1 && len(dupIDs) < 5 {
 			dupIDs = append(dupIDs, id)
 			r, err := store.Get(ctx, id)
-			t.Logf("duplicated: %s seq %d state %v attempts %d prev token %x (err %v)", id, r.Seq, r.State, r.Attempts, r.PrevToken, err)
+			t.Logf("duplicated: %s seq %d position %d partition %d state %v attempts %d (err %v)", id, r.Seq, r.LeafIndex, r.Part, r.State, r.Attempts, err)
 		}
 	}
 	relayLines(t, dir, dupIDs)
@@ -463,13 +465,10 @@ settle:
 		if sq := seqOf[d.ID]; sq < last[d.Key] {
 			res.OrderBroken++
 			if res.OrderBroken <= 5 {
-				// Which one did the store let out first? published_at is
-				// the settle of its last claim.
 				early, _ := store.Get(ctx, d.ID)
 				late, _ := store.Get(ctx, lastID[d.Key])
-				t.Logf("order: %s seq %d (attempts %d, published %s) delivered first after seq %d (attempts %d, published %s)",
-					d.Key, sq, early.Attempts, early.PublishedAt.Format(time.StampMicro),
-					last[d.Key], late.Attempts, late.PublishedAt.Format(time.StampMicro))
+				t.Logf("order: %s seq %d (position %d, attempts %d) delivered first after seq %d (position %d, attempts %d)",
+					d.Key, sq, early.LeafIndex, early.Attempts, last[d.Key], late.LeafIndex, late.Attempts)
 			}
 		} else {
 			last[d.Key], lastID[d.Key] = sq, d.ID

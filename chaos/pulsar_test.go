@@ -47,8 +47,8 @@ func startPulsar(t *testing.T) broker {
 	return p
 }
 
-func (p *pulsarBroker) sinkURL(node string) string {
-	return p.r.SinkURL(p.topic, "producer_name="+node)
+func (p *pulsarBroker) sinkURL(string) string {
+	return p.r.SinkURL(p.topic)
 }
 func (p *pulsarBroker) stop() { p.s.Stop() }
 func (p *pulsarBroker) restart() {

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,42 @@ import (
 	"github.com/go-trustlog/trustlog/core"
 )
 
+// bytewisePair is an object whose operation fails and one whose name
+// differs from it only by trailing spaces, case or a no-break space, in
+// the same partition (so a store comparing DOIDs with a PAD SPACE or
+// case-insensitive collation, within the partition or across the retry
+// table, would take one for the other).
+type bytewisePair struct {
+	head, variant string // object names (NewOp's doid)
+}
+
+// bytewisePairs returns one pair per kind of near-identical name, each
+// in a single partition of a store with n partitions where one of the
+// first few thousand candidates is (FNV-1a cannot put a name and the same
+// name with a no-break space appended in one of 16 partitions, for one).
+func bytewisePairs(n int) []bytewisePair {
+	kinds := []func(k string) bytewisePair{
+		func(k string) bytewisePair { return bytewisePair{"a" + k, "a" + k + " "} },
+		func(k string) bytewisePair { return bytewisePair{"b" + k, "B" + k} },
+		func(k string) bytewisePair { return bytewisePair{"c" + k + " ", "c" + k} },
+		func(k string) bytewisePair { return bytewisePair{"d" + k, "d" + k + "\u00a0"} },
+		func(k string) bytewisePair { return bytewisePair{"e" + k, "e" + k + "  "} },
+		func(k string) bytewisePair { return bytewisePair{"f" + k + " ", "f" + k + "  "} },
+	}
+	out := make([]bytewisePair, len(kinds))
+	for i, kind := range kinds {
+		out[i] = kind("0")
+		for k := 0; k < 4096; k++ {
+			p := kind(strconv.Itoa(k))
+			if core.PartitionOf("10.1000/"+p.head, n) == core.PartitionOf("10.1000/"+p.variant, n) {
+				out[i] = p
+				break
+			}
+		}
+	}
+	return out
+}
+
 // testBytewise: DOIDs, op_ids and cursor names compare byte for byte, as
 // Go compares them. A PAD SPACE collation (MySQL's and MariaDB's
 // utf8mb4_bin) makes "10.1000/x" and "10.1000/x " one object for strict
@@ -20,37 +57,72 @@ import (
 // must be its own object, its own operation and its own cursor.
 func testBytewise(t *testing.T, h StoreHarness) {
 	ctx := testContext(t)
-	// Two heads fail and wait for a retry an hour away, holding back their
-	// objects in strict mode: "x" and "y " (trailing space).
-	heads := []*core.Operation{NewOp("x", 1), NewOp("y ", 2)}
-	record(t, h.Store, heads...)
-	got := claim(t, h.Store, core.ClaimPending, 1, 10, time.Minute, true)
-	require.Equal(t, ids(heads), opIDs(got), "two objects, two heads")
-	res, err := h.Store.Settle(ctx, core.SettleParams{Token: 1, Failed: []core.Failure{
-		{Seq: got[0].Seq, Err: "poison", Delay: time.Hour}, {Seq: got[1].Seq, Err: "poison", Delay: time.Hour}}})
-	require.NoError(t, err)
-	require.Equal(t, core.SettleResult{Retrying: 2}, res)
+	P := len(partitions(t, h.Store))
+	pairs := bytewisePairs(P)
 
-	// One more operation on each held-back object, and operations on
-	// objects that differ from them only by trailing spaces, case or a
-	// trailing no-break space.
-	held := []*core.Operation{NewOp("x", 3), NewOp("y ", 4)}
-	free := []*core.Operation{NewOp("x ", 5), NewOp("X", 6), NewOp("x  ", 7), NewOp("x\u00a0", 8), NewOp("y", 9), NewOp("y  ", 10)}
-	record(t, h.Store, held[0], free[0], free[1], held[1], free[2], free[3], free[4], free[5])
-	got = claim(t, h.Store, core.ClaimPending, 2, 20, time.Minute, true)
-	assert.ElementsMatch(t, doids(free), doids(got),
-		"a failing operation on one DOID holds back only that DOID, not one that differs by a trailing space or case")
-	assert.Subset(t, ids(free), opIDs(got))
-	for _, op := range held {
-		assert.NotContains(t, opIDs(got), op.OpID, "%q is held back by its own failing head", op.DOID)
+	// Each head fails and waits for a retry an hour away: in strict order
+	// it holds back its own object, and only that one.
+	heads := make([]*core.Operation, len(pairs))
+	for i, p := range pairs {
+		heads[i] = NewOp(p.head, i)
+	}
+	record(t, h.Store, heads...)
+	sequence(t, h.Store)
+	headRecs := refresh(t, h.Store, heads...)
+	type owned struct {
+		gen    int64
+		cursor int64
+	}
+	parts := map[int]*owned{}
+	failed := map[int][]core.Failure{}
+	for _, r := range headRecs {
+		if parts[r.Part] == nil {
+			parts[r.Part] = &owned{gen: take(t, h.Store, r.Part, "member-1").Generation, cursor: -1}
+		}
+		parts[r.Part].cursor = max(parts[r.Part].cursor, r.LeafIndex)
+		failed[r.Part] = append(failed[r.Part], core.Failure{Seq: r.Seq, Err: "poison", Delay: time.Hour})
+	}
+	for part, o := range parts {
+		require.NoError(t, h.Store.Advance(ctx, core.AdvanceParams{Part: part, Generation: o.gen, From: -1, To: o.cursor, Failed: failed[part]}))
+	}
+
+	// One more operation on each held-back object, and one on the object
+	// that differs from it only by trailing spaces, case or a no-break
+	// space.
+	var later, heldOps, freeOps []*core.Operation
+	for i, p := range pairs {
+		x, y := NewOp(p.head, 100+i), NewOp(p.variant, 200+i)
+		heldOps, freeOps = append(heldOps, x), append(freeOps, y)
+		later = append(later, y, x)
+	}
+	record(t, h.Store, later...)
+	sequence(t, h.Store)
+	heldBack := map[string]bool{}
+	for part := range P {
+		after := int64(-1)
+		if o := parts[part]; o != nil {
+			after = o.cursor
+		}
+		recs, err := h.Store.ReadPartition(ctx, core.ReadParams{Part: part, After: after, Limit: 100, Strict: true})
+		require.NoError(t, err)
+		for _, r := range recs {
+			heldBack[r.Op.OpID] = r.Held
+		}
+	}
+	for i := range pairs {
+		assert.True(t, heldBack[heldOps[i].OpID], "%q is held back by its own failing head", heldOps[i].DOID)
+		assert.False(t, heldBack[freeOps[i].OpID],
+			"%q is not held back by the failing head of %q: a DOID that differs by trailing spaces, case or a no-break space is another object",
+			freeOps[i].DOID, heldOps[i].DOID)
 	}
 
 	// Lookups: each operation comes back with its own DOID, byte for byte,
-	// and an op_id with a trailing space or in upper case is another id.
-	for _, op := range append(append(heads, held...), free...) {
-		r, err := h.Store.Get(ctx, op.OpID)
-		require.NoError(t, err)
+	// in its own partition, and an op_id with a trailing space or in upper
+	// case is another id.
+	for _, op := range append(append(heads, heldOps...), freeOps...) {
+		r := get(t, h.Store, op.OpID)
 		assert.Equal(t, []byte(op.DOID), []byte(r.Op.DOID), "operation %s keeps its DOID", op.OpID)
+		assert.Equal(t, core.PartitionOf(op.DOID, P), r.Part, "%q is in the partition of its own bytes", op.DOID)
 		for _, other := range []string{op.OpID + " ", op.OpID + "  ", strings.ToUpper(op.OpID)} {
 			if other == op.OpID {
 				continue
@@ -59,14 +131,15 @@ func testBytewise(t *testing.T, h StoreHarness) {
 			assert.ErrorIs(t, err, core.ErrNotFound, "Get(%q) finds no operation: op_id %q is another id", other, op.OpID)
 		}
 	}
+
 	// Requeue names dead operations by op_id, byte for byte too.
-	res, err = h.Store.Settle(ctx, core.SettleParams{Token: 2, Failed: []core.Failure{{Seq: got[0].Seq, Err: "rejected", Dead: true}}})
+	dead := headRecs[0]
+	require.NoError(t, h.Store.SettleRetries(ctx, core.SettleParams{Part: dead.Part, Generation: parts[dead.Part].gen,
+		Failed: []core.Failure{{Seq: dead.Seq, Err: "rejected", Dead: true}}}))
+	n, err := h.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{dead.Op.OpID + " "}})
 	require.NoError(t, err)
-	require.Equal(t, core.SettleResult{Dead: 1}, res)
-	n, err := h.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{got[0].Op.OpID + " "}})
-	require.NoError(t, err)
-	assert.Zero(t, n, "no dead operation has op_id %q", got[0].Op.OpID+" ")
-	n, err = h.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{got[0].Op.OpID}})
+	assert.Zero(t, n, "no dead operation has op_id %q", dead.Op.OpID+" ")
+	n, err = h.Store.Requeue(ctx, core.RequeueParams{OpIDs: []string{dead.Op.OpID}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 
@@ -83,19 +156,4 @@ func testBytewise(t *testing.T, h StoreHarness) {
 	}
 	_, err = h.Store.Cursor(ctx, "bytewise   ")
 	assert.ErrorIs(t, err, core.ErrNotFound, "a cursor name with one more trailing space is another name")
-}
-
-// doids returns the DOIDs of operations or records, quoted so that
-// trailing spaces show in a failure.
-func doids[T *core.Operation | core.Record](xs []T) []string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		switch v := any(x).(type) {
-		case *core.Operation:
-			out[i] = fmt.Sprintf("%q", v.DOID)
-		case core.Record:
-			out[i] = fmt.Sprintf("%q", v.Op.DOID)
-		}
-	}
-	return out
 }

@@ -72,19 +72,28 @@ func ExampleRunStore() {
 
 	// Your func TestConformance(t *testing.T):
 	TestConformance := func(t *testing.T) {
-		conformance.RunStore(t, newStore)                    // every Store and Locker method, the state machine
+		conformance.RunStore(t, newStore)                    // every Store, Locker and Notifier method
 		conformance.RunPair(t, newStore, memorytest.Harness) // every guarantee, end to end with a sink
 	}
 	_ = TestConformance
 }
 
-// RunPair proves the README's guarantees for one store and one sink with
-// the engine between them: no loss, no phantom, keyed duplicates, order
-// per object, cluster safety, poison isolation, bad input refused.
+// RunPair proves the guarantees for one store and one sink with the engine
+// between them: no loss, no phantom, no duplicates without failures, order
+// per object, cluster safety, poison isolation, dead and requeue, bad
+// input refused.
 func ExampleRunPair() {
 	// Your func TestPair(t *testing.T):
 	TestPair := func(t *testing.T) {
 		conformance.RunPair(t, sqlitetest.Harness, memorytest.Harness)
 	}
 	_ = TestPair
+}
+
+// TestSQLiteMemory runs the whole suite on the SQLite store and the memory
+// sink: the pair that needs no server.
+func TestSQLiteMemory(t *testing.T) {
+	t.Run("store", func(t *testing.T) { conformance.RunStore(t, sqlitetest.Harness) })
+	t.Run("sink", func(t *testing.T) { conformance.RunSink(t, memorytest.Harness) })
+	t.Run("pair", func(t *testing.T) { conformance.RunPair(t, sqlitetest.Harness, memorytest.Harness) })
 }

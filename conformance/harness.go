@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ type Received struct {
 // SinkHarness is one fresh sink for one test (a new topic, say) and a way
 // to read what reached the broker.
 type SinkHarness struct {
+	// Sink is the sink under test.
 	Sink core.Sink
 	// Read returns every message the broker holds, waiting until there are
 	// at least n or ctx ends (then it returns what it has and ctx's error).
@@ -82,7 +84,8 @@ func NewOp(doid string, i int) *core.Operation {
 	}
 }
 
-// newOps returns n operations spread over objects doid-0 … doid-(objects-1).
+// newOps returns n operations spread over objects obj-0 … obj-(objects-1),
+// round robin.
 func newOps(n, objects int) []*core.Operation {
 	ops := make([]*core.Operation, n)
 	for i := range ops {
@@ -91,21 +94,51 @@ func newOps(n, objects int) []*core.Operation {
 	return ops
 }
 
+// objectIn returns an object name (NewOp's doid argument) whose DOID falls
+// in partition part of a store with n partitions: name-k for the smallest
+// such k, so tests can put operations in the partitions they need.
+func objectIn(name string, part, n int) string {
+	for k := 0; ; k++ {
+		o := name + "-" + strconv.Itoa(k)
+		if core.PartitionOf("10.1000/"+o, n) == part {
+			return o
+		}
+	}
+}
+
 // fastEngine is an engine configuration that makes the suite quick:
-// short polls, leases and backoff. The engine logs warnings and errors to
-// the test's output.
+// short polls, leases and backoff. PublishTimeout is half the lease, the
+// most Validate allows, so that a slow broker under a loaded test machine
+// does not time out (a timeout re-sends, which the exactly-once checks
+// would count as a copy). The engine logs warnings and errors to the
+// test's output.
 func fastEngine(t *testing.T) core.EngineConfig {
 	return core.EngineConfig{
 		Logger:         testLogger(t),
 		BatchSize:      64,
-		Lease:          2 * time.Second,
-		PublishTimeout: time.Second,
+		Lease:          4 * time.Second,
+		PublishTimeout: 2 * time.Second,
 		PollInterval:   20 * time.Millisecond,
 		RetryPoll:      20 * time.Millisecond,
 		MaxAttempts:    5,
 		BackoffBase:    10 * time.Millisecond,
 		BackoffMax:     100 * time.Millisecond,
+		ProbeInterval:  200 * time.Millisecond,
 	}
+}
+
+// clusterEngine is fastEngine for tests that run several engines on one
+// store and assert that nothing is sent twice: leases long enough that
+// none runs out on a loaded machine (an expired lease moves a partition
+// while its owner may still send, the one legitimate source of copies),
+// yet short enough that the balancer (every Lease/3) moves partitions
+// within seconds. node names the engine's members.
+func clusterEngine(t *testing.T, node string) core.EngineConfig {
+	cfg := fastEngine(t)
+	cfg.Node = node
+	cfg.Lease, cfg.PublishTimeout = 6*time.Second, 3*time.Second
+	cfg.PollInterval = 50 * time.Millisecond
+	return cfg
 }
 
 // testLogger writes warnings and errors to t's output.
@@ -113,23 +146,29 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// startEngine starts an engine and stops it at cleanup.
+// startEngine starts an engine and stops it gracefully at cleanup.
 func startEngine(t *testing.T, store core.Store, sink core.Sink, cfg core.EngineConfig) *core.Engine {
 	t.Helper()
 	e, err := core.NewEngine(store, sink, cfg)
 	require.NoError(t, err)
 	require.NoError(t, e.Start(context.Background()))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Patience(t))
 		defer cancel()
-		require.NoError(t, e.Stop(ctx))
+		if err := e.Stop(ctx); err != nil {
+			t.Errorf("engine stop at cleanup: %v", err)
+		}
 	})
 	return e
 }
 
-// eventually polls cond every 10ms until it holds or the test times out.
+// eventually calls cond every 10ms until it holds, and fails t (saying
+// what it waited for) if ctx ends first. An error from cond fails t at
+// once.
 func eventually(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
 	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ok, err := cond()
 		require.NoError(t, err, what)
@@ -139,20 +178,25 @@ func eventually(t *testing.T, ctx context.Context, what string, cond func() (boo
 		select {
 		case <-ctx.Done():
 			t.Fatalf("timed out waiting until %s", what)
-		case <-time.After(10 * time.Millisecond):
+		case <-tick.C:
 		}
 	}
 }
 
-// settled waits until the store has no pending, in-flight or retrying
-// operation.
+// unsettled counts the operations that are neither published nor dead.
+func unsettled(st core.Stats) int64 {
+	return st.Counts[core.StatePending] + st.Counts[core.StateRetrying]
+}
+
+// settled waits until the store has no pending or retrying operation and
+// returns its stats.
 func settled(t *testing.T, ctx context.Context, s core.Store) core.Stats {
 	t.Helper()
 	var st core.Stats
 	eventually(t, ctx, "every operation is published or dead", func() (bool, error) {
 		var err error
 		st, err = s.Stats(ctx)
-		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateInFlight]+st.Counts[core.StateRetrying] == 0, err
+		return err == nil && unsettled(st) == 0, err
 	})
 	return st
 }
@@ -166,6 +210,24 @@ func ids(ops []*core.Operation) []string {
 	return out
 }
 
+// opIDs returns the op_ids of records.
+func opIDs(recs []core.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Op.OpID
+	}
+	return out
+}
+
+// seqsOf returns the seqs of records.
+func seqsOf(recs []core.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i, r := range recs {
+		out[i] = r.Seq
+	}
+	return out
+}
+
 // countIDs counts received messages per op_id.
 func countIDs(msgs []Received) map[string]int {
 	m := make(map[string]int, len(msgs))
@@ -175,34 +237,60 @@ func countIDs(msgs []Received) map[string]int {
 	return m
 }
 
-// faultSink wraps any sink and fails chosen operations before they reach
-// it, so failure scenarios run against every real sink.
+// faultSink wraps a sink and fails, delays or refuses chosen messages
+// before they reach it, so failure scenarios run against every real sink.
+// With no faults set it passes everything through.
 type faultSink struct {
 	core.Sink
-	mu      sync.Mutex
-	fail    map[string]int // op_id → failures left (-1: forever)
-	offered map[string][]time.Time
-	until   time.Time     // everything fails before this (an outage)
-	outage  time.Duration // an outage that starts at the next Publish
-}
-
-// down makes every message fail for d from the next Publish on: a broker
-// outage the engine is sure to meet, however long its start takes.
-func (f *faultSink) down(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.outage = d
+	mu        sync.Mutex
+	fail      map[string]int // op_id → failures left (-1: forever)
+	permanent map[string]bool
+	offered   map[string][]time.Time
+	down      bool          // every message is refused as unavailable
+	delay     time.Duration // every Publish waits this long first (honouring ctx)
+	calls     int           // Publish calls while down
 }
 
 func newFaultSink(inner core.Sink) *faultSink {
-	return &faultSink{Sink: inner, fail: map[string]int{}, offered: map[string][]time.Time{}}
+	return &faultSink{Sink: inner, fail: map[string]int{}, permanent: map[string]bool{}, offered: map[string][]time.Time{}}
 }
 
-// failFor makes op fail its next n offers (n < 0: forever).
+// failFor makes op fail its next n offers (n < 0: forever, 0: no more),
+// with an error retrying can fix.
 func (f *faultSink) failFor(opID string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fail[opID] = n
+}
+
+// failPermanently makes op fail every offer with a core.Permanent error.
+func (f *faultSink) failPermanently(opID string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.permanent[opID] = on
+}
+
+// setDown starts (true) or ends (false) an outage: while it lasts every
+// message is refused as core.Unavailable.
+func (f *faultSink) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+	f.calls = 0
+}
+
+// callsWhileDown returns how many Publish calls the outage refused.
+func (f *faultSink) callsWhileDown() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+// setDelay makes every Publish wait d before it goes on.
+func (f *faultSink) setDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
 }
 
 // offers returns when op was offered to the sink.
@@ -212,30 +300,44 @@ func (f *faultSink) offers(opID string) []time.Time {
 	return slices.Clone(f.offered[opID])
 }
 
+// Publish implements core.Sink.
 func (f *faultSink) Publish(ctx context.Context, msgs []core.Message) []error {
+	f.mu.Lock()
+	delay := f.delay
+	f.mu.Unlock()
+	if delay > 0 {
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return core.FailAll(len(msgs), ctx.Err())
+		}
+	}
 	errs := make([]error, len(msgs))
 	pass := make([]core.Message, 0, len(msgs))
 	idx := make([]int, 0, len(msgs))
 	f.mu.Lock()
 	now := time.Now()
-	if f.outage > 0 {
-		f.until, f.outage = now.Add(f.outage), 0
+	if f.down {
+		f.calls++
 	}
 	for i, m := range msgs {
 		f.offered[m.ID] = append(f.offered[m.ID], now)
-		if now.Before(f.until) {
+		switch n := f.fail[m.ID]; {
+		case f.down:
 			errs[i] = core.Unavailable(fmt.Errorf("conformance: injected outage"))
-			continue
-		}
-		if n := f.fail[m.ID]; n != 0 {
+		case f.permanent[m.ID]:
+			errs[i] = core.Permanent(fmt.Errorf("conformance: injected permanent failure for %s", m.ID))
+		case n != 0:
 			if n > 0 {
 				f.fail[m.ID] = n - 1
 			}
 			errs[i] = fmt.Errorf("conformance: injected failure for %s", m.ID)
-			continue
+		default:
+			pass = append(pass, m)
+			idx = append(idx, i)
 		}
-		pass = append(pass, m)
-		idx = append(idx, i)
 	}
 	f.mu.Unlock()
 	if len(pass) > 0 {
@@ -250,10 +352,118 @@ func (f *faultSink) Publish(ctx context.Context, msgs []core.Message) []error {
 	return errs
 }
 
+// CloseStream implements core.StreamCloser: it passes the call on to a
+// sink that keeps a resource per stream (Pulsar's producers), so
+// partitions move between engines as fast as they would without the
+// wrapper.
+func (f *faultSink) CloseStream(stream string) error {
+	if sc, ok := f.Sink.(core.StreamCloser); ok {
+		return sc.CloseStream(stream)
+	}
+	return nil
+}
+
+// guardSink sits between the engines of a test and the sink and checks
+// what only the sink side can see: that no two callers publish one stream
+// at once (a stream is a partition, and at most one relay publishes a
+// partition at a time), and that within a stream no first send (not a
+// Retry) goes out below a position the sink already accepted unless it is
+// a re-send of that very position (a sink that deduplicates by stream and
+// position, as Pulsar does with sequence ids, would drop it: a loss).
+type guardSink struct {
+	core.Sink
+	mu         sync.Mutex
+	active     map[string]int
+	accepted   map[string]map[int64]bool
+	highest    map[string]int64
+	violations []string
+}
+
+func newGuardSink(inner core.Sink) *guardSink {
+	return &guardSink{Sink: inner, active: map[string]int{}, accepted: map[string]map[int64]bool{}, highest: map[string]int64{}}
+}
+
+// streamed reports whether m is a first send of an operation in a stream.
+func streamed(m *core.Message) bool {
+	return m.Kind == core.KindOperation && m.Stream != "" && !m.Retry && m.Position >= 0
+}
+
+// Publish implements core.Sink.
+func (g *guardSink) Publish(ctx context.Context, msgs []core.Message) []error {
+	var streams []string
+	g.mu.Lock()
+	for i := range msgs {
+		if s := msgs[i].Stream; s != "" && !slices.Contains(streams, s) {
+			streams = append(streams, s)
+			if g.active[s] > 0 {
+				g.violations = append(g.violations, fmt.Sprintf("stream %s: two Publish calls at once (two owners of one partition)", s))
+			}
+			g.active[s]++
+		}
+	}
+	g.mu.Unlock()
+	errs := g.Sink.Publish(ctx, msgs)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, s := range streams {
+		g.active[s]--
+	}
+	if len(errs) != len(msgs) {
+		return errs
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if !streamed(m) {
+			continue
+		}
+		acc := g.accepted[m.Stream]
+		if acc == nil {
+			acc = map[int64]bool{}
+			g.accepted[m.Stream] = acc
+			g.highest[m.Stream] = -1
+		}
+		if h := g.highest[m.Stream]; m.Position < h && !acc[m.Position] {
+			g.violations = append(g.violations, fmt.Sprintf(
+				"stream %s: operation %s (position %d) sent as a first send (Retry false) after the sink accepted position %d: "+
+					"positions of first sends must increase within a stream, or a sink deduplicating by sequence id drops it",
+				m.Stream, m.ID, m.Position, h))
+		}
+		if errs[i] == nil {
+			acc[m.Position] = true
+			g.highest[m.Stream] = max(g.highest[m.Stream], m.Position)
+		}
+	}
+	return errs
+}
+
+// CloseStream implements core.StreamCloser, passing the call on.
+func (g *guardSink) CloseStream(stream string) error {
+	if sc, ok := g.Sink.(core.StreamCloser); ok {
+		return sc.CloseStream(stream)
+	}
+	return nil
+}
+
+// check fails t with every violation seen.
+func (g *guardSink) check(t *testing.T) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	const most = 10
+	for i, v := range g.violations {
+		if i == most {
+			t.Errorf("… and %d more stream violations", len(g.violations)-most)
+			break
+		}
+		t.Error(v)
+	}
+}
+
 // ReadFrom builds a SinkHarness's Read from a core.Replayer: it replays
 // the topic until at least n messages arrived or ctx ends.
 func ReadFrom(r core.Replayer) func(ctx context.Context, n int) ([]Received, error) {
 	return func(ctx context.Context, n int) ([]Received, error) {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
 		for {
 			var got []Received
 			err := r.Replay(ctx, time.Time{}, func(d core.Delivered) error {
@@ -269,7 +479,7 @@ func ReadFrom(r core.Replayer) func(ctx context.Context, n int) ([]Received, err
 					err = fmt.Errorf("%d of %d messages arrived: %w", len(got), n, ctx.Err())
 				}
 				return got, err
-			case <-time.After(50 * time.Millisecond):
+			case <-tick.C:
 			}
 		}
 	}

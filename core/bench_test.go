@@ -54,7 +54,7 @@ func BenchmarkSealSigned(b *testing.B) {
 	}
 }
 
-// BenchmarkNewMessage is the relay's encoding of one claimed row.
+// BenchmarkNewMessage is the relay's encoding of one row it read.
 func BenchmarkNewMessage(b *testing.B) {
 	op := benchkit.Op(1, 5000)
 	if err := op.Seal(nil); err != nil {
@@ -62,7 +62,7 @@ func BenchmarkNewMessage(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := range b.N {
-		if _, err := core.NewMessage(op, int64(i)); err != nil {
+		if _, err := core.NewMessage(op, int64(i), int64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -193,7 +193,7 @@ func (c *Client) prepare(ops []*Operation) error {
 func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 	msgs := make([]Message, len(ops))
 	for i, op := range ops {
-		m, err := NewMessage(op, 0)
+		m, err := NewMessage(op, 0, -1)
 		if err != nil {
 			return err
 		}
@@ -232,13 +232,11 @@ func (c *Client) publishNow(ctx context.Context, ops []*Operation) error {
 
 // Engine returns a new relay engine over the client's store and sink,
 // configured by Config.Engine. Record wakes it at once; it still has to be
-// started. With StoreOnly it only runs the ledger (Config.Engine.Ledger).
+// started. With StoreOnly it only sequences (and runs Config.Engine.Ledger).
 func (c *Client) Engine() (*Engine, error) {
 	switch {
 	case c.cfg.Strategy == PublishOnly:
 		return nil, fmt.Errorf("%w: PublishOnly stores nothing to relay", ErrStrategy)
-	case c.cfg.Strategy == StoreOnly && c.cfg.Engine.Ledger == nil:
-		return nil, fmt.Errorf("%w: with StoreOnly an engine only sequences the ledger; set Engine.Ledger", ErrStrategy)
 	}
 	cfg := c.cfg.Engine
 	if cfg.Logger == nil {

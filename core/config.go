@@ -51,8 +51,8 @@ func ParseStrategy(s string) (Strategy, error) {
 const (
 	WorkersDefault         = 1
 	BatchSizeDefault       = 500
-	LeaseDefault           = 60 * time.Second
-	PublishTimeoutDefault  = 20 * time.Second
+	LeaseDefault           = 15 * time.Second
+	PublishTimeoutDefault  = 5 * time.Second
 	PollIntervalDefault    = 1 * time.Second
 	PollIntervalNoListen   = 100 * time.Millisecond
 	RetryPollDefault       = 1 * time.Second
@@ -64,42 +64,41 @@ const (
 	ProbeIntervalDefault   = 2 * time.Second
 )
 
-// MaxWorkers is the most dispatcher loops one engine runs
-// (EngineConfig.Workers). A loop is a pipeline of three goroutines that
-// holds up to about four batches (BatchSize rows each) and takes a
-// database connection for every claim and settle: 2–4 loops saturate a
-// slow sink, the drivers' connection pools hold about 20 connections
-// (MySQL's default max_conns), and loops beyond that only queue for a
-// connection while multiplying memory, log lines and the work a stop must
-// finish. 64 leaves ample room above what helps; more throughput comes
-// from more relay processes.
+// MaxWorkers is the most balancer members one engine runs
+// (EngineConfig.Workers). More members in one process only help where
+// one relay's partitions are few and its sink slow; more throughput
+// comes from more relay processes, and no member can own more than the
+// store's partitions.
 const MaxWorkers = 64
 
 // EngineConfig configures the relay engine. The zero value is usable.
 type EngineConfig struct {
-	// Workers is the number of dispatcher loops (default 1, at most
-	// MaxWorkers). Each claims, publishes and settles its own batches,
-	// pipelined. More workers help when the sink's latency, not the
-	// database, is the limit.
+	// Workers is how many balancer members the engine runs (default 1, at
+	// most MaxWorkers): each takes its fair share of the store's
+	// partitions as a relay of its own would, and publishes each of them
+	// in its own goroutine.
 	Workers int
-	// BatchSize is the most operations per claim (default 500). Larger
-	// batches amortise round trips; they also mean more duplicates if a
-	// worker dies between the sink's ack and the settle.
+	// BatchSize is the most operations per read of a partition (default
+	// 500). Larger batches amortise round trips; they also mean more
+	// copies if a relay dies between the sink's ack and the cursor
+	// advance (Pulsar drops them).
 	BatchSize int
-	// Lease is how long a claim lasts (default 60s). A worker that dies
-	// holds its operations this long before others take them back; it must
-	// exceed PublishTimeout plus the time to settle.
+	// Lease is how long partition and sequencer leases last without
+	// renewal (default 15s): a relay renews them every Lease/3, and the
+	// partitions of a relay that died move to the others within about
+	// Lease. It must exceed PublishTimeout's double.
 	Lease time.Duration
-	// PublishTimeout bounds one batch's publish (default 20s).
+	// PublishTimeout bounds one batch's publish (default 5s, at most
+	// Lease/3). A message without an outcome by then is sent again.
 	PublishTimeout time.Duration
-	// PollInterval is how long an idle dispatcher waits before looking
-	// again (default 1s when the store wakes engines on commit, 100ms when
-	// it cannot). Shorter lowers latency and raises idle load.
+	// PollInterval is how long an idle publisher or sequencer waits before
+	// looking again (default 1s when the store wakes engines on commit,
+	// 100ms when it cannot). Shorter lowers latency and raises idle load.
 	PollInterval time.Duration
-	// RetryPoll is how often the retrier looks for due retries and expired
-	// leases (default 1s).
+	// RetryPoll is how often each publisher looks for due retries
+	// (default 1s).
 	RetryPoll time.Duration
-	// MaxAttempts is how many claims an operation gets before it goes dead
+	// MaxAttempts is how many sends an operation gets before it goes dead
 	// (default 10).
 	MaxAttempts int
 	// BackoffBase, BackoffMax and BackoffJitter shape the retry delay:
@@ -110,32 +109,25 @@ type EngineConfig struct {
 	BackoffMax    time.Duration
 	BackoffJitter float64
 	// StrictOrder holds back every later operation of a DOID while an
-	// earlier one is pending, in flight or retrying, across all workers, so
-	// each object's operations reach the sink in record order even through
-	// failures. Without it order per DOID holds per worker, and a retrying
-	// operation is overtaken by later ones. A dead operation does not hold
-	// its DOID back (it would block the object forever); requeuing it
-	// publishes it out of order.
+	// earlier one is in the retry table (not dead), so each object's
+	// operations reach the sink in record order even through failures.
+	// Without it a retried operation is overtaken by later ones of its
+	// DOID. A dead operation does not hold its DOID back (it would block
+	// the object forever); requeuing it publishes it out of order.
 	StrictOrder bool
-	// ShutdownTimeout bounds Run's graceful stop (default 30s): then
-	// publishing is aborted and what was not acknowledged is given back.
-	// Run returns at most about a second later even if a loop is stuck in
-	// a sink or store call that ignores its context; that batch stays
-	// claimed until its lease ends. Shorter stops sooner and leaves more
-	// batches to come back after their lease (and possibly go out twice).
+	// SequenceBatch is the most operations the sequencer positions per
+	// transaction (default SequenceBatchDefault).
+	SequenceBatch int
+	// ShutdownTimeout bounds Run's graceful stop (default 30s): then calls
+	// in flight are aborted. Run returns at most about a second later even
+	// if a goroutine is stuck in a sink or store call that ignores its
+	// context.
 	ShutdownTimeout time.Duration
 	// ProbeInterval is the longest pause between tries of the sink while
-	// it is unavailable (default 2s). An outage pauses every loop, 100ms
-	// at first and doubling per failed probe up to ProbeInterval; at the
-	// end of each pause one loop probes the sink with one batch, and the
-	// first message the sink accepts resumes every loop. One
-	// outage is one streak, however many loops or batches it refused.
-	// So the relay resumes within about ProbeInterval of the sink's
-	// return. Shorter resumes sooner and costs a claim, a publish attempt
-	// and a release per interval (with an ordered stream the probe's
-	// batch stays claimed, and pending in the sink, until its lease ends);
-	// longer leaves the relay idle up to that long after an outage.
-	// Independent of BackoffMax, which shapes operation retries.
+	// it is unavailable (default 2s). An outage pauses every publisher,
+	// 100ms at first and doubling per failed try up to ProbeInterval; the
+	// first message the sink accepts resumes them all. Independent of
+	// BackoffMax, which shapes operation retries.
 	ProbeInterval time.Duration
 	// Logger receives the engine's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -145,17 +137,14 @@ type EngineConfig struct {
 	// Telemetry says where metrics and traces go (default: OpenTelemetry's
 	// global providers, no-ops until the application installs an SDK).
 	Telemetry Telemetry
-	// Node names this relay, stably across restarts (say, the host or pod
-	// name; each relay process its own). Its claims carry it, so a
-	// restarted relay recognises the operations it was sending when it
-	// stopped (Message.Redelivery). Empty: a random name per process, and
-	// no redelivery is recognised after a restart.
+	// Node names this relay in the store's member list, unique per live
+	// process (say, the pod name). Empty: host, process id and random
+	// bits.
 	Node string
 	// Ledger, if set, runs alongside the relay for as long as the engine
-	// does: the ledger's sequencer (ledger.NewSequencer) appends every
-	// stored operation to the Merkle log and publishes signed checkpoints
-	// through the engine's sink. An engine with a ledger and no sink only
-	// sequences (StoreOnly).
+	// does: the ledger's checkpointer (ledger.NewSequencer) signs
+	// checkpoints of the Merkle log the engine builds and publishes them
+	// through the engine's sink.
 	Ledger LedgerRunner
 }
 
@@ -179,6 +168,7 @@ func (c EngineConfig) withDefaults(caps Capabilities) EngineConfig {
 	c.BatchSize = cmp.Or(c.BatchSize, BatchSizeDefault)
 	c.Lease = cmp.Or(c.Lease, LeaseDefault)
 	c.PublishTimeout = cmp.Or(c.PublishTimeout, min(PublishTimeoutDefault, c.Lease/3))
+	c.SequenceBatch = cmp.Or(c.SequenceBatch, SequenceBatchDefault)
 	poll := PollIntervalNoListen
 	if caps.ListenNotify {
 		poll = PollIntervalDefault
@@ -210,6 +200,8 @@ func (c EngineConfig) Validate() error {
 		return configErr("BatchSize", "must be between 1 and %d", MaxBatch)
 	case c.Lease < time.Second:
 		return configErr("Lease", "must be at least 1s")
+	case c.SequenceBatch < 0 || c.SequenceBatch > 100000:
+		return configErr("SequenceBatch", "must be between 1 and 100000")
 	case c.PublishTimeout <= 0 || c.PublishTimeout*2 > c.Lease:
 		return configErr("PublishTimeout", "must be positive and at most half of Lease (%s)", c.Lease)
 	case c.PollInterval < 0 || c.RetryPoll < 0:

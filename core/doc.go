@@ -10,57 +10,57 @@
 // same database transaction as the change (RecordTx), so the proof exists
 // if and only if the change does, and then relays it to an attestation
 // sink (Pulsar, Kafka) at least once, in order per object, from any number
-// of worker processes.
+// of relay processes.
 //
-// # The state machine
+// # The sequenced log
 //
-// Every stored operation is in one state. Each arrow is one
-// compare-and-set statement on the row's state and claim token, so a
-// worker that lost its claim can never overwrite another's result.
+// An operation row is written once, by the application's transaction, and
+// never rewritten to be published. The relay Engine runs four jobs, a
+// file each:
 //
-//	           Claim(ClaimPending)            sink accepted
-//	pending ─────────────────────────▶ in_flight ────────────▶ published
-//	   ▲    (token, lease, attempts+1)   │  │  ▲
-//	   │                                 │  │  │ Claim(ClaimDue): retry due,
-//	   │ Release (stop; sink             │  │  │ or lease expired (worker died)
-//	   │ unavailable): attempt           │  │  │
-//	   │ given back                      │  ▼  │
-//	   │                       sink error│ retrying ── due_at = now + backoff
-//	   │                                 │
-//	   │ Requeue                         ▼ attempts = MaxAttempts,
-//	   └───────────────────────────── dead   or a Permanent error
+//   - the sequencer (sequencer.go; one leader per store, SequencerLease)
+//     gives every committed operation its position: the next leaf index of
+//     the store's Merkle tree, chosen by "has no position yet", never by a
+//     timestamp or a watermark, so a transaction that commits late gets a
+//     later position and is never skipped (SequenceAll);
+//   - the balancer (balancer.go) shares the store's P partitions
+//     (PartitionOf: FNV-1a of the DOID, mod P) among the live relays
+//     through lease rows with fencing generations;
+//   - a publisher (publisher.go) per owned partition reads the operations
+//     above the partition's cursor in position order, sends them, and
+//     advances the cursor in one transaction that is a compare-and-set on
+//     the lease's generation and also puts what the sink refused in the
+//     retry table;
+//   - the retrier (retrier.go, inside each publisher) re-sends the retry
+//     table's due operations with exponential backoff and jitter, until
+//     MaxAttempts or a Permanent error makes them dead.
+//
+// What a user sees as State is derived: published is "position at or
+// below its partition's cursor and not in the retry table", retrying and
+// dead are its retry row, pending is everything else. The original SDK's
+// status names survive as State.Status: NOT_TRUSTLOGGED (pending,
+// retrying), TRUSTLOGGED (published) and DEAD.
 //
 // What happens on each failure:
 //
-//   - The worker dies (kill -9) holding a claim: its rows stay in_flight
-//     until the lease expires, then the retrier claims them again. Nothing
-//     is lost; what it had already published goes out a second time with
-//     the same op_id (the only source of duplicates), unless the sink
-//     deduplicates (next).
-//   - With a TakeoverSink that deduplicates (Pulsar), each relay node
-//     sends through an ordered stream whose claims say under which
-//     stream id each row went, and whoever claims a dead worker's rows
-//     next (the node's next run, or another relay taking them over)
-//     records what the broker holds as published instead of sending it
-//     again. Such a claim is tentative (TentativeClaim) until the relay
-//     knows which rows it sends under its own ids, so dying at any point
-//     leaves each row with the claim that may have sent it.
-//   - The worker stalls past its lease and then settles: its token no
-//     longer matches, the settle changes nothing and is counted as stale.
-//   - The sink rejects one message: that operation is retried with
-//     exponential backoff and jitter, the rest of the batch is published.
-//     After MaxAttempts claims, or at once for a Permanent error, it goes
-//     dead; `trustlog dead requeue` brings it back.
-//   - The sink is unavailable (Unavailable errors): the batch is released
-//     without counting an attempt and every loop pauses, doubling the pause
-//     while the outage lasts, so no outage sends anything to dead.
-//   - The database is unreachable: claims fail and are retried with a
-//     growing delay; nothing is claimed, so nothing is lost.
+//   - A relay dies (kill -9): its partitions' leases end and other relays
+//     take them with a new generation; they send from the cursors, so the
+//     batch the dead relay had sent but not yet recorded goes out again
+//     (the only source of copies), with the same op_id and position. A
+//     sink that deduplicates by sequence id (Pulsar: producer named after
+//     Message.Stream, sequence id Message.Position) drops them.
+//   - A relay stalls past its lease and then advances: its generation is
+//     old, the advance writes nothing (ErrFenced) and it stops.
+//   - The sink rejects one message: it goes to the retry table and the
+//     cursor moves on; with StrictOrder the later operations of its DOID
+//     wait behind it there, other DOIDs keep flowing.
+//   - The sink is unavailable (Unavailable errors): the cursor stops
+//     before the first unsent message and the partition pauses, doubling
+//     the pause up to ProbeInterval; nothing goes to the retry table.
+//   - The database is unreachable: reads and advances fail and are retried
+//     with a growing delay.
 //   - A stored row was altered after recording: its content no longer
 //     hashes to its op_hash; it is not published and goes dead.
-//
-// The original SDK's status names survive as State.Status: NOT_TRUSTLOGGED
-// (pending, in_flight, retrying), TRUSTLOGGED (published) and DEAD.
 //
 // # Strategies
 //

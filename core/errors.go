@@ -27,12 +27,16 @@ var (
 	ErrClosed = errors.New("trustlog: closed")
 	// ErrLeaseHeld is returned when a named lease is held by someone else.
 	ErrLeaseHeld = errors.New("trustlog: lease held by another holder")
+	// ErrFenced is returned by Store.Advance and SettleRetries when the
+	// partition has a newer owner (its generation moved on) or its cursor
+	// moved: the caller lost the partition and must stop publishing it.
+	ErrFenced = errors.New("trustlog: partition taken by another owner")
+	// ErrConflict is returned by Store.Append when another sequencer moved
+	// the tree first; nothing was written.
+	ErrConflict = errors.New("trustlog: sequencer conflict")
 	// ErrNoReplay is returned by OpenReplayer for a sink that cannot be
 	// read back.
 	ErrNoReplay = errors.New("trustlog: sink cannot be read back")
-	// ErrStreamBusy is returned by TakeoverSink.Borrow while the ordered
-	// stream's owner is connected to the broker: it is alive.
-	ErrStreamBusy = errors.New("trustlog: the ordered stream's owner is connected")
 )
 
 // ValidationError says which field of which operation is wrong and why. It

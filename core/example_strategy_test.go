@@ -15,8 +15,9 @@ import (
 
 // What Record does under each strategy. StoreAndPublish (the default)
 // stores the operation and leaves publishing to an engine: the outbox.
-// StoreOnly stores it and never publishes it; its engine only runs a
-// ledger. PublishOnly stores nothing and publishes at once, returning the
+// StoreOnly stores it and never publishes it; its engine only gives
+// operations their positions in the log (and runs a ledger's signer if
+// configured). PublishOnly stores nothing and publishes at once, returning the
 // sink's error; it has no RecordTx and no engine.
 func ExampleStrategy() {
 	ctx := context.Background()
@@ -73,7 +74,7 @@ func ExampleStrategy() {
 	}
 	// Output:
 	// store-and-publish: stored 1, in the sink 0, engine yes
-	// store-only: stored 1, in the sink 0, engine no (ErrStrategy)
+	// store-only: stored 1, in the sink 0, engine yes
 	// publish-only: stored 0, in the sink 1, engine no (ErrStrategy)
 }
 

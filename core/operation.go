@@ -152,36 +152,37 @@ const (
 // Status is the user-facing status of the original SDK, derived from State.
 type Status string
 
-// The statuses. NotTrustlogged covers pending, in flight and retrying.
+// The statuses. NotTrustlogged covers pending and retrying.
 const (
 	StatusNotTrustlogged Status = "NOT_TRUSTLOGGED"
 	StatusTrustlogged    Status = "TRUSTLOGGED"
 	StatusDead           Status = "DEAD"
 )
 
-// State is where an operation is in the relay's state machine (see the
-// package documentation). The numeric values are stored in the database.
+// State is where an operation is in publishing. It is derived, never
+// stored: published is "its position is at or below its partition's
+// cursor and it is not in the retry table", retrying and dead are its row
+// in the retry table, pending is everything else (no position yet, or
+// above the cursor). The numbers are those of the first schema's state
+// column, so reports keep their meaning.
 type State int16
 
 // The states.
 const (
 	StatePending   State = 0
-	StateInFlight  State = 1
 	StateRetrying  State = 2
 	StatePublished State = 3
 	StateDead      State = 4
 )
 
 // States lists every state in order.
-var States = []State{StatePending, StateInFlight, StateRetrying, StatePublished, StateDead}
+var States = []State{StatePending, StateRetrying, StatePublished, StateDead}
 
 // String returns the state's name as used in logs and the CLI.
 func (s State) String() string {
 	switch s {
 	case StatePending:
 		return "pending"
-	case StateInFlight:
-		return "in_flight"
 	case StateRetrying:
 		return "retrying"
 	case StatePublished:
@@ -207,31 +208,31 @@ func (s State) Status() Status {
 	return StatusNotTrustlogged
 }
 
-// Record is an operation as stored, with its relay bookkeeping.
+// Record is an operation as stored, with where it stands in publishing.
 type Record struct {
 	// Seq is the store's record sequence: the order operations were
 	// inserted in, gapless neither in time nor in commit order.
 	Seq int64
 	Op  Operation
-	// State is where the operation is in the state machine.
+	// Part is the operation's partition (PartitionOf its DOID).
+	Part int
+	// State is where the operation is in publishing (derived; see State).
 	State State
-	// Attempts counts claims of the operation (each may publish once).
+	// Attempts counts failed sends of the operation (its retry row).
 	Attempts int
 	// LastError is the last publishing error, if any.
 	LastError string
-	// DueAt is when a retrying operation is next due, or when an in-flight
-	// claim's lease expires; zero otherwise.
+	// DueAt is when a retrying operation is next due; zero otherwise.
 	DueAt time.Time
-	// PublishedAt is when the sink accepted the operation; zero before.
-	PublishedAt time.Time
-	// UpdatedAt is the last change of the row.
+	// UpdatedAt is when the operation's retry row last changed, or when
+	// it was recorded.
 	UpdatedAt time.Time
-	// PrevToken is the token of the claim before the current one (0 if
-	// none, or if that claim was settled or released): in a Claim result,
-	// who last tried to publish the operation without recording an
-	// outcome.
-	PrevToken int64
-	// LeafIndex is the operation's position in the ledger's Merkle log, or
-	// -1 until the sequencer has taken it.
+	// Held, in a strict read (ReadParams.Strict), says an earlier
+	// operation of the same DOID is in the retry table and not dead: this
+	// one must wait behind it.
+	Held bool
+	// LeafIndex is the operation's position: its index in the Merkle log,
+	// gapless in the order the sequencer took committed operations; -1
+	// until the sequencer has taken it.
 	LeafIndex int64
 }

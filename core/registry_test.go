@@ -97,7 +97,7 @@ func TestBackoff(t *testing.T) {
 func TestStateStatus(t *testing.T) {
 	t.Parallel()
 	for s, want := range map[core.State]core.Status{
-		core.StatePending: core.StatusNotTrustlogged, core.StateInFlight: core.StatusNotTrustlogged,
+		core.StatePending:  core.StatusNotTrustlogged,
 		core.StateRetrying: core.StatusNotTrustlogged, core.StatePublished: core.StatusTrustlogged, core.StateDead: core.StatusDead,
 	} {
 		assert.Equal(t, want, s.Status(), s.String())

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Execer is what RecordTx needs from the caller's transaction. *sql.Tx,
@@ -17,12 +19,9 @@ type Execer interface {
 // conformance suite branch on it instead of a driver faking what it cannot
 // do.
 type Capabilities struct {
-	// SkipLocked: claims use SELECT ... FOR UPDATE SKIP LOCKED, so
-	// concurrent claimers never wait on each other's rows. Without it
-	// (SQLite) claims are serialised by the database's single writer.
-	SkipLocked bool
 	// ListenNotify: the store implements Notifier and wakes engines when an
-	// operation commits. Without it engines poll when idle.
+	// operation commits and when the sequencer gives operations their
+	// positions. Without it engines poll when idle.
 	ListenNotify bool
 	// SessionLeases: named leases end as soon as their holder's database
 	// session dies (advisory locks). Without it they end when their TTL
@@ -30,116 +29,109 @@ type Capabilities struct {
 	SessionLeases bool
 }
 
-// ClaimSource says which operations a claim takes.
-type ClaimSource int
+// PartitionsDefault is how many partitions Migrate creates in a new store
+// unless told otherwise (a driver's "partitions" URL parameter). A
+// partition is the unit relays share: at most one relay publishes a
+// partition at a time, so P bounds how many relays help; each owned
+// partition costs its owner one read per poll and, on Pulsar, one
+// producer. 16 lets up to 16 relays share a store while an idle relay
+// owning all of them makes 16 small index reads per poll.
+const PartitionsDefault = 16
 
-const (
-	// ClaimPending takes pending operations in record order (the
-	// dispatcher; the original "cursor worker").
-	ClaimPending ClaimSource = iota
-	// ClaimDue takes retrying operations whose next attempt is due and
-	// in-flight operations whose lease expired, in due order (the
-	// retrier; also how a dead worker's claims come back).
-	ClaimDue
-)
+// MaxPartitions is the most partitions a store may have.
+const MaxPartitions = 1024
 
-// ClaimParams are the arguments of Store.Claim.
-type ClaimParams struct {
-	Source ClaimSource
-	// Token is written on every claimed row; Settle and Release compare it.
-	// The engine makes a new one per claim (see Engine: node, run number,
-	// and random bits or the ordered stream's batch number). A claimed
-	// row's token before the claim becomes its previous token
-	// (Record.PrevToken), unless it has TentativeClaim set: then the row
-	// keeps the previous token it had.
-	Token int64
-	// Limit is the most operations to claim (> 0).
-	Limit int
-	// Lease is how long the claim lasts before another worker may take the
-	// operations back (> 0).
-	Lease time.Duration
-	// Strict claims an operation only if no earlier operation on the same
-	// DOID is pending, in flight or retrying, so one object's operations
-	// reach the sink in record order even across workers and failures.
-	Strict bool
-	// AfterSeq, for ClaimPending, claims only operations with a larger seq
-	// (0: all).
-	AfterSeq int64
-	// Node and Grace, for ClaimDue: an expired claim whose token carries
-	// this node tag (token >> 40) is taken back as soon as it expires; an
-	// expired claim of another node only Grace after it expired. A relay
-	// that restarts quickly thus re-sends its own unfinished work.
-	Node  int64
-	Grace time.Duration
+// PartitionOf returns the partition of an operation on doid in a store
+// of n partitions: FNV-1a (32 bit) of the DOID's UTF-8 bytes, modulo n.
+// Every driver stores it in the operation row at insert (the "part"
+// column), so a relay reads one partition through an index.
+func PartitionOf(doid string, n int) int {
+	const offset, prime = 2166136261, 16777619
+	h := uint32(offset)
+	for i := 0; i < len(doid); i++ {
+		h ^= uint32(doid[i])
+		h *= prime
+	}
+	return int(h % uint32(n))
 }
 
-// TentativeClaim is the bit of a claim token that marks a tentative
-// claim: it takes rows to judge them, not to send them under its own
-// name. A claim of a row that carries a tentative token keeps the row's
-// previous token (Record.PrevToken) instead of taking the tentative one
-// for it: a relay killed between a tentative claim and its outcome thus
-// leaves each row with the earlier claim that may have sent it, which is
-// what the next claimer judges. Adopt turns a tentative claim of some rows
-// into a plain one, before they go out under it.
-//
-// Why: the ordered stream's claims of expired rows (see Engine) must ask
-// the broker whether an earlier claim's send reached it before they can
-// tell which rows to send; a claim that overwrote that earlier claim would
-// make a crash meanwhile look as if the new claim had sent them, and the
-// next sender would send copies of what the broker holds.
-const TentativeClaim int64 = 1 << 31
-
-// AdoptParams are the arguments of Store.Adopt.
-type AdoptParams struct {
-	// Token is the tentative claim's token (TentativeClaim set).
-	Token int64
-	// Seqs are the rows to adopt.
-	Seqs []int64
-}
-
-// Failure is one operation whose publishing failed.
+// Failure is an operation that goes to the retry table.
 type Failure struct {
 	Seq int64
-	// Err is the error text stored as last_error.
+	// Err is the error text stored as last_error ("" for a held
+	// operation).
 	Err string
-	// Delay is the backoff before the next attempt.
+	// Delay is the backoff before the next attempt (0: due now).
 	Delay time.Duration
-	// Dead sends the operation to dead now (a permanent error).
+	// Dead sends the operation to dead now (a permanent error, or its
+	// last attempt).
 	Dead bool
+	// Held: the operation was not sent; it waits behind an earlier
+	// operation of its DOID (strict order). Its attempts stay 0 and it is
+	// due at once, but DueRetries in strict mode returns it only when no
+	// earlier operation of its DOID is left in the table (dead ones do
+	// not count).
+	Held bool
 }
 
-// SettleParams are the arguments of Store.Settle.
-type SettleParams struct {
-	// Token is the claim's token; rows claimed since by someone else are
-	// left alone and counted as Stale.
-	Token int64
-	// Published are the seqs the sink accepted.
-	Published []int64
-	// Failed are the operations the sink refused.
+// Partition is one partition's publishing state.
+type Partition struct {
+	Part int
+	// Cursor is the position of the last operation the partition's owner
+	// published or moved to the retry table; -1 before the first.
+	Cursor int64
+	// Generation counts the partition's owners: every TakePartition
+	// increments it, and writes of an older owner are refused (ErrFenced).
+	Generation int64
+	// Owner is the relay member holding the partition ("" if none), until
+	// Expires.
+	Owner   string
+	Expires time.Time
+}
+
+// ReadParams are the arguments of Store.ReadPartition.
+type ReadParams struct {
+	Part int
+	// After: operations with a position above it.
+	After int64
+	// Limit is the most operations to return (> 0).
+	Limit int
+	// Strict sets Record.Held on operations whose DOID has an earlier
+	// operation in the retry table that is not dead.
+	Strict bool
+}
+
+// AdvanceParams are the arguments of Store.Advance.
+type AdvanceParams struct {
+	Part       int
+	Generation int64
+	// From is the cursor the caller read (compare-and-set), To the new one
+	// (> From).
+	From, To int64
+	// Failed go to the retry table, in the same transaction: each must
+	// have a position in (From, To] of this partition.
 	Failed []Failure
-	// MaxAttempts: a failed operation with this many attempts goes dead.
-	MaxAttempts int
 }
 
-// SettleResult counts what Settle did.
-type SettleResult struct {
-	Published, Retrying, Dead int
-	// Stale counts rows that no longer carried the token (their lease
-	// expired and another worker claimed them): nothing was written.
-	Stale int
+// DueParams are the arguments of Store.DueRetries.
+type DueParams struct {
+	Part int
+	// Limit is the most operations to return (> 0).
+	Limit int
+	// Strict returns an operation only if no earlier operation (by
+	// position) of its DOID is in the retry table and not dead.
+	Strict bool
 }
 
-// ReleaseParams are the arguments of Store.Release.
-type ReleaseParams struct {
-	Token int64
-	Seqs  []int64
-	// Restore gives each row back to the claim it was taken from instead
-	// of to its earlier state: in flight again under its previous token
-	// (rows without one are left alone), expired as of now, its attempt
-	// given back. That claim's node takes it back at once, any other only
-	// after ClaimParams.Grace. An engine restores what it took over from a
-	// node that turned out to be alive.
-	Restore bool
+// SettleParams are the arguments of Store.SettleRetries.
+type SettleParams struct {
+	Part       int
+	Generation int64
+	// Published leave the retry table.
+	Published []int64
+	// Failed stay in it: attempts + 1, last_error, due after Delay, or
+	// dead.
+	Failed []Failure
 }
 
 // ListParams are the arguments of Store.ListDead.
@@ -173,55 +165,106 @@ type Stats struct {
 	// OldestUnsettled is the created_at of the oldest operation not yet
 	// published or dead; zero when there is none.
 	OldestUnsettled time.Time
-	// LowWatermark is the largest seq at or below which every operation is
-	// published or dead.
-	LowWatermark int64
 	// MaxSeq is the largest seq recorded.
 	MaxSeq int64
+	// TreeSize is how many operations have a position.
+	TreeSize int64
+	// Partitions are the partitions' cursors and owners.
+	Partitions []Partition
 }
 
-// Cursor is a named position kept in the store. Cursors report progress;
-// they never decide what is published.
+// Cursor is a named value kept in the store (the log's identity, tool
+// state). Cursors report progress; they never decide what is published.
 type Cursor struct {
 	Name      string
 	Value     string
 	UpdatedAt time.Time
 }
 
+// LogIDCursor is the named cursor holding the store's log identity: a
+// random name Migrate writes once. Sinks name per-partition streams after
+// it (Pulsar producers), so a relay of any process finds a partition's
+// stream again.
+const LogIDCursor = "trustlog.log_id"
+
 // Store is where operations live: a driver implements it on one database.
-// Every method is safe for concurrent use.
+// Every method is safe for concurrent use. conformance.RunStore checks
+// each method's contract as documented here.
 type Store interface {
 	// Capabilities reports what the database can do.
 	Capabilities() Capabilities
-	// Migrate creates or upgrades the schema; it is idempotent and safe to
-	// run from several processes at once.
+	// Migrate creates or upgrades the schema, creates the partitions (see
+	// PartitionsDefault) and the LogIDCursor if missing; it is idempotent
+	// and safe to run from several processes at once.
 	Migrate(ctx context.Context) error
-	// Insert stores prepared (sealed) operations. With ex nil the store
-	// uses its own transaction; otherwise the rows are written through ex
-	// and commit or roll back with it. All or nothing.
+	// Insert stores prepared (sealed) operations, each with its partition
+	// (PartitionOf) and no position. With ex nil the store uses its own
+	// transaction; otherwise the rows are written through ex and commit or
+	// roll back with it. All or nothing.
 	Insert(ctx context.Context, ex Execer, ops []*Operation) error
-	// Claim moves up to p.Limit operations to in_flight under p.Token and a
-	// lease, and returns them in seq order.
-	Claim(ctx context.Context, p ClaimParams) ([]Record, error)
-	// Settle records the outcome of publishing a claimed batch. Every row
-	// update is a compare-and-set on (state in_flight, token).
-	Settle(ctx context.Context, p SettleParams) (SettleResult, error)
-	// Adopt turns the tentative claim p.Token of the rows p.Seqs still in
-	// flight under it into the plain claim p.Token &^ TentativeClaim
-	// (their previous token unchanged), and returns how many it turned.
-	// Every claim must honour TentativeClaim (see there).
-	Adopt(ctx context.Context, p AdoptParams) (int, error)
-	// Release gives claimed operations back unpublished: each returns to
-	// the state it was claimed from (or, with p.Restore, to the claim it
-	// was taken from) and its attempt is not counted.
-	Release(ctx context.Context, p ReleaseParams) (int, error)
+
+	// Unsequenced returns up to limit operations without a position and
+	// with a seq above afterSeq, in seq order. Selected by that state,
+	// never by a timestamp: afterSeq only lets the sequencer read the next
+	// batch while it appends the last one; every stream of batches ends
+	// with afterSeq 0, so an operation that commits late is sequenced
+	// late, not skipped.
+	Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]Record, error)
+	// TreeSize returns the number of operations with a position.
+	TreeSize(ctx context.Context) (int64, error)
+	// ReadHashes returns stored Merkle hashes by stored-hash index (see
+	// tlog.StoredHashIndex).
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// Append, in one transaction: checks that the tree size is still
+	// oldSize (else ErrConflict), gives seqs[i] position oldSize+i (each
+	// must still have none, else ErrConflict), stores hashes from
+	// stored-hash index tlog.StoredHashIndex(0, oldSize) on, and advances
+	// the tree size by len(seqs). A store with ListenNotify wakes engines.
+	Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error
+
+	// Partitions returns every partition, in order; len is P.
+	Partitions(ctx context.Context) ([]Partition, error)
+	// TakePartition makes member the owner of partition part until ttl
+	// from now, if it has no owner, its owner's lease expired, or member
+	// owns it already, and increments its generation; it returns the
+	// partition as taken, or ErrLeaseHeld.
+	TakePartition(ctx context.Context, part int, member string, ttl time.Duration) (Partition, error)
+	// RenewPartitions extends every lease member holds to ttl from now and
+	// returns the partitions it still owns (a lease that expired and was
+	// taken is gone).
+	RenewPartitions(ctx context.Context, member string, ttl time.Duration) ([]Partition, error)
+	// ReleasePartition gives up a partition if it is still held at
+	// generation gen.
+	ReleasePartition(ctx context.Context, part int, gen int64) error
+	// Heartbeat records member as alive until ttl from now, forgets
+	// members whose time ran out, and returns the live members, sorted.
+	Heartbeat(ctx context.Context, member string, ttl time.Duration) ([]string, error)
+	// Leave forgets member at once (a relay that stops).
+	Leave(ctx context.Context, member string) error
+
+	// ReadPartition returns up to p.Limit operations of partition p.Part
+	// with a position above p.After, in position order. It writes nothing.
+	ReadPartition(ctx context.Context, p ReadParams) ([]Record, error)
+	// Advance, in one transaction: moves the partition's cursor from
+	// p.From to p.To if its generation is still p.Generation and its
+	// cursor p.From (else ErrFenced, nothing written), and puts p.Failed
+	// in the retry table.
+	Advance(ctx context.Context, p AdvanceParams) error
+	// DueRetries returns up to p.Limit operations of partition p.Part in
+	// the retry table, not dead and due, in position order.
+	DueRetries(ctx context.Context, p DueParams) ([]Record, error)
+	// SettleRetries records what became of retried operations, if the
+	// partition's generation is still p.Generation (else ErrFenced,
+	// nothing written).
+	SettleRetries(ctx context.Context, p SettleParams) error
+
 	// ListDead lists dead operations in seq order.
 	ListDead(ctx context.Context, p ListParams) ([]Record, error)
+	// Requeue makes dead operations due again with no attempts.
+	Requeue(ctx context.Context, p RequeueParams) (int, error)
 	// Scan returns operations in seq order, whatever their state (for
 	// audits: verify-sink, the ledger's verify).
 	Scan(ctx context.Context, p ScanParams) ([]Record, error)
-	// Requeue moves dead operations back to pending with no attempts.
-	Requeue(ctx context.Context, p RequeueParams) (int, error)
 	// Get returns one operation by op_id, or ErrNotFound.
 	Get(ctx context.Context, opID string) (Record, error)
 	// Stats counts operations per state and reports the oldest unsettled.
@@ -240,7 +283,7 @@ type Store interface {
 // operation commits (Capabilities.ListenNotify).
 type Notifier interface {
 	// Subscribe returns a channel that receives a value (coalesced) soon
-	// after operations commit, and is closed when ctx ends. While the
+	// after operations commit or are sequenced, and is closed when ctx ends. While the
 	// listening connection is down the channel stays quiet and engines fall
 	// back to polling.
 	Subscribe(ctx context.Context) (<-chan struct{}, error)

@@ -19,9 +19,9 @@ import (
 //
 // Record and RecordTx make a span "trustlog.record", a child of the span
 // in the caller's context, naming the operations by op_id; the engine
-// makes a span "trustlog.batch" per batch it claims (children "claim",
-// "publish", "settle"), naming them too. The two are not linked: a batch
-// is claimed long after, often in another process. docs/operating.md
+// makes a span "trustlog.batch" per batch it reads (children "read",
+// "publish", "advance" or "settle"), naming them too. The two are not
+// linked: a batch is read long after, often in another process. docs/operating.md
 // lists the attributes.
 type Telemetry struct {
 	MeterProvider  metric.MeterProvider
@@ -31,8 +31,8 @@ type Telemetry struct {
 // instrumentationName scopes every trustlog instrument and span.
 const instrumentationName = "github.com/go-trustlog/trustlog"
 
-// stageBuckets are the bucket bounds, in seconds, of the claim, publish
-// and settle histograms: from half a millisecond to half a minute.
+// stageBuckets are the bucket bounds, in seconds, of the read, publish
+// and advance histograms: from half a millisecond to half a minute.
 // OpenTelemetry's default bounds (0, 5, 10, 25, … 10000) suit milliseconds
 // and would put every batch in the first bucket. An SDK view may still
 // override them.
@@ -51,11 +51,11 @@ var ackBuckets = append(append([]float64(nil), stageBuckets...), 60, 300, 900, 3
 //	trustlog.operations.published  counter    {sink}
 //	trustlog.operations.retried    counter    {sink}
 //	trustlog.operations.dead       counter    {sink}
-//	trustlog.claim.duration        histogram  seconds, {source}
+//	trustlog.read.duration         histogram  seconds to read a partition's batch
 //	trustlog.publish.duration      histogram  seconds, {sink}
-//	trustlog.settle.duration       histogram  seconds
+//	trustlog.advance.duration      histogram  seconds to advance a cursor
 //	trustlog.commit_to_ack         histogram  seconds from created_at to the sink's ack, {sink}
-//	trustlog.operations.unsettled  gauge      pending + in flight + retrying
+//	trustlog.operations.unsettled  gauge      pending + retrying
 //	trustlog.oldest_unsettled_age  gauge      seconds
 //
 // The spans:
@@ -63,9 +63,10 @@ var ackBuckets = append(append([]float64(nil), stageBuckets...), 60, 300, 900, 3
 //	trustlog.record  one per Record/RecordTx call, a child of the span in
 //	                 the caller's context: trustlog.strategy, trustlog.tx,
 //	                 trustlog.operations and the operations' names (opAttrs)
-//	trustlog.batch   one per claimed batch, a root: trustlog.source,
-//	                 trustlog.batch.size, trustlog.sink and the operations'
-//	                 names, with children "claim", "publish" and "settle"
+//	trustlog.batch   one per batch, a root: trustlog.source ("partition"
+//	                 or "retry"), trustlog.batch.size, trustlog.sink and
+//	                 the operations' names, with children "read",
+//	                 "publish" and "advance" (a retry batch: "settle")
 //
 // The histograms' buckets run from 0.5ms to 30s (commit_to_ack's on to an
 // hour).
@@ -74,10 +75,9 @@ type telemetry struct {
 	sink                     string // sinkName
 	recorded                 metric.Int64Counter
 	published, retried, dead metric.Int64Counter
-	claimDur, publishDur     metric.Float64Histogram
-	settleDur, ackLatency    metric.Float64Histogram
+	readDur, publishDur      metric.Float64Histogram
+	advanceDur, ackLatency   metric.Float64Histogram
 	sinkAttr                 metric.MeasurementOption
-	sourceAttr               [2]metric.MeasurementOption // by ClaimSource
 	unsettled                metric.Int64ObservableGauge
 	oldestAge                metric.Float64ObservableGauge
 	registration             metric.Registration
@@ -95,20 +95,18 @@ func newTelemetry(t Telemetry, sink Sink) *telemetry {
 	tel := &telemetry{tracer: tp.Tracer(instrumentationName)}
 	// Instrument creation only fails on invalid names; ours are constant.
 	tel.recorded, _ = m.Int64Counter("trustlog.operations.recorded", metric.WithDescription("Operations stored by Record and RecordTx."))
-	tel.published, _ = m.Int64Counter("trustlog.operations.published", metric.WithDescription("Operations the sink accepted and the store settled."))
+	tel.published, _ = m.Int64Counter("trustlog.operations.published", metric.WithDescription("Operations the sink accepted and the store recorded."))
 	tel.retried, _ = m.Int64Counter("trustlog.operations.retried", metric.WithDescription("Publishing attempts that failed and will be retried."))
 	tel.dead, _ = m.Int64Counter("trustlog.operations.dead", metric.WithDescription("Operations sent to dead."))
 	sec := metric.WithUnit("s")
 	stage := metric.WithExplicitBucketBoundaries(stageBuckets...)
-	tel.claimDur, _ = m.Float64Histogram("trustlog.claim.duration", sec, stage, metric.WithDescription("Time to claim a batch."))
+	tel.readDur, _ = m.Float64Histogram("trustlog.read.duration", sec, stage, metric.WithDescription("Time to read a partition's batch."))
 	tel.publishDur, _ = m.Float64Histogram("trustlog.publish.duration", sec, stage, metric.WithDescription("Time to publish a batch."))
-	tel.settleDur, _ = m.Float64Histogram("trustlog.settle.duration", sec, stage, metric.WithDescription("Time to settle a batch."))
+	tel.advanceDur, _ = m.Float64Histogram("trustlog.advance.duration", sec, stage, metric.WithDescription("Time to advance a partition's cursor."))
 	tel.ackLatency, _ = m.Float64Histogram("trustlog.commit_to_ack", sec, metric.WithExplicitBucketBoundaries(ackBuckets...),
 		metric.WithDescription("Time from an operation's created_at to the sink's ack."))
 	tel.sink = sinkName(sink)
 	tel.sinkAttr = metric.WithAttributes(attribute.String("sink", tel.sink))
-	tel.sourceAttr[ClaimPending] = metric.WithAttributes(attribute.String("source", "pending"))
-	tel.sourceAttr[ClaimDue] = metric.WithAttributes(attribute.String("source", "due"))
 	return tel
 }
 
@@ -119,7 +117,7 @@ func (tel *telemetry) observeStore(t Telemetry, store Store) {
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(instrumentationName)
-	tel.unsettled, _ = m.Int64ObservableGauge("trustlog.operations.unsettled", metric.WithDescription("Operations pending, in flight or retrying."))
+	tel.unsettled, _ = m.Int64ObservableGauge("trustlog.operations.unsettled", metric.WithDescription("Operations pending or retrying."))
 	tel.oldestAge, _ = m.Float64ObservableGauge("trustlog.oldest_unsettled_age", metric.WithUnit("s"), metric.WithDescription("Age of the oldest unsettled operation."))
 	tel.registration, _ = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -128,7 +126,7 @@ func (tel *telemetry) observeStore(t Telemetry, store Store) {
 		if err != nil {
 			return err
 		}
-		o.ObserveInt64(tel.unsettled, st.Counts[StatePending]+st.Counts[StateInFlight]+st.Counts[StateRetrying])
+		o.ObserveInt64(tel.unsettled, st.Counts[StatePending]+st.Counts[StateRetrying])
 		age := 0.0
 		if !st.OldestUnsettled.IsZero() {
 			age = time.Since(st.OldestUnsettled).Seconds()
@@ -138,44 +136,23 @@ func (tel *telemetry) observeStore(t Telemetry, store Store) {
 	}, tel.unsettled, tel.oldestAge)
 }
 
-// SinkDown reports whether the engine holds its sink to be unavailable: it
-// refused a batch as unavailable (see Unavailable) and has accepted
-// nothing since. since is when that outage began. For health checks
-// (`trustlog relay --metrics-addr` serves it at /readyz); an engine that
-// has not published yet has seen no outage.
-func (e *Engine) SinkDown() (since time.Time, down bool) {
-	if e.pauseUntil.Load() == 0 {
-		return time.Time{}, false
-	}
-	e.outMu.Lock()
-	defer e.outMu.Unlock()
-	if e.pauseUntil.Load() == 0 {
-		return time.Time{}, false
-	}
-	return e.downSince, true
-}
-
 func (tel *telemetry) stop() {
 	if tel.registration != nil {
 		tel.registration.Unregister()
 	}
 }
 
-// batchSpan starts a batch's span and its claim child, both back-dated to
-// when the claim began.
-func (tel *telemetry) batchSpan(src ClaimSource, start time.Time, recs []Record) trace.Span {
-	source := "pending"
-	if src == ClaimDue {
-		source = "due"
-	}
+// batchSpan starts a batch's span and its read child, both back-dated to
+// when the read began; source is "partition" or "retry".
+func (tel *telemetry) batchSpan(source string, start time.Time, recs []Record) trace.Span {
 	ctx, span := tel.tracer.Start(context.Background(), "trustlog.batch", trace.WithTimestamp(start),
 		trace.WithAttributes(attribute.String("trustlog.source", source), attribute.Int("trustlog.batch.size", len(recs)),
 			attribute.String("trustlog.sink", tel.sink)))
 	if span.IsRecording() {
 		span.SetAttributes(opAttrs(len(recs), func(i int) *Operation { return &recs[i].Op })...)
 	}
-	_, claim := tel.tracer.Start(ctx, "claim", trace.WithTimestamp(start))
-	claim.End()
+	_, read := tel.tracer.Start(ctx, "read", trace.WithTimestamp(start))
+	read.End()
 	return span
 }
 

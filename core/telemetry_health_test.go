@@ -45,9 +45,9 @@ func TestTelemetryHistogramBuckets(t *testing.T) {
 
 	stage := []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 	want := map[string][]float64{
-		"trustlog.claim.duration":   stage,
+		"trustlog.read.duration":    stage,
 		"trustlog.publish.duration": stage,
-		"trustlog.settle.duration":  stage,
+		"trustlog.advance.duration": stage,
 		"trustlog.commit_to_ack":    append(append([]float64(nil), stage...), 60, 300, 900, 3600),
 	}
 	var rm metricdata.ResourceMetrics

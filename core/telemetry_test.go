@@ -77,7 +77,7 @@ func TestTelemetry(t *testing.T) {
 	assert.Equal(t, int64(30), sums["trustlog.operations.recorded"])
 	assert.Equal(t, int64(29), sums["trustlog.operations.published"])
 	assert.Equal(t, int64(1), sums["trustlog.operations.dead"])
-	for _, h := range []string{"trustlog.claim.duration", "trustlog.publish.duration", "trustlog.settle.duration"} {
+	for _, h := range []string{"trustlog.read.duration", "trustlog.publish.duration", "trustlog.advance.duration"} {
 		assert.Positive(t, hists[h], h)
 	}
 	assert.Equal(t, uint64(29), hists["trustlog.commit_to_ack"])
@@ -97,8 +97,8 @@ func TestTelemetry(t *testing.T) {
 	assert.GreaterOrEqual(t, batches, 3, "a span per batch")
 	for _, s := range spans.GetSpans() {
 		if s.Name == "trustlog.batch" {
-			assert.ElementsMatch(t, []string{"claim", "publish", "settle"}, byParent[s.SpanContext.SpanID().String()],
-				"each batch links its claim, publish and settle")
+			assert.ElementsMatch(t, []string{"read", "publish", "advance"}, byParent[s.SpanContext.SpanID().String()],
+				"each batch links its read, publish and advance")
 		}
 	}
 }

@@ -119,7 +119,7 @@ func TestTracesRecordAndBatchSpans(t *testing.T) {
 		switch s.Name {
 		case "trustlog.batch":
 			batches = append(batches, s)
-		case "claim", "publish", "settle":
+		case "read", "publish", "advance":
 			children[s.Parent.SpanID().String()] = append(children[s.Parent.SpanID().String()], s.Name)
 		}
 	}
@@ -130,7 +130,7 @@ func TestTracesRecordAndBatchSpans(t *testing.T) {
 		n := a["trustlog.batch.size"].AsInt64()
 		total += n
 		assert.Equal(t, "memory", a["trustlog.sink"].AsString())
-		assert.Equal(t, "pending", a["trustlog.source"].AsString())
+		assert.Equal(t, "partition", a["trustlog.source"].AsString())
 		ids := a["trustlog.op_ids"].AsStringSlice()
 		assert.Len(t, ids, int(min(n, 128)))
 		for _, id := range ids {
@@ -139,9 +139,9 @@ func TestTracesRecordAndBatchSpans(t *testing.T) {
 		if n == 1 {
 			assert.Equal(t, ids[0], a["trustlog.op_id"].AsString())
 		}
-		assert.ElementsMatch(t, []string{"claim", "publish", "settle"}, children[b.SpanContext.SpanID().String()])
+		assert.ElementsMatch(t, []string{"read", "publish", "advance"}, children[b.SpanContext.SpanID().String()])
 	}
-	assert.Equal(t, int64(153), total, "every operation in one batch")
+	assert.Equal(t, int64(153), total, "every operation in a batch")
 	for _, op := range append([]*core.Operation{one}, two...) {
 		assert.True(t, named[op.OpID], "a batch span names %s", op.OpID)
 	}

@@ -109,8 +109,8 @@ func truncate(t *testing.T, st sqlStore, n int64) {
 func insertUnsequenced(t *testing.T, st sqlStore, op *core.Operation) {
 	t.Helper()
 	exec(t, st, "INSERT INTO "+st.Names().Op+` (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor,
-		producer_id, hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, op_hash, signer, sign, created_at, updated_at, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		producer_id, hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, op_hash, signer, sign, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		op.OpID, string(op.Source), op.Type, op.DOID, op.DOPrefix, op.DORepository, op.Actor,
 		op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash, op.ClientIP, op.ServerIP,
 		op.OpHash, op.Signer, hex.EncodeToString(op.Sign),

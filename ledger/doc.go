@@ -40,6 +40,9 @@
 //     PublishedCheckpoints) catch what the store alone cannot: a truncated
 //     or rewritten log whose checkpoints were deleted with it.
 //
-// Every trustlog driver implements Storage; the engine runs a Sequencer
-// when EngineConfig.Ledger is set (`trustlog relay --ledger-key-file`).
+// The three built-in drivers implement Storage; a third-party store may
+// (it is optional: without it a store relays but keeps no signed
+// checkpoints). Every relay engine builds the tree; it runs a Sequencer,
+// which signs checkpoints, when EngineConfig.Ledger is set (`trustlog
+// relay --ledger-key-file`).
 package ledger

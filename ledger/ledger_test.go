@@ -217,8 +217,8 @@ var tampers = []tamper{
 		forged := conformance.NewOp("forged", 999)
 		require.NoError(t, forged.Seal(nil))
 		exec(t, st, "INSERT INTO "+st.Names().Op+` (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor,
-			producer_id, hash_alg, request_body_hash, response_body_hash, op_hash, created_at, updated_at, state, leaf_index)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 3, ?)`,
+			producer_id, hash_alg, request_body_hash, response_body_hash, op_hash, created_at, updated_at, leaf_index)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			forged.OpID, string(forged.Source), forged.Type, forged.DOID, forged.DOPrefix, forged.DORepository, forged.Actor,
 			forged.ProducerID, string(forged.HashAlg), forged.RequestBodyHash, forged.ResponseBodyHash, forged.OpHash,
 			timeArg(st, forged.CreatedAt), timeArg(st, forged.CreatedAt), size+4)
@@ -351,21 +351,21 @@ func TestEngineRunsSequencer(t *testing.T) {
 }
 
 // downStorage is a ledger storage whose database is down for reading the
-// operations to sequence.
+// tree to checkpoint.
 type downStorage struct {
 	ledger.Storage
 	calls atomic.Int64
 }
 
-func (d *downStorage) Unsequenced(context.Context, int64, int) ([]core.Record, error) {
+func (d *downStorage) TreeSize(context.Context) (int64, error) {
 	d.calls.Add(1)
-	return nil, errors.New("injected: database down")
+	return 0, errors.New("injected: database down")
 }
 
-// TestSequencerWaitsWhileItsDatabaseIsDown: a sequencer whose database
-// fails retries with a growing delay, not as fast as the errors come back
-// (a relay's log once filled with a line per millisecond while its
-// database restarted).
+// TestSequencerWaitsWhileItsDatabaseIsDown: a checkpoint signer whose
+// database fails retries with a growing delay, not as fast as the errors
+// come back (a relay's log once filled with a line per millisecond while
+// its database restarted).
 func TestSequencerWaitsWhileItsDatabaseIsDown(t *testing.T) {
 	t.Parallel()
 	k := newKeys(t)

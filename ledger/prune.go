@@ -19,29 +19,25 @@ const PrunedCursor = "trustlog.ledger.pruned_below"
 // PruneBatchDefault is the number of leaves Prune deletes per transaction.
 const PruneBatchDefault = 10_000
 
-// Pruner is what a store provides for retention. Every trustlog driver
-// implements it.
+// Pruner is what a store provides for retention. The three built-in
+// drivers implement it; a third-party store may.
 type Pruner interface {
 	Storage
 	// PruneHorizon returns the lowest leaf index in [from, upTo) whose
-	// operation is not published at least age ago (by the database's
-	// clock), or upTo.
+	// operation is not published, or was recorded less than age ago (by
+	// the database's clock), or upTo.
 	PruneHorizon(ctx context.Context, from, upTo int64, age time.Duration) (int64, error)
 	// PruneLeaves deletes, in one transaction, the operations of leaves
 	// [from, below) and moves the horizon from from to below. It fails
 	// with ErrConflict, deleting nothing, when the horizon is not from or
 	// one of them is not prunable (any more).
 	PruneLeaves(ctx context.Context, from, below int64, age time.Duration) (int64, error)
-	// PrunePublished deletes up to limit operations that have no leaf and
-	// were published at least age ago, oldest first: retention for a
-	// store without a ledger.
-	PrunePublished(ctx context.Context, age time.Duration, limit int) (int64, error)
 }
 
 // PruneOptions configure Prune.
 type PruneOptions struct {
-	// OlderThan: only operations published at least this long ago (by the
-	// database's clock) are deleted.
+	// OlderThan: only published operations recorded at least this long
+	// ago (created_at, by the database's clock) are deleted.
 	OlderThan time.Duration
 	// Batch is the number of operations deleted per transaction (default
 	// PruneBatchDefault).
@@ -51,11 +47,6 @@ type PruneOptions struct {
 	Archive func(recs []core.Record) error
 	// DryRun reports what would be deleted and deletes nothing.
 	DryRun bool
-	// WithoutLedger allows pruning a store whose log is empty: published
-	// operations are deleted without ever being sequenced. Leave it off
-	// when a sequencer runs (or will): an operation it has not sequenced
-	// yet would never be in the log.
-	WithoutLedger bool
 }
 
 // PruneResult is what Prune did (or, in a dry run, would do).
@@ -68,8 +59,8 @@ type PruneResult struct {
 }
 
 // ErrEmptyLog: Prune was asked to prune a store whose log is empty
-// without PruneOptions.WithoutLedger.
-var ErrEmptyLog = errors.New("ledger: the log is empty: nothing has been sequenced, so pruning would delete operations the log never holds (set WithoutLedger to prune anyway)")
+// (every operation gets a position from a relay's sequencer).
+var ErrEmptyLog = errors.New("ledger: the log is empty: nothing has been sequenced, so pruning would delete operations the log never holds (run a relay first)")
 
 // ErrUnsigned: Prune was asked to prune a log no signed checkpoint covers
 // yet. Leaves are pruned only below the newest checkpoint: a leaf deleted
@@ -115,10 +106,7 @@ func Prune(ctx context.Context, store core.Store, opts PruneOptions) (PruneResul
 		return PruneResult{}, err
 	}
 	if size == 0 {
-		if !opts.WithoutLedger {
-			return PruneResult{}, ErrEmptyLog
-		}
-		return prunePublished(ctx, p, opts)
+		return PruneResult{}, ErrEmptyLog
 	}
 	cp, err := latest(ctx, p)
 	if err != nil {
@@ -160,18 +148,4 @@ func Prune(ctx context.Context, store core.Store, opts PruneOptions) (PruneResul
 		res.Below = below
 	}
 	return res, nil
-}
-
-func prunePublished(ctx context.Context, p Pruner, opts PruneOptions) (PruneResult, error) {
-	var res PruneResult
-	if opts.DryRun || opts.Archive != nil {
-		return res, &core.ConfigError{Field: "WithoutLedger", Reason: "a dry run or an archive needs a ledger (leaf order); prune without them"}
-	}
-	for {
-		n, err := p.PrunePublished(ctx, opts.OlderThan, opts.Batch)
-		res.Deleted += n
-		if err != nil || n < int64(opts.Batch) {
-			return res, err
-		}
-	}
 }

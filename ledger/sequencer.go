@@ -21,8 +21,10 @@ import (
 	"github.com/go-trustlog/trustlog/internal/backoff"
 )
 
-// LeaseName is the named lease the sequencer holds: one leader per store.
-const LeaseName = "trustlog.ledger"
+// LeaseName is the named lease the checkpointing Sequencer holds: one
+// signer per store. (Positions are given by the relay engine's own
+// sequencer, under core.SequencerLease.)
+const LeaseName = "trustlog.checkpoints"
 
 // Sequencer defaults.
 const (
@@ -58,9 +60,11 @@ type Config struct {
 	Telemetry core.Telemetry
 }
 
-// Sequencer appends stored operations to the store's Merkle log and signs
-// checkpoints of it. Run it in every relay process: a named lease makes
-// one of them the leader at a time. It implements core.LedgerRunner.
+// Sequencer signs checkpoints of the store's Merkle log, which the relay
+// engine builds (every operation gets its position there whether or not
+// a key is configured), and publishes them through the sink. Run it in
+// every relay process (core.EngineConfig.Ledger): a named lease makes one
+// of them the signer at a time. It implements core.LedgerRunner.
 type Sequencer struct {
 	cfg       Config
 	signer    note.Signer
@@ -143,7 +147,7 @@ func ParseKey(skey string) (note.Signer, note.Verifier, error) {
 func (s *Sequencer) Origin() string { return s.signer.Name() }
 
 // Run implements core.LedgerRunner: until ctx ends it tries to become the
-// leader and, while it is, sequences, checkpoints, and publishes
+// signer and, while it is, checkpoints the tree as it grows and publishes
 // checkpoints through sink (if not nil).
 func (s *Sequencer) Run(ctx context.Context, store core.Store, sink core.Sink) error {
 	st, err := storageOf(store)
@@ -170,7 +174,7 @@ func (s *Sequencer) Run(ctx context.Context, store core.Store, sink core.Sink) e
 }
 
 func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease core.Lease) {
-	s.log.Info("trustlog/ledger: sequencing", "origin", s.Origin())
+	s.log.Info("trustlog/ledger: signing checkpoints", "origin", s.Origin())
 	var lastCheckpoint time.Time
 	// While rounds fail (the database or the sink is down), the next one
 	// waits retry.Delay(failures+1): 100 ms, doubling, at most 5 s.
@@ -185,20 +189,15 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 			return
 		default:
 		}
-		_, err := s.Sequence(ctx, st)
-		failed := err != nil && !errors.Is(err, ErrConflict)
-		if failed && ctx.Err() == nil {
-			s.log.Error("trustlog/ledger: sequencing failed", "err", err, "retry_in", retry.Delay(failures+1))
-		}
-		caughtUp := err == nil
-		if caughtUp || time.Since(lastCheckpoint) >= s.cfg.CheckpointEvery {
+		failed, grew := false, false
+		if time.Since(lastCheckpoint) >= s.cfg.CheckpointEvery {
 			cp, err := s.Checkpoint(ctx, st)
 			switch {
 			case err != nil && ctx.Err() == nil:
 				failed = true
 				s.log.Error("trustlog/ledger: checkpoint failed", "err", err, "retry_in", retry.Delay(failures+1))
 			case cp != nil:
-				lastCheckpoint = time.Now()
+				lastCheckpoint, grew = time.Now(), true
 			}
 		}
 		if sink != nil {
@@ -213,95 +212,28 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 			// (and logging) as fast as the errors come back.
 			failures++
 			sleep(ctx, retry.Delay(failures), lease.Lost())
-		case caughtUp:
+		case grew:
 			failures = 0
-			sleep(ctx, s.cfg.Interval, lease.Lost())
+			sleep(ctx, s.cfg.CheckpointEvery, lease.Lost())
 		default:
 			failures = 0
+			sleep(ctx, s.cfg.Interval, lease.Lost())
 		}
 	}
 }
 
-// Sequence appends every operation that has no leaf yet to the log, in
-// transactions of BatchSize, and returns how many. Each leaf is the
-// operation's sealed encoding as stored (LeafData). While one batch is
-// appended the next is read (operations after the batch's last seq); the
-// stream ends with a read from the start, so a late commit with a lower
-// seq is taken too.
+// Sequence gives every operation that has no position one (see
+// core.SequenceAll) and returns how many. A relay's engine does this
+// itself, always; Sequence is for tools and tests that have no engine.
 func (s *Sequencer) Sequence(ctx context.Context, st Storage) (int, error) {
-	recs, err := st.Unsequenced(ctx, 0, s.cfg.BatchSize)
-	if err != nil || len(recs) == 0 {
-		return 0, err
-	}
-	size, err := st.TreeSize(ctx)
-	if err != nil {
-		return 0, err
-	}
-	r := newHashReader(ctx, st)
-	total := 0
-	for len(recs) > 0 && ctx.Err() == nil {
-		seqs, hashes, err := s.leaves(recs, size, r)
-		if err != nil {
-			return total, err
-		}
-		type next struct {
-			recs []core.Record
-			err  error
-		}
-		prefetch := make(chan next, 1)
-		go func(after int64) {
-			n, err := st.Unsequenced(ctx, after, s.cfg.BatchSize)
-			prefetch <- next{n, err}
-		}(seqs[len(seqs)-1])
-		err = st.Append(ctx, size, seqs, hashes)
-		nx := <-prefetch
-		if err != nil {
-			return total, err
-		}
-		total += len(seqs)
-		size += int64(len(seqs))
-		s.sequenced.Add(ctx, int64(len(seqs)))
-		s.treeSize.Store(size)
-		// Keep only the frontier hashes later leaves need: the cache would
-		// otherwise grow with the whole stream.
-		r.trim(size)
-		recs, err = nx.recs, nx.err
-		if err != nil {
-			return total, err
-		}
-		if len(recs) == 0 {
-			if recs, err = st.Unsequenced(ctx, 0, s.cfg.BatchSize); err != nil {
-				return total, err
-			}
+	n, err := core.SequenceAll(ctx, st, s.cfg.BatchSize)
+	if n > 0 {
+		s.sequenced.Add(ctx, int64(n))
+		if size, err := st.TreeSize(ctx); err == nil {
+			s.treeSize.Store(size)
 		}
 	}
-	return total, nil
-}
-
-// leaves computes the stored hashes of recs appended at size.
-func (s *Sequencer) leaves(recs []core.Record, size int64, r *hashReader) ([]int64, []tlog.Hash, error) {
-	seqs := make([]int64, len(recs))
-	hashes := make([]tlog.Hash, 0, 2*len(recs))
-	var buf []byte
-	for i := range recs {
-		n := size + int64(i)
-		leaf, err := recs[i].Op.AppendSealed(buf[:0])
-		if err != nil {
-			return nil, nil, fmt.Errorf("ledger: operation %s (seq %d) cannot be a leaf: %w", recs[i].Op.OpID, recs[i].Seq, err)
-		}
-		buf = leaf
-		hs, err := tlog.StoredHashes(n, leaf, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		base := tlog.StoredHashIndex(0, n)
-		for j, h := range hs {
-			r.cache[base+int64(j)] = h
-		}
-		hashes = append(hashes, hs...)
-		seqs[i] = recs[i].Seq
-	}
-	return seqs, hashes, nil
+	return n, err
 }
 
 // Checkpoint signs and stores a checkpoint of the current tree if it grew

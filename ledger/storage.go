@@ -14,7 +14,7 @@ import (
 var (
 	// ErrConflict: another sequencer moved the tree first; nothing was
 	// written. The sequencer retries with the new size.
-	ErrConflict = errors.New("ledger: conflict")
+	ErrConflict = core.ErrConflict
 	// ErrTampered wraps findings that the stored log does not match
 	// itself, its operations or its signed checkpoints.
 	ErrTampered = errors.New("ledger: tampered")
@@ -23,32 +23,15 @@ var (
 	ErrNotSequenced = errors.New("ledger: not sequenced yet")
 )
 
-// Storage is what a store provides for the ledger. Every trustlog driver
-// implements it (in the same database as the operations); a Store that
-// does not cannot have a ledger.
+// Storage is what a store provides for signed checkpoints and proofs, in
+// the same database as the operations. The three built-in drivers
+// implement it; it is optional for a third-party store, which without it
+// relays but keeps no signed checkpoints.
 type Storage interface {
 	core.Store
-	// Unsequenced returns up to limit operations without a leaf index and
-	// with a seq above afterSeq, in seq order. Selected by that state, never
-	// by a cursor or a timestamp: afterSeq only lets the sequencer read the
-	// next batch while it appends the last one; every stream of batches
-	// ends with afterSeq 0, so an operation that commits late is sequenced
-	// late, not skipped.
-	Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]core.Record, error)
 	// Leaves returns up to limit sequenced operations with leaf index >=
 	// from, in leaf order.
 	Leaves(ctx context.Context, from int64, limit int) ([]core.Record, error)
-	// TreeSize returns the number of leaves.
-	TreeSize(ctx context.Context) (int64, error)
-	// ReadHashes returns stored hashes by stored-hash index (see
-	// tlog.StoredHashIndex).
-	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
-	// Append, in one transaction: checks that the tree size is still
-	// oldSize (else ErrConflict), gives seqs[i] leaf index oldSize+i (each
-	// must still be unsequenced, else ErrConflict), stores hashes from
-	// stored-hash index tlog.StoredHashIndex(0, oldSize) on, and advances
-	// the tree size by len(seqs).
-	Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error
 	// SaveCheckpoint stores a signed checkpoint; a second one for the same
 	// size is refused.
 	SaveCheckpoint(ctx context.Context, c StoredCheckpoint) error
@@ -95,62 +78,9 @@ func storageOf(s core.Store) (Storage, error) {
 	return st, nil
 }
 
-// hashReader reads stored hashes from a Storage, serving what it already
-// knows from memory (the hashes a batch just computed, and the frontier
-// it read once).
-type hashReader struct {
-	ctx   context.Context
-	st    Storage
-	cache map[int64]tlog.Hash
-}
-
-func newHashReader(ctx context.Context, st Storage) *hashReader {
-	return &hashReader{ctx: ctx, st: st, cache: map[int64]tlog.Hash{}}
-}
-
-// ReadHashes implements tlog.HashReader.
-func (r *hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	var missing []int64
-	for _, idx := range indexes {
-		if _, ok := r.cache[idx]; !ok {
-			missing = append(missing, idx)
-		}
-	}
-	if len(missing) > 0 {
-		hs, err := r.st.ReadHashes(r.ctx, missing)
-		if err != nil {
-			return nil, err
-		}
-		for i, idx := range missing {
-			r.cache[idx] = hs[i]
-		}
-	}
-	for i, idx := range indexes {
-		out[i] = r.cache[idx]
-	}
-	return out, nil
-}
-
-// trim drops cached hashes a tree of the given size no longer needs to
-// grow: all but the stored hashes of its complete subtrees' roots (at most
-// one per level).
-func (r *hashReader) trim(size int64) {
-	keep := map[int64]bool{}
-	for level := 0; level < 63; level++ {
-		n := size >> uint(level)
-		if n == 0 {
-			break
-		}
-		if n&1 == 1 {
-			keep[tlog.StoredHashIndex(level, n-1)] = true
-		}
-	}
-	for idx := range r.cache {
-		if !keep[idx] {
-			delete(r.cache, idx)
-		}
-	}
+// newHashReader reads st's stored hashes, caching what it read.
+func newHashReader(ctx context.Context, st Storage) *core.HashReader {
+	return core.NewHashReader(ctx, st)
 }
 
 // memHashes is an in-memory hash store, for the audit's recomputed tree.

@@ -119,7 +119,7 @@ func TestStatusWatch(t *testing.T) {
 	}
 	code, out, errOut = cli(t, ctx, "", "--store", store, "status", "-w", "--interval", "10ms", "--count", "2")
 	require.Equal(t, 0, code, errOut)
-	assert.Equal(t, 2, strings.Count(out, "low watermark"), out)
+	assert.Equal(t, 2, strings.Count(out, "positions"), out)
 	assert.Equal(t, 1, strings.Count(out, "rate"), out)
 
 	// Interrupting a watch is its normal end.

@@ -91,7 +91,7 @@ func TestRelayMetricsAndHealth(t *testing.T) {
 		return code == http.StatusOK && published.MatchString(body)
 	}, testenv.Patience(t), 10*time.Millisecond, "the relay publishes the 20 operations")
 
-	for _, h := range []string{"claim_duration", "publish_duration", "settle_duration", "commit_to_ack"} {
+	for _, h := range []string{"read_duration", "publish_duration", "advance_duration", "commit_to_ack"} {
 		assert.Regexp(t, `(?m)^trustlog_`+h+`_seconds_bucket\{[^}]*le="0\.0005"[^}]*\} \d+$`, metrics, "%s has sub-millisecond buckets", h)
 		assert.Regexp(t, `(?m)^trustlog_`+h+`_seconds_bucket\{[^}]*le="30"[^}]*\} \d+$`, metrics, h)
 		assert.NotRegexp(t, `(?m)^trustlog_`+h+`_seconds_bucket\{[^}]*le="10000"`, metrics, "%s: not the default buckets", h)

@@ -20,9 +20,11 @@ import (
 // included), and its place in the store and the log. `record --archive`
 // reads it back (decodeArchiveLine).
 type archived struct {
-	LeafIndex   int64     `json:"leaf_index"`
-	Seq         int64     `json:"seq"`
-	PublishedAt time.Time `json:"published_at"`
+	LeafIndex int64 `json:"leaf_index"`
+	Seq       int64 `json:"seq"`
+	// PublishedAt is read from archives of earlier versions, which wrote
+	// it; it is no longer written (publishing is a cursor, not a time).
+	PublishedAt *time.Time `json:"published_at,omitempty"`
 	*core.Operation
 }
 
@@ -30,14 +32,14 @@ func (a *app) pruneCmd() *cobra.Command {
 	var olderThan time.Duration
 	var batch int
 	var archive string
-	var dryRun, withoutLedger, asJSON bool
+	var dryRun, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Delete operations published longer ago than a retention period",
-		Long: `Delete operations that the sink accepted at least --older-than ago (by the
+		Short: "Delete published operations older than a retention period",
+		Long: `Delete published operations recorded at least --older-than ago (by the
 database's clock), keeping the ledger verifiable.
 
-With a ledger, prune deletes a prefix of the log: from the prune horizon up
+Prune deletes a prefix of the log: from the prune horizon up
 to the first operation that is not yet published (or too recent), and never
 past the newest signed checkpoint (a leaf no checkpoint covers yet could
 never be proven; a log with no checkpoint is not pruned), in
@@ -50,14 +52,13 @@ yet sequenced are never deleted.
 --archive appends each batch to a JSON-lines file and syncs it to disk
 before the batch is deleted: one operation per line, with all its fields
 (op_id, created_at, op_hash and any signature included) plus its
-leaf_index, seq and published_at. A batch that cannot be written whole is
+leaf_index and seq. A batch that cannot be written whole is
 cut off the file again and not deleted. 'trustlog record --archive'
 re-imports such a file into a store as new rows, refusing a line whose
 content does not match its op_hash or whose signature does not verify
 under an --op-key. A batch whose deletion fails stays in the store and is
 archived again by the next prune; record --archive records such a repeat
-once. A store whose log is empty is pruned only with
---without-ledger, and then without --archive or --dry-run.`,
+once. A store whose log is empty is not pruned.`,
 		Example: `  trustlog --store postgres://app@db/app prune --older-than 2160h --archive ops-2026.jsonl
   trustlog --store sqlite:app.db prune --older-than 720h --dry-run`,
 		Args: cobra.NoArgs,
@@ -73,7 +74,7 @@ once. A store whose log is empty is pruned only with
 				return err
 			}
 			defer s.Close()
-			opts := ledger.PruneOptions{OlderThan: olderThan, Batch: batch, DryRun: dryRun, WithoutLedger: withoutLedger}
+			opts := ledger.PruneOptions{OlderThan: olderThan, Batch: batch, DryRun: dryRun}
 			if archive != "" && !dryRun {
 				f, err := os.OpenFile(archive, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
@@ -103,11 +104,10 @@ once. A store whose log is empty is pruned only with
 			return w.Flush()
 		},
 	}
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "retention: delete operations published at least this long ago (e.g. 720h)")
+	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "retention: delete published operations recorded at least this long ago (e.g. 720h)")
 	cmd.Flags().IntVar(&batch, "batch", ledger.PruneBatchDefault, "operations deleted per transaction")
 	cmd.Flags().StringVar(&archive, "archive", "", "append the deleted operations to this JSON-lines file first ('record --archive' re-imports it)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be deleted; delete nothing")
-	cmd.Flags().BoolVar(&withoutLedger, "without-ledger", false, "prune a store whose log is empty (its published operations are never sequenced)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -129,7 +129,7 @@ func appendArchive(f archiveFile, recs []core.Record) error {
 	enc := json.NewEncoder(&buf)
 	for i := range recs {
 		r := &recs[i]
-		if err := enc.Encode(archived{LeafIndex: r.LeafIndex, Seq: r.Seq, PublishedAt: r.PublishedAt, Operation: &r.Op}); err != nil {
+		if err := enc.Encode(archived{LeafIndex: r.LeafIndex, Seq: r.Seq, Operation: &r.Op}); err != nil {
 			return err
 		}
 	}

@@ -181,7 +181,7 @@ func TestDecodeArchiveLine(t *testing.T) {
 	op, err := DecodeOpLine([]byte(opLine(1, "archived")))
 	require.NoError(t, err)
 	require.NoError(t, op.Seal(nil))
-	b, err := json.Marshal(archived{LeafIndex: 4, Seq: 9, PublishedAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Operation: op})
+	b, err := json.Marshal(archived{LeafIndex: 4, Seq: 9, Operation: op})
 	require.NoError(t, err)
 	line := string(b)
 	a, err := decodeArchiveLine(b)
@@ -198,19 +198,23 @@ func TestDecodeArchiveLine(t *testing.T) {
 		assert.EqualError(t, err, key+": missing; every line of a prune archive has one")
 	}
 	for change, want := range map[[2]string]string{
-		{`"leaf_index":4`, `"leaf_index":-1`}: "leaf_index: -1 is not a leaf index",
-		{`"seq":9`, `"seq":0`}:                "seq: 0 is not a record sequence number",
-		{`"published_at":"2026-12-01T10:00:00Z"`, `"published_at":"0001-01-01T00:00:00Z"`}: "published_at: the zero time",
-		{`"leaf_index":4`, `"leaf_index":"4"`}:                                             "not an operation",
-		{`"leaf_index":4`, `"Leaf_Index":4`}:                                               `unknown field "Leaf_Index" (names are case-sensitive: "leaf_index")`,
-		{`"seq":9`, `"seq":9,"surprise":1`}:                                                `unknown field "surprise"`,
-		{`"seq":9`, `"seq":9,"seq":9`}:                                                     "seq: given more than once",
+		{`"leaf_index":4`, `"leaf_index":-1`}:  "leaf_index: -1 is not a leaf index",
+		{`"seq":9`, `"seq":0`}:                 "seq: 0 is not a record sequence number",
+		{`"leaf_index":4`, `"leaf_index":"4"`}: "not an operation",
+		{`"leaf_index":4`, `"Leaf_Index":4`}:   `unknown field "Leaf_Index" (names are case-sensitive: "leaf_index")`,
+		{`"seq":9`, `"seq":9,"surprise":1`}:    `unknown field "surprise"`,
+		{`"seq":9`, `"seq":9,"seq":9`}:         "seq: given more than once",
 	} {
 		changed := strings.Replace(line, change[0], change[1], 1)
 		require.NotEqual(t, line, changed, change[0])
 		_, err := decodeArchiveLine([]byte(changed))
 		assert.ErrorContains(t, err, want, changed)
 	}
+	// An archive of an earlier version carries published_at: still read.
+	old := strings.Replace(line, `"seq":9`, `"seq":9,"published_at":"2026-12-01T10:00:00Z"`, 1)
+	a, err = decodeArchiveLine([]byte(old))
+	require.NoError(t, err, old)
+	assert.Equal(t, *op, *a.Operation)
 	for _, key := range []string{"op_id", "op_hash"} {
 		empty := regexp.MustCompile(`"`+key+`":"[^"]*"`).ReplaceAllString(line, `"`+key+`":""`)
 		_, err := decodeArchiveLine([]byte(empty))
@@ -268,7 +272,7 @@ func TestAppendArchiveWholeBatches(t *testing.T) {
 		op, err := DecodeOpLine([]byte(opLine(i, "whole")))
 		require.NoError(t, err)
 		require.NoError(t, op.Seal(nil))
-		recs = append(recs, core.Record{Seq: int64(i + 1), LeafIndex: int64(i), PublishedAt: time.Now(), Op: *op})
+		recs = append(recs, core.Record{Seq: int64(i + 1), LeafIndex: int64(i), Op: *op})
 	}
 	earlier := []byte(`{"an":"earlier batch"}` + "\n")
 

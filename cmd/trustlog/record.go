@@ -55,7 +55,7 @@ stays published.
 
 With --archive the input is a prune archive ('trustlog prune --archive'):
 each line is an operation as above with its op_id, created_at and op_hash,
-plus the leaf_index, seq and published_at it had in the store it was
+plus the leaf_index and seq it had in the store it was
 pruned from (all six required; the last three must be well-formed and are
 not stored). A line whose content does not match its op_hash is refused,
 naming the line. The operations are recorded with the same op_id, content,
@@ -120,7 +120,7 @@ recorded once.`,
 	cmd.Flags().IntVar(&batch, "batch", 500, "operations per INSERT statement (with --publish-only: per publish)")
 	cmd.Flags().BoolVar(&publishOnly, "publish-only", false, "publish synchronously to --sink instead of storing")
 	cmd.Flags().StringArrayVar(&opKeys, "op-key", nil, "public key (note format) that signed lines must verify under (repeatable)")
-	cmd.Flags().BoolVar(&archive, "archive", false, "read a prune archive: lines also carry leaf_index, seq and published_at, and must carry op_id, created_at and op_hash")
+	cmd.Flags().BoolVar(&archive, "archive", false, "read a prune archive: lines also carry leaf_index and seq (and, from earlier versions, published_at), and must carry op_id, created_at and op_hash")
 	return cmd
 }
 
@@ -321,11 +321,11 @@ func DecodeOpLine(line []byte) (*core.Operation, error) {
 // archiveRequired are the keys every line of a prune archive has: what
 // makes a re-imported operation the same one (op_id, created_at, op_hash),
 // and its place in the store it was pruned from.
-var archiveRequired = []string{"op_id", "created_at", "op_hash", "leaf_index", "seq", "published_at"}
+var archiveRequired = []string{"op_id", "created_at", "op_hash", "leaf_index", "seq"}
 
 // decodeArchiveLine decodes one line of a prune archive, as `trustlog
 // record --archive` reads it: what DecodeOpLine accepts, plus the keys
-// leaf_index, seq and published_at that `trustlog prune --archive` adds,
+// leaf_index and seq (published_at in earlier versions) that `trustlog prune --archive` adds,
 // with every key of archiveRequired given. It does not check the op_hash
 // against the content: recording the operation does.
 func decodeArchiveLine(line []byte) (*archived, error) {
@@ -348,8 +348,6 @@ func decodeArchiveLine(line []byte) (*archived, error) {
 		return nil, fmt.Errorf("leaf_index: %d is not a leaf index", a.LeafIndex)
 	case a.Seq < 1:
 		return nil, fmt.Errorf("seq: %d is not a record sequence number", a.Seq)
-	case a.PublishedAt.IsZero():
-		return nil, errors.New("published_at: the zero time is not a time of publication")
 	}
 	return a, nil
 }

@@ -17,16 +17,16 @@ import (
 
 // engineFlags binds the engine's configuration to flags.
 func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
-	f.IntVar(&c.Workers, "workers", core.WorkersDefault, fmt.Sprintf("dispatcher loops in this process (at most %d)", core.MaxWorkers))
-	f.IntVar(&c.BatchSize, "batch", core.BatchSizeDefault, "operations per claim")
-	f.DurationVar(&c.Lease, "lease", core.LeaseDefault, "how long a claim lasts before another worker may take it back")
+	f.IntVar(&c.Workers, "workers", core.WorkersDefault, fmt.Sprintf("partition-sharing members in this process, each owning its share as a relay would (at most %d)", core.MaxWorkers))
+	f.IntVar(&c.BatchSize, "batch", core.BatchSizeDefault, "operations per read of a partition")
+	f.DurationVar(&c.Lease, "lease", core.LeaseDefault, "partition and sequencer lease: a dead relay's partitions move after this long")
 	f.DurationVar(&c.PublishTimeout, "publish-timeout", core.PublishTimeoutDefault, "bound on one batch's publish (at most half of --lease)")
 	f.DurationVar(&c.PollInterval, "poll", 0, "idle poll interval (default 1s with wake-on-commit, 100ms without)")
-	f.IntVar(&c.MaxAttempts, "max-attempts", core.MaxAttemptsDefault, "claims before an operation goes dead")
+	f.IntVar(&c.MaxAttempts, "max-attempts", core.MaxAttemptsDefault, "failed sends before an operation goes dead")
 	f.DurationVar(&c.BackoffBase, "backoff", core.BackoffBaseDefault, "first retry delay; doubles per attempt")
 	f.DurationVar(&c.BackoffMax, "backoff-max", core.BackoffMaxDefault, "longest retry delay")
 	f.BoolVar(&c.StrictOrder, "strict", false, "strict per-object order: a failing operation holds back later ones of its DOID")
-	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", core.ShutdownTimeoutDefault, "on SIGINT/SIGTERM, how long to finish in-flight batches before releasing them")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", core.ShutdownTimeoutDefault, "on SIGINT/SIGTERM, how long to finish the batches in hand before aborting them")
 	f.DurationVar(&c.ProbeInterval, "probe-interval", core.ProbeIntervalDefault, "while the sink is unavailable, the longest pause between tries of it")
 }
 
@@ -70,16 +70,18 @@ func (a *app) relayCmd() *cobra.Command {
 		Use:   "relay",
 		Short: "Publish stored operations to the sink until interrupted",
 		Long: `Publish stored operations to the sink, at least once and in order per object,
-until SIGINT or SIGTERM. Any number of relays may run against one store: claims
-never overlap. On a signal the relay stops claiming, finishes the batches it is
-publishing (within --shutdown-timeout), releases the rest, and exits 0.
+until SIGINT or SIGTERM. Every relay gives committed operations their positions
+in the log (one leader at a time) and shares the store's partitions with the
+other live relays: each partition is published by one relay at a time, in
+position order, from its cursor. On a signal the relay finishes the batches in
+hand (within --shutdown-timeout), gives its partitions back, and exits 0.
 
 A memory:// sink keeps what the relay publishes in the relay's own process
 only (for demos and tests): the relay warns at start that nothing outlives it.
 
-With --ledger-key-file the relay also appends every stored operation to the
-store's Merkle log and signs checkpoints (one leader among all relays, by a
-lease), publishing them through the sink.
+With --ledger-key-file the relay also signs checkpoints of the store's Merkle
+log (one signer among all relays, by a lease) and publishes them through the
+sink; without --sink it then only sequences and signs.
 
 With --metrics-addr the relay serves on that address:
   /metrics  Prometheus metrics: the relay's (latency histograms in seconds),
@@ -133,7 +135,7 @@ batch, naming its operations by op_id (see docs/operating.md, "Traces").`,
 				}
 				cfg.Ledger = seq
 				if a.sinkURL == "" {
-					strategy = core.StoreOnly // sequence only
+					strategy = core.StoreOnly // sequence and sign only
 				}
 			}
 			c, err := a.openClient(ctx, strategy, cfg, migrate)
@@ -161,15 +163,15 @@ batch, naming its operations by op_id (see docs/operating.md, "Traces").`,
 			err = e.Run(ctx)
 			st := e.Stats()
 			a.log.Info("relay stopped", "published", st.Published, "retried", st.Retried, "dead", st.Dead,
-				"stale", st.Stale, "uptime", time.Since(start).Round(time.Millisecond))
+				"sequenced", st.Sequenced, "uptime", time.Since(start).Round(time.Millisecond))
 			return err
 		},
 	}
 	engineFlags(cmd.Flags(), &cfg)
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply migrations before relaying")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz) on this address (e.g. :9464)")
-	cmd.Flags().StringVar(&cfg.Node, "node", "", "this relay's stable name (host or pod name): lets a restarted relay recognise its own unfinished sends")
-	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: also sequence every operation into the Merkle log and sign checkpoints with it; without --sink, only sequence (env TRUSTLOG_LEDGER_KEY_FILE)")
+	cmd.Flags().StringVar(&cfg.Node, "node", "", "this relay's name in the store's member list, unique per live process (default: host, pid and random bits)")
+	cmd.Flags().StringVar(&ledgerKey, "ledger-key-file", "", "Ed25519 note private key: sign checkpoints of the Merkle log (which the relay always builds) with it and publish them through the sink (env TRUSTLOG_LEDGER_KEY_FILE)")
 	return cmd
 }
 

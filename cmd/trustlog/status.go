@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -15,9 +13,6 @@ import (
 
 	"github.com/go-trustlog/trustlog/core"
 )
-
-// defaultCursor is the original SDK's cursor key.
-const defaultCursor = "operation_scan"
 
 func (a *app) statusCmd() *cobra.Command {
 	var asJSON, watch bool
@@ -131,8 +126,12 @@ func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 		for s, n := range st.Counts {
 			counts[s.String()] = n
 		}
+		parts := make([]map[string]any, len(st.Partitions))
+		for i, p := range st.Partitions {
+			parts[i] = map[string]any{"partition": p.Part, "cursor": p.Cursor, "generation": p.Generation, "owner": p.Owner}
+		}
 		doc := map[string]any{
-			"counts": counts, "low_watermark": st.LowWatermark, "max_seq": st.MaxSeq, "lag_seconds": lag.Seconds(),
+			"counts": counts, "max_seq": st.MaxSeq, "tree_size": st.TreeSize, "lag_seconds": lag.Seconds(), "partitions": parts,
 		}
 		if !st.OldestUnsettled.IsZero() { // nothing unsettled: no such time
 			doc["oldest_unsettled"] = st.OldestUnsettled
@@ -146,8 +145,15 @@ func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 	for _, s := range core.States {
 		fmt.Fprintf(w, "%s\t%d\t(%s)\n", s, st.Counts[s], s.Status())
 	}
-	fmt.Fprintf(w, "low watermark\t%d\t(everything at or below is settled)\n", st.LowWatermark)
 	fmt.Fprintf(w, "max seq\t%d\t\n", st.MaxSeq)
+	fmt.Fprintf(w, "positions\t%d\t(operations the sequencer has placed in the log)\n", st.TreeSize)
+	owned := 0
+	for _, p := range st.Partitions {
+		if p.Owner != "" && p.Expires.After(time.Now()) {
+			owned++
+		}
+	}
+	fmt.Fprintf(w, "partitions\t%d\t(%d owned by a live relay; `trustlog cursor status` lists them)\n", len(st.Partitions), owned)
 	if rate != nil {
 		fmt.Fprintf(w, "rate\t%.0f/s\t(published or dead since the previous refresh)\n", *rate)
 	}
@@ -162,86 +168,45 @@ func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 func (a *app) cursorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cursor",
-		Short: "Inspect or initialise named cursors",
-		Long: `Named cursors record progress in the store (the original SDK kept its scan
-position in "operation_scan"). They report; they never decide what is
-published: the relay claims by state, so a late commit is never skipped.`,
-		Example: "  trustlog --store sqlite:app.db cursor status\n  trustlog --store sqlite:app.db cursor init",
+		Short: "Inspect the partitions' cursors",
+		Long: `Every partition of the store has a cursor: the position of the last operation
+its relay published (or moved to the retry table). Operations above it are
+pending; the relay reads them by position, so a late commit is never skipped
+(it gets a later position). The original SDK's scan cursor is gone.`,
+		Example: "  trustlog --store sqlite:app.db cursor status",
 	}
 	status := &cobra.Command{
-		Use:     "status [name]",
-		Short:   "Show a cursor next to the pending count, oldest pending age and low watermark",
-		Example: "  trustlog --store sqlite:app.db cursor status\n  trustlog --store sqlite:app.db cursor status export",
-		Args:    cobra.MaximumNArgs(1),
+		Use:     "status",
+		Short:   "Show each partition's cursor, generation and owner",
+		Example: "  trustlog --store sqlite:app.db cursor status",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := defaultCursor
-			if len(args) == 1 {
-				name = args[0]
-			}
 			s, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			st, err := s.Stats(cmd.Context())
+			parts, err := s.Partitions(cmd.Context())
 			if err != nil {
 				return err
 			}
-			pending := st.Counts[core.StatePending] + st.Counts[core.StateInFlight] + st.Counts[core.StateRetrying]
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			c, err := s.Cursor(cmd.Context(), name)
-			switch {
-			case err == nil:
-				fmt.Fprintf(w, "cursor %s\t%s\t(updated %s)\n", name, c.Value, c.UpdatedAt.Format(time.RFC3339))
-				if v, perr := strconv.ParseInt(c.Value, 10, 64); perr == nil {
-					fmt.Fprintf(w, "behind watermark\t%d\t\n", st.LowWatermark-v)
+			fmt.Fprintln(w, "partition\tcursor\tgeneration\towner")
+			now := time.Now()
+			for _, p := range parts {
+				owner := p.Owner
+				switch {
+				case owner == "":
+					owner = "-"
+				case !p.Expires.After(now):
+					owner += " (lease expired)"
 				}
-			case isNotFound(err):
-				fmt.Fprintf(w, "cursor %s\t(not set)\t\n", name)
-			default:
-				return err
+				fmt.Fprintf(w, "%d\t%d\t%d\t%s\n", p.Part, p.Cursor, p.Generation, owner)
 			}
-			fmt.Fprintf(w, "not yet published\t%d\t\n", pending)
-			if st.OldestUnsettled.IsZero() {
-				fmt.Fprintf(w, "oldest pending age\t0s\t\n")
-			} else {
-				fmt.Fprintf(w, "oldest pending age\t%s\t\n", time.Since(st.OldestUnsettled).Round(time.Millisecond))
-			}
-			fmt.Fprintf(w, "low watermark\t%d\t\n", st.LowWatermark)
 			return w.Flush()
 		},
 	}
-	init := &cobra.Command{
-		Use:   "init [name]",
-		Short: "Position a cursor at the low watermark computed from history",
-		Long: `Position a cursor from history, as the original SDK's initialiser did: at the
-low watermark, the largest sequence number at or below which every operation is
-already published or dead, so nothing after it is assumed done.`,
-		Example: "  trustlog --store sqlite:app.db cursor init",
-		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name := defaultCursor
-			if len(args) == 1 {
-				name = args[0]
-			}
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			st, err := s.Stats(cmd.Context())
-			if err != nil {
-				return err
-			}
-			v := strconv.FormatInt(st.LowWatermark, 10)
-			if err := s.SetCursor(cmd.Context(), name, v); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "cursor %s = %s\n", name, v)
-			return nil
-		},
-	}
-	cmd.AddCommand(status, init)
+	cmd.AddCommand(status)
 	return cmd
 }
 
@@ -311,5 +276,3 @@ requeued operation is pending again with its attempts reset.`,
 	cmd.AddCommand(list, requeue)
 	return cmd
 }
-
-func isNotFound(err error) bool { return errors.Is(err, core.ErrNotFound) }

@@ -235,7 +235,7 @@ func recordedIDs(t *testing.T, out string) []string {
 // an in-process OTLP/HTTP receiver, `record` exports a trustlog.record
 // span per statement naming its operations, and `relay` (until drained
 // and stopped) a trustlog.batch span per batch naming them too, with
-// its claim, publish and settle children; all with service.name trustlog
+// its read, publish and advance children; all with service.name trustlog
 // and OTEL_RESOURCE_ATTRIBUTES, sent with OTEL_EXPORTER_OTLP_HEADERS,
 // whose token no log line shows.
 func TestTracesOTLPRecordRelay(t *testing.T) {
@@ -311,7 +311,7 @@ func TestTracesOTLPRecordRelay(t *testing.T) {
 	for _, id := range ids {
 		b, ok := carried[id]
 		if assert.True(t, ok, "a batch span names %s", id) {
-			assert.ElementsMatch(t, []string{"claim", "publish", "settle"}, children[b], "the batch that published %s", id)
+			assert.ElementsMatch(t, []string{"read", "publish", "advance"}, children[b], "the batch that published %s", id)
 		}
 	}
 }

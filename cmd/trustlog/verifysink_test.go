@@ -104,7 +104,7 @@ func testVerifySink[S core.Sink](t *testing.T, sinkURL string, open func(string)
 	require.NoError(t, err)
 	defer direct.Close()
 	msg := func(op *core.Operation) core.Message {
-		m, err := core.NewMessage(op, 0)
+		m, err := core.NewMessage(op, 0, -1)
 		require.NoError(t, err)
 		return m
 	}
@@ -122,11 +122,15 @@ func testVerifySink[S core.Sink](t *testing.T, sinkURL string, open func(string)
 	}
 	lost := conformance.NewOp("lost", 100)
 	require.NoError(t, c.Record(ctx, lost))
-	recs, err := c.Store().Claim(ctx, core.ClaimParams{Token: 9, Limit: 1, Lease: time.Minute})
+	// Marked published, never sent: its position, and its partition's
+	// cursor moved over it.
+	_, err = core.SequenceAll(ctx, c.Store(), 0)
 	require.NoError(t, err)
-	require.Len(t, recs, 1)
-	_, err = c.Store().Settle(ctx, core.SettleParams{Token: 9, Published: []int64{recs[0].Seq}}) // marked published, never sent
+	rec, err := c.Store().Get(ctx, lost.OpID)
 	require.NoError(t, err)
+	p, err := c.Store().TakePartition(ctx, rec.Part, "verify-sink-test", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, c.Store().Advance(ctx, core.AdvanceParams{Part: rec.Part, Generation: p.Generation, From: p.Cursor, To: rec.LeafIndex}))
 
 	code, out, errOut = cli(t, ctx, "", "--store", storeURL, "--sink", sinkURL, "verify-sink", "--key", pub, "--json")
 	require.Equal(t, exitVerifyKO, code, errOut)

@@ -8,24 +8,24 @@
 //
 //	mysql://app:secret@db.internal:3306/app?prefix=orders_&tls=true
 //
-// trustlog's own URL parameters are prefix and max_conns; the rest go to
-// the driver. The driver sets what trustlog depends on itself (parseTime,
+// trustlog's own URL parameters are prefix, max_conns and partitions (how
+// many Migrate creates in a new store, 1 to 1024, default 16); the rest
+// go to the driver. The driver sets what trustlog depends on itself (parseTime,
 // UTC, utf8mb4, client-side interpolation, found-rows counting), so DSNs
 // need not know. NewStore wraps a *bun.DB or *sql.DB the application
 // already holds.
 //
 // # How it uses MySQL
 //
-//   - Claims need FOR UPDATE SKIP LOCKED. Open asks the server its version
-//     and refuses an older one, saying which it found and which it needs:
-//     there is no silent fallback to something unsafe.
-//   - A claim is one short transaction: SELECT … FOR UPDATE SKIP LOCKED on
-//     a (state, seq) index, then an UPDATE of those rows by primary key
-//     (MySQL has no UPDATE … RETURNING). Publishing happens outside any
-//     transaction; settling is one transaction of batched compare-and-set
-//     statements, each pinned to the primary key so it locks only its own
-//     rows. Deadlock victims (1213) and lock wait timeouts (1205) are
-//     retried.
+//   - Open asks the server its version and refuses one without a NO PAD
+//     binary collation, saying which it found and which it needs: there
+//     is no silent fallback to something unsafe.
+//   - A relay reads a partition above its cursor through a (part,
+//     leaf_index) index, in position order, and writes nothing per
+//     operation: one READ COMMITTED transaction moves the cursor (a
+//     compare-and-set on the partition row, fenced by the lease's
+//     generation) and puts the batch's failures in the retry table.
+//     Deadlock victims (1213) and lock wait timeouts (1205) are retried.
 //   - No LISTEN/NOTIFY: the capability says so, and engines poll when idle
 //     (every 100ms by default; EngineConfig.PollInterval). A client's
 //     Record wakes engines of its own process at once.
@@ -38,5 +38,7 @@
 //     the other databases (migration 00002; utf8mb4_bin ignored them).
 //   - Migrate adopts the original SDK's tables in place (upgrade.go), step
 //     by step because MySQL commits DDL statement by statement; an
-//     interrupted adoption resumes.
+//     interrupted adoption resumes. The schema migrations are idempotent
+//     for the same reason, and a store of the previous schema is
+//     upgraded in place (sqlstore's positions migration).
 package mysql

@@ -36,6 +36,10 @@ type Options struct {
 	// letters, digits and "_", at most 32), so several logs share a
 	// database.
 	Prefix string
+	// Partitions is the number of partitions Migrate creates in a new
+	// store (1 to core.MaxPartitions; 0: core.PartitionsDefault). An
+	// existing store keeps its own, and Migrate refuses another.
+	Partitions int
 }
 
 // Store is a trustlog store on MySQL or MariaDB.
@@ -46,7 +50,7 @@ type Store struct {
 var prefixRE = regexp.MustCompile(`^[a-z0-9_]{0,32}$`)
 
 // ParseURL turns a mysql:// (or mariadb://) URL into the driver's
-// configuration: mysql://user:password@host:3306/database?prefix=…&max_conns=…
+// configuration: mysql://user:password@host:3306/database?prefix=…&max_conns=…&partitions=…
 // plus any go-sql-driver/mysql parameter (tls, timeout, …). trustlog sets
 // what it depends on itself, whatever the URL says: parseTime, UTC for
 // times and the session time zone, utf8mb4, client-side interpolation (one
@@ -87,8 +91,14 @@ func ParseURL(raw string) (*gomysql.Config, Options, int, error) {
 			return bad("max_conns must be an integer of at least 2")
 		}
 	}
+	if v := q.Get("partitions"); v != "" {
+		if opts.Partitions, err = strconv.Atoi(v); err != nil || opts.Partitions < 1 || opts.Partitions > core.MaxPartitions {
+			return bad("partitions must be an integer from 1 to %d", core.MaxPartitions)
+		}
+	}
 	q.Del("prefix")
 	q.Del("max_conns")
+	q.Del("partitions")
 	host := u.Host
 	if u.Port() == "" {
 		host += ":3306"
@@ -125,9 +135,10 @@ func configure(cfg *gomysql.Config) {
 }
 
 // Open connects to the database a mysql URL names and checks that the
-// server has SKIP LOCKED and a NO PAD binary collation (MariaDB >= 10.6:
-// utf8mb4_nopad_bin; MySQL >= 8.0.17: utf8mb4_0900_bin): an older one is
-// refused, never silently run unsafely. It does not migrate.
+// server is one trustlog supports, with a NO PAD binary collation
+// (MariaDB >= 10.6: utf8mb4_nopad_bin; MySQL >= 8.0.17: utf8mb4_0900_bin):
+// an older one is refused, never silently run unsafely. It does not
+// migrate.
 func Open(ctx context.Context, rawURL string) (*Store, error) {
 	cfg, opts, maxConns, err := ParseURL(rawURL)
 	if err != nil {
@@ -171,6 +182,9 @@ func NewStore(ctx context.Context, db any, opts Options) (*Store, error) {
 	if !prefixRE.MatchString(opts.Prefix) {
 		return nil, &core.ConfigError{Field: "Prefix", Reason: "must be lower-case letters, digits and _, at most 32"}
 	}
+	if opts.Partitions < 0 || opts.Partitions > core.MaxPartitions {
+		return nil, &core.ConfigError{Field: "Partitions", Reason: fmt.Sprintf("must be 1 to %d (0: %d)", core.MaxPartitions, core.PartitionsDefault)}
+	}
 	if err := CheckServer(ctx, bdb.DB); err != nil {
 		return nil, fmt.Errorf("trustlog/mysql: %w", err)
 	}
@@ -185,10 +199,11 @@ type VersionError struct {
 
 // Error implements error.
 func (e *VersionError) Error() string {
-	return "server version " + e.Found + " has no FOR UPDATE SKIP LOCKED; trustlog needs " + e.Need
+	return "server version " + e.Found + " is older than trustlog supports; it needs " + e.Need
 }
 
-// CheckServer pings the server and refuses one without SKIP LOCKED.
+// CheckServer pings the server and refuses one older than CheckVersion
+// accepts.
 func CheckServer(ctx context.Context, db *sql.DB) error {
 	var v string
 	if err := db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&v); err != nil {
@@ -245,9 +260,12 @@ func newStore(ctx context.Context, db *bun.DB, opts Options, owns bool) (*Store,
 	names := sqlstore.Names{
 		Prefix: opts.Prefix, Op: q("operation"), Cursor: q("trustlog_cursor"), Lease: q("trustlog_lease"),
 		Hash: q("trustlog_hash"), Tree: q("trustlog_tree"), Checkpoint: q("trustlog_checkpoint"),
+		Partition: q("trustlog_partition"), Retry: q("trustlog_retries"), Relay: q("trustlog_relay"),
+		Status:     q("operation_status"),
 		Migrations: opts.Prefix + "trustlog_migrations", MigrationLocks: opts.Prefix + "trustlog_migration_locks",
 	}
 	d := dialect()
+	d.Partitions = opts.Partitions
 	d.BeforeMigrate = adoptOriginal
 	d.NewLocker = func(s *sqlstore.Store) core.Locker { return getLocker(s, dbName+"\x00"+opts.Prefix) }
 	s, err := sqlstore.New(d, db, names, owns)

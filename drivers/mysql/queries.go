@@ -21,68 +21,106 @@ const now = "UTC_TIMESTAMP(6)"
 // after is now plus a parameter of microseconds.
 func after(p string) string { return "DATE_ADD(" + now + ", INTERVAL " + p + " MICROSECOND)" }
 
+// cols and the FROM clauses select records: the operation o with its
+// retry row r and its partition p, the state derived from them. CURSOR
+// and MEMBER are reserved words in MySQL, hence the backquotes.
+const (
+	cols = `SELECT ` + sqlstore.Columns
+	// pendingCols select operations known to be pending, from o alone.
+	pendingCols = `SELECT ` + sqlstore.PendingColumns
+	// join is the rest of a record's FROM clause after the operation o.
+	join = ` LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	from = ` FROM {{.Op}} AS o` + join
+	// fromRetry reads records through the retry table (r, index named).
+	fromRetry = ` FROM {{.Retry}} AS r FORCE INDEX ({{.Prefix}}trustlog_retries_%s) JOIN {{.Op}} AS o ON o.seq = r.seq
+		LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	partCols = "SELECT part, `cursor`, generation, owner, expires_at FROM {{.Partition}}"
+)
+
+// heldExpr is strict order's condition on an operation o read above its
+// partition's cursor: an earlier operation of its DOID waits in the retry
+// table (dead ones do not count). The (doid, leaf_index) index answers it.
+const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e FORCE INDEX ({{.Prefix}}trustlog_retries_doid)
+	WHERE e.doid = o.doid AND e.leaf_index < o.leaf_index AND e.dead = 0)`
+
 // Parameters are "?" (interpolated client-side: one round trip per
-// statement, no server-side prepare), bound in textual order.
-//
-// Every UPDATE of claimed rows names them by seq and is pinned to the
-// primary key: left to itself the optimizer prefers the (state, seq)
-// index for "state = 1 AND seq IN (…)", locks a range of it, and deadlocks
-// against concurrent claims moving rows into that range.
-//
-// MySQL's UPDATE has no RETURNING, so a claim is a short transaction: a
-// locking SELECT of the candidates with FOR UPDATE SKIP LOCKED, then an
-// UPDATE of exactly those rows by primary key (ClaimUpdate). FORCE INDEX
-// keeps each claim on its (state, …) index: with most rows published the
+// statement, no server-side prepare), bound in textual order. FORCE
+// INDEX keeps each read on its index: with most rows published the
 // optimizer otherwise sometimes walks the primary key.
 var queries = sqlstore.Queries{
-	ClaimPending: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimPendingStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimDue: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimDueStrict: `SELECT ` + sqlstore.ClaimSelectColumns + ` FROM {{.Op}} AS c FORCE INDEX ({{.Prefix}}operation_state_due)
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ? FOR UPDATE SKIP LOCKED`,
-	ClaimUpdate: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = ?, attempts = attempts + 1, due_at = ` + after("?") + `,
-		updated_at = ` + now + ` WHERE seq {seqs}`,
+	Unsequenced: pendingCols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_leaf)
+		WHERE o.leaf_index IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?`,
+	Leaves: cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_leaf)` + join + `
+		WHERE o.leaf_index >= ? ORDER BY o.leaf_index LIMIT ?`,
+	Scan: cols + from + ` WHERE o.seq > ? ORDER BY o.seq LIMIT ?`,
+	Get:  cols + from + ` WHERE o.op_id = ?`,
+	ReadPartition: pendingCols + `, 0 FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)
+		WHERE o.part = ? AND o.leaf_index > ? ORDER BY o.leaf_index LIMIT ?`,
+	ReadPartitionStrict: pendingCols + `, ` + heldExpr + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)
+		WHERE o.part = ? AND o.leaf_index > ? ORDER BY o.leaf_index LIMIT ?`,
 
-	SettlePublished: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,
-		updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	SettleRetry: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {failures} ON o.seq = v.seq SET o.state = 2, o.last_error = v.err,
-		o.due_at = ` + after("v.delay_us") + `, o.claim_token = NULL, o.updated_at = ` + now + `
-		WHERE o.claim_token = {token} AND o.state = 1`,
-	SettleDead: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {failures} ON o.seq = v.seq SET o.state = 4, o.last_error = v.err,
-		o.due_at = NULL, o.claim_token = NULL, o.updated_at = ` + now + `
-		WHERE o.claim_token = {token} AND o.state = 1`,
-	Adopt: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET claim_token = ?, updated_at = ` + now + `
-		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	// MySQL evaluates SET from left to right with the values already
-	// assigned, so state and due_at read attempts before it is decremented.
-	Release: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END,
-		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, attempts = attempts - 1,
-		claim_token = NULL, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	Restore: `UPDATE {{.Op}} FORCE INDEX (PRIMARY) SET claim_token = prev_token, attempts = attempts - 1,
-		due_at = ` + now + `, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND prev_token IS NOT NULL AND seq {seqs}`,
-	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = ` + now + `
-		WHERE state = 4 AND op_id {ids}`,
-	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = ` + now + `
-		WHERE state = 4`,
-	ListDead: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_state_seq)
-		WHERE state = 4 AND seq > ? ORDER BY seq LIMIT ?`,
-	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
-	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = ?`,
-	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
-	// LEAST is NULL if either side is: each side falls back to the other.
-	OldestUnsettled: `SELECT o.seq, o.created_at FROM {{.Op}} AS o JOIN (SELECT
-		(SELECT MIN(seq) FROM {{.Op}} WHERE state = 0) AS p,
-		(SELECT MIN(seq) FROM {{.Op}} WHERE state IN (1, 2)) AS d) AS m
-		ON o.seq = LEAST(COALESCE(m.p, m.d), COALESCE(m.d, m.p))`,
-	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
+	Partitions:          partCols + ` ORDER BY part`,
+	CountPartitions:     `SELECT COUNT(*) FROM {{.Partition}}`,
+	CreatePartition:     `INSERT IGNORE INTO {{.Partition}} (part, updated_at) VALUES (?, ` + now + `)`,
+	AdvanceCursor:       "UPDATE {{.Partition}} SET `cursor` = ?, updated_at = " + now + " WHERE part = ? AND generation = ? AND `cursor` = ?",
+	PartitionGeneration: `SELECT generation FROM {{.Partition}} WHERE part = ? FOR UPDATE`,
+	InsertFailures: `INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, CASE WHEN v.held THEN 0 ELSE 1 END, ` + after("v.delay_us") + `,
+			NULLIF(v.err, ''), v.dead, ` + now + `
+		FROM {failures} JOIN {{.Op}} AS o FORCE INDEX (PRIMARY) ON o.seq = v.seq
+		WHERE o.part = {arg1} AND o.leaf_index > {arg2} AND o.leaf_index <= {arg3}`,
+	DeleteRetries: `DELETE FROM {{.Retry}} WHERE part = ? AND seq {seqs}`,
+	// MySQL assigns SET from left to right, each seeing the ones before:
+	// no assignment here reads a column an earlier one changed.
+	SettleFailures: `UPDATE {{.Retry}} AS r JOIN {failures} ON r.seq = v.seq
+		SET r.attempts = r.attempts + CASE WHEN v.held THEN 0 ELSE 1 END,
+		r.last_error = COALESCE(NULLIF(v.err, ''), r.last_error), r.due_at = ` + after("v.delay_us") + `,
+		r.dead = v.dead, r.updated_at = ` + now + ` WHERE r.part = {arg1}`,
+	DueRetries: cols + strings.Replace(fromRetry, "%s", "due", 1) + `
+		WHERE r.part = ? AND r.dead = 0 AND r.due_at <= ` + now + ` ORDER BY r.leaf_index LIMIT ?`,
+	DueRetriesStrict: cols + strings.Replace(fromRetry, "%s", "due", 1) + `
+		WHERE r.part = ? AND r.dead = 0 AND r.due_at <= ` + now + `
+		AND NOT EXISTS (SELECT 1 FROM {{.Retry}} AS e FORCE INDEX ({{.Prefix}}trustlog_retries_doid)
+			WHERE e.doid = r.doid AND e.leaf_index < r.leaf_index AND e.dead = 0)
+		ORDER BY r.leaf_index LIMIT ?`,
+	TakePartition: `UPDATE {{.Partition}} SET owner = ?, generation = generation + 1, expires_at = ` + after("?") + `,
+		updated_at = ` + now + ` WHERE part = ? AND (owner = '' OR expires_at IS NULL OR expires_at < ` + now + ` OR owner = ?)`,
+	GetPartition:     partCols + ` WHERE part = ?`,
+	RenewPartitions:  `UPDATE {{.Partition}} SET expires_at = ` + after("?") + `, updated_at = ` + now + ` WHERE owner = ?`,
+	OwnedPartitions:  partCols + ` WHERE owner = ? ORDER BY part`,
+	ReleasePartition: `UPDATE {{.Partition}} SET owner = '', expires_at = NULL, updated_at = ` + now + ` WHERE part = ? AND generation = ?`,
+	Heartbeat: "INSERT INTO {{.Relay}} (`member`, expires_at) VALUES (?, " + after("?") + `)
+		ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`,
+	ForgetMembers: `DELETE FROM {{.Relay}} WHERE expires_at < ` + now,
+	Members:       "SELECT `member` FROM {{.Relay}} WHERE expires_at >= " + now,
+	Leave:         "DELETE FROM {{.Relay}} WHERE `member` = ?",
 
-	Unsequenced: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_leaf)
-		WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
-	Leaves: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_leaf)
-		WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?`,
+	Requeue: `UPDATE {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq
+		SET r.dead = 0, r.attempts = 0, r.due_at = ` + now + `, r.updated_at = ` + now + `
+		WHERE r.dead = 1 AND o.op_id {ids}`,
+	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
+	ListDead:   cols + strings.Replace(fromRetry, "%s", "dead", 1) + ` WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
+	// Each partition's count above its cursor is one range of the
+	// (part, leaf_index) index; the retry counts read (dead, seq).
+	Counts: "SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL)," +
+		" (SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
+		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)), 0)" +
+		" FROM {{.Partition}} AS p)," +
+		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1)",
+	// Candidates: the first operation without a position, the first
+	// retry, and each partition's first operation above its cursor.
+	OldestUnsettled: "SELECT MIN(c) FROM (" +
+		" SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)" +
+		" UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = 0)" +
+		" UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
+		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`" +
+		" ORDER BY o.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u",
+	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
+	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
+		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
+	CreateCursor: `INSERT IGNORE INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)`,
+
 	TreeSize:       `SELECT size FROM {{.Tree}} WHERE id = 1`,
 	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1 FOR UPDATE`,
 	SetTreeSize:    `UPDATE {{.Tree}} SET size = ?, updated_at = ` + now + ` WHERE id = 1 AND size = ?`,
@@ -97,44 +135,51 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
-	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?
-		AND (state <> 3 OR published_at IS NULL OR published_at >= DATE_SUB(` + now + `, INTERVAL ? MICROSECOND))`,
-	StrictRecheck: `SELECT c.seq FROM {{.Op}} AS c WHERE c.seq {seqs} AND EXISTS (SELECT 1 FROM {{.Op}} AS e FORCE INDEX ({{.Prefix}}operation_doid)
-		WHERE e.doid = c.doid AND e.state IN (0, 1, 2) AND e.seq < c.seq)`,
+	PruneHorizon: `SELECT MIN(o.leaf_index) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_leaf)
+		LEFT JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index >= ? AND o.leaf_index < ?
+		AND (p.` + "`cursor`" + ` IS NULL OR o.leaf_index > p.` + "`cursor`" + `
+			OR o.created_at >= DATE_SUB(` + now + `, INTERVAL ? MICROSECOND)
+			OR EXISTS (SELECT 1 FROM {{.Retry}} AS r WHERE r.seq = o.seq))`,
 	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
-	PrunePublished: `DELETE FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
-		AND published_at < DATE_SUB(` + now + `, INTERVAL ? MICROSECOND) ORDER BY seq LIMIT ?`,
-	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
-	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
-		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
+
+	Parts: `SELECT seq, doid FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
+	SetParts: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {leaves} ON o.seq = v.seq
+		SET o.part = v.leaf WHERE o.part <> v.leaf`,
+	LockPartitions: "SELECT `cursor` FROM {{.Partition}} ORDER BY part FOR UPDATE",
+	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	UpgradeCursors: "UPDATE {{.Partition}} AS p SET p.`cursor` = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o" +
+		" WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), p.updated_at = " + now,
+	UpgradeRetries: `INSERT IGNORE INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, o.attempts,
+			CASE WHEN o.state = 2 AND o.due_at IS NOT NULL THEN o.due_at ELSE ` + now + ` END, o.last_error, o.state = 4, ` + now + `
+		FROM {{.Op}} AS o JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index <= p.` + "`cursor`" + ` AND o.state IN (0, 1, 2, 4)`,
 }
 
-// sticky lets a node take back its own expired claims as soon as they
-// expire, and others only after a grace period: a relay that restarts
-// quickly re-sends what it was sending. Args: node tag, grace (µs).
-const sticky = `(c.state = 2 OR c.claim_token >> 40 = ? OR c.due_at <= ` + "DATE_SUB(" + now + ", INTERVAL ? MICROSECOND))"
-
-// noEarlier is strict order's condition on a candidate c: no earlier
-// operation of its DOID is pending, in flight or retrying. The
-// (doid, state, seq) index answers it with three short range probes.
-const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e FORCE INDEX ({{.Prefix}}operation_doid)
-	WHERE e.doid = c.doid AND e.state IN (0, 1, 2) AND e.seq < c.seq)`
-
-// failureTable is a derived table v(seq, err, delay_us) of UNION ALL rows.
+// failureTable is a derived table v(seq, err, delay_us, held, dead) of
+// UNION ALL rows.
 func failureTable(_ int, fs []core.Failure) (string, []any) {
 	var b strings.Builder
-	args := make([]any, 0, 3*len(fs))
+	args := make([]any, 0, 5*len(fs))
 	b.WriteString("(")
 	for i, f := range fs {
 		if i == 0 {
-			b.WriteString("SELECT ? AS seq, ? AS err, ? AS delay_us")
+			b.WriteString("SELECT ? AS seq, ? AS err, ? AS delay_us, ? AS held, ? AS dead")
 		} else {
-			b.WriteString(" UNION ALL SELECT ?, ?, ?")
+			b.WriteString(" UNION ALL SELECT ?, ?, ?, ?, ?")
 		}
-		args = append(args, f.Seq, f.Err, f.Delay.Microseconds())
+		args = append(args, f.Seq, f.Err, f.Delay.Microseconds(), bit(f.Held), bit(f.Dead))
 	}
 	b.WriteString(") AS v")
 	return b.String(), args
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // leafTable is a derived table v(seq, leaf) of UNION ALL rows.
@@ -172,23 +217,22 @@ func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
-		Name:         "mysql",
-		Caps:         core.Capabilities{SkipLocked: true, SessionLeases: true},
-		Placeholder:  func(int) string { return "?" },
-		TimeArg:      sqlstore.NativeTime,
-		FailureTable: failureTable,
-		LeafTable:    leafTable,
-		HashInsert:   hashInsert,
-		Queries:      queries,
-		Migrations:   mig,
-		Retryable:    retryable,
-		// READ COMMITTED: the locking read takes record locks only, no gap
-		// locks, so a claim never blocks an application inserting new
-		// operations, whatever plan the optimizer picks. It is as fast as
-		// REPEATABLE READ here (BenchmarkClaimIsolation) and as safe: SKIP
-		// LOCKED reads the latest committed rows under either level, and
-		// the UPDATE touches only the rows the SELECT locked.
-		ClaimTx: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
+		Name:               "mysql",
+		Caps:               core.Capabilities{SessionLeases: true},
+		Placeholder:        func(int) string { return "?" },
+		TimeArg:            sqlstore.NativeTime,
+		FailureTable:       failureTable,
+		LeafTable:          leafTable,
+		HashInsert:         hashInsert,
+		Queries:            queries,
+		Migrations:         mig,
+		PositionsMigration: "00004",
+		Retryable:          retryable,
+		// READ COMMITTED: a write transaction's reads of other tables
+		// (Advance copies doid and position from the operation rows) take
+		// no shared next-key locks, so they never block an application
+		// inserting operations.
+		WriteTx: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
 	}
 }
 

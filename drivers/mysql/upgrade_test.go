@@ -10,6 +10,7 @@ import (
 	"github.com/go-trustlog/trustlog/drivers/mysql"
 	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
 	"github.com/go-trustlog/trustlog/internal/legacytest"
+	"github.com/go-trustlog/trustlog/internal/sqlstore/storetest"
 )
 
 // originalDDL is the original SDK's schema on MySQL as trustlog assumes it
@@ -34,7 +35,7 @@ func TestUpgradeFromOriginal(t *testing.T) {
 		_, err := db.Exec(q)
 		require.NoError(t, err, q)
 	}
-	tb := legacytest.Tables{Operation: "operation", Cursor: "trustlog_cursor", Retry: "trustlog_retry"}
+	tb := legacytest.Tables{Operation: "operation", Cursor: "trustlog_cursor", Retry: "trustlog_retry", Status: "operation_status"}
 	legacytest.Fill(t, db, tb, func(int) string { return "?" })
 	s, err := mysql.Open(context.Background(), url)
 	require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestUpgradeResumes(t *testing.T) {
 		_, err := db.Exec(q)
 		require.NoError(t, err)
 	}
-	tb := legacytest.Tables{Operation: "operation", Cursor: "trustlog_cursor", Retry: "trustlog_retry"}
+	tb := legacytest.Tables{Operation: "operation", Cursor: "trustlog_cursor", Retry: "trustlog_retry", Status: "operation_status"}
 	legacytest.Fill(t, db, tb, func(int) string { return "?" })
 	// The first steps of an interrupted adoption.
 	for _, q := range []string{
@@ -67,4 +68,27 @@ func TestUpgradeResumes(t *testing.T) {
 		ON o.op_id = r.op_id SET o.seq = r.rn`)
 	require.NoError(t, err)
 	legacytest.Check(t, mysqltest.Open(t, url), db, tb)
+}
+
+// TestUpgrade: Migrate upgrades a store of the previous release in place:
+// every operation gets a position and keeps its publishing state (see
+// storetest.Upgrade).
+func TestUpgrade(t *testing.T) {
+	t.Parallel()
+	storetest.Upgrade(t, mysqltest.NewDatabase(t))
+}
+
+// TestUpgradeInterrupted: an upgrade interrupted after the positions
+// migration did its work is finished without carrying anything over
+// twice.
+func TestUpgradeInterrupted(t *testing.T) {
+	t.Parallel()
+	storetest.UpgradeInterrupted(t, mysqltest.NewDatabase(t))
+}
+
+// TestUpgradeWithPrefix: the upgrade names every table, index and view
+// with the store's prefix.
+func TestUpgradeWithPrefix(t *testing.T) {
+	t.Parallel()
+	storetest.Upgrade(t, storetest.WithParam(t, mysqltest.NewDatabase(t), "prefix", "app_"))
 }

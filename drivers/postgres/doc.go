@@ -10,29 +10,34 @@
 //
 // trustlog's own URL parameters are schema (created by Migrate if
 // missing), prefix (for table and index names), notify=false (for poolers
-// in transaction mode, where LISTEN does not work) and max_conns; every
-// other parameter goes to pgx. NewStore wraps a *bun.DB or *sql.DB the
-// application already holds.
+// in transaction mode, where LISTEN does not work), max_conns and
+// partitions (how many Migrate creates in a new store, 1 to 1024, default
+// 16); every other parameter goes to pgx. NewStore wraps a *bun.DB or
+// *sql.DB the application already holds.
 //
 // # How it uses PostgreSQL
 //
-//   - Claims are one UPDATE … RETURNING whose candidate subquery takes the
-//     lowest-seq pending rows through a partial index (WHERE state = 0)
-//     with FOR UPDATE SKIP LOCKED: concurrent claimers pass over each
-//     other's rows without waiting, and no timestamp decides anything.
-//   - Publishing happens outside any transaction; settling is one
-//     transaction of at most three statements, each a batched
-//     compare-and-set (failures bound as three arrays through unnest).
+//   - A relay reads a partition above its cursor through a partial
+//     (part, leaf_index) index, in position order, and writes nothing per
+//     operation: one transaction moves the cursor (a compare-and-set on
+//     the partition row, fenced by the lease's generation) and puts the
+//     batch's failures in the retry table (bound as five arrays through
+//     unnest). No timestamp decides anything.
 //   - Wake on commit: every insert carries a pg_notify in its own round
 //     trip (a CTE), delivered at commit and folded by PostgreSQL into one
-//     per transaction; one LISTEN connection per store is shared by every
-//     engine of the process. When it drops, engines poll (1s) until it is
-//     back.
+//     per transaction, and the sequencer's Append notifies the same
+//     channel when it gives positions; one LISTEN connection per store is
+//     shared by every engine of the process. When it drops, engines poll
+//     (1s) until it is back.
 //   - Named leases are session advisory locks (pg_try_advisory_lock) on a
 //     connection held for the lease: PostgreSQL releases them the moment
 //     the holder's session dies, so a crashed leader's work is taken over
 //     at once, and taking one writes nothing. A lease row would instead
 //     keep a dead holder's lease until its TTL ran out.
+//   - Partition leases are rows (owner, expiry, generation), not advisory
+//     locks: a session per partition would pin a connection each.
 //   - Migrate adopts the original SDK's tables in place (see upgrade.go),
-//     then runs the embedded bun/migrate migrations, in transactions.
+//     then runs the embedded bun/migrate migrations, in transactions; a
+//     store of the previous schema is upgraded in place (sqlstore's
+//     positions migration).
 package postgres

@@ -41,9 +41,13 @@ type Options struct {
 	// letters, digits and "_", at most 32), so several logs share a schema.
 	Prefix string
 	// NoNotify turns wake-on-commit off, for poolers in transaction mode
-	// (PgBouncer) where LISTEN does not work: inserts send no NOTIFY and
-	// engines poll.
+	// (PgBouncer) where LISTEN does not work: inserts and the sequencer
+	// send no NOTIFY and engines poll.
 	NoNotify bool
+	// Partitions is the number of partitions Migrate creates in a new
+	// store (1 to core.MaxPartitions; 0: core.PartitionsDefault). An
+	// existing store keeps its own, and Migrate refuses another.
+	Partitions int
 	// Logger receives the store's warnings (the wake-on-commit listener
 	// losing its connection); default slog.Default(). Open sets it to the
 	// logger its context carries (core.ContextWithLogger).
@@ -64,9 +68,9 @@ var (
 )
 
 // ParseURL splits a postgres:// URL into the pgx connection string and
-// trustlog's own parameters: schema, prefix, notify (true/false) and
-// max_conns. Every other parameter goes to pgx (sslmode, connect_timeout,
-// application_name, …).
+// trustlog's own parameters: schema, prefix, notify (true/false),
+// max_conns and partitions (for a new store). Every other parameter goes
+// to pgx (sslmode, connect_timeout, application_name, …).
 func ParseURL(raw string) (dsn string, opts Options, maxConns int, err error) {
 	bad := func(format string, args ...any) (string, Options, int, error) {
 		return "", opts, 0, fmt.Errorf("%w: postgres URL %q: %s", core.ErrInvalidURL, redact.URL(raw), fmt.Sprintf(format, args...))
@@ -98,7 +102,12 @@ func ParseURL(raw string) (dsn string, opts Options, maxConns int, err error) {
 			return bad("max_conns must be an integer of at least 2")
 		}
 	}
-	for _, k := range []string{"schema", "prefix", "notify", "max_conns"} {
+	if v := q.Get("partitions"); v != "" {
+		if opts.Partitions, err = strconv.Atoi(v); err != nil || opts.Partitions < 1 || opts.Partitions > core.MaxPartitions {
+			return bad("partitions must be an integer from 1 to %d", core.MaxPartitions)
+		}
+	}
+	for _, k := range []string{"schema", "prefix", "notify", "max_conns", "partitions"} {
 		q.Del(k)
 	}
 	u.RawQuery = q.Encode()
@@ -114,6 +123,9 @@ func (o Options) validate() error {
 	}
 	if !prefixRE.MatchString(o.Prefix) {
 		return &core.ConfigError{Field: "Prefix", Reason: "must be lower-case letters, digits and _, at most 32"}
+	}
+	if o.Partitions < 0 || o.Partitions > core.MaxPartitions {
+		return &core.ConfigError{Field: "Partitions", Reason: fmt.Sprintf("must be 1 to %d (0: %d)", core.MaxPartitions, core.PartitionsDefault)}
 	}
 	return nil
 }
@@ -188,20 +200,27 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		Prefix: opts.Prefix, Schema: opts.Schema,
 		Op: qualify("operation"), Cursor: qualify("trustlog_cursor"), Lease: qualify("trustlog_lease"),
 		Hash: qualify("trustlog_hash"), Tree: qualify("trustlog_tree"), Checkpoint: qualify("trustlog_checkpoint"),
+		Partition: qualify("trustlog_partition"), Retry: qualify("trustlog_retries"), Relay: qualify("trustlog_relay"),
+		Status:     qualify("operation_status"),
 		Migrations: bare("trustlog_migrations"), MigrationLocks: bare("trustlog_migration_locks"),
 	}
 	s := &Store{opts: opts, channel: channelName(opts)}
 	d := dialect()
+	d.Partitions = opts.Partitions
 	if opts.NoNotify {
 		d.Caps.ListenNotify = false
 	} else {
 		// The NOTIFY rides in the INSERT's round trip and is sent at
 		// commit; PostgreSQL folds identical notifications of one
 		// transaction into one, so a transaction recording many times
-		// still wakes listeners once.
+		// still wakes listeners once. The sequencer's Append notifies the
+		// same channel, so relays of other processes read the positions
+		// it gave at once.
+		notify := "SELECT pg_notify('" + s.channel + "', '')"
 		d.WrapInsert = func(insert string) string {
-			return "WITH ins AS (" + insert + ") SELECT pg_notify('" + s.channel + "', '')"
+			return "WITH ins AS (" + insert + ") " + notify
 		}
+		d.Queries.AppendNotify = notify
 	}
 	d.BeforeMigrate = s.beforeMigrate
 	d.NewLocker = func(st *sqlstore.Store) core.Locker { return advisoryLocker(st, s.channel) }

@@ -18,50 +18,114 @@ var migrationFiles embed.FS
 // micros turns a bigint parameter of microseconds into an interval.
 func micros(p string) string { return "(" + p + "::bigint * interval '1 microsecond')" }
 
-// Claims: one statement each. The candidate subquery locks its rows with
-// FOR UPDATE SKIP LOCKED, so concurrent claimers pass over each other's
-// rows instead of waiting; = ANY(ARRAY(…)) makes the planner run it once,
-// with its LIMIT, rather than as a semi-join. Rows another claimer updated
-// since this statement's snapshot are re-checked against state = 0 and
-// dropped (READ COMMITTED's recheck), so no row is claimed twice.
+// cols and from select records: the operation o with its retry row r and
+// its partition p, the state derived from them.
+const (
+	cols = `SELECT ` + sqlstore.Columns
+	from = sqlstore.RecordFrom
+	// pendingCols select operations known to be pending, from o alone.
+	pendingCols = `SELECT ` + sqlstore.PendingColumns
+	// fromRetry reads records through the retry table.
+	fromRetry = ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	// partCols are a partition row's columns.
+	partCols = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
+)
+
+// heldExpr is strict order's condition on an operation o read above its
+// partition's cursor: an earlier operation of its DOID waits in the retry
+// table (dead ones do not count). The (doid, leaf_index) index answers it.
+const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e WHERE e.doid = o.doid AND e.leaf_index < o.leaf_index AND e.dead = false)`
+
+// abovePart is "o is in partition $p, above position $c", written so that
+// only the (part, leaf_index) partial index serves it, in the order
+// (part, leaf_index): the row comparison starts the scan right after
+// (p, c) and "part <= p" ends it, so the rows are exactly the partition's
+// above c. With "part = p" the planner may instead walk the leaf_index
+// index from c and filter on part, reading every later operation of every
+// partition: cheap while partitions advance together, but a partition
+// whose last operation is old (its DOIDs went quiet) would read the whole
+// log above it on every poll. Ordered by (part, leaf_index), a plan on the
+// leaf_index index would have to sort all of them, so it never wins.
+func abovePart(p, c string) string {
+	return "(o.part, o.leaf_index) > (" + p + ", " + c + ") AND o.part <= " + p + " AND o.leaf_index IS NOT NULL"
+}
+
+// Writes are short transactions on a handful of rows. A relay's read of
+// its partition walks the (part, leaf_index) partial index above the
+// cursor (abovePart); positions become visible in order (each Append
+// extends the tree its predecessor committed), so a reader never sees a
+// position before a lower one of the same partition.
 var queries = sqlstore.Queries{
-	ClaimPending: claim(`SELECT seq FROM {{.Op}} WHERE state = 0 AND seq > $3 ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
-	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state = 0 AND c.seq > $3 AND ` + noEarlier + `
-		ORDER BY c.seq LIMIT $4 FOR UPDATE SKIP LOCKED`),
-	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `
-		ORDER BY c.due_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
-	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c WHERE c.state IN (1, 2) AND c.due_at <= now() AND ` + sticky + `
-		AND ` + noEarlier + ` ORDER BY c.due_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
+	// Unsequenced picks the seqs from the partial index first: right after
+	// a burst of inserts the planner's statistics say the table is nearly
+	// empty, and it would otherwise fetch and sort every unsequenced row
+	// (whole rows, spilling to disk) to return the first 4000.
+	Unsequenced: pendingCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
+		SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND seq > $1 ORDER BY seq LIMIT $2) ORDER BY o.seq`,
+	Leaves: cols + from + ` WHERE o.leaf_index >= $1 ORDER BY o.leaf_index LIMIT $2`,
+	Scan:   cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
+	Get:    cols + from + ` WHERE o.op_id = $1`,
+	ReadPartition: pendingCols + `, false FROM {{.Op}} AS o
+		WHERE ` + abovePart("$1", "$2") + ` ORDER BY o.part, o.leaf_index LIMIT $3`,
+	ReadPartitionStrict: pendingCols + `, ` + heldExpr + ` FROM {{.Op}} AS o
+		WHERE ` + abovePart("$1", "$2") + ` ORDER BY o.part, o.leaf_index LIMIT $3`,
 
-	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = now(), due_at = NULL, claim_token = NULL,
-		updated_at = now() WHERE claim_token = $1 AND ` + claimedRow + ` AND seq {seqs}`,
-	SettleRetry: `UPDATE {{.Op}} AS o SET state = 2, last_error = v.err, due_at = now() + ` + micros("v.delay_us") + `,
-		claim_token = NULL, updated_at = now()
-		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.` + claimedRow,
-	SettleDead: `UPDATE {{.Op}} AS o SET state = 4, last_error = v.err, due_at = NULL, claim_token = NULL, updated_at = now()
-		FROM {failures} WHERE o.seq = v.seq AND o.claim_token = {token} AND o.` + claimedRow,
-	Adopt: `UPDATE {{.Op}} SET claim_token = $1, updated_at = now() WHERE claim_token = $2 AND ` + claimedRow + ` AND seq {seqs}`,
-	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
-		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE now() END, claim_token = NULL, updated_at = now()
-		WHERE claim_token = $1 AND ` + claimedRow + ` AND seq {seqs}`,
-	Restore: `UPDATE {{.Op}} SET claim_token = prev_token, attempts = attempts - 1, due_at = now(), updated_at = now()
-		WHERE claim_token = $1 AND ` + claimedRow + ` AND prev_token IS NOT NULL AND seq {seqs}`,
-	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
-		WHERE state = 4 AND op_id {ids}`,
-	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL, updated_at = now()
-		WHERE state = 4`,
-	ListDead:    `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE state = 4 AND seq > $1 ORDER BY seq LIMIT $2`,
-	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > $1 ORDER BY seq LIMIT $2`,
-	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = $1`,
-	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
-	// LEAST ignores NULLs: the smaller of the first pending and the first
-	// in-flight or retrying seq, each found through its partial index.
-	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = LEAST(
-		(SELECT MIN(seq) FROM {{.Op}} WHERE state = 0), (SELECT MIN(seq) FROM {{.Op}} WHERE state IN (1, 2)))`,
-	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
+	Partitions:          partCols + ` ORDER BY part`,
+	CountPartitions:     `SELECT COUNT(*) FROM {{.Partition}}`,
+	CreatePartition:     `INSERT INTO {{.Partition}} (part, updated_at) VALUES ($1, now()) ON CONFLICT (part) DO NOTHING`,
+	AdvanceCursor:       `UPDATE {{.Partition}} SET cursor = $1, updated_at = now() WHERE part = $2 AND generation = $3 AND cursor = $4`,
+	PartitionGeneration: `SELECT generation FROM {{.Partition}} WHERE part = $1 FOR UPDATE`,
+	InsertFailures: `INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, CASE WHEN v.held THEN 0 ELSE 1 END, now() + ` + micros("v.delay_us") + `,
+			NULLIF(v.err, ''), v.dead, now()
+		FROM {failures} JOIN {{.Op}} AS o ON o.seq = v.seq
+		WHERE o.part = {arg1} AND o.leaf_index > {arg2} AND o.leaf_index <= {arg3}`,
+	DeleteRetries: `DELETE FROM {{.Retry}} WHERE part = $1 AND seq {seqs}`,
+	SettleFailures: `UPDATE {{.Retry}} AS r SET attempts = r.attempts + CASE WHEN v.held THEN 0 ELSE 1 END,
+		last_error = COALESCE(NULLIF(v.err, ''), r.last_error), due_at = now() + ` + micros("v.delay_us") + `,
+		dead = v.dead, updated_at = now()
+		FROM {failures} WHERE r.seq = v.seq AND r.part = {arg1}`,
+	DueRetries: cols + fromRetry + ` WHERE r.part = $1 AND r.dead = false AND r.due_at <= now()
+		ORDER BY r.leaf_index LIMIT $2`,
+	DueRetriesStrict: cols + fromRetry + ` WHERE r.part = $1 AND r.dead = false AND r.due_at <= now()
+		AND NOT EXISTS (SELECT 1 FROM {{.Retry}} AS e WHERE e.doid = r.doid AND e.leaf_index < r.leaf_index AND e.dead = false)
+		ORDER BY r.leaf_index LIMIT $2`,
+	TakePartition: `UPDATE {{.Partition}} SET owner = $1, generation = generation + 1, expires_at = now() + ` + micros("$2") + `,
+		updated_at = now() WHERE part = $3 AND (owner = '' OR expires_at IS NULL OR expires_at < now() OR owner = $4)`,
+	GetPartition:     partCols + ` WHERE part = $1`,
+	RenewPartitions:  `UPDATE {{.Partition}} SET expires_at = now() + ` + micros("$1") + `, updated_at = now() WHERE owner = $2`,
+	OwnedPartitions:  partCols + ` WHERE owner = $1 ORDER BY part`,
+	ReleasePartition: `UPDATE {{.Partition}} SET owner = '', expires_at = NULL, updated_at = now() WHERE part = $1 AND generation = $2`,
+	Heartbeat: `INSERT INTO {{.Relay}} (member, expires_at) VALUES ($1, now() + ` + micros("$2") + `)
+		ON CONFLICT (member) DO UPDATE SET expires_at = excluded.expires_at`,
+	ForgetMembers: `DELETE FROM {{.Relay}} WHERE expires_at < now()`,
+	Members:       `SELECT member FROM {{.Relay}} WHERE expires_at >= now()`,
+	Leave:         `DELETE FROM {{.Relay}} WHERE member = $1`,
 
-	Unsequenced:    `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index IS NULL AND seq > $1 ORDER BY seq LIMIT $2`,
-	Leaves:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2`,
+	Requeue: `UPDATE {{.Retry}} AS r SET dead = false, attempts = 0, due_at = now(), updated_at = now()
+		FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.dead = true AND o.op_id {ids}`,
+	RequeueAll: `UPDATE {{.Retry}} SET dead = false, attempts = 0, due_at = now(), updated_at = now() WHERE dead = true`,
+	ListDead:   cols + fromRetry + ` WHERE r.dead = true AND r.seq > $1 ORDER BY r.seq LIMIT $2`,
+	// Each partition's count above its cursor is one range of the
+	// (part, leaf_index) index; the retry counts read (dead, seq).
+	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),
+		(SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `)), 0)
+			FROM {{.Partition}} AS p),
+		(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true)`,
+	// Candidates: the first operation without a position, the first
+	// retry, and each partition's first operation above its cursor.
+	OldestUnsettled: `SELECT MIN(c) FROM (
+		SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)
+		UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = false)
+		UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `
+			ORDER BY o.part, o.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u`,
+	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
+	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
+	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
+		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
+	CreateCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
+		ON CONFLICT (cursor_key) DO NOTHING`,
+
 	TreeSize:       `SELECT size FROM {{.Tree}} WHERE id = 1`,
 	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1 FOR UPDATE`,
 	SetTreeSize:    `UPDATE {{.Tree}} SET size = $1, updated_at = now() WHERE id = 1 AND size = $2`,
@@ -76,56 +140,38 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = now() WHERE tree_size = $1`,
-	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= $1 AND leaf_index < $2
-		AND (state <> 3 OR published_at IS NULL OR published_at >= now() - ` + micros("$3") + `)`,
+	PruneHorizon: `SELECT MIN(o.leaf_index) FROM {{.Op}} AS o LEFT JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index >= $1 AND o.leaf_index < $2
+		AND (p.cursor IS NULL OR o.leaf_index > p.cursor OR o.created_at >= now() - ` + micros("$3") + `
+			OR EXISTS (SELECT 1 FROM {{.Retry}} AS r WHERE r.seq = o.seq))`,
 	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= $1 AND leaf_index < $2`,
-	PrunePublished: `DELETE FROM {{.Op}} WHERE seq = ANY(ARRAY(SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
-		AND published_at < now() - ` + micros("$1") + ` ORDER BY seq LIMIT $2))`,
-	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
-	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
-		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
+
+	Parts:          `SELECT seq, doid FROM {{.Op}} WHERE seq > $1 ORDER BY seq LIMIT $2`,
+	SetParts:       `UPDATE {{.Op}} AS o SET part = v.leaf FROM {leaves} WHERE o.seq = v.seq AND o.part <> v.leaf`,
+	LockPartitions: `SELECT cursor FROM {{.Partition}} ORDER BY part FOR UPDATE`,
+	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	UpgradeCursors: `UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o
+		WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), updated_at = now()`,
+	UpgradeRetries: `INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, o.attempts,
+			CASE WHEN o.state = 2 AND o.due_at IS NOT NULL THEN o.due_at ELSE now() END, o.last_error, o.state = 4, now()
+		FROM {{.Op}} AS o JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index <= p.cursor AND o.state IN (0, 1, 2, 4)
+		ON CONFLICT (seq) DO NOTHING`,
 }
 
-// claimedRow is the settles' and the release's "still in flight" check,
-// state = 1, written so that no partial index's predicate matches it. The
-// planner's statistics, taken when few rows were in flight, rate
-// operation_due (state IN (1, 2)) as nearly empty, so for "state = 1 AND
-// seq = ANY($2)" it walks that whole index, whose dead entries of settled
-// rows pile up between vacuums, instead of probing the primary key once
-// per seq: during a four-relay drain of 200,000 rows each settle read
-// about 100,000 index entries and took 29 ms. "state + 0" leaves the
-// primary key as the only index that fits.
-const claimedRow = `state + 0 = 1`
-
-// sticky lets a node take back its own expired claims as soon as they
-// expire, and others only after a grace period: a relay that restarts
-// quickly re-sends what it was sending. Args $3: node tag, $4: grace (µs).
-const sticky = `(c.state = 2 OR c.claim_token >> 40 = $3 OR c.due_at <= now() - ` + "($4::bigint * interval '1 microsecond'))"
-
-// noEarlier is strict order's condition on a candidate c: no earlier
-// operation of its DOID is pending, in flight or retrying.
-const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e
-	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
-
-// claim wraps a candidate SELECT into the claiming UPDATE. Args: token,
-// lease (µs), [after seq,] limit. PostgreSQL evaluates every SET with the
-// row's old values, so prev_token is worked out from the old claim_token.
-func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = $1, attempts = attempts + 1,
-		due_at = now() + ` + micros("$2") + `, updated_at = now()
-		WHERE seq = ANY(ARRAY(` + candidates + `)) RETURNING ` + sqlstore.Columns
-}
-
-// failureTable unnests three arrays into v(seq, err, delay_us): three
-// parameters whatever the number of failures.
+// failureTable unnests five arrays into v(seq, err, delay_us, held,
+// dead): five parameters whatever the number of failures.
 func failureTable(first int, fs []core.Failure) (string, []any) {
 	seqs, errs, delays := make([]int64, len(fs)), make([]string, len(fs)), make([]int64, len(fs))
+	held, dead := make([]bool, len(fs)), make([]bool, len(fs))
 	for i, f := range fs {
-		seqs[i], errs[i], delays[i] = f.Seq, f.Err, f.Delay.Microseconds()
+		seqs[i], errs[i], delays[i], held[i], dead[i] = f.Seq, f.Err, f.Delay.Microseconds(), f.Held, f.Dead
 	}
 	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
-	return "unnest(" + p(0) + "::bigint[], " + p(1) + "::text[], " + p(2) + "::bigint[]) AS v(seq, err, delay_us)",
-		[]any{seqs, errs, delays}
+	return "unnest(" + p(0) + "::bigint[], " + p(1) + "::text[], " + p(2) + "::bigint[], " + p(3) + "::boolean[], " + p(4) +
+			"::boolean[]) AS v(seq, err, delay_us, held, dead)",
+		[]any{seqs, errs, delays, held, dead}
 }
 
 // leafTable unnests two arrays into v(seq, leaf).
@@ -141,17 +187,18 @@ func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
-		Name:         "postgres",
-		Caps:         core.Capabilities{SkipLocked: true, ListenNotify: true, SessionLeases: true},
-		Placeholder:  func(n int) string { return "$" + strconv.Itoa(n) },
-		ListOperand:  func(p string, vals any) (string, any) { return "= ANY(" + p + ")", vals },
-		TimeArg:      sqlstore.NativeTime,
-		FailureTable: failureTable,
-		LeafTable:    leafTable,
-		HashInsert:   hashInsert,
-		Queries:      queries,
-		Migrations:   mig,
-		Retryable:    retryable,
+		Name:               "postgres",
+		Caps:               core.Capabilities{ListenNotify: true, SessionLeases: true},
+		Placeholder:        func(n int) string { return "$" + strconv.Itoa(n) },
+		ListOperand:        func(p string, vals any) (string, any) { return "= ANY(" + p + ")", vals },
+		TimeArg:            sqlstore.NativeTime,
+		FailureTable:       failureTable,
+		LeafTable:          leafTable,
+		HashInsert:         hashInsert,
+		Queries:            queries,
+		Migrations:         mig,
+		PositionsMigration: "00003",
+		Retryable:          retryable,
 	}
 }
 

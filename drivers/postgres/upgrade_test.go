@@ -12,6 +12,7 @@ import (
 	"github.com/go-trustlog/trustlog/drivers/postgres"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/internal/legacytest"
+	"github.com/go-trustlog/trustlog/internal/sqlstore/storetest"
 )
 
 // originalDDL is the original SDK's schema as trustlog assumes it (see
@@ -39,11 +40,35 @@ func TestUpgradeFromOriginal(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Exec(fmt.Sprintf(originalDDL, schema))
 	require.NoError(t, err)
-	tb := legacytest.Tables{Operation: schema + ".operation", Cursor: schema + ".trustlog_cursor", Retry: schema + ".trustlog_retry"}
+	tb := legacytest.Tables{Operation: schema + ".operation", Cursor: schema + ".trustlog_cursor", Retry: schema + ".trustlog_retry",
+		Status: schema + ".operation_status"}
 	legacytest.Fill(t, db, tb, func(n int) string { return "$" + strconv.Itoa(n) })
 	s, err := postgres.Open(context.Background(), storeURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	legacytest.Migrate(t, s)
 	legacytest.Check(t, s, db, tb)
+}
+
+// TestUpgrade: Migrate upgrades a store of the previous release in place:
+// every operation gets a position and keeps its publishing state (see
+// storetest.Upgrade).
+func TestUpgrade(t *testing.T) {
+	t.Parallel()
+	storetest.Upgrade(t, postgrestest.NewSchema(t))
+}
+
+// TestUpgradeInterrupted: an upgrade interrupted after the positions
+// migration did its work is finished without carrying anything over
+// twice.
+func TestUpgradeInterrupted(t *testing.T) {
+	t.Parallel()
+	storetest.UpgradeInterrupted(t, postgrestest.NewSchema(t))
+}
+
+// TestUpgradeWithPrefix: the upgrade names every table, index and view
+// with the store's prefix.
+func TestUpgradeWithPrefix(t *testing.T) {
+	t.Parallel()
+	storetest.Upgrade(t, storetest.WithParam(t, postgrestest.NewSchema(t), "prefix", "app_"))
 }

@@ -16,11 +16,11 @@
 // through core.Capabilities, which the engine and the conformance suite
 // branch on):
 //
-//   - No SKIP LOCKED: there is one writer at a time, so a claim is a single
-//     UPDATE … RETURNING that no other claim can interleave with. Within
-//     a process the store queues its own writes behind a mutex rather than
-//     letting goroutines spin on SQLITE_BUSY; across processes they wait
-//     through the busy timeout.
+//   - One writer at a time: a relay's cursor advance and the sequencer's
+//     append are short IMMEDIATE transactions. Within a process the store
+//     queues its own writes behind a mutex rather than letting goroutines
+//     spin on SQLITE_BUSY; across processes they wait through the busy
+//     timeout.
 //   - No LISTEN/NOTIFY: engines poll when idle (100ms by default) and are
 //     woken at once by Record calls of a client in the same process.
 //   - No session locks: named leases are rows with an expiry, renewed by
@@ -30,8 +30,8 @@
 // Files are opened in WAL mode with synchronous=FULL, a 10s busy timeout,
 // IMMEDIATE transactions and an 8 MiB page cache per connection (URL
 // parameters synchronous, busy_timeout, max_conns and cache_mib change
-// them). Times are stored as integer Unix
-// microseconds. Claims are pinned to their partial indexes with INDEXED BY:
-// after ANALYZE on a mostly-pending table SQLite's planner otherwise scans
-// the whole table.
+// them; partitions sets how many Migrate creates in a new store, 1 to
+// 1024, default 16). Times are stored as integer Unix microseconds. The
+// hot reads are pinned to their indexes with INDEXED BY: after ANALYZE on
+// a big table SQLite's planner otherwise sometimes scans the whole table.
 package sqlite

@@ -18,64 +18,101 @@ var migrationFiles embed.FS
 // backoff; created_at comes from Go with full microseconds.
 const now = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
 
-// Every statement uses plain "?" parameters, bound in textual order.
-//
-// SQLite has no SKIP LOCKED: a claim is one UPDATE ... RETURNING, and the
-// database's single writer serialises claims, so two workers can never
-// take the same row. INDEXED BY pins each claim to its partial index:
-// after ANALYZE on a mostly-pending table the planner otherwise prefers a
-// full scan, which is ten times slower.
-var queries = sqlstore.Queries{
-	ClaimPending: claim(`SELECT seq FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending
-		WHERE state = 0 AND seq > ? ORDER BY seq LIMIT ?`),
-	ClaimPendingStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_pending
-		WHERE c.state = 0 AND c.seq > ? AND ` + noEarlier + ` ORDER BY c.seq LIMIT ?`),
-	ClaimDue: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` ORDER BY c.due_at LIMIT ?`),
-	ClaimDueStrict: claim(`SELECT seq FROM {{.Op}} AS c INDEXED BY {{.Prefix}}operation_due
-		WHERE c.state IN (1, 2) AND c.due_at <= ` + now + ` AND ` + sticky + ` AND ` + noEarlier + ` ORDER BY c.due_at LIMIT ?`),
+// cols and the FROM clauses select records: the operation o with its
+// retry row r and its partition p, the state derived from them.
+const (
+	cols = `SELECT ` + sqlstore.Columns
+	// pendingCols select operations known to be pending, from o alone.
+	pendingCols = `SELECT ` + sqlstore.PendingColumns
+	from        = sqlstore.RecordFrom
+	// retryJoin follows the retry table r in a FROM clause.
+	retryJoin = ` JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	partCols  = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
+)
 
-	SettlePublished: `UPDATE {{.Op}} SET state = 3, published_at = ` + now + `, due_at = NULL, claim_token = NULL,
-		updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	SettleRetry: `WITH {failures} UPDATE {{.Op}} AS o SET state = 2, last_error = v.err,
-		due_at = ` + now + ` + v.delay_us, claim_token = NULL, updated_at = ` + now + `
-		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
-	SettleDead: `WITH {failures} UPDATE {{.Op}} AS o SET state = 4, last_error = v.err,
-		due_at = NULL, claim_token = NULL, updated_at = ` + now + `
-		FROM v WHERE o.seq = v.seq AND o.claim_token = {token} AND o.state = 1`,
-	Adopt: `UPDATE {{.Op}} SET claim_token = ?, updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	// The attempt a released claim made is given back: a row claimed from
-	// pending returns to pending, one claimed from retrying to retrying.
-	Release: `UPDATE {{.Op}} SET state = CASE WHEN attempts <= 1 THEN 0 ELSE 2 END, attempts = attempts - 1,
-		due_at = CASE WHEN attempts <= 1 THEN NULL ELSE ` + now + ` END, claim_token = NULL, updated_at = ` + now + `
-		WHERE claim_token = ? AND state = 1 AND seq {seqs}`,
-	Restore: `UPDATE {{.Op}} SET claim_token = prev_token, attempts = attempts - 1, due_at = ` + now + `,
-		updated_at = ` + now + ` WHERE claim_token = ? AND state = 1 AND prev_token IS NOT NULL AND seq {seqs}`,
-	Requeue: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL,
-		updated_at = ` + now + ` WHERE state = 4 AND op_id {ids}`,
-	RequeueAll: `UPDATE {{.Op}} SET state = 0, attempts = 0, due_at = NULL, claim_token = NULL,
-		updated_at = ` + now + ` WHERE state = 4`,
-	ListDead: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} INDEXED BY {{.Prefix}}operation_dead
-		WHERE state = 4 AND seq > ? ORDER BY seq LIMIT ?`,
-	Scan:        `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
-	Get:         `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE op_id = ?`,
-	CountStates: `SELECT state, COUNT(*) FROM {{.Op}} GROUP BY state`,
-	OldestUnsettled: `SELECT seq, created_at FROM {{.Op}} WHERE seq = (SELECT MIN(m) FROM (
-		SELECT MIN(seq) AS m FROM {{.Op}} INDEXED BY {{.Prefix}}operation_pending WHERE state = 0
-		UNION ALL SELECT MIN(seq) FROM {{.Op}} INDEXED BY {{.Prefix}}operation_due WHERE state IN (1, 2)))`,
-	MaxSeq: `SELECT MAX(seq) FROM {{.Op}}`,
-	PruneHorizon: `SELECT MIN(leaf_index) FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?
-		AND (state <> 3 OR published_at IS NULL OR published_at >= ` + now + ` - ?)`,
-	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
-	PrunePublished: `DELETE FROM {{.Op}} WHERE seq IN (SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND state = 3
-		AND published_at < ` + now + ` - ? ORDER BY seq LIMIT ?)`,
+// heldExpr is strict order's condition on an operation o read above its
+// partition's cursor: an earlier operation of its DOID waits in the retry
+// table (dead ones do not count). The (doid, leaf_index) index answers it.
+const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e INDEXED BY {{.Prefix}}trustlog_retries_doid
+	WHERE e.doid = o.doid AND e.leaf_index < o.leaf_index AND e.dead = 0)`
+
+// Every statement uses plain "?" parameters, bound in textual order. The
+// database's single writer serialises every write. INDEXED BY pins the
+// hot reads to their indexes: after ANALYZE on a big table the planner
+// otherwise sometimes prefers a full scan.
+var queries = sqlstore.Queries{
+	Unsequenced: pendingCols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_unsequenced
+		WHERE o.leaf_index IS NULL AND o.seq > ? ORDER BY o.seq LIMIT ?`,
+	Leaves: cols + from + ` WHERE o.leaf_index >= ? ORDER BY o.leaf_index LIMIT ?`,
+	Scan:   cols + from + ` WHERE o.seq > ? ORDER BY o.seq LIMIT ?`,
+	Get:    cols + from + ` WHERE o.op_id = ?`,
+	ReadPartition: pendingCols + `, 0 FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
+		WHERE o.part = ? AND o.leaf_index > ? ORDER BY o.leaf_index LIMIT ?`,
+	ReadPartitionStrict: pendingCols + `, ` + heldExpr + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
+		WHERE o.part = ? AND o.leaf_index > ? ORDER BY o.leaf_index LIMIT ?`,
+
+	Partitions:      partCols + ` ORDER BY part`,
+	CountPartitions: `SELECT COUNT(*) FROM {{.Partition}}`,
+	CreatePartition: `INSERT INTO {{.Partition}} (part, updated_at) VALUES (?, ` + now + `) ON CONFLICT (part) DO NOTHING`,
+	AdvanceCursor:   `UPDATE {{.Partition}} SET cursor = ?, updated_at = ` + now + ` WHERE part = ? AND generation = ? AND cursor = ?`,
+	// The IMMEDIATE transaction already holds the write lock.
+	PartitionGeneration: `SELECT generation FROM {{.Partition}} WHERE part = ?`,
+	InsertFailures: `WITH {failures} INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, CASE WHEN v.held THEN 0 ELSE 1 END, ` + now + ` + v.delay_us,
+			NULLIF(v.err, ''), v.dead, ` + now + `
+		FROM v JOIN {{.Op}} AS o ON o.seq = v.seq
+		WHERE o.part = {arg1} AND o.leaf_index > {arg2} AND o.leaf_index <= {arg3}`,
+	DeleteRetries: `DELETE FROM {{.Retry}} WHERE part = ? AND seq {seqs}`,
+	SettleFailures: `WITH {failures} UPDATE {{.Retry}} AS r SET attempts = r.attempts + CASE WHEN v.held THEN 0 ELSE 1 END,
+		last_error = COALESCE(NULLIF(v.err, ''), r.last_error), due_at = ` + now + ` + v.delay_us,
+		dead = v.dead, updated_at = ` + now + `
+		FROM v WHERE r.seq = v.seq AND r.part = {arg1}`,
+	DueRetries: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_due` + retryJoin + `
+		WHERE r.part = ? AND r.dead = 0 AND r.due_at <= ` + now + ` ORDER BY r.leaf_index LIMIT ?`,
+	DueRetriesStrict: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_due` + retryJoin + `
+		WHERE r.part = ? AND r.dead = 0 AND r.due_at <= ` + now + `
+		AND NOT EXISTS (SELECT 1 FROM {{.Retry}} AS e INDEXED BY {{.Prefix}}trustlog_retries_doid
+			WHERE e.doid = r.doid AND e.leaf_index < r.leaf_index AND e.dead = 0)
+		ORDER BY r.leaf_index LIMIT ?`,
+	TakePartition: `UPDATE {{.Partition}} SET owner = ?, generation = generation + 1, expires_at = ` + now + ` + ?,
+		updated_at = ` + now + ` WHERE part = ? AND (owner = '' OR expires_at IS NULL OR expires_at < ` + now + ` OR owner = ?)`,
+	GetPartition:     partCols + ` WHERE part = ?`,
+	RenewPartitions:  `UPDATE {{.Partition}} SET expires_at = ` + now + ` + ?, updated_at = ` + now + ` WHERE owner = ?`,
+	OwnedPartitions:  partCols + ` WHERE owner = ? ORDER BY part`,
+	ReleasePartition: `UPDATE {{.Partition}} SET owner = '', expires_at = NULL, updated_at = ` + now + ` WHERE part = ? AND generation = ?`,
+	Heartbeat: `INSERT INTO {{.Relay}} (member, expires_at) VALUES (?, ` + now + ` + ?)
+		ON CONFLICT (member) DO UPDATE SET expires_at = excluded.expires_at`,
+	ForgetMembers: `DELETE FROM {{.Relay}} WHERE expires_at < ` + now,
+	Members:       `SELECT member FROM {{.Relay}} WHERE expires_at >= ` + now,
+	Leave:         `DELETE FROM {{.Relay}} WHERE member = ?`,
+
+	Requeue: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + `
+		WHERE dead = 1 AND seq IN (SELECT seq FROM {{.Op}} WHERE op_id {ids})`,
+	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
+	ListDead: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_dead` + retryJoin + `
+		WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
+	// Each partition's count above its cursor is one range of the
+	// (part, leaf_index) index; the retry counts read (dead, seq).
+	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),
+		(SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
+			WHERE o.part = p.part AND o.leaf_index > p.cursor)), 0)
+			FROM {{.Partition}} AS p),
+		(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1)`,
+	// Candidates: the first operation without a position, the first
+	// retry, and each partition's first operation above its cursor.
+	OldestUnsettled: `SELECT MIN(c) FROM (
+		SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)
+		UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = 0)
+		UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
+			WHERE o.part = p.part AND o.leaf_index > p.cursor
+			ORDER BY o.leaf_index LIMIT 1) FROM {{.Partition}} AS p)`,
+	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
+	CreateCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
+		ON CONFLICT (cursor_key) DO NOTHING`,
 
-	Unsequenced: `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} INDEXED BY {{.Prefix}}operation_unsequenced
-		WHERE leaf_index IS NULL AND seq > ? ORDER BY seq LIMIT ?`,
-	Leaves:   `SELECT ` + sqlstore.Columns + ` FROM {{.Op}} WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?`,
 	TreeSize: `SELECT size FROM {{.Tree}} WHERE id = 1`,
 	// The IMMEDIATE transaction already holds the write lock.
 	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1`,
@@ -94,6 +131,23 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = ` + now + ` WHERE tree_size = ?`,
+	PruneHorizon: `SELECT MIN(o.leaf_index) FROM {{.Op}} AS o LEFT JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index >= ? AND o.leaf_index < ?
+		AND (p.cursor IS NULL OR o.leaf_index > p.cursor OR o.created_at >= ` + now + ` - ?
+			OR EXISTS (SELECT 1 FROM {{.Retry}} AS r WHERE r.seq = o.seq))`,
+	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
+
+	Parts:          `SELECT seq, doid FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
+	SetParts:       `WITH {leaves} UPDATE {{.Op}} AS o SET part = v.leaf FROM v WHERE o.seq = v.seq AND o.part <> v.leaf`,
+	LockPartitions: `SELECT cursor FROM {{.Partition}} ORDER BY part`,
+	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	UpgradeCursors: `UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o
+		WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), updated_at = ` + now,
+	UpgradeRetries: `INSERT OR IGNORE INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT o.seq, o.part, o.doid, o.leaf_index, o.attempts,
+			CASE WHEN o.state = 2 AND o.due_at IS NOT NULL THEN o.due_at ELSE ` + now + ` END, o.last_error, o.state = 4, ` + now + `
+		FROM {{.Op}} AS o JOIN {{.Partition}} AS p ON p.part = o.part
+		WHERE o.leaf_index <= p.cursor AND o.state IN (0, 1, 2, 4)`,
 
 	LeaseTable: `CREATE TABLE IF NOT EXISTS {{.Lease}} (
 		name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
@@ -102,26 +156,6 @@ var queries = sqlstore.Queries{
 		WHERE {{.Lease}}.expires_at < ` + now,
 	LeaseRenew:   `UPDATE {{.Lease}} SET expires_at = ` + now + ` + ? WHERE name = ? AND holder = ?`,
 	LeaseRelease: `DELETE FROM {{.Lease}} WHERE name = ? AND holder = ?`,
-}
-
-// sticky lets a node take back its own expired claims as soon as they
-// expire, and others only after a grace period: a relay that restarts
-// quickly re-sends what it was sending. Args: node tag, grace (µs).
-const sticky = `(c.state = 2 OR c.claim_token >> 40 = ? OR c.due_at <= ` + now + ` - ?)`
-
-// noEarlier is strict order's condition on a candidate c: no earlier
-// operation of its DOID is pending, in flight or retrying.
-const noEarlier = `NOT EXISTS (SELECT 1 FROM {{.Op}} AS e INDEXED BY {{.Prefix}}operation_doid
-	WHERE e.doid = c.doid AND e.seq < c.seq AND e.state IN (0, 1, 2))`
-
-// claim wraps a candidate SELECT ([after seq,] limit) into the claiming
-// UPDATE. Args: token, lease (µs), [after seq,] limit. SQLite evaluates
-// every SET with the row's old values, so prev_token is worked out from
-// the old claim_token.
-func claim(candidates string) string {
-	return `UPDATE {{.Op}} SET state = 1, prev_token = ` + sqlstore.PrevTokenOnClaim + `, claim_token = ?, attempts = attempts + 1,
-		due_at = ` + now + ` + ?, updated_at = ` + now + `
-		WHERE seq IN (` + candidates + `) RETURNING ` + sqlstore.Columns
 }
 
 // Lists and failure tables are bound as one JSON parameter each: the
@@ -134,15 +168,23 @@ func listOperand(p string, vals any) (string, any) {
 	return "IN (SELECT value FROM json_each(" + p + "))", string(b)
 }
 
-// failureTable is a CTE v(seq, err, delay_us) over a JSON array of
-// [seq, err, delay_us] triples.
+// failureTable is a CTE v(seq, err, delay_us, held, dead) over a JSON
+// array of [seq, err, delay_us, held, dead] rows (held and dead 1 or 0).
 func failureTable(_ int, fs []core.Failure) (string, []any) {
-	rows := make([][3]any, len(fs))
+	rows := make([][5]any, len(fs))
 	for i, f := range fs {
-		rows[i] = [3]any{f.Seq, f.Err, f.Delay.Microseconds()}
+		rows[i] = [5]any{f.Seq, f.Err, f.Delay.Microseconds(), bit(f.Held), bit(f.Dead)}
 	}
 	b, _ := json.Marshal(rows)
-	return `v(seq, err, delay_us) AS (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))`, []any{string(b)}
+	return `v(seq, err, delay_us, held, dead) AS (SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+		FROM json_each(?))`, []any{string(b)}
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // leafTable is a CTE v(seq, leaf) over a JSON array of pairs.
@@ -168,17 +210,18 @@ func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
-		Name:            "sqlite",
-		Caps:            core.Capabilities{},
-		Placeholder:     func(int) string { return "?" },
-		TimeArg:         sqlstore.MicrosTime,
-		FailureTable:    failureTable,
-		ListOperand:     listOperand,
-		LeafTable:       leafTable,
-		HashInsert:      hashInsert,
-		InsertRows:      16, // 288 parameters: see listOperand
-		Queries:         queries,
-		Migrations:      mig,
-		SerializeWrites: true,
+		Name:               "sqlite",
+		Caps:               core.Capabilities{},
+		Placeholder:        func(int) string { return "?" },
+		TimeArg:            sqlstore.MicrosTime,
+		FailureTable:       failureTable,
+		ListOperand:        listOperand,
+		LeafTable:          leafTable,
+		HashInsert:         hashInsert,
+		InsertRows:         16, // 304 parameters: see listOperand
+		Queries:            queries,
+		Migrations:         mig,
+		PositionsMigration: "00003",
+		SerializeWrites:    true,
 	}
 }

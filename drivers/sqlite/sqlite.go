@@ -41,6 +41,10 @@ type Options struct {
 	// letters, digits and "_", at most 32), so several logs can share one
 	// database file.
 	Prefix string
+	// Partitions is the number of partitions Migrate creates in a new
+	// store (1 to core.MaxPartitions; 0: core.PartitionsDefault). An
+	// existing store keeps its own, and Migrate refuses another.
+	Partitions int
 }
 
 // Config is a parsed sqlite URL.
@@ -70,8 +74,9 @@ const cacheMiBDefault = 8
 
 // ParseURL parses "sqlite:PATH", "sqlite://PATH", "sqlite:///ABS/PATH" or
 // "file:PATH", with optional query parameters prefix, busy_timeout (a Go
-// duration), synchronous (FULL or NORMAL), max_conns and cache_mib (page
-// cache per connection). Unknown parameters are an error.
+// duration), synchronous (FULL or NORMAL), max_conns, cache_mib (page
+// cache per connection) and partitions (for a new store). Unknown
+// parameters are an error.
 func ParseURL(raw string) (Config, error) {
 	c := Config{BusyTimeout: 10 * time.Second, Synchronous: "FULL", MaxConns: 8, CacheMiB: cacheMiBDefault}
 	bad := func(format string, args ...any) (Config, error) {
@@ -132,6 +137,12 @@ func ParseURL(raw string) (Config, error) {
 				return bad("max_conns must be a positive integer")
 			}
 			c.MaxConns = n
+		case "partitions":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > core.MaxPartitions {
+				return bad("partitions must be an integer from 1 to %d", core.MaxPartitions)
+			}
+			c.Partitions = n
 		case "cache_mib":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1<<20 {
@@ -139,7 +150,7 @@ func ParseURL(raw string) (Config, error) {
 			}
 			c.CacheMiB = n
 		default:
-			return bad("unknown parameter %q (known: prefix, busy_timeout, synchronous, max_conns, cache_mib)", k)
+			return bad("unknown parameter %q (known: prefix, busy_timeout, synchronous, max_conns, cache_mib, partitions)", k)
 		}
 	}
 	if !prefixRE.MatchString(c.Prefix) {
@@ -211,14 +222,21 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	if !prefixRE.MatchString(opts.Prefix) {
 		return nil, &core.ConfigError{Field: "Prefix", Reason: "must be lower-case letters, digits and _, at most 32"}
 	}
+	if opts.Partitions < 0 || opts.Partitions > core.MaxPartitions {
+		return nil, &core.ConfigError{Field: "Partitions", Reason: fmt.Sprintf("must be 1 to %d (0: %d)", core.MaxPartitions, core.PartitionsDefault)}
+	}
 	p := opts.Prefix
 	q := func(name string) string { return `"` + p + name + `"` }
 	names := sqlstore.Names{
 		Prefix: p, Op: q("operation"), Cursor: q("trustlog_cursor"), Lease: q("trustlog_lease"),
 		Hash: q("trustlog_hash"), Tree: q("trustlog_tree"), Checkpoint: q("trustlog_checkpoint"),
+		Partition: q("trustlog_partition"), Retry: q("trustlog_retries"), Relay: q("trustlog_relay"),
+		Status:     q("operation_status"),
 		Migrations: p + "trustlog_migrations", MigrationLocks: p + "trustlog_migration_locks",
 	}
-	s, err := sqlstore.New(dialect(), db, names, owns)
+	d := dialect()
+	d.Partitions = opts.Partitions
+	s, err := sqlstore.New(d, db, names, owns)
 	if err != nil {
 		return nil, err
 	}

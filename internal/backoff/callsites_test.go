@@ -14,10 +14,11 @@ import (
 // callSites are the functions that wait between tries, each in its file
 // (from the module root). They used to hold a backoff loop of their own.
 var callSites = []struct{ file, fn string }{
-	{"core/engine.go", "Backoff"},    // an operation's next attempt; an outage's pauses
-	{"core/engine.go", "claimLoop"},  // after a failed claim
-	{"core/engine.go", "holdAlive"},  // a fixed second, but the shared wait
-	{"core/engine.go", "settleLoop"}, // after an ordered batch's outcome could not be recorded
+	{"core/engine.go", "Backoff"},    // an operation's next attempt
+	{"core/engine.go", "fail"},       // an outage's pauses
+	{"core/publisher.go", "run"},     // after a failed read or batch
+	{"core/publisher.go", "write"},   // after a failed cursor advance or retry settle
+	{"core/sequencer.go", "lead"},    // a leading sequencer's failed rounds
 	{"core/client.go", "publishNow"}, // PublishOnly
 	{"internal/sqlstore/store.go", "retrying"},
 	{"internal/sqlstore/migrate.go", "acquireWait"},

@@ -102,9 +102,9 @@ func EngineDrain(ctx context.Context, stores []core.Store, sink core.Sink, n, ba
 	}
 }
 
-// RawLoop claims up to batch rows and settles them as published, with the
-// plainest SQL for its database; it returns how many it settled (0 when
-// nothing is left).
+// RawLoop reads up to batch rows of each partition it owns above its
+// cursor and moves the cursor, with the plainest SQL for its database; it
+// returns how many rows it read (0 when nothing is left).
 type RawLoop func(ctx context.Context, batch int) (int, error)
 
 // RawDrain runs one raw loop per worker until each finds nothing left.

@@ -29,7 +29,8 @@ func EnvInt(name string, def int) int {
 
 // Drain runs BenchmarkDrain's sub-benchmarks for a target: for each batch
 // size and worker count, a backlog of n pending operations is drained by
-// the raw loop and by the engine, each on a freshly seeded table, in the
+// the raw loop (from a sequenced backlog, sequencing untimed) and by the
+// engine (sequencing included), each on a freshly seeded table, in the
 // same iteration; it reports both rates and engine/raw.
 func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 	for _, batch := range batches {
@@ -39,9 +40,12 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					stores := Seeded(b, t, n, w)
+					if err := sequence(stores[0]); err != nil {
+						b.Fatal(err)
+					}
 					loops := make([]RawLoop, w)
 					for j := range loops {
-						l, err := RawFor(stores[j])
+						l, err := RawFor(stores[j], j, w)
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -75,7 +79,15 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 	}
 }
 
-// Seeded returns w handles on a fresh store holding n pending operations.
+// sequence gives the seeded backlog its positions (the raw loop reads by
+// position; the engine sequences as it drains).
+func sequence(s core.Store) error {
+	_, err := core.SequenceAll(context.Background(), s, 0)
+	return err
+}
+
+// Seeded returns w handles on a fresh store holding n pending operations
+// without positions.
 func Seeded(b *testing.B, t Target, n, w int) []core.Store {
 	url := t.NewURL(b)
 	s := t.Open(b, url)

@@ -93,13 +93,13 @@ func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult,
 		// The plain INSERT's time includes what any application pays to
 		// write its row: an id and the bound values.
 		start = time.Now()
-		args := make([]any, 0, perTx*18)
+		args := make([]any, 0, perTx*19)
 		now := time.Now().UTC()
 		for _, op := range ops {
 			args = append(args, uuid.Must(uuid.NewV7()).String(), string(op.Source), op.Type, op.DOID, op.DOPrefix,
 				op.DORepository, op.Actor, op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash,
 				op.ClientIP, op.ServerIP, timeArg(st, op.CreatedAt), op.OpHash, op.Signer, hex.EncodeToString(op.Sign),
-				timeArg(st, now))
+				timeArg(st, now), core.PartitionOf(op.DOID, core.PartitionsDefault))
 		}
 		tx, err = db.BeginTx(ctx, nil)
 		if err != nil {
@@ -156,13 +156,16 @@ func timeArg(st core.Store, t time.Time) any {
 
 // DrainCompare drains n pending operations with engines engines at batch
 // size batch to the memory sink and, on an identically seeded scratch
-// place of the same database, with as many bare claim+settle loops
-// (RawFor). The bare loops run first.
+// place of the same database, with as many bare read+advance loops
+// (RawFor, on a backlog sequenced untimed). The bare loops run first.
 func DrainCompare(ctx context.Context, base string, n, engines, batch int) (raw, eng DrainResult, err error) {
 	err = withSeeded(ctx, base, n, engines, func(_ *Scratch, stores []core.Store) error {
+		if err := sequence(stores[0]); err != nil {
+			return err
+		}
 		loops := make([]RawLoop, len(stores))
 		for i, s := range stores {
-			if loops[i], err = RawFor(s); err != nil {
+			if loops[i], err = RawFor(s, i, len(stores)); err != nil {
 				return err
 			}
 		}
@@ -199,7 +202,7 @@ type BacklogResult struct {
 	// PeakRSS is the relay process's peak resident set (bytes; 0 where the
 	// system does not report it).
 	PeakRSS int64
-	// Raw is the bare claim+settle loop draining the same backlog: how
+	// Raw is the bare read+advance loop draining the same backlog: how
 	// much of a change with size is the database's own.
 	Raw DrainResult
 }
@@ -220,7 +223,10 @@ func Backlog(ctx context.Context, base string, n int, relay RelayProcess) (Backl
 		return r, err
 	}
 	err = withSeeded(ctx, base, n, 1, func(_ *Scratch, stores []core.Store) error {
-		loop, err := RawFor(stores[0])
+		if err := sequence(stores[0]); err != nil {
+			return err
+		}
+		loop, err := RawFor(stores[0], 0, 1)
 		if err != nil {
 			return err
 		}

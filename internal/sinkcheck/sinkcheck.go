@@ -19,7 +19,9 @@ import (
 // Options tune a check.
 type Options struct {
 	// Since limits the check to messages published at or after it, and to
-	// operations the store published at or after it. Zero: everything.
+	// operations recorded at or after it (an operation recorded earlier
+	// and published later is matched if found, not missed if not).
+	// Zero: everything.
 	Since time.Time
 	// Verifiers check signatures, matched by key name.
 	Verifiers []core.Verifier
@@ -133,7 +135,7 @@ func Check(ctx context.Context, store core.Store, sink core.Replayer, opts Optio
 			if rec.State != core.StatePublished {
 				if m != nil {
 					m.matched = true
-					if rec.State == core.StateInFlight || rec.State == core.StateRetrying || rec.State == core.StatePending {
+					if rec.State == core.StateRetrying || rec.State == core.StatePending {
 						r.Unsettled += m.copies
 					} else {
 						add(&r.Unknown, &r.UnknownN, Problem{OpID: rec.Op.OpID, Position: m.position,
@@ -142,7 +144,7 @@ func Check(ctx context.Context, store core.Store, sink core.Replayer, opts Optio
 				}
 				continue
 			}
-			if !opts.Since.IsZero() && rec.PublishedAt.Before(opts.Since) {
+			if !opts.Since.IsZero() && rec.Op.CreatedAt.Before(opts.Since) {
 				if m != nil {
 					m.matched = true
 				}

@@ -16,6 +16,11 @@ type Dialect struct {
 	Name string
 	// Caps is what the database can do.
 	Caps core.Capabilities
+	// Partitions is the number of partitions the driver's URL asked for
+	// ("partitions"), 0 if it did not: Migrate creates that many in a new
+	// store (core.PartitionsDefault when 0) and refuses a different
+	// explicit number on an existing one.
+	Partitions int
 	// Placeholder returns bind parameter n (1-based): "$n" or "?".
 	Placeholder func(n int) string
 	// ListOperand, if set, renders a list condition's operand for one
@@ -28,8 +33,10 @@ type Dialect struct {
 	InsertRows int
 	// TimeArg converts a time to the bind argument of a time column.
 	TimeArg func(time.Time) any
-	// FailureTable renders a derived table "v(seq, err, delay_us)" for n
-	// failures, its parameters starting at first, and binds them.
+	// FailureTable renders a derived table "v(seq, err, delay_us, held,
+	// dead)" for failures, its parameters starting at first, and binds
+	// them: err is the error text ("" for none), delay_us the backoff in
+	// microseconds, held and dead 1 or 0.
 	FailureTable func(first int, f []core.Failure) (string, []any)
 	// Queries are the driver's statements; see Queries for their arguments.
 	// They are text/template sources rendered with Names.
@@ -37,6 +44,12 @@ type Dialect struct {
 	// Migrations holds bun/migrate SQL files (text/template sources
 	// rendered with Names).
 	Migrations fs.FS
+	// PositionsMigration is the version ("00003") of the Go migration
+	// that sqlstore registers between the driver's SQL migration adding
+	// the partition and retry tables and the one dropping the operation
+	// table's publishing columns: it gives every operation a position and
+	// carries each one's publishing state over (see upgradePositions).
+	PositionsMigration string
 	// BeforeMigrate, if set, runs under the migration lease before
 	// bun/migrate: drivers adopt the original SDK's tables here.
 	BeforeMigrate func(ctx context.Context, s *Store) error
@@ -48,15 +61,17 @@ type Dialect struct {
 	// of letting its goroutines spin on the database's busy lock; other
 	// processes still wait through the busy timeout.
 	SerializeWrites bool
-	// ClaimTx, if set, are the options of a two-step claim's transaction
-	// (its isolation level).
-	ClaimTx *sql.TxOptions
+	// WriteTx, if set, are the options of the store's write transactions
+	// (Advance, SettleRetries, the partition leases): their isolation
+	// level.
+	WriteTx *sql.TxOptions
 	// Retryable, if set, says an error rolled back a statement or
 	// transaction that may simply run again (a deadlock victim); the store
 	// retries it a few times with a short backoff.
 	Retryable func(error) bool
-	// LeafTable renders a derived table "v(seq, leaf)" (placed where the
-	// SetLeaves query says {leaves}) and binds it.
+	// LeafTable renders a derived table "v(seq, leaf)" of pairs (placed
+	// where a query says {leaves}) and binds it: positions for SetLeaves,
+	// partitions for SetParts.
 	LeafTable func(seqs, leaves []int64) (string, []any)
 	// HashInsert renders the INSERT of stored hashes into table and binds
 	// it.
@@ -67,51 +82,90 @@ type Dialect struct {
 
 // Queries are a dialect's statements. "{seqs}" and "{ids}" stand for a list
 // operand the store renders ("IN (?, ?)" or "= ANY($n)"), "{failures}" for
-// the dialect's FailureTable. Every time arithmetic uses the database's
-// clock; durations are bound as microseconds.
+// the dialect's FailureTable, "{leaves}" for its LeafTable; "{arg1}",
+// "{arg2}", … after a failure table are the parameters that follow its
+// own. Every time arithmetic uses the database's clock; durations are
+// bound as microseconds.
+//
+// The operation table is read as o, joined to its retry row r and its
+// partition p (see Columns and RecordFrom): every statement returning
+// records selects Columns.
 type Queries struct {
-	// ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict claim a
-	// batch, setting prev_token to PrevTokenOnClaim (the claim_token the
-	// row had, unless that was tentative). Args:
-	// token, lease (µs), then for the pending claims the seq to claim
-	// after and for the due claims the node tag and the grace (µs), then
-	// limit. They return Columns.
-	//
-	// When ClaimUpdate is set they are instead SELECT ... FOR UPDATE SKIP
-	// LOCKED statements (args: as above without token and lease) returning
-	// ClaimSelectColumns before the claim, and ClaimUpdate (args: token,
-	// lease (µs), {seqs}) marks the selected rows in the same transaction.
-	ClaimPending, ClaimPendingStrict, ClaimDue, ClaimDueStrict string
-	ClaimUpdate                                                string
-	// SettlePublished marks rows published. Args: token, {seqs}.
-	SettlePublished string
-	// SettleRetry and SettleDead mark failed rows. Args: {failures}, then
-	// the token at the parameter "{token}" stands for.
-	SettleRetry, SettleDead string
-	// Adopt turns a tentative claim into a plain one (see
-	// core.TentativeClaim): claim_token = the plain token where it is the
-	// tentative one. Args: plain token, tentative token, {seqs}.
-	Adopt string
-	// Release returns claimed rows to pending (no attempts left) or
-	// retrying. Args: token, {seqs}.
-	Release string
-	// Restore returns claimed rows to the claim they were taken from:
-	// claim_token = prev_token (rows with one), due now, attempt given
-	// back. Args: token, {seqs}.
-	Restore string
-	// Requeue moves dead rows to pending. Args: {ids}. RequeueAll has none.
-	Requeue, RequeueAll string
-	// ListDead lists dead rows. Args: after seq, limit. Returns Columns.
-	ListDead string
-	// Scan lists rows in seq order. Args: after seq, limit. Returns
+	// Unsequenced lists operations without a position in seq order. Args:
+	// after seq, limit. Returns Columns.
+	Unsequenced string
+	// Leaves lists sequenced operations in position order. Args: first
+	// position, limit. Returns Columns.
+	Leaves string
+	// Scan lists operations in seq order. Args: after seq, limit. Returns
 	// Columns.
 	Scan string
-	// Get returns one row by op_id. Returns Columns.
+	// Get returns one operation by op_id. Returns Columns.
 	Get string
-	// CountStates returns (state, count) rows.
-	CountStates string
-	// OldestUnsettled returns (seq, created_at) of the unsettled row with
-	// the smallest seq, or no row.
+	// ReadPartition lists a partition's operations above a position, in
+	// position order. Args: part, after, limit. Returns Columns and a
+	// held column (always false). ReadPartitionStrict likewise, held
+	// telling whether an earlier operation of the DOID is in the retry
+	// table and not dead.
+	ReadPartition, ReadPartitionStrict string
+
+	// Partitions lists the partitions (part, cursor, generation, owner,
+	// expires_at) in order. CountPartitions counts them.
+	Partitions, CountPartitions string
+	// CreatePartition inserts partition $1 unless it exists.
+	CreatePartition string
+	// AdvanceCursor moves a cursor. Args: to, part, generation, from.
+	// Affects one row unless fenced.
+	AdvanceCursor string
+	// PartitionGeneration reads a partition's generation, locking its row
+	// for the transaction. Args: part.
+	PartitionGeneration string
+	// InsertFailures puts failed operations in the retry table, copying
+	// part, doid and leaf_index from the operation row, with attempts 1
+	// (0 if held), last_error (NULL if empty), due after delay_us, dead.
+	// Args: {failures}, then {arg1} part, {arg2} from, {arg3} to: only
+	// operations of the partition with a position in (from, to] are
+	// inserted.
+	InsertFailures string
+	// DeleteRetries removes published retries. Args: part, {seqs}.
+	DeleteRetries string
+	// SettleFailures records failed retries: attempts + 1 (unless held),
+	// last_error (kept if empty), due after delay_us, dead. Args:
+	// {failures}, then {arg1} part.
+	SettleFailures string
+	// DueRetries lists a partition's due retries that are not dead, in
+	// position order. Args: part, limit. Returns Columns.
+	// DueRetriesStrict likewise, only those with no earlier retry of
+	// their DOID that is not dead.
+	DueRetries, DueRetriesStrict string
+	// TakePartition makes a member the owner of a partition that is free,
+	// expired or already its own, incrementing its generation. Args:
+	// member, ttl (µs), part, member. Affects one row when taken.
+	TakePartition string
+	// GetPartition returns one partition as Partitions does. Args: part.
+	GetPartition string
+	// RenewPartitions extends a member's leases. Args: ttl (µs), member.
+	// OwnedPartitions lists them as Partitions does. Args: member.
+	RenewPartitions, OwnedPartitions string
+	// ReleasePartition frees a partition held at a generation. Args:
+	// part, generation.
+	ReleasePartition string
+	// Heartbeat upserts a relay member's row. Args: member, ttl (µs).
+	// ForgetMembers deletes expired ones; Members lists the rest. Leave
+	// deletes one. Args: member.
+	Heartbeat, ForgetMembers, Members, Leave string
+
+	// Requeue makes dead retries due again. Args: {ids} (op_ids).
+	// RequeueAll has none.
+	Requeue, RequeueAll string
+	// ListDead lists dead operations in seq order. Args: after seq,
+	// limit. Returns Columns.
+	ListDead string
+	// Counts returns one row: operations, operations without a position,
+	// operations above their partition's cursor, retrying, dead.
+	Counts string
+	// OldestUnsettled returns the smallest created_at of the operations
+	// that are neither published nor dead (NULL when none).
 	OldestUnsettled string
 	// MaxSeq returns the largest seq (NULL when empty).
 	MaxSeq string
@@ -119,17 +173,17 @@ type Queries struct {
 	GetCursor string
 	// SetCursor upserts a cursor. Args: name, value.
 	SetCursor string
-	// Unsequenced lists operations without a leaf index in seq order.
-	// Args: after seq, limit. Returns Columns.
-	Unsequenced string
-	// Leaves lists sequenced operations in leaf order. Args: first leaf
-	// index, limit. Returns Columns.
-	Leaves string
+	// CreateCursor inserts a cursor unless it exists. Args: name, value.
+	CreateCursor string
+
 	// TreeSize reads the tree size; TreeSizeLocked reads it locking the
 	// row for the transaction. SetTreeSize args: new size, old size.
 	TreeSize, TreeSizeLocked, SetTreeSize string
-	// SetLeaves gives unsequenced rows their leaf index. Args: {leaves}.
+	// SetLeaves gives unsequenced rows their position. Args: {leaves}.
 	SetLeaves string
+	// AppendNotify, if set, runs last in Append's transaction (a NOTIFY
+	// waking relays when positions appear).
+	AppendNotify string
 	// ReadHashes returns (idx, hash) rows. Args: {ids}.
 	ReadHashes string
 	// InsertCheckpoint args: tree size, root hash (hex), note.
@@ -151,63 +205,76 @@ type Queries struct {
 	LeaseRenew string
 	// LeaseRelease deletes a held lease. Args: name, holder.
 	LeaseRelease string
-	// StrictRecheck, for dialects whose claim is a locking SELECT
-	// (ClaimUpdate set), returns those of the locked candidates ({seqs})
-	// that have an earlier operation of their DOID pending, in flight or
-	// retrying. It runs as a second statement, after the candidates are
-	// locked: under InnoDB a locking scan reads the latest committed rows
-	// while a subquery of the same statement reads the snapshot taken when
-	// the statement began, so a claim running while an earlier and then a
-	// later operation of one object commit could lock the later one
-	// without seeing the earlier.
-	StrictRecheck string
 
-	// PruneHorizon returns the lowest leaf index in [$1, $2) whose
-	// operation is not yet prunable: not published, or published less than
-	// $3 µs ago (NULL when every one is). PruneLeaves deletes the
-	// operations with leaf index in [$1, $2). PrunePublished deletes up to
-	// $2 unsequenced operations published more than $1 µs ago, oldest
-	// first (retention without a ledger).
-	PruneHorizon, PruneLeaves, PrunePublished string
+	// PruneHorizon returns the lowest position in [$1, $2) whose
+	// operation is not yet prunable: not published (above its
+	// partition's cursor, or in the retry table), or recorded (created_at)
+	// less than $3 µs ago; NULL when every one is. PruneLeaves deletes the
+	// operations with a position in [$1, $2).
+	PruneHorizon, PruneLeaves string
+
+	// Upgrade statements, run once by the positions migration on the
+	// operation table as the first schema left it (state, attempts,
+	// due_at, last_error columns).
+	//
+	// Parts lists (seq, doid) after a seq in seq order. Args: after seq,
+	// limit. SetParts sets part from {leaves} (seq, part) where it
+	// differs.
+	Parts, SetParts string
+	// LockPartitions locks every partition row for the transaction and
+	// returns how many have a cursor (not -1); RetryRows counts the
+	// retry table.
+	LockPartitions, RetryRows string
+	// UpgradeCursors sets each partition's cursor to the largest position
+	// in it of an operation that is not pending and untried (state 0, no
+	// attempts, no error), -1 if none.
+	UpgradeCursors string
+	// UpgradeRetries puts every operation at or below its partition's
+	// cursor that is pending, in flight, retrying or dead (state 0, 1, 2,
+	// 4) in the retry table: due now (retrying ones at their due_at),
+	// attempts and last_error kept, dead ones dead.
+	UpgradeRetries string
 }
 
-// Columns is the column list every row-returning statement selects, in
-// this order (see scanRecord).
-const Columns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
-	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, prev_token"
+// Columns is the column list every record-returning statement selects, in
+// this order (see scanRecord), from the operation table o left-joined to
+// its retry row r and its partition p (RecordFrom). The state is derived
+// as core.State documents: dead or retrying from the retry row, published
+// at or below the partition's cursor, pending otherwise.
+const Columns = "o.seq, o.op_id, o.op_source, o.op_type, o.doid, o.do_prefix, o.do_repository, o.op_actor, o.producer_id, " +
+	"o.hash_alg, o.request_body_hash, o.response_body_hash, o.client_ip, o.server_ip, o.created_at, " +
+	"o.op_hash, o.signer, o.sign, " + StateExpr + ", COALESCE(r.attempts, 0), r.last_error, r.due_at, " +
+	"COALESCE(r.updated_at, o.updated_at), o.leaf_index, o.part"
 
-// ClaimSelectColumns is Columns for a two-step claim's SELECT: what
-// becomes the row's prev_token (PrevTokenOnClaim) in prev_token's place.
-const ClaimSelectColumns = "seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
-	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, state, attempts, last_error, due_at, published_at, updated_at, leaf_index, " + PrevTokenOnClaim
+// PendingColumns is Columns for operations known to be pending (no
+// position yet, or above their partition's cursor): they have no retry
+// row and their state is pending by definition, so the statements that
+// read only such rows (Unsequenced, ReadPartition) read the operation
+// table alone, with no join for the planner to get wrong on a table whose
+// statistics lag behind a burst of inserts.
+const PendingColumns = "o.seq, o.op_id, o.op_source, o.op_type, o.doid, o.do_prefix, o.do_repository, o.op_actor, o.producer_id, " +
+	"o.hash_alg, o.request_body_hash, o.response_body_hash, o.client_ip, o.server_ip, o.created_at, " +
+	"o.op_hash, o.signer, o.sign, 0, 0, NULL, NULL, o.updated_at, o.leaf_index, o.part"
 
-// PrevTokenOnClaim is the prev_token a claim writes, evaluated on the
-// row before the claim: its claim_token, unless that is a tentative
-// claim's (core.TentativeClaim), which leaves the earlier prev_token in
-// place. NULL (a row claimed from pending or retrying) stays NULL.
-const PrevTokenOnClaim = "CASE WHEN claim_token & " + tentative + " <> 0 THEN prev_token ELSE claim_token END"
+// StateExpr is an operation's derived state (core.State) over o, r and p.
+const StateExpr = "CASE WHEN r.seq IS NOT NULL THEN CASE WHEN r.dead THEN 4 ELSE 2 END " +
+	"WHEN o.leaf_index <= p.cursor THEN 3 ELSE 0 END"
 
-// tentative is core.TentativeClaim as an SQL literal; the two constants
-// below keep them equal (either is negative, a compile error, otherwise).
-const tentative = "2147483648"
-
-const (
-	_ = uint64(2147483648 - core.TentativeClaim)
-	_ = uint64(core.TentativeClaim - 2147483648)
-)
+// RecordFrom is the FROM clause of Columns: the operation table o, its
+// retry row r and its partition p. Templates render {{.Op}} and the rest.
+const RecordFrom = " FROM {{.Op}} AS o LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part"
 
 // InsertColumns is the column list of inserts, in bind order.
 const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id, " +
 	"hash_alg, request_body_hash, response_body_hash, client_ip, server_ip, created_at, " +
-	"op_hash, signer, sign, updated_at"
+	"op_hash, signer, sign, updated_at, part"
 
-const insertColumnCount = 18
+const insertColumnCount = 19
 
 // Names are the store's table names, quoted and qualified for the
 // dialect, and the raw prefix for index names. Templates see them as
-// {{.Op}}, {{.Cursor}}, {{.Lease}}, {{.Prefix}}.
+// {{.Op}}, {{.Cursor}}, {{.Lease}}, {{.Partition}}, {{.Retry}},
+// {{.Relay}}, {{.Status}}, {{.Prefix}}.
 type Names struct {
 	Prefix string
 	// Schema is the PostgreSQL schema, empty elsewhere.
@@ -215,6 +282,10 @@ type Names struct {
 	// Op is the operation table, Cursor the cursor table, Lease the lease
 	// table; Hash, Tree and Checkpoint are the ledger's.
 	Op, Cursor, Lease, Hash, Tree, Checkpoint string
+	// Partition holds the partitions' cursors and leases, Retry the
+	// operations the sink refused, Relay the live relay members; Status
+	// is the view of each operation's original SDK status.
+	Partition, Retry, Relay, Status string
 	// Migrations and MigrationLocks are bun/migrate's tables, unquoted as
 	// bun wants them.
 	Migrations, MigrationLocks string

@@ -15,11 +15,12 @@ import (
 
 // The store implements ledger.Storage: the Merkle log lives in the same
 // database as the operations, in three tables (stored hashes, the tree
-// size, signed checkpoints) and the operation's leaf_index column.
+// size, signed checkpoints) and the operation's leaf_index column, which
+// is also its position in its partition's publishing order.
 
 var _ ledger.Storage = (*Store)(nil)
 
-// Unsequenced implements ledger.Storage.
+// Unsequenced implements core.Store.
 func (s *Store) Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]core.Record, error) {
 	recs, err := s.queryRecords(ctx, s.db, s.q.Unsequenced, afterSeq, limit)
 	if err != nil {
@@ -37,7 +38,7 @@ func (s *Store) Leaves(ctx context.Context, from int64, limit int) ([]core.Recor
 	return recs, nil
 }
 
-// TreeSize implements ledger.Storage.
+// TreeSize implements core.Store.
 func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := s.db.QueryRowContext(ctx, s.q.TreeSize).Scan(&n); err != nil {
@@ -46,7 +47,7 @@ func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// ReadHashes implements ledger.Storage.
+// ReadHashes implements core.Store.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
 	if len(indexes) == 0 {
 		return nil, nil
@@ -83,7 +84,9 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	return out, nil
 }
 
-// Append implements ledger.Storage.
+// Append implements core.Store. With a notifying dialect
+// (Queries.AppendNotify) the transaction also wakes the relays of every
+// process, whose publishers read the positions it gave.
 func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
 	if len(seqs) == 0 {
 		return nil
@@ -111,7 +114,7 @@ func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes 
 			return s.errf("ledger: append: %w", err)
 		}
 		if size != oldSize {
-			return fmt.Errorf("%w: tree size is %d, not %d", ledger.ErrConflict, size, oldSize)
+			return fmt.Errorf("%w: tree size is %d, not %d", core.ErrConflict, size, oldSize)
 		}
 		table, args := s.d.LeafTable(seqs, leaves)
 		n, err := execCount(ctx, tx, strings.Replace(s.q.SetLeaves, "{leaves}", table, 1), args...)
@@ -119,7 +122,7 @@ func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes 
 			return s.errf("ledger: append: leaves: %w", err)
 		}
 		if n != len(seqs) {
-			return fmt.Errorf("%w: %d of %d operations were still unsequenced", ledger.ErrConflict, n, len(seqs))
+			return fmt.Errorf("%w: %d of %d operations were still unsequenced", core.ErrConflict, n, len(seqs))
 		}
 		for start := 0; start < len(idx); start += 1000 {
 			end := min(start+1000, len(idx))
@@ -130,6 +133,11 @@ func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes 
 		}
 		if _, err := tx.ExecContext(ctx, s.q.SetTreeSize, oldSize+int64(len(seqs)), oldSize); err != nil {
 			return s.errf("ledger: append: tree size: %w", err)
+		}
+		if s.q.AppendNotify != "" {
+			if _, err := tx.ExecContext(ctx, s.q.AppendNotify); err != nil {
+				return s.errf("ledger: append: notify: %w", err)
+			}
 		}
 		if err := tx.Commit(); err != nil {
 			return s.errf("ledger: append: commit: %w", err)

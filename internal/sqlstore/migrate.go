@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,8 +25,10 @@ import (
 const MigrateLease = "trustlog.migrate"
 
 // Migrate implements core.Store: under the migration lease it runs the
-// dialect's BeforeMigrate (adoption of the original SDK's tables) and then
-// every bun/migrate migration not yet applied. Every step is idempotent.
+// dialect's BeforeMigrate (adoption of the original SDK's tables), every
+// bun/migrate migration not yet applied (among them the positions
+// migration, see upgradePositions), then creates the partitions and the
+// log identity if missing. Every step is idempotent.
 func (s *Store) Migrate(ctx context.Context) error {
 	return s.MigrateWithProgress(ctx, nil)
 }
@@ -33,12 +37,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 const (
 	StepMigrations = "migrations"   // schema migrations applied by this call
 	StepAdopted    = "adopted rows" // adopted rows given their op_hash so far
+	StepPartition  = "partition"    // operations given their partition so far
+	StepSequence   = "sequence"     // operations given their position so far
+	StepRetry      = "retry"        // operations moved to the retry table
 )
 
 // MigrateWithProgress implements core.ProgressMigrator: Migrate, reporting
-// the migrations it applied and, on a table adopted from the original SDK,
-// the rows whose op_hash it has computed so far (a thousand per
-// transaction).
+// the migrations it applied and, when it upgrades a store, its progress
+// through the rows: adopted from the original SDK (op_hash computed, a
+// thousand per transaction), given their partition, sequenced, moved to
+// the retry table.
 func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step string, done int64)) error {
 	if progress == nil {
 		progress = func(string, int64) {}
@@ -58,7 +66,7 @@ func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step stri
 			return s.errf("migrate: %w", err)
 		}
 	}
-	m, err := s.migrator()
+	m, err := s.migrator(progress)
 	if err != nil {
 		return err
 	}
@@ -73,7 +81,107 @@ func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step stri
 	if err := s.backfillHashes(ctx, progress); err != nil {
 		return s.errf("migrate: op_hash of adopted rows: %w", err)
 	}
+	if _, err := s.ensurePartitions(ctx); err != nil {
+		return s.errf("migrate: %w", err)
+	}
+	if err := s.ensureLogID(ctx); err != nil {
+		return s.errf("migrate: log id: %w", err)
+	}
 	return nil
+}
+
+// MigrateUpTo runs the dialect's BeforeMigrate and applies the
+// migrations not yet applied up to version (included, "00001"), under the
+// migration lease, and nothing else: no partitions, no log identity. It
+// leaves a store in the schema of an earlier release, for tests of
+// upgrades.
+func (s *Store) MigrateUpTo(ctx context.Context, version string) error {
+	if s.q.LeaseTable != "" {
+		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
+			return s.errf("migrate: lease table: %w", err)
+		}
+	}
+	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	if err != nil {
+		return s.errf("migrate: %w", err)
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	if s.d.BeforeMigrate != nil {
+		if err := s.d.BeforeMigrate(ctx, s); err != nil {
+			return s.errf("migrate: %w", err)
+		}
+	}
+	all, err := s.migrations(nil)
+	if err != nil {
+		return err
+	}
+	ms := migrate.NewMigrations()
+	for _, x := range all.Sorted() {
+		if x.Name <= version {
+			ms.Add(x)
+		}
+	}
+	m := migrate.NewMigrator(s.bun, ms, migrate.WithTableName(s.names.Migrations),
+		migrate.WithLocksTableName(s.names.MigrationLocks), migrate.WithTemplateData(s.names),
+		migrate.WithMarkAppliedOnSuccess(true))
+	if err := m.Init(ctx); err != nil {
+		return s.errf("migrate: init: %w", err)
+	}
+	if _, err := m.Migrate(ctx); err != nil {
+		return s.errf("migrate: %w", err)
+	}
+	return nil
+}
+
+// ensurePartitions creates partitions 0..P-1 in a store that has none (P
+// from the driver's URL, core.PartitionsDefault if it said nothing) and
+// returns the store's number of partitions. An existing store keeps its
+// own: asking for another number is an error.
+func (s *Store) ensurePartitions(ctx context.Context) (int, error) {
+	want := s.d.Partitions
+	if want < 0 || want > core.MaxPartitions {
+		return 0, fmt.Errorf("partitions must be 1 to %d, not %d", core.MaxPartitions, want)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.q.CountPartitions).Scan(&n); err != nil {
+		return 0, fmt.Errorf("partitions: %w", err)
+	}
+	if n == 0 {
+		n = want
+		if n == 0 {
+			n = core.PartitionsDefault
+		}
+		defer s.writing()()
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			for part := 0; part < n; part++ {
+				if _, err := tx.ExecContext(ctx, s.q.CreatePartition, part); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("create %d partitions: %w", n, err)
+		}
+	} else if want != 0 && want != n {
+		return 0, fmt.Errorf("the store has %d partitions and the URL asks for %d: "+
+			"the number of partitions cannot change in place yet (leave the partitions parameter out, or set it to %d)", n, want, n)
+	}
+	s.parts.Store(int64(n))
+	return n, nil
+}
+
+// ensureLogID writes the store's log identity (core.LogIDCursor), a
+// random 16-hex-digit name, unless it has one: an insert that does
+// nothing if the cursor exists, so concurrent migrators agree on one.
+func (s *Store) ensureLogID(ctx context.Context) error {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	defer s.writing()()
+	_, err := s.db.ExecContext(ctx, s.q.CreateCursor, core.LogIDCursor, hex.EncodeToString(b[:]))
+	return err
 }
 
 // backfillCursor marks that every adopted row has its op_hash.
@@ -91,7 +199,10 @@ func (s *Store) backfillHashes(ctx context.Context, progress func(string, int64)
 		return nil
 	}
 	p := s.d.Placeholder
-	sel := "SELECT " + Columns + " FROM " + s.names.Op + " WHERE seq > " + p(1) + " AND op_hash = '' ORDER BY seq LIMIT 1000"
+	sel, err := s.Render("SELECT " + Columns + RecordFrom + " WHERE o.seq > " + p(1) + " AND o.op_hash = '' ORDER BY o.seq LIMIT 1000")
+	if err != nil {
+		return err
+	}
 	upd := "UPDATE " + s.names.Op + " SET op_hash = " + p(1) + " WHERE seq = " + p(2) + " AND op_hash = ''"
 	var after, done int64
 	for {
@@ -124,7 +235,7 @@ func (s *Store) backfillHashes(ctx context.Context, progress func(string, int64)
 // MigrationStatus implements core.MigrationStatuser. It creates nothing:
 // on a database never migrated every migration is pending.
 func (s *Store) MigrationStatus(ctx context.Context) ([]core.MigrationInfo, error) {
-	m, err := s.migrator()
+	m, err := s.migrator(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +258,8 @@ func (s *Store) migrationsWithStatus(ctx context.Context, m *migrate.Migrator) (
 		return nil, err
 	}
 	if !exists {
-		ms := migrate.NewMigrations()
-		if err := ms.Discover(s.d.Migrations); err != nil {
+		ms, err := s.migrations(nil)
+		if err != nil {
 			return nil, err
 		}
 		return ms.Sorted(), nil
@@ -156,10 +267,37 @@ func (s *Store) migrationsWithStatus(ctx context.Context, m *migrate.Migrator) (
 	return m.MigrationsWithStatus(ctx)
 }
 
-func (s *Store) migrator(opts ...migrate.MigratorOption) (*migrate.Migrator, error) {
+// migrations are the driver's SQL migrations and the positions migration
+// (Dialect.PositionsMigration), which reports to progress (nil: to
+// nobody).
+func (s *Store) migrations(progress func(string, int64)) (*migrate.Migrations, error) {
 	ms := migrate.NewMigrations()
 	if err := ms.Discover(s.d.Migrations); err != nil {
 		return nil, s.errf("migrations: %w", err)
+	}
+	if v := s.d.PositionsMigration; v != "" {
+		if progress == nil {
+			progress = func(string, int64) {}
+		}
+		// Up and Down are assigned function literals: bun's type for them
+		// is unexported, and its Register would name the migration after
+		// the caller's file.
+		ms.Add(migrate.Migration{
+			Name: v, Comment: positionsComment,
+			Up: func(ctx context.Context, _ *migrate.Migrator, _ *migrate.Migration) error {
+				return s.upgradePositions(ctx, progress)
+			},
+			// Undone by the SQL migrations around it.
+			Down: func(context.Context, *migrate.Migrator, *migrate.Migration) error { return nil },
+		})
+	}
+	return ms, nil
+}
+
+func (s *Store) migrator(progress func(string, int64), opts ...migrate.MigratorOption) (*migrate.Migrator, error) {
+	ms, err := s.migrations(progress)
+	if err != nil {
+		return nil, err
 	}
 	return migrate.NewMigrator(s.bun, ms, append([]migrate.MigratorOption{
 		migrate.WithTableName(s.names.Migrations),
@@ -237,7 +375,7 @@ type MigrationDetail struct {
 // be rolled back (for an applied one: now, given what the store holds).
 // It changes nothing.
 func (s *Store) MigrationList(ctx context.Context) ([]MigrationDetail, error) {
-	m, err := s.migrator()
+	m, err := s.migrator(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +450,7 @@ func (s *Store) MigrateDown(ctx context.Context) ([]string, error) {
 		return nil, s.errf("migrate down: %w", err)
 	}
 	defer lease.Release(context.WithoutCancel(ctx))
-	m, err := s.migrator(migrate.BeforeMigration(func(ctx context.Context, db bun.IConn, x *migrate.Migration) error {
+	m, err := s.migrator(nil, migrate.BeforeMigration(func(ctx context.Context, db bun.IConn, x *migrate.Migration) error {
 		c, err := s.downChecks(x)
 		if err != nil {
 			return err
@@ -420,7 +558,11 @@ type downChecks struct {
 }
 
 // downChecks reads the directives of x's down migration; nil: it has none.
+// A Go migration with a down function has no directives.
 func (s *Store) downChecks(x *migrate.Migration) (*downChecks, error) {
+	if x.Name == s.d.PositionsMigration && x.Down != nil {
+		return &downChecks{}, nil
+	}
 	base := x.Name + "_" + x.Comment
 	for _, name := range []string{base + ".tx.down.sql", base + ".down.sql"} {
 		b, err := fs.ReadFile(s.d.Migrations, name)

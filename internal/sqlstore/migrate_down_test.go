@@ -10,9 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/go-trustlog/trustlog/drivers/mysql/mysqltest"
+	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite"
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
+	"github.com/go-trustlog/trustlog/internal/sqlstore/storetest"
 )
 
 // TestMigrateDownRefusesAStepWithoutDown: a group holding a migration with
@@ -23,21 +24,27 @@ func TestMigrateDownRefusesAStepWithoutDown(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	files := fstest.MapFS{}
-	for _, name := range []string{"00001_schema.tx.up.sql", "00001_schema.tx.down.sql"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "drivers", "sqlite", "migrations", name))
+	dir := filepath.Join("..", "..", "drivers", "sqlite", "migrations")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
-		files[name] = &fstest.MapFile{Data: b}
+		files[e.Name()] = &fstest.MapFile{Data: b}
 	}
-	files["00002_extra.tx.up.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE {{.Prefix}}extra (x INTEGER);`)}
+	files["00005_extra.tx.up.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE {{.Prefix}}extra (x INTEGER);`)}
 	sqlstore.SetMigrations(s.Store, files)
 
 	require.ErrorIs(t, s.CheckSchema(ctx), sqlstore.ErrNoSchema, "never migrated")
 	list, err := s.MigrationList(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 2)
-	assert.True(t, list[0].Reversible)
-	assert.False(t, list[1].Reversible)
-	assert.Contains(t, list[1].Reason, "no down migration")
+	require.Len(t, list, 5)
+	for _, m := range list[:4] {
+		assert.True(t, m.Reversible, m.Name)
+	}
+	assert.Equal(t, "00003_positions", list[2].Name, "the Go migration is listed with the files")
+	assert.False(t, list[4].Reversible)
+	assert.Contains(t, list[4].Reason, "no down migration")
 
 	require.NoError(t, s.Migrate(ctx))
 	require.NoError(t, s.CheckSchema(ctx))
@@ -45,7 +52,7 @@ func TestMigrateDownRefusesAStepWithoutDown(t *testing.T) {
 	var refused *sqlstore.DownRefusedError
 	require.ErrorAs(t, err, &refused)
 	assert.ErrorIs(t, err, sqlstore.ErrDownRefused)
-	assert.Equal(t, "00002_extra", refused.Migration)
+	assert.Equal(t, "00005_extra", refused.Migration)
 	assert.Contains(t, err.Error(), "no down migration")
 	assert.Contains(t, err.Error(), "nothing was changed")
 	assert.Empty(t, refused.RolledBack)
@@ -85,16 +92,47 @@ func TestMigrateDownSQLite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "7", c.Value)
 
-	_, err = s.DB().Exec(`DELETE FROM trustlog_cursor`)
+	_, err = s.DB().Exec(`DELETE FROM trustlog_cursor WHERE cursor_key = 'export'`)
 	require.NoError(t, err)
+	all := []string{"00004_derived_state", "00003_positions", "00002_partitions", "00001_schema"}
 	names, err = s.MigrateDown(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"00001_schema"}, names)
+	require.NoError(t, err, "the log identity Migrate wrote does not count")
+	assert.Equal(t, all, names)
 	assert.ErrorIs(t, s.CheckSchema(ctx), sqlstore.ErrNoSchema)
 	_, err = s.Stats(ctx)
 	assert.Error(t, err, "the operation table is gone")
 	require.NoError(t, s.Migrate(ctx), "and comes back")
 	require.NoError(t, s.CheckSchema(ctx))
+	_, err = s.Stats(ctx)
+	require.NoError(t, err)
+
+	// A store holding an operation: refused by the newest migration,
+	// whose columns would not come back.
+	op := &core.Operation{Source: core.SourceDOIP, Type: core.OpCreate, DOID: "10.1/x", DOPrefix: "10.1", Actor: "a", ProducerID: "p"}
+	require.NoError(t, op.Seal(nil))
+	require.NoError(t, s.Insert(ctx, nil, []*core.Operation{op}))
+	_, err = s.MigrateDown(ctx)
+	var refused *sqlstore.DownRefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.Equal(t, "00004_derived_state", refused.Migration)
+	assert.Contains(t, refused.Reason, "the operation table holds operations")
+	_, err = s.DB().Exec(`DELETE FROM operation`)
+	require.NoError(t, err)
+	names, err = s.MigrateDown(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, all, names)
+}
+
+// separateGroups records the migrations of a MySQL store as applied by
+// three releases: 00001, 00002, then the partitions (00003 to 00005), so
+// that MigrateDown undoes them in three steps.
+func separateGroups(t *testing.T, s *storetest.Store) {
+	t.Helper()
+	_, err := s.DB().Exec(`UPDATE trustlog_migrations SET group_id = CASE WHEN name = '00001' THEN 1 WHEN name = '00002' THEN 2 ELSE 3 END`)
+	require.NoError(t, err)
+	names, err := s.MigrateDown(context.Background())
+	require.NoError(t, err, "an empty store's partitions roll back")
+	assert.Equal(t, []string{"00005_derived_state", "00004_positions", "00003_partitions"}, names)
 }
 
 // TestMySQLNopadDown: 00002_nopad_collation rolls back to utf8mb4_bin
@@ -102,8 +140,8 @@ func TestMigrateDownSQLite(t *testing.T) {
 // which PAD SPACE would make one key.
 func TestMySQLNopadDown(t *testing.T) {
 	ctx := context.Background()
-	url := mysqltest.NewDatabase(t)
-	s := mysqltest.Open(t, url)
+	url := storetest.MySQLURL(t)
+	s := storetest.Open(t, url)
 	db := s.DB()
 	collation := func() string {
 		var c string
@@ -113,14 +151,13 @@ func TestMySQLNopadDown(t *testing.T) {
 	}
 	nopad := collation()
 	require.NotEqual(t, "utf8mb4_bin", nopad)
-	// As on a store migrated before 00002 existed: 00002 is a group of
-	// its own.
-	_, err := db.Exec(`UPDATE trustlog_migrations SET group_id = group_id + 1 WHERE name = '00002'`)
-	require.NoError(t, err)
 	require.NoError(t, s.SetCursor(ctx, "k", "1"))
 	require.NoError(t, s.SetCursor(ctx, "k ", "2"))
+	// As on a store migrated before 00002 existed: 00002 is a group of
+	// its own.
+	separateGroups(t, s)
 
-	_, err = s.MigrateDown(ctx)
+	_, err := s.MigrateDown(ctx)
 	var refused *sqlstore.DownRefusedError
 	require.ErrorAs(t, err, &refused)
 	assert.Equal(t, "00002_nopad_collation", refused.Migration)
@@ -128,9 +165,10 @@ func TestMySQLNopadDown(t *testing.T) {
 	assert.Equal(t, nopad, collation(), "nothing changed")
 	list, err := s.MigrationList(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 2)
+	require.Len(t, list, 5)
 	assert.False(t, list[1].Reversible)
 	assert.False(t, list[0].Reversible, "cursors are stored")
+	assert.False(t, list[2].Applied)
 
 	_, err = db.Exec("DELETE FROM trustlog_cursor WHERE cursor_key = 'k '")
 	require.NoError(t, err)
@@ -155,10 +193,9 @@ func TestMySQLNopadDown(t *testing.T) {
 // 00002 too, whether or not the one without spaces exists.
 func TestMySQLNopadDownOpIDs(t *testing.T) {
 	ctx := context.Background()
-	s := mysqltest.Open(t, mysqltest.NewDatabase(t))
+	s := storetest.Open(t, storetest.MySQLURL(t))
 	db := s.DB()
-	_, err := db.Exec(`UPDATE trustlog_migrations SET group_id = group_id + 1 WHERE name = '00002'`)
-	require.NoError(t, err)
+	separateGroups(t, s)
 	insert := func(id string) {
 		t.Helper()
 		_, err := db.Exec(`INSERT INTO operation (op_id, op_actor, doid, producer_id, op_source, op_type, do_prefix, created_at, updated_at)
@@ -177,7 +214,7 @@ func TestMySQLNopadDownOpIDs(t *testing.T) {
 		assert.Equal(t, "00002_nopad_collation", refused.Migration)
 		assert.Contains(t, refused.Reason, "two op_ids differ only in trailing spaces")
 	}
-	_, err = db.Exec(`DELETE FROM operation WHERE op_id = 'legacy-2  '`)
+	_, err := db.Exec(`DELETE FROM operation WHERE op_id = 'legacy-2  '`)
 	require.NoError(t, err)
 	names, err := s.MigrateDown(ctx)
 	require.NoError(t, err, "one op_id with trailing spaces clashes with nothing")

@@ -13,7 +13,11 @@ import (
 
 var _ ledger.Pruner = (*Store)(nil)
 
-// PruneHorizon implements ledger.Pruner.
+// PruneHorizon implements ledger.Pruner: an operation is prunable once it
+// is published (at or below its partition's cursor and not in the retry
+// table) and was recorded (created_at) at least age ago by the database's
+// clock. Every operation has a position, so retention always goes through
+// the log.
 func (s *Store) PruneHorizon(ctx context.Context, from, upTo int64, age time.Duration) (int64, error) {
 	var h sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.q.PruneHorizon, from, upTo, age.Microseconds()).Scan(&h); err != nil {
@@ -80,18 +84,4 @@ func (s *Store) PruneLeaves(ctx context.Context, from, below int64, age time.Dur
 		return nil
 	})
 	return deleted, err
-}
-
-// PrunePublished implements ledger.Pruner.
-func (s *Store) PrunePublished(ctx context.Context, age time.Duration, limit int) (int64, error) {
-	defer s.writing()()
-	r, err := s.db.ExecContext(ctx, s.q.PrunePublished, age.Microseconds(), limit)
-	if err != nil {
-		return 0, s.errf("prune: %w", err)
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return 0, s.errf("prune: %w", err)
-	}
-	return n, nil
 }

@@ -52,19 +52,25 @@ func NativeTime(t time.Time) any { return t.UTC() }
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-// scanRecord scans a row of Columns.
-func scanRecord(rows rowScanner, r *core.Record) error {
+// scanRecord scans a row of Columns, followed by a held column if held is
+// set.
+func scanRecord(rows rowScanner, r *core.Record, held bool) error {
 	var (
 		clientIP, serverIP, lastErr sql.NullString
 		source, hashAlg, sign       string
-		created, due, pub, updated  flexTime
+		created, due, updated       flexTime
 		state                       int16
-		leaf, prev                  sql.NullInt64
+		leaf                        sql.NullInt64
+		isHeld                      sql.NullBool
 	)
 	op := &r.Op
-	if err := rows.Scan(&r.Seq, &op.OpID, &source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
+	dest := []any{&r.Seq, &op.OpID, &source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
 		&op.Actor, &op.ProducerID, &hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &clientIP, &serverIP,
-		&created, &op.OpHash, &op.Signer, &sign, &state, &r.Attempts, &lastErr, &due, &pub, &updated, &leaf, &prev); err != nil {
+		&created, &op.OpHash, &op.Signer, &sign, &state, &r.Attempts, &lastErr, &due, &updated, &leaf, &r.Part}
+	if held {
+		dest = append(dest, &isHeld)
+	}
+	if err := rows.Scan(dest...); err != nil {
 		return err
 	}
 	op.Source, op.HashAlg = core.Source(source), core.HashAlg(hashAlg)
@@ -78,8 +84,8 @@ func scanRecord(rows rowScanner, r *core.Record) error {
 		op.Sign = b
 	}
 	r.State, r.LastError = core.State(state), lastErr.String
-	r.DueAt, r.PublishedAt, r.UpdatedAt = due.t, pub.t, updated.t
-	r.PrevToken = prev.Int64
+	r.DueAt, r.UpdatedAt = due.t, updated.t
+	r.Held = isHeld.Bool
 	r.LeafIndex = -1
 	if leaf.Valid {
 		r.LeafIndex = leaf.Int64

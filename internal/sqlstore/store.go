@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +42,9 @@ type Store struct {
 	insertCache map[insertKey]string
 	writeMu     sync.Mutex
 	retry       backoff.Policy // deadlockRetry, or a test's shorter one
+
+	// parts is the store's number of partitions once read (0 before).
+	parts atomic.Int64
 }
 
 // writing serialises the store's own writes when the dialect asks for it;
@@ -94,11 +96,28 @@ func render(src, dst *Queries, names Names) error {
 	return nil
 }
 
+// Render executes one statement's template with the store's names
+// ({{.Op}} and the rest).
+func (s *Store) Render(text string) (string, error) {
+	t, err := template.New("sql").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, s.names); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
 // DB returns the database/sql pool.
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Bun returns the bun handle.
 func (s *Store) Bun() *bun.DB { return s.bun }
+
+// Dialect returns the store's dialect (to read, not to change).
+func (s *Store) Dialect() *Dialect { return s.d }
 
 // Names returns the store's table names.
 func (s *Store) Names() Names { return s.names }
@@ -121,13 +140,20 @@ func (s *Store) errf(format string, args ...any) error {
 	return fmt.Errorf("trustlog/"+s.d.Name+": "+format, args...)
 }
 
-// Insert implements core.Store.
+// Insert implements core.Store. Each row gets its partition
+// (core.PartitionOf its DOID over the store's partitions, counted once).
 func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operation) error {
 	if s.closed.Load() {
 		return core.ErrClosed
 	}
 	if len(ops) == 0 {
 		return nil
+	}
+	// Before any transaction: a pool of one connection must not wait on
+	// itself.
+	parts, err := s.partitionCount(ctx)
+	if err != nil {
+		return s.errf("insert: %w", err)
 	}
 	if ex == nil {
 		defer s.writing()()
@@ -136,7 +162,7 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 			if err != nil {
 				return s.errf("insert: %w", err)
 			}
-			if err := s.insert(ctx, tx, ops); err != nil {
+			if err := s.insert(ctx, tx, ops, parts); err != nil {
 				tx.Rollback()
 				return err
 			}
@@ -146,7 +172,7 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 			return nil
 		})
 	}
-	return s.insert(ctx, ex, ops)
+	return s.insert(ctx, ex, ops, parts)
 }
 
 // retrying runs fn again, up to five times with a short growing backoff
@@ -174,7 +200,7 @@ func (s *Store) insertRows() int {
 	return insertChunk
 }
 
-func (s *Store) insert(ctx context.Context, ex core.Execer, ops []*core.Operation) error {
+func (s *Store) insert(ctx context.Context, ex core.Execer, ops []*core.Operation, parts int) error {
 	_, isBun := ex.(bun.IDB)
 	now := time.Now().UTC()
 	for len(ops) > 0 {
@@ -185,7 +211,7 @@ func (s *Store) insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 				op.OpID, string(op.Source), op.Type, op.DOID, op.DOPrefix, op.DORepository, op.Actor,
 				op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash,
 				nullString(op.ClientIP), nullString(op.ServerIP), s.d.TimeArg(op.CreatedAt),
-				op.OpHash, op.Signer, hex.EncodeToString(op.Sign), s.d.TimeArg(now))
+				op.OpHash, op.Signer, hex.EncodeToString(op.Sign), s.d.TimeArg(now), core.PartitionOf(op.DOID, parts))
 		}
 		if _, err := ex.ExecContext(ctx, s.insertSQL(n, isBun), args...); err != nil {
 			return s.errf("insert %d operations: %w", n, err)
@@ -237,110 +263,6 @@ func (s *Store) insertSQL(n int, isBun bool) string {
 	return q
 }
 
-// Claim implements core.Store.
-func (s *Store) Claim(ctx context.Context, p core.ClaimParams) ([]core.Record, error) {
-	if p.Limit <= 0 || p.Lease <= 0 || p.Token == 0 {
-		return nil, s.errf("claim: Limit, Lease and Token must be set")
-	}
-	q := s.q.ClaimPending
-	switch {
-	case p.Source == core.ClaimPending && p.Strict:
-		q = s.q.ClaimPendingStrict
-	case p.Source == core.ClaimDue && p.Strict:
-		q = s.q.ClaimDueStrict
-	case p.Source == core.ClaimDue:
-		q = s.q.ClaimDue
-	}
-	var recs []core.Record
-	var err error
-	defer s.writing()()
-	err = s.retrying(ctx, func() error {
-		args := []any{p.Node, p.Grace.Microseconds(), p.Limit}
-		if p.Source == core.ClaimPending {
-			args = []any{p.AfterSeq, p.Limit}
-		}
-		if s.q.ClaimUpdate == "" {
-			recs, err = s.queryRecords(ctx, s.db, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...)
-		} else {
-			recs, err = s.claimTwoStep(ctx, q, p, args)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, s.errf("claim: %w", err)
-	}
-	// RETURNING gives no order: hand the batch over in record order.
-	slices.SortFunc(recs, func(a, b core.Record) int { return int(a.Seq - b.Seq) })
-	return recs, nil
-}
-
-func (s *Store) claimTwoStep(ctx context.Context, sel string, p core.ClaimParams, args []any) ([]core.Record, error) {
-	tx, err := s.db.BeginTx(ctx, s.d.ClaimTx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	// The SELECT returns the current claim_token in prev_token's place.
-	recs, err := s.queryRecords(ctx, tx, sel, args...)
-	if err != nil || len(recs) == 0 {
-		return nil, err
-	}
-	seqs := make([]int64, len(recs))
-	for i := range recs {
-		seqs[i] = recs[i].Seq
-	}
-	if p.Strict && s.q.StrictRecheck != "" {
-		if recs, err = s.recheckStrict(ctx, tx, recs, seqs); err != nil || len(recs) == 0 {
-			return nil, err // rollback releases the locks
-		}
-		seqs = seqs[:0]
-		for i := range recs {
-			seqs = append(seqs, recs[i].Seq)
-		}
-	}
-	q, args := s.list(s.q.ClaimUpdate, "{seqs}", 3, seqs)
-	if _, err := tx.ExecContext(ctx, q, append([]any{p.Token, p.Lease.Microseconds()}, args...)...); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	for i := range recs {
-		recs[i].State = core.StateInFlight
-		recs[i].Attempts++
-	}
-	return recs, nil
-}
-
-// recheckStrict drops the locked candidates that have an earlier
-// unfinished operation of their DOID (see Queries.StrictRecheck).
-func (s *Store) recheckStrict(ctx context.Context, tx *sql.Tx, recs []core.Record, seqs []int64) ([]core.Record, error) {
-	q, args := s.list(s.q.StrictRecheck, "{seqs}", 1, seqs)
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	held := map[int64]bool{}
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return nil, err
-		}
-		held[seq] = true
-	}
-	if err := rows.Err(); err != nil || len(held) == 0 {
-		return recs, err
-	}
-	kept := recs[:0]
-	for _, r := range recs {
-		if !held[r.Seq] {
-			kept = append(kept, r)
-		}
-	}
-	return kept, nil
-}
-
 // list replaces marker in q by a list operand for vals whose parameters
 // start at first, and returns the arguments to bind.
 func list[T any](s *Store, q, marker string, first int, vals []T) (string, []any) {
@@ -364,127 +286,6 @@ func list[T any](s *Store, q, marker string, first int, vals []T) (string, []any
 
 func (s *Store) list(q, marker string, first int, seqs []int64) (string, []any) {
 	return list(s, q, marker, first, seqs)
-}
-
-// Settle implements core.Store.
-func (s *Store) Settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
-	if len(p.Published) == 0 && len(p.Failed) == 0 {
-		return core.SettleResult{}, nil
-	}
-	defer s.writing()()
-	var res core.SettleResult
-	err := s.retrying(ctx, func() error {
-		var err error
-		res, err = s.settle(ctx, p)
-		return err
-	})
-	return res, err
-}
-
-func (s *Store) settle(ctx context.Context, p core.SettleParams) (core.SettleResult, error) {
-	var res core.SettleResult
-	type stmt struct {
-		q    string
-		args []any
-		n    *int
-	}
-	var stmts []stmt
-	if len(p.Published) > 0 {
-		q, args := s.list(s.q.SettlePublished, "{seqs}", 2, p.Published)
-		stmts = append(stmts, stmt{q, append([]any{p.Token}, args...), &res.Published})
-	}
-	var retry, dead []core.Failure
-	for _, f := range p.Failed {
-		if f.Dead {
-			dead = append(dead, f)
-		} else {
-			retry = append(retry, f)
-		}
-	}
-	for _, g := range []struct {
-		q  string
-		fs []core.Failure
-		n  *int
-	}{{s.q.SettleRetry, retry, &res.Retrying}, {s.q.SettleDead, dead, &res.Dead}} {
-		if len(g.fs) == 0 {
-			continue
-		}
-		table, args := s.d.FailureTable(1, g.fs)
-		q := strings.Replace(g.q, "{failures}", table, 1)
-		q = strings.Replace(q, "{token}", s.d.Placeholder(len(args)+1), 1)
-		stmts = append(stmts, stmt{q, append(args, p.Token), g.n})
-	}
-	// One statement (the usual case: the whole batch published) needs no
-	// transaction, which saves two round trips; several commit together.
-	var ex execer = s.db
-	var tx *sql.Tx
-	if len(stmts) > 1 {
-		var err error
-		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
-			return res, s.errf("settle: %w", err)
-		}
-		defer tx.Rollback()
-		ex = tx
-	}
-	for _, st := range stmts {
-		n, err := execCount(ctx, ex, st.q, st.args...)
-		if err != nil {
-			return res, s.errf("settle: %w", err)
-		}
-		*st.n = n
-	}
-	if tx != nil {
-		if err := tx.Commit(); err != nil {
-			return res, s.errf("settle: commit: %w", err)
-		}
-	}
-	res.Stale = len(p.Published) + len(p.Failed) - res.Published - res.Retrying - res.Dead
-	return res, nil
-}
-
-// Adopt implements core.Store.
-func (s *Store) Adopt(ctx context.Context, p core.AdoptParams) (int, error) {
-	if len(p.Seqs) == 0 {
-		return 0, nil
-	}
-	if p.Token&core.TentativeClaim == 0 {
-		return 0, s.errf("adopt: token %#x is not a tentative claim's", p.Token)
-	}
-	q, args := s.list(s.q.Adopt, "{seqs}", 3, p.Seqs)
-	defer s.writing()()
-	var n int
-	err := s.retrying(ctx, func() error {
-		var err error
-		n, err = execCount(ctx, s.db, q, append([]any{p.Token &^ core.TentativeClaim, p.Token}, args...)...)
-		return err
-	})
-	if err != nil {
-		return 0, s.errf("adopt: %w", err)
-	}
-	return n, nil
-}
-
-// Release implements core.Store.
-func (s *Store) Release(ctx context.Context, p core.ReleaseParams) (int, error) {
-	if len(p.Seqs) == 0 {
-		return 0, nil
-	}
-	query := s.q.Release
-	if p.Restore {
-		query = s.q.Restore
-	}
-	q, args := s.list(query, "{seqs}", 2, p.Seqs)
-	defer s.writing()()
-	var n int
-	err := s.retrying(ctx, func() error {
-		var err error
-		n, err = execCount(ctx, s.db, q, append([]any{p.Token}, args...)...)
-		return err
-	})
-	if err != nil {
-		return 0, s.errf("release: %w", err)
-	}
-	return n, nil
 }
 
 // ListDead implements core.Store.
@@ -519,16 +320,19 @@ func (s *Store) Requeue(ctx context.Context, p core.RequeueParams) (int, error) 
 		n   int
 		err error
 	)
-	defer s.writing()()
+	q, args := s.q.RequeueAll, []any(nil)
 	switch {
 	case p.All && len(p.OpIDs) == 0:
-		n, err = execCount(ctx, s.db, s.q.RequeueAll)
 	case len(p.OpIDs) > 0 && !p.All:
-		q, args := list(s, s.q.Requeue, "{ids}", 1, p.OpIDs)
-		n, err = execCount(ctx, s.db, q, args...)
+		q, args = list(s, s.q.Requeue, "{ids}", 1, p.OpIDs)
 	default:
 		return 0, s.errf("requeue: give op ids or All, not both or neither")
 	}
+	defer s.writing()()
+	err = s.retrying(ctx, func() error {
+		n, err = execCount(ctx, s.db, q, args...)
+		return err
+	})
 	if err != nil {
 		return 0, s.errf("requeue: %w", err)
 	}
@@ -547,43 +351,36 @@ func (s *Store) Get(ctx context.Context, opID string) (core.Record, error) {
 	return recs[0], nil
 }
 
-// Stats implements core.Store.
+// Stats implements core.Store. The counts come from one statement of
+// index reads (see Queries.Counts): operations without a position and
+// those above their partition's cursor are pending, the retry table's
+// rows are retrying or dead, and the rest are published.
 func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
 	st := core.Stats{Counts: map[core.State]int64{}}
-	for _, state := range core.States {
-		st.Counts[state] = 0
-	}
-	rows, err := s.db.QueryContext(ctx, s.q.CountStates)
-	if err != nil {
+	var total, unsequenced, above, retrying, dead int64
+	if err := s.db.QueryRowContext(ctx, s.q.Counts).Scan(&total, &unsequenced, &above, &retrying, &dead); err != nil {
 		return st, s.errf("stats: %w", err)
 	}
-	for rows.Next() {
-		var state int16
-		var n int64
-		if err := rows.Scan(&state, &n); err != nil {
-			rows.Close()
-			return st, s.errf("stats: %w", err)
-		}
-		st.Counts[core.State(state)] = n
-	}
-	if err := rows.Close(); err != nil {
+	st.Counts[core.StatePending] = unsequenced + above
+	st.Counts[core.StateRetrying] = retrying
+	st.Counts[core.StateDead] = dead
+	st.Counts[core.StatePublished] = max(0, total-unsequenced-above-retrying-dead)
+	var oldest flexTime
+	if err := s.db.QueryRowContext(ctx, s.q.OldestUnsettled).Scan(&oldest); err != nil {
 		return st, s.errf("stats: %w", err)
 	}
+	st.OldestUnsettled = oldest.t
 	var maxSeq sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, s.q.MaxSeq).Scan(&maxSeq); err != nil {
 		return st, s.errf("stats: %w", err)
 	}
 	st.MaxSeq = maxSeq.Int64
-	st.LowWatermark = st.MaxSeq
-	var seq int64
-	var created flexTime
-	switch err := s.db.QueryRowContext(ctx, s.q.OldestUnsettled).Scan(&seq, &created); {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return st, s.errf("stats: %w", err)
-	default:
-		st.LowWatermark = seq - 1
-		st.OldestUnsettled = created.t
+	var err error
+	if st.TreeSize, err = s.TreeSize(ctx); err != nil {
+		return st, err
+	}
+	if st.Partitions, err = s.Partitions(ctx); err != nil {
+		return st, err
 	}
 	return st, nil
 }
@@ -633,6 +430,12 @@ func execCount(ctx context.Context, db execer, q string, args ...any) (int, erro
 }
 
 func (s *Store) queryRecords(ctx context.Context, db queryer, q string, args ...any) ([]core.Record, error) {
+	return s.scanRecords(ctx, db, false, q, args...)
+}
+
+// scanRecords runs q and scans rows of Columns, followed by a held column
+// if held is set.
+func (s *Store) scanRecords(ctx context.Context, db queryer, held bool, q string, args ...any) ([]core.Record, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -641,7 +444,7 @@ func (s *Store) queryRecords(ctx context.Context, db queryer, q string, args ...
 	var recs []core.Record
 	for rows.Next() {
 		var r core.Record
-		if err := scanRecord(rows, &r); err != nil {
+		if err := scanRecord(rows, &r, held); err != nil {
 			return nil, err
 		}
 		recs = append(recs, r)

@@ -20,7 +20,19 @@
 // object's operations share a partition and stay in order. Value: the
 // sealed operation (docs/message-format.md). Headers: trustlog-kind, op_id
 // (the idempotency key), op_hash, signer, signature, content-type,
-// format_version.
+// format_version and position (the operation's leaf index in the log).
+//
+// # Delivery
+//
+// Every message goes through one producer, whatever its stream or
+// whether it is a retry: Kafka orders by key within a partition, which
+// is all the relay's order needs. Kafka has no deduplication that
+// outlives a producer session (the idempotent producer's sequence
+// numbers are per session, not per name), so a partition's next owner,
+// sending again from the partition's cursor after a crash or a
+// rebalance, can put a second copy of a message on the topic: delivery is
+// at least once, and consumers drop copies by op_id (the position header
+// says where each belongs in the log).
 //
 // # Results and errors
 //

@@ -1,7 +1,7 @@
 package kafka_test
 
 import (
-	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,132 +10,132 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
-	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
 	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/kafka"
 	"github.com/go-trustlog/trustlog/sinks/kafka/kafkatest"
 )
 
-func fastEngine() core.EngineConfig {
-	return core.EngineConfig{BatchSize: 50, Lease: 5 * time.Second, PublishTimeout: 2 * time.Second,
-		PollInterval: 20 * time.Millisecond, RetryPoll: 50 * time.Millisecond, BackoffBase: 20 * time.Millisecond,
-		BackoffMax: 500 * time.Millisecond, MaxAttempts: 5}
-}
-
-func record(t *testing.T, s core.Store, ops []*core.Operation) {
+// streamMessages returns the messages of positions from … to-1 of a
+// relay's stream, on objects obj-0 … obj-19 in turn.
+func streamMessages(t testing.TB, from, to int64) []core.Message {
 	t.Helper()
-	c, err := core.NewClient(s, nil, core.Config{Strategy: core.StoreOnly})
-	require.NoError(t, err)
-	require.NoError(t, c.Record(context.Background(), ops...))
-}
-
-func ops(n int, from int) []*core.Operation {
-	out := make([]*core.Operation, n)
-	for i := range out {
-		out[i] = conformance.NewOp("fault-"+string(rune('a'+(from+i)%20)), from+i)
+	var out []core.Message
+	for pos := from; pos < to; pos++ {
+		op := &core.Operation{
+			Source: core.SourceDOIP, Type: core.OpUpdate,
+			DOID: fmt.Sprintf("10.1000/obj-%d", pos%20), DOPrefix: "10.1000",
+			Actor: "user", ProducerID: "kafka-sink-test", RequestBodyHash: fmt.Sprintf("%064x", pos),
+		}
+		require.NoError(t, op.Seal(nil))
+		m, err := core.NewMessage(op, pos+1, pos)
+		require.NoError(t, err)
+		m.Stream = "log-p0"
+		out = append(out, m)
 	}
 	return out
 }
 
-// TestBrokerRestart stops the broker in the middle of a relay and starts it
-// again on the same port: every operation arrives, none goes dead.
+// readBack returns what s's topic holds, by op_id, and checks that each
+// key's positions are in order.
+func readBack(t testing.TB, s *kafka.Sink) map[string][]core.Delivered {
+	t.Helper()
+	byID := map[string][]core.Delivered{}
+	byKey := map[string]int64{}
+	require.NoError(t, s.Replay(testenv.Context(t), time.Time{}, func(d core.Delivered) error {
+		byID[d.ID] = append(byID[d.ID], d)
+		var pos int64
+		_, err := fmt.Sscan(d.Headers[core.HeaderPosition], &pos)
+		require.NoError(t, err, "position header of %s", d.ID)
+		if last, ok := byKey[d.Key]; ok {
+			require.GreaterOrEqual(t, pos, last, "key %s in position order", d.Key)
+		}
+		byKey[d.Key] = pos
+		return nil
+	}))
+	return byID
+}
+
+// TestBrokerRestart stops the broker while batches are being published
+// and starts it again on the same port: while it is down the sink
+// answers core.Unavailable (the relay pauses the partition and sends
+// again from its cursor), and afterwards every message arrives.
 func TestBrokerRestart(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	topic := kafkatest.Topic()
 	cluster := kafkatest.Start(t, kfake.SeedTopics(3, topic))
 	sink, err := kafka.Open(cluster.URL(topic, "write_timeout=1s"))
 	require.NoError(t, err)
 	defer sink.Close()
-	store := sqlitetest.Open(t, sqlitetest.URL(t))
-	first := ops(300, 0)
-	record(t, store, first)
-	e, err := core.NewEngine(store, sink, fastEngine())
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	defer e.Stop(ctx)
-	require.Eventually(t, func() bool { return e.Stats().Published > 50 }, testenv.Patience(t), 10*time.Millisecond)
-
+	msgs := streamMessages(t, 0, 300)
+	ctx := testenv.Context(t)
+	// send publishes msgs[from:to] in batches of 50 as a relay does: a
+	// batch is sent again until the sink accepts all of it.
+	send := func(from, to int) {
+		for i := from; i < to; i += 50 {
+			for {
+				errs := sink.Publish(ctx, msgs[i:min(i+50, to)])
+				failed := 0
+				for _, err := range errs {
+					if err != nil {
+						require.True(t, core.IsUnavailable(err), "a broker outage is unavailable, not the message's fault: %v", err)
+						failed++
+					}
+				}
+				if failed == 0 {
+					break
+				}
+				require.NoError(t, ctx.Err())
+			}
+		}
+	}
+	send(0, 100)
 	cluster.Stop()
-	second := ops(300, 300)
-	record(t, store, second)
-	require.Eventually(t, func() bool { return e.Stats().Outages > 0 }, testenv.Patience(t), 10*time.Millisecond,
-		"the engine notices the broker is gone")
-	time.Sleep(time.Second)
+	for _, err := range sink.Publish(ctx, msgs[100:150]) {
+		require.True(t, core.IsUnavailable(err), "broker down: %v", err)
+	}
 	cluster.Restart()
+	send(100, 300)
 
 	reader, err := kafka.Open(cluster.URL(topic))
 	require.NoError(t, err)
 	defer reader.Close()
-	got, err := conformance.ReadFrom(reader)(ctx, len(first)+len(second))
-	require.NoError(t, err)
-	seen := map[string]bool{}
-	for _, r := range got {
-		seen[r.ID] = true
+	got := readBack(t, reader)
+	for _, m := range msgs {
+		assert.NotEmpty(t, got[m.ID], "position %d survived the broker restart", m.Position)
 	}
-	for _, op := range append(first, second...) {
-		assert.True(t, seen[op.OpID], "%s survived the broker restart", op.OpID)
-	}
-	require.Eventually(t, func() bool {
-		st, err := store.Stats(ctx)
-		return err == nil && st.Counts[core.StatePublished] == int64(len(first)+len(second))
-	}, testenv.Patience(t), 20*time.Millisecond)
-	st, err := store.Stats(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, st.Counts[core.StateDead], "an outage sends nothing to dead")
 }
 
 // TestOversizedMessage: the broker refuses one operation as too large
-// (message.max.bytes); it goes dead at once with a clear error while the
-// rest of its batch is published.
+// (message.max.bytes), or the sink does before sending it
+// (max_message_bytes): that message is core.Permanent with a clear
+// error, and the rest of its batch is published.
 func TestOversizedMessage(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	for _, tc := range []struct{ name, param string }{
 		{"broker refuses", "max_message_bytes=8000"}, // the client lets it through, the broker says MessageTooLarge
 		{"client refuses", "max_message_bytes=1500"}, // the sink refuses it before sending
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			topic := kafkatest.Topic()
 			cluster := kafkatest.Start(t, kfake.SeedTopics(1, topic), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2500"}))
 			sink, err := kafka.Open(cluster.URL(topic, tc.param))
 			require.NoError(t, err)
 			defer sink.Close()
-			store := sqlitetest.Open(t, sqlitetest.URL(t))
-			batch := ops(20, 0)
-			big := batch[7]
-			big.Actor = strings.Repeat("a", core.MaxActorLen)
-			big.DOID = big.DOPrefix + "/" + strings.Repeat("d", core.MaxDOIDLen-len(big.DOPrefix)-1)
-			big.DORepository = strings.Repeat("r", core.MaxRepositoryLen)
-			big.ProducerID = strings.Repeat("p", core.MaxProducerIDLen)
-			big.Type = strings.Repeat("t", core.MaxTypeLen)
-			big.HashAlg = core.HashSHA512
-			big.RequestBodyHash, big.ResponseBodyHash = strings.Repeat("1", 128), strings.Repeat("2", 128)
-			record(t, store, batch)
-			r, err := store.Get(ctx, big.OpID)
-			require.NoError(t, err)
-			m, err := core.NewMessage(&r.Op, r.Seq)
-			require.NoError(t, err)
-			require.Greater(t, len(m.Payload), 1500, "the big operation's payload")
-
-			cfg := fastEngine()
-			e, err := core.NewEngine(store, sink, cfg)
-			require.NoError(t, err)
-			require.NoError(t, e.Start(ctx))
-			defer e.Stop(ctx)
-			require.Eventually(t, func() bool {
-				st, err := store.Stats(ctx)
-				return err == nil && st.Counts[core.StatePublished] == 19 && st.Counts[core.StateDead] == 1
-			}, testenv.Patience(t), 20*time.Millisecond)
-			dead, err := store.Get(ctx, big.OpID)
-			require.NoError(t, err)
-			assert.Equal(t, core.StateDead, dead.State)
-			assert.Equal(t, 1, dead.Attempts, "dead at once, not after MaxAttempts")
-			assert.Regexp(t, "(?i)too large|exceeds max_message_bytes", dead.LastError)
+			batch := streamMessages(t, 0, 20)
+			batch[7].Payload = []byte(strings.Repeat("x", 4000))
+			errs := sink.Publish(testenv.Context(t), batch)
+			for i, err := range errs {
+				if i != 7 {
+					require.NoError(t, err, "message %d", i)
+				}
+			}
+			require.True(t, core.IsPermanent(errs[7]), "%v", errs[7])
+			assert.Regexp(t, "(?i)too large|exceeds max_message_bytes", errs[7].Error())
+			got := readBack(t, sink)
+			assert.Len(t, got, 19)
+			assert.Empty(t, got[batch[7].ID])
 		})
 	}
 }

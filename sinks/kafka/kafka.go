@@ -442,15 +442,9 @@ const replayRetryFor = 10 * time.Second
 // end of each partition as of the call.
 func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
 	client := &kgo.Client{Addr: kgo.TCP(s.cfg.Brokers...), Transport: s.transport, Timeout: 10 * time.Second}
-	meta, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{s.cfg.Topic}})
+	meta, err := s.topicMetadata(ctx, client)
 	if err != nil {
-		return fmt.Errorf("kafka: metadata: %w", err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		if len(meta.Topics) == 1 {
-			return fmt.Errorf("kafka: topic %s: %w", s.cfg.Topic, meta.Topics[0].Error)
-		}
-		return fmt.Errorf("kafka: topic %s not found", s.cfg.Topic)
+		return err
 	}
 	var bounds, atTime []kgo.OffsetRequest
 	for _, p := range meta.Topics[0].Partitions {
@@ -514,6 +508,36 @@ func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Deliver
 		}
 	}
 	return nil
+}
+
+// topicMetadata returns the metadata of the sink's topic. A broker
+// answers UNKNOWN_TOPIC_OR_PARTITION for a moment after the topic was
+// created (its metadata cache lags), as it does for a topic that does not
+// exist: errors the broker calls temporary are retried for up to
+// replayRetryFor, so a topic that is missing for good fails after that.
+func (s *Sink) topicMetadata(ctx context.Context, client *kgo.Client) (*kgo.MetadataResponse, error) {
+	deadline := time.Now().Add(replayRetryFor)
+	for {
+		meta, err := client.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{s.cfg.Topic}})
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("kafka: metadata: %w", err)
+		case len(meta.Topics) != 1:
+			return nil, fmt.Errorf("kafka: topic %s not found", s.cfg.Topic)
+		case meta.Topics[0].Error == nil:
+			return meta, nil
+		}
+		err = fmt.Errorf("kafka: topic %s: %w", s.cfg.Topic, meta.Topics[0].Error)
+		var kerr kgo.Error
+		if !errors.As(err, &kerr) || !kerr.Temporary() || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (s *Sink) replayPartition(ctx context.Context, partition int, start, end int64, fn func(core.Delivered) error) error {

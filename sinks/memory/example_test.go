@@ -27,7 +27,7 @@ func ExampleNew() {
 		if err := op.Seal(nil); err != nil { // what Record does
 			log.Fatal(err)
 		}
-		m, err := core.NewMessage(op, int64(i+1)) // what the engine sends
+		m, err := core.NewMessage(op, int64(i+1), int64(i)) // store seq, position: what the engine sends
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func ExampleOpen() {
 		if err := op.Seal(nil); err != nil { // what Record does
 			log.Fatal(err)
 		}
-		m, err := core.NewMessage(op, int64(i+1)) // what the engine sends
+		m, err := core.NewMessage(op, int64(i+1), int64(i)) // store seq, position: what the engine sends
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func ExampleSink_SetFaults() {
 		if err := op.Seal(nil); err != nil { // what Record does
 			log.Fatal(err)
 		}
-		m, err := core.NewMessage(op, int64(i+1)) // what the engine sends
+		m, err := core.NewMessage(op, int64(i+1), int64(i)) // store seq, position: what the engine sends
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -146,4 +146,56 @@ func ExampleSink_SetFaults() {
 	// second permanent: true
 	// after close unavailable: true
 	// kept: 1
+}
+
+// A partition's stream as two owners send it: the first sends positions
+// 0-3 and goes away before its cursor moved past 2, the next sends again
+// from 2 on, then a retry of position 1 comes from the retry table. With
+// dedup the sink drops the re-sent positions as a Pulsar broker does;
+// Positions and Messages show what a test asserts on.
+func ExampleSink_SetDedup() {
+	ctx := context.Background()
+	sink := memory.New(memory.Faults{})
+	sink.SetDedup(true)
+
+	msg := func(pos int64, retry bool) core.Message {
+		op := &core.Operation{
+			Source: core.SourceDOIP, Type: core.OpUpdate,
+			DOID: fmt.Sprintf("10.1000/object-%d", pos%2), DOPrefix: "10.1000",
+			Actor: fmt.Sprintf("user-%d", pos), ProducerID: "example",
+		}
+		if err := op.Seal(nil); err != nil {
+			log.Fatal(err)
+		}
+		m, err := core.NewMessage(op, pos+1, pos)
+		if err != nil {
+			log.Fatal(err)
+		}
+		m.Stream, m.Retry = "log-p0", retry
+		return m
+	}
+	first := []core.Message{msg(0, false), msg(1, false), msg(2, false), msg(3, false)}
+	next := []core.Message{first[2], first[3], msg(4, false)}
+	retry := first[1]
+	retry.Retry = true
+	for _, batch := range [][]core.Message{first, next, {retry}} {
+		for _, err := range sink.Publish(ctx, batch) {
+			if err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+	last, _ := sink.LastPosition(ctx, "log-p0")
+	fmt.Println("positions:", sink.Positions("log-p0"), "last:", last, "dropped:", sink.Dropped())
+	for _, m := range sink.Messages() {
+		fmt.Println(m.Stream, m.Position, m.Retry)
+	}
+	// Output:
+	// positions: [0 1 2 3 4] last: 4 dropped: 2
+	// log-p0 0 false
+	// log-p0 1 false
+	// log-p0 2 false
+	// log-p0 3 false
+	// log-p0 4 false
+	// log-p0 1 true
 }

@@ -13,12 +13,21 @@
 // empty sink) is refused; check what a memory sink received in the process
 // that published to it (Replay, Messages), as `trustlog demo` does.
 //
+// It keeps every message it accepts whole, Position, Stream and Retry
+// included, so tests assert on what a relay sent: Messages, and
+// Positions for one stream's first sends in the order they came.
+// Optionally (Dedup, or dedup=true) it drops a stream's re-sent
+// positions the way a Pulsar broker with deduplication does, so a test
+// can check that a hand-over of partitions between relays leaves each
+// operation once.
+//
 // Import it for its side effect to register the "memory" URL scheme:
 //
 //	import _ "github.com/go-trustlog/trustlog/sinks/memory"
 //
 //	memory://                          a new, fault-free sink
 //	memory://?latency=5ms&fail_every=10
+//	memory://?dedup=true               drop re-sent stream positions
 package memory
 
 import (
@@ -77,18 +86,25 @@ type Sink struct {
 	calls   int
 	closed  bool
 	changed chan struct{} // closed and replaced whenever msgs grows
+	// dedup drops a stream message at or below its stream's last stored
+	// position; last is that position per stream, dropped counts what
+	// it dropped.
+	dedup   bool
+	last    map[string]int64
+	dropped int
 }
 
 // New returns an empty sink with the given faults.
 func New(f Faults) *Sink {
-	s := &Sink{changed: make(chan struct{})}
+	s := &Sink{changed: make(chan struct{}), last: map[string]int64{}}
 	s.SetFaults(f)
 	return s
 }
 
 // Open parses a memory URL: "memory://" with optional parameters latency
-// (a Go duration), fail_nth, fail_every, fail_for (a duration from now)
-// and ack_twice (a boolean). Unknown parameters are an error.
+// (a Go duration), fail_nth, fail_every, fail_for (a duration from now),
+// ack_twice and dedup (booleans; see SetDedup). Unknown parameters are an
+// error.
 func Open(rawURL string) (*Sink, error) {
 	bad := func(format string, args ...any) (*Sink, error) {
 		return nil, fmt.Errorf("%w: memory URL %q: %s", core.ErrInvalidURL, redact.URL(rawURL), fmt.Sprintf(format, args...))
@@ -103,6 +119,7 @@ func Open(rawURL string) (*Sink, error) {
 		return bad("want memory://[?options]")
 	}
 	var f Faults
+	dedup := false
 	for k, vs := range u.Query() {
 		v := vs[len(vs)-1]
 		switch k {
@@ -126,17 +143,41 @@ func Open(rawURL string) (*Sink, error) {
 			} else {
 				f.FailEvery = n
 			}
-		case "ack_twice":
+		case "ack_twice", "dedup":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return bad("ack_twice must be true or false")
+				return bad("%s must be true or false", k)
 			}
-			f.AckTwice = b
+			if k == "dedup" {
+				dedup = b
+			} else {
+				f.AckTwice = b
+			}
 		default:
-			return bad("unknown parameter %q (known: latency, fail_nth, fail_every, fail_for, ack_twice)", k)
+			return bad("unknown parameter %q (known: latency, fail_nth, fail_every, fail_for, ack_twice, dedup)", k)
 		}
 	}
-	return New(f), nil
+	s := New(f)
+	s.SetDedup(dedup)
+	return s, nil
+}
+
+// SetDedup turns on or off what a Pulsar broker with deduplication does
+// to a stream's messages (see the pulsar sink): a message of a stream
+// (core.Message.Stream set, not a Retry, with a position) whose position
+// is at or below the highest this sink stored for the stream is accepted
+// and dropped, not stored. Retries and messages outside streams are
+// always stored. Off by default: every accepted message is stored.
+func (s *Sink) SetDedup(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dedup = on
+}
+
+// streamed reports whether m is a first send of a stream: what
+// deduplication and Positions look at.
+func streamed(m *core.Message) bool {
+	return m.Stream != "" && !m.Retry && m.Position >= 0 && m.Kind == core.KindOperation
 }
 
 // SetFaults replaces the sink's faults; counters keep running.
@@ -179,7 +220,18 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 			continue
 		}
 		m := msgs[i]
+		if streamed(&m) {
+			last, seen := s.last[m.Stream]
+			if s.dedup && seen && m.Position <= last {
+				s.dropped++
+				continue // accepted, as a broker acknowledges a copy it drops
+			}
+			if !seen || m.Position > last {
+				s.last[m.Stream] = m.Position
+			}
+		}
 		m.Payload = slices.Clone(m.Payload)
+		m.Sign = slices.Clone(m.Sign)
 		now := time.Now()
 		s.msgs, s.times = append(s.msgs, m), append(s.times, now)
 		if s.faults.AckTwice {
@@ -225,14 +277,51 @@ func (s *Sink) Close() error {
 	return nil
 }
 
-// Messages returns a copy of what the sink accepted, in order.
+// Messages returns a copy of what the sink stored, in order: every
+// message it accepted (twice with AckTwice), less the copies dedup
+// dropped, each with its Position, Stream and Retry.
 func (s *Sink) Messages() []core.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.msgs)
 }
 
-// Len returns how many messages the sink accepted (duplicates included).
+// Positions returns the positions of stream's messages the sink stored
+// that are not retries, in the order it stored them: a relay's first
+// sends and its re-sends (those dedup dropped left out).
+func (s *Sink) Positions(stream string) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int64
+	for i := range s.msgs {
+		if m := &s.msgs[i]; m.Stream == stream && streamed(m) {
+			out = append(out, m.Position)
+		}
+	}
+	return out
+}
+
+// LastPosition returns the highest position of stream the sink stored
+// (retries left out), -1 if none: what the pulsar sink's LastPosition
+// reports from the broker. It never fails; ctx is unused.
+func (s *Sink) LastPosition(_ context.Context, stream string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.last[stream]; ok {
+		return last, nil
+	}
+	return -1, nil
+}
+
+// Dropped returns how many stream messages deduplication dropped (see
+// SetDedup).
+func (s *Sink) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// Len returns how many messages the sink stored (see Messages).
 func (s *Sink) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

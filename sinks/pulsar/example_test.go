@@ -43,14 +43,16 @@ func ExampleParseURL() {
 
 // Relay to Pulsar by URL: the blank import registers the scheme, and
 // core.Open picks the sink from Config.Sink. It needs a broker at
-// 127.0.0.1:6650 (scripts/services.sh up pulsar). A stable producer name
-// per relay lets the broker's deduplication drop what a crashed relay
-// sends again; the engine's Node names the relay the same way.
+// 127.0.0.1:6650 (scripts/services.sh up pulsar). Each partition of the
+// log goes out through a producer named after it, with positions as
+// sequence ids, so whichever relay owns a partition next sends from its
+// cursor again and the broker's deduplication drops what it holds; no
+// producer name needs configuring.
 func ExampleOpen() {
 	ctx := context.Background()
 	client, err := core.Open(ctx, core.Config{
 		Store:   "sqlite:app.db",
-		Sink:    "pulsar://127.0.0.1:6650/persistent://public/default/trustlog?producer_name=relay-a",
+		Sink:    "pulsar://127.0.0.1:6650/persistent://public/default/trustlog",
 		Migrate: true,
 		Engine:  core.EngineConfig{Node: "relay-a"},
 	})
@@ -84,7 +86,6 @@ func ExampleNew() {
 	sink, err := pulsar.New(pulsar.Config{
 		ServiceURL:        "pulsar+ssl://broker:6651",
 		Topic:             "persistent://acme/audit/ops",
-		ProducerName:      "relay-a",
 		Token:             os.Getenv("PULSAR_TOKEN"),
 		TLSTrustCertsFile: "/etc/ca.pem",
 	})
@@ -128,4 +129,42 @@ func ExampleSink_Replay() {
 		log.Fatal(err)
 	}
 	fmt.Println(perObject)
+}
+
+// Publish the operations of one partition of the log, as a relay does:
+// each message carries its stream and its position, and goes out through
+// the stream's producer with the position as sequence id. Sending the
+// same positions again (a new owner of the partition, from its cursor)
+// stores nothing twice on a broker that deduplicates. It needs a broker
+// at 127.0.0.1:6650.
+func ExampleSink_Publish() {
+	ctx := context.Background()
+	sink, err := pulsar.Open("pulsar://127.0.0.1:6650/persistent://public/default/trustlog")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close()
+	op := &core.Operation{
+		Source: core.SourceDOIP, Type: core.OpCreate,
+		DOID: "10.1000/object-1", DOPrefix: "10.1000",
+		Actor: "alice", ProducerID: "repo-service",
+	}
+	if err := op.Seal(nil); err != nil {
+		log.Fatal(err)
+	}
+	m, err := core.NewMessage(op, 1, 0) // store seq 1, position 0
+	if err != nil {
+		log.Fatal(err)
+	}
+	m.Stream = "example-log-p3" // the log's identity and the partition
+	for range 2 {
+		if err := sink.Publish(ctx, []core.Message{m})[0]; err != nil {
+			log.Fatal(err) // core.Unavailable while another relay holds the stream
+		}
+	}
+	last, err := sink.LastPosition(ctx, m.Stream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("last position:", last) // 0: the second send was dropped
 }

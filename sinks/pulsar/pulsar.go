@@ -57,6 +57,12 @@ const (
 	BatchDelayDefault    = time.Millisecond
 	BatchMessagesDefault = 1000
 	OpTimeoutDefault     = 10 * time.Second
+	// MaxStreamsDefault bounds the streams a sink keeps a producer open
+	// for (a relay owns a few partitions, ~16 at most).
+	MaxStreamsDefault = 64
+	// StreamIdleDefault is how long a stream's producer stays open
+	// unused.
+	StreamIdleDefault = 30 * time.Second
 )
 
 // Config configures a Pulsar sink. Open parses it from a URL; New takes it
@@ -66,34 +72,41 @@ type Config struct {
 	ServiceURL string
 	// Topic is the full topic name, persistent://tenant/namespace/topic.
 	Topic string
-	// ProducerName names the producer, stably across restarts (each relay
-	// its own). With the namespace's deduplication on, the broker then
-	// drops what a crashed relay had sent before it could record it (see
-	// the package documentation). Empty: the broker names it, and a
-	// restarted relay's re-sends are not deduplicated.
+	// ProducerName names the plain producer: the one for retries and
+	// messages outside any stream (each stream's producer is named after
+	// the stream). Empty, the default: the broker names it. If set, it
+	// must differ from every other relay's and from every stream name:
+	// the broker lets one connected producer hold a name.
 	ProducerName string
-	// NoBatching sends one message per request (default: batching on). It
-	// applies to the producer of extra workers' batches (outside the
-	// ordered stream); the ordered stream never batches (see the package
-	// documentation, "Deduplication after a crash").
+	// NoBatching makes the plain producer send one message per request
+	// (default: batching on). Stream producers never batch (see the
+	// package documentation).
 	NoBatching bool
-	// BatchDelay and BatchMessages bound a producer batch (defaults 1ms,
-	// 1000; the engine hands over whole batches already).
+	// BatchDelay and BatchMessages bound a plain producer's batch
+	// (defaults 1ms, 1000; the engine hands over whole batches already).
 	BatchDelay    time.Duration
 	BatchMessages int
-	// SendTimeout, if set, makes the client give up on a message outside
-	// the ordered stream after this long. By default no producer gives up:
-	// each keeps what it holds until the broker has it, and the engine's
-	// publish timeout bounds how long a batch waits for its receipts; the
-	// engine's retry of such a message then waits for the pending send
-	// instead of sending a copy. A message the client gave up on may still
-	// reach the broker, so with SendTimeout set its retry can duplicate it.
-	// (The ordered stream's producer never gives up, whatever is set: one
-	// it timed out while a later one got through would be a gap the
-	// broker's deduplication could then hide.)
+	// SendTimeout, if set, makes the plain producer give up on a message
+	// after this long. By default no producer gives up: each keeps what it
+	// holds until the broker has it, and the engine's publish timeout
+	// bounds how long a batch waits; a retry of a message the plain
+	// producer still holds then waits for that send instead of sending a
+	// copy. A message the client gave up on may still reach the broker,
+	// so with SendTimeout set its retry can duplicate it. Stream producers
+	// never give up, whatever is set (see the package documentation).
 	SendTimeout time.Duration
-	// OperationTimeout bounds lookups and producer creation (default 10s).
+	// OperationTimeout bounds lookups and producer creation (default 10s),
+	// and how long closing a producer waits for what it still holds.
 	OperationTimeout time.Duration
+	// MaxStreams bounds how many stream producers the sink keeps open
+	// (default 64): opening one more closes the least recently used idle
+	// one.
+	MaxStreams int
+	// StreamIdle is how long a stream's producer stays open unused
+	// (default 30s). Closing it frees its name at the broker, so the
+	// partition's next owner can open it: until then, that owner gets
+	// core.Unavailable (ProducerBusy). CloseStream frees it at once.
+	StreamIdle time.Duration
 	// Token authenticates with a JWT (token authentication).
 	Token string
 	// TLSTrustCertsFile is the CA bundle for pulsar+ssl; TLSAllowInsecure
@@ -119,8 +132,8 @@ func validTopic(topic string) bool {
 // ParseURL parses pulsar://host:6650/persistent://tenant/ns/topic (or
 // pulsar+ssl://) with the parameters producer_name, batching (true,
 // false), batch_delay, batch_messages, send_timeout, operation_timeout,
-// token, tls_trust_certs and tls_allow_insecure. Unknown parameters are
-// an error.
+// max_streams, stream_idle, token, tls_trust_certs and
+// tls_allow_insecure. Unknown parameters are an error.
 func ParseURL(raw string) (Config, error) {
 	var c Config
 	bad := func(format string, args ...any) (Config, error) {
@@ -167,7 +180,7 @@ func ParseURL(raw string) (Config, error) {
 			} else {
 				c.TLSAllowInsecure = b
 			}
-		case "batch_delay", "send_timeout", "operation_timeout":
+		case "batch_delay", "send_timeout", "operation_timeout", "stream_idle":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
 				return bad("%s must be a duration like 1ms", k)
@@ -177,9 +190,17 @@ func ParseURL(raw string) (Config, error) {
 				c.BatchDelay = d
 			case "send_timeout":
 				c.SendTimeout = d
+			case "stream_idle":
+				c.StreamIdle = d
 			default:
 				c.OperationTimeout = d
 			}
+		case "max_streams":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return bad("max_streams must be a positive integer")
+			}
+			c.MaxStreams = n
 		case "batch_messages":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -198,42 +219,28 @@ func ParseURL(raw string) (Config, error) {
 }
 
 // Sink publishes to one Pulsar topic with
-// github.com/apache/pulsar-client-go. It is a core.SequencedSink.
+// github.com/apache/pulsar-client-go: each stream through a producer
+// named after it, with positions as sequence ids, and everything else
+// through one plain producer (see the package documentation).
 type Sink struct {
-	cfg       Config
-	client    pc.Client
-	main      pc.Producer // the ordered stream: sequence id = stream id
-	unordered pc.Producer // everything else: sequence ids of its own
-	mu        sync.Mutex
-	closed    bool
-	streaming bool // an engine holds the ordered stream
+	cfg    Config
+	client pc.Client
+	log    *slog.Logger
 
-	// mainMu orders sends through main: ids must leave in increasing
-	// order. startLasts are the broker's last sequences per partition when
-	// the producer connected, startLast the highest of them (0 if none),
-	// lastSent the highest id sent since.
-	mainMu     sync.Mutex
-	startLasts []int64
-	startLast  int64
-	lastSent   int64
-	// The main producer never fails a message it was handed (no send
-	// timeout, and a context that never ends), so the broker never holds
-	// a later id without every earlier one: what deduplication drops is
-	// always a true copy. mainQ is what the sender goroutine hands to it,
-	// in order. sends are this process's sends of operations, through
-	// either producer, by store seq (pending, and the last keepSends
-	// delivered, oldest first in kept): a retry of one still pending or
-	// delivered takes its outcome instead of sending a copy.
-	mainQ       []*send
-	mainCond    *sync.Cond
-	log         *slog.Logger
-	sends       map[int64]*send
-	kept        []int64
-	mainClosing bool
-	senderDone  chan struct{}
-	// sequenced: startLast is known, so the sink offers its ordered
-	// stream.
-	sequenced bool
+	// mu guards the lanes, and the fields of each lane below its ready.
+	mu     sync.Mutex
+	closed bool
+	// lanes are the open producers: streams by name, the plain one
+	// under "".
+	lanes map[string]*lane
+	// byID are the plain lane's sends of operations by op_id, pending,
+	// and the last keepIDs delivered (oldest first in kept): a retry of
+	// one of them takes its outcome instead of sending a copy.
+	byID map[string]*send
+	kept []string
+
+	stop chan struct{} // closed by Close: the idle reaper ends
+	wg   sync.WaitGroup
 }
 
 // Open parses a pulsar URL (see ParseURL) and returns a sink, connected.
@@ -245,7 +252,9 @@ func Open(rawURL string) (*Sink, error) {
 	return New(c)
 }
 
-// New connects a sink for c: it creates the client and the producers.
+// New connects a sink for c: it creates the client and the plain
+// producer, so a broker that cannot be reached or a topic that cannot be
+// written fails here. Stream producers are created on first use.
 func New(c Config) (*Sink, error) {
 	if c.ServiceURL == "" || c.Topic == "" {
 		return nil, &core.ConfigError{Field: "ServiceURL", Reason: "a service URL and a topic are required"}
@@ -259,51 +268,26 @@ func New(c Config) (*Sink, error) {
 	if c.BatchMessages == 0 {
 		c.BatchMessages = BatchMessagesDefault
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = MaxStreamsDefault
+	}
+	if c.StreamIdle == 0 {
+		c.StreamIdle = StreamIdleDefault
+	}
 	client, logger, err := newClient(c)
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: c, client: client, log: logger, sends: map[int64]*send{}, senderDone: make(chan struct{})}
-	s.mainCond = sync.NewCond(&s.mainMu)
-	producer := func(name string, sendTimeout time.Duration, noBatching bool) (pc.Producer, error) {
-		return client.CreateProducer(pc.ProducerOptions{
-			Topic: c.Topic, Name: name, SendTimeout: sendTimeout, DisableBatching: noBatching,
-			BatchingMaxPublishDelay: c.BatchDelay, BatchingMaxMessages: uint(c.BatchMessages), MessageRouter: router,
-		})
+	s := &Sink{cfg: c, client: client, log: logger, lanes: map[string]*lane{}, byID: map[string]*send{},
+		stop: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*c.OperationTimeout)
+	defer cancel()
+	if _, err := s.laneFor(ctx, ""); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("trustlog/pulsar: %w", err)
 	}
-	// The ordered stream (this producer, and a borrowed one) never batches,
-	// whatever the URL says: pulsar-client-go sets no highest_sequence_id,
-	// so a real broker judges a batch by its first sequence id alone. It
-	// drops a batch that starts at or below the last id it holds whole
-	// (new messages in it are lost), stores one that starts above it whole
-	// (copies), and tells a reconnecting producer the first id of the last
-	// batch, not the highest stored (RELIABILITY.md, "Real brokers").
-	if s.main, err = producer(c.ProducerName, -1, true); err != nil {
-		client.Close()
-		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
-	}
-	if lasts, ok := brokerLastSequences(s.main); ok {
-		s.startLasts, s.sequenced = lasts, true
-		s.startLast = max(slices.Max(lasts), 0)
-	} else {
-		logger.Warn("trustlog/pulsar: cannot read the broker's last sequence id from this pulsar-client-go; no ordered stream, so a crash's re-sends are not deduplicated",
-			"topic", c.Topic)
-	}
-	s.lastSent = s.startLast
-	unorderedName := ""
-	if c.ProducerName != "" {
-		unorderedName = c.ProducerName + "-unordered"
-	}
-	unorderedTimeout := c.SendTimeout
-	if unorderedTimeout == 0 {
-		unorderedTimeout = -1 // never give up (see SendTimeout)
-	}
-	if s.unordered, err = producer(unorderedName, unorderedTimeout, c.NoBatching); err != nil {
-		s.main.Close()
-		client.Close()
-		return nil, fmt.Errorf("trustlog/pulsar: producer for %s: %s", c.Topic, redact.URL(err.Error()))
-	}
-	go s.sendMain()
+	s.wg.Add(1)
+	go s.reapIdle()
 	return s, nil
 }
 
@@ -320,7 +304,7 @@ func newClient(c Config) (pc.Client, *slog.Logger, error) {
 	opts := pc.ClientOptions{
 		URL: c.ServiceURL, OperationTimeout: c.OperationTimeout, ConnectionTimeout: c.OperationTimeout,
 		TLSTrustCertsFilePath: c.TLSTrustCertsFile, TLSAllowInsecureConnection: c.TLSAllowInsecure,
-		Logger: plog.NewLoggerWithSlog(slog.New(warnOnly{logger.Handler()}).With("component", "pulsar-client")),
+		Logger: plog.NewLoggerWithSlog(slog.New(warnOnly{Handler: logger.Handler()}).With("component", "pulsar-client")),
 	}
 	if c.Token != "" {
 		opts.Authentication = pc.NewAuthenticationToken(c.Token)
@@ -369,139 +353,24 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// OrderedStream implements core.SequencedSink: one engine at a time keeps
-// the ordered stream, from the highest sequence id the broker holds from
-// the main producer (what a restarted relay's producer learns when it
-// connects) or sent since.
-func (s *Sink) OrderedStream(context.Context) (int64, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.streaming || !s.sequenced {
-		return 0, false, nil
-	}
-	s.streaming = true
-	s.mainMu.Lock()
-	defer s.mainMu.Unlock()
-	return s.lastSent, true, nil
-}
-
-// Position implements core.PositionedSink: the broker's last sequences
-// per partition when the main producer connected, comma-separated ("" if
-// they could not be read).
-func (s *Sink) Position() string {
-	if !s.sequenced {
-		return ""
-	}
-	parts := make([]string, len(s.startLasts))
-	for i, l := range s.startLasts {
-		parts[i] = strconv.FormatInt(l, 10)
-	}
-	return strings.Join(parts, ",")
-}
-
-// HeldAt implements core.PositionedSink: id is at or below the last
-// sequence pos gives for key's partition. A pos for another number of
-// partitions than the topic has now says nothing (keys moved).
-func (s *Sink) HeldAt(pos, key string, id int64) bool {
-	if pos == "" || !s.sequenced {
-		return false
-	}
-	fields := strings.Split(pos, ",")
-	if len(fields) != len(s.startLasts) {
-		return false
-	}
-	last, err := strconv.ParseInt(fields[partitionOf(key, len(fields))], 10, 64)
-	return err == nil && id <= last
-}
-
-// StreamName implements core.TakeoverSink: the main producer's name, if
-// the configuration gives one and the broker's last sequence can be read.
-func (s *Sink) StreamName() string {
-	if !s.sequenced {
-		return ""
-	}
-	return s.cfg.ProducerName
-}
-
-// Borrow implements core.TakeoverSink with a producer named name on the
-// sink's topic, connected with the main producer's settings. The broker
-// refuses a name while a producer holds it (ProducerBusy: the owner is
-// alive, core.ErrStreamBusy); otherwise it tells the new producer the
-// highest sequence id it holds from that name.
-func (s *Sink) Borrow(ctx context.Context, name string) (core.BorrowedStream, error) {
-	if name == "" || name == s.cfg.ProducerName {
-		return nil, fmt.Errorf("trustlog/pulsar: cannot borrow the stream %q: it is this sink's own, or unnamed", name)
-	}
-	type result struct {
-		p   pc.Producer
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		p, err := s.client.CreateProducer(pc.ProducerOptions{
-			Topic: s.cfg.Topic, Name: name, SendTimeout: -1, DisableBatching: true, MessageRouter: router,
-		})
-		ch <- result{p, err}
-	}()
-	var r result
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		go func() { // the producer may still come: close it
-			if r := <-ch; r.err == nil {
-				r.p.Close()
-			}
-		}()
-		return nil, core.Unavailable(fmt.Errorf("pulsar: borrow %s: %w", name, ctx.Err()))
-	}
-	if r.err != nil {
-		if strings.Contains(r.err.Error(), "ProducerBusy") {
-			return nil, fmt.Errorf("pulsar: borrow %s: %w", name, core.ErrStreamBusy)
-		}
-		return nil, classify(fmt.Errorf("pulsar: borrow %s: %s", name, redact.URL(r.err.Error())))
-	}
-	lasts, ok := brokerLastSequences(r.p)
-	if !ok {
-		r.p.Close()
-		return nil, fmt.Errorf("pulsar: borrow %s: cannot read the broker's last sequence id", name)
-	}
-	return &borrowed{p: r.p, lasts: lasts}, nil
-}
-
-// borrowed is another node's ordered stream (core.BorrowedStream).
-type borrowed struct {
-	p     pc.Producer
-	lasts []int64 // per partition
-	once  sync.Once
-}
-
-// Holds implements core.BorrowedStream: id is at or below the last
-// sequence of key's partition.
-func (b *borrowed) Holds(key string, id int64) bool { return holds(b.lasts, key, id) }
-
-// Release implements core.BorrowedStream: it closes the producer, which
-// flushes it and frees the name at the broker.
-func (b *borrowed) Release() { b.once.Do(func() { b.p.Close() }) }
-
-// EndOrderedStream implements core.SequencedSink.
-func (s *Sink) EndOrderedStream() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.streaming = false
-}
-
 // Publish implements core.Sink with SendAsync, one result per message from
-// its callback. Messages of the engine's ordered stream, and re-sends of
-// them after a crash, go through the main producer with their stream id
-// as sequence id, so a deduplicating broker drops a re-send of what it
-// already holds; every other message goes through a second producer with
-// sequence ids of its own, which the broker never mistakes for a
-// duplicate. Properties carry the core.Message headers; the key is the
-// DOID.
+// its callback. An operation of a stream that is not a retry goes through
+// the stream's producer with its position as sequence id, so a
+// deduplicating broker drops a re-send of a position it holds; a
+// re-send of a position this sink still has in flight waits for that
+// send, and one the broker acknowledged lately is answered at once.
+// Everything else goes through the plain producer, with sequence ids of
+// its own; a retry of an operation the plain producer holds or delivered
+// lately takes that send's outcome. A stream message whose position is
+// not above the highest this sink handed to the stream's producer, and
+// that is not one of those re-sends, is out of the stream's order (see
+// core.Message.Position): it goes through the plain producer too, as a
+// copy at worst, never a loss. Properties carry the core.Message headers;
+// the key is the DOID, so messages of one key keep their order within a
+// producer.
 func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
-	errs := make([]error, len(msgs))
 	if len(msgs) == 0 {
-		return errs
+		return []error{}
 	}
 	s.mu.Lock()
 	closed := s.closed
@@ -509,196 +378,200 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 	if closed {
 		return core.FailAll(len(msgs), core.Unavailable(core.ErrClosed))
 	}
-	var mu sync.Mutex
-	pending := len(msgs)
-	answered := make([]bool, len(msgs))
-	done := make(chan struct{})
-	finish := func(i int, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if pending == 0 || answered[i] {
-			return // results already returned (ctx ended)
-		}
-		errs[i], answered[i] = classify(err), true
-		if pending--; pending == 0 {
-			close(done)
+	r := newResults(len(msgs))
+	var streams []string
+	byStream := map[string][]int{}
+	var plain []int
+	for i := range msgs {
+		if m := &msgs[i]; streamed(m) {
+			if byStream[m.Stream] == nil {
+				streams = append(streams, m.Stream)
+			}
+			byStream[m.Stream] = append(byStream[m.Stream], i)
+		} else {
+			plain = append(plain, i)
 		}
 	}
-	var known []func()  // results of sends already finished, given after the lock
-	var unordered []int // messages for the unordered producer, sent after the lock
-	sendOf := make([]*send, len(msgs))
-	s.mainMu.Lock()
-	for i := range msgs {
+	for _, name := range streams {
+		plain = append(plain, s.toStream(ctx, name, msgs, byStream[name], r)...)
+	}
+	if len(plain) > 0 {
+		slices.Sort(plain) // keep the slice order within the plain producer
+		s.toPlain(ctx, msgs, plain, r)
+	}
+	return r.wait(ctx)
+}
+
+// toStream hands msgs[idx] of stream to its lane and returns the indexes
+// that are out of the stream's order, for the plain lane.
+func (s *Sink) toStream(ctx context.Context, stream string, msgs []core.Message, idx []int, r *results) (outOfOrder []int) {
+	l, err := s.laneFor(ctx, stream)
+	if err != nil {
+		for _, i := range idx {
+			r.finish(i, err)
+		}
+		return nil
+	}
+	s.mu.Lock()
+	if l.dead { // closed between laneFor and here
+		s.mu.Unlock()
+		err := core.Unavailable(fmt.Errorf("pulsar: producer %s closed: %w", l.label(), core.ErrClosed))
+		for _, i := range idx {
+			r.finish(i, err)
+		}
+		return nil
+	}
+	l.lastUse = time.Now()
+	var acked []int
+	for _, i := range idx {
 		m := &msgs[i]
-		isOp := m.Kind == core.KindOperation && m.Seq > 0
-		if ms := s.sends[m.Seq]; ms != nil && isOp {
-			// This process sent the operation and the broker has it, or
-			// a producer still holds it: its outcome is this message's,
-			// with no second copy on the topic.
-			if ms.done {
-				err := ms.err
-				known = append(known, func() { finish(i, err) })
-			} else {
-				ms.waiters = append(ms.waiters, func(err error) { finish(i, err) })
-			}
-			continue
-		}
-		props := make(map[string]string, 8)
-		for _, h := range m.Headers() {
-			props[h[0]] = h[1]
-		}
-		pm := &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props}
-		// Whatever the engines promise, an id goes out through main only
-		// if the broker cannot mistake it for a duplicate of something
-		// else: a re-send of what the broker held when main connected (at
-		// or below the last sequence of the message's partition: the
-		// broker keeps one per partition, and a re-send above it, behind a
-		// higher id of another partition, would be dropped once a later
-		// re-send raised it), or above every id main sent.
-		id := int64(0)
+		pos := m.Position
 		switch {
-		case !s.sequenced || !isOp:
-		case m.Redelivery && m.PrevStreamSeq > 0 && holds(s.startLasts, m.Key, m.PrevStreamSeq):
-			id = m.PrevStreamSeq
-		case m.Ordered && m.StreamSeq > s.lastSent:
-			id = m.StreamSeq
+		case l.pending[pos] != nil:
+			l.pending[pos].waiters = append(l.pending[pos].waiters, r.waiter(i))
+		case l.acked[pos]:
+			acked = append(acked, i)
+		case pos > l.highest:
+			sd := &send{lane: l, pos: pos, pm: producerMessage(m, &pos), waiters: []func(error){r.waiter(i)}}
+			l.pending[pos], l.highest = sd, pos
+			l.queue = append(l.queue, sd)
+			l.inflight++
+		default:
+			outOfOrder = append(outOfOrder, i)
 		}
-		if id > 0 {
-			if s.mainClosing {
-				known = append(known, func() { finish(i, core.Unavailable(core.ErrClosed)) })
+	}
+	warn := len(outOfOrder) > 0 && !l.warned
+	l.warned = l.warned || warn
+	l.wake.Signal()
+	s.mu.Unlock()
+	if warn {
+		s.log.Warn("trustlog/pulsar: a stream's first send below a position already sent; sent outside the stream, where the broker cannot drop it (a copy at worst)",
+			"stream", stream, "position", msgs[outOfOrder[0]].Position, "op_id", msgs[outOfOrder[0]].ID)
+	}
+	for _, i := range acked {
+		r.finish(i, nil)
+	}
+	return outOfOrder
+}
+
+// toPlain hands msgs[idx] to the plain lane.
+func (s *Sink) toPlain(ctx context.Context, msgs []core.Message, idx []int, r *results) {
+	l, err := s.laneFor(ctx, "")
+	if err != nil {
+		for _, i := range idx {
+			r.finish(i, err)
+		}
+		return
+	}
+	s.mu.Lock()
+	if l.dead {
+		s.mu.Unlock()
+		err := core.Unavailable(fmt.Errorf("pulsar: producer %s closed: %w", l.label(), core.ErrClosed))
+		for _, i := range idx {
+			r.finish(i, err)
+		}
+		return
+	}
+	var delivered []int
+	for _, i := range idx {
+		m := &msgs[i]
+		opID := ""
+		if m.Kind == core.KindOperation && m.ID != "" {
+			opID = m.ID
+			if sd := s.byID[opID]; sd != nil {
+				// This process sent the operation and the broker has it,
+				// or the producer still holds it: its outcome is this
+				// message's, with no second copy on the topic.
+				if sd.done {
+					delivered = append(delivered, i)
+				} else {
+					sd.waiters = append(sd.waiters, r.waiter(i))
+				}
 				continue
 			}
-			pm.SequenceID = &id
-			ms := &send{seq: m.Seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
-			s.sends[m.Seq], s.mainQ = ms, append(s.mainQ, ms)
-			s.lastSent = max(s.lastSent, id)
-			continue
 		}
-		ms := &send{seq: m.Seq, pm: pm, waiters: []func(error){func(err error) { finish(i, err) }}}
-		if isOp {
-			s.sends[m.Seq] = ms
+		sd := &send{lane: l, pos: -1, opID: opID, pm: producerMessage(m, nil), waiters: []func(error){r.waiter(i)}}
+		if opID != "" {
+			s.byID[opID] = sd
 		}
-		sendOf[i] = ms
-		unordered = append(unordered, i)
+		l.queue = append(l.queue, sd)
+		l.inflight++
 	}
-	s.mainCond.Signal()
-	s.mainMu.Unlock()
-	for _, f := range known {
-		f()
+	l.wake.Signal()
+	s.mu.Unlock()
+	for _, i := range delivered {
+		r.finish(i, nil)
 	}
-	for _, i := range unordered {
-		ms := sendOf[i]
-		s.unordered.SendAsync(ctx, ms.pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) { s.finished(ms, err) })
+}
+
+// producerMessage is m for pulsar-client-go, with sequence id seq (nil:
+// the producer numbers it).
+func producerMessage(m *core.Message, seq *int64) *pc.ProducerMessage {
+	hs := m.Headers()
+	props := make(map[string]string, len(hs))
+	for _, h := range hs {
+		props[h[0]] = h[1]
 	}
+	return &pc.ProducerMessage{Payload: m.Payload, Key: m.Key, Properties: props, SequenceID: seq}
+}
+
+// results collects one Publish call's outcomes.
+type results struct {
+	mu       sync.Mutex
+	errs     []error
+	answered []bool
+	pending  int
+	done     chan struct{}
+}
+
+func newResults(n int) *results {
+	return &results{errs: make([]error, n), answered: make([]bool, n), pending: n, done: make(chan struct{})}
+}
+
+// finish records message i's outcome, unless it has one or the call
+// returned.
+func (r *results) finish(i int, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == 0 || r.answered[i] {
+		return
+	}
+	r.errs[i], r.answered[i] = err, true
+	if r.pending--; r.pending == 0 {
+		close(r.done)
+	}
+}
+
+// waiter returns finish for message i.
+func (r *results) waiter(i int) func(error) { return func(err error) { r.finish(i, err) } }
+
+// wait returns the outcomes once every message has one, or when ctx ends
+// (those without one are then core.Unavailable: their sends go on, and a
+// re-send waits for them).
+func (r *results) wait(ctx context.Context) []error {
 	select {
-	case <-done:
+	case <-r.done:
 	case <-ctx.Done():
-		mu.Lock()
-		for i := range errs {
-			if !answered[i] {
-				errs[i] = core.Unavailable(fmt.Errorf("pulsar: no receipt: %w", ctx.Err()))
+		r.mu.Lock()
+		for i := range r.errs {
+			if !r.answered[i] {
+				r.errs[i] = core.Unavailable(fmt.Errorf("pulsar: no receipt: %w", ctx.Err()))
 			}
 		}
-		pending = 0
-		mu.Unlock()
+		r.pending = 0
+		r.mu.Unlock()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	out := make([]error, len(errs))
-	copy(out, errs)
-	return out
-}
-
-// Sent implements core.SendingSink from this process's sends (pending,
-// and the last keepSends delivered).
-func (s *Sink) Sent(seq int64) (pending, delivered bool) {
-	s.mainMu.Lock()
-	defer s.mainMu.Unlock()
-	ms := s.sends[seq]
-	if ms == nil {
-		return false, false
-	}
-	return !ms.done, ms.done && ms.err == nil
-}
-
-// keepSends is how many delivered sends a sink remembers, so that an
-// engine's retry of one of them (its receipt came after the publish timed
-// out) is answered without a second copy.
-const keepSends = 1 << 16
-
-// send is one message handed to a producer.
-type send struct {
-	seq     int64
-	pm      *pc.ProducerMessage
-	done    bool
-	err     error
-	waiters []func(error)
-}
-
-// sendMain hands main's queue to the producer, in order, with a context
-// that never ends: pulsar-client-go fails a queued message whose context
-// ended while sending later ones, which would leave a gap below ids the
-// broker holds, and a re-send into that gap would be dropped as a copy.
-func (s *Sink) sendMain() {
-	defer close(s.senderDone)
-	s.mainMu.Lock()
-	for {
-		for len(s.mainQ) == 0 && !s.mainClosing {
-			s.mainCond.Wait()
-		}
-		if len(s.mainQ) == 0 {
-			s.mainMu.Unlock()
-			return
-		}
-		q := s.mainQ
-		s.mainQ = nil
-		s.mainMu.Unlock()
-		for _, ms := range q {
-			s.main.SendAsync(context.Background(), ms.pm, func(_ pc.MessageID, _ *pc.ProducerMessage, err error) {
-				s.finished(ms, err)
-			})
-		}
-		s.mainMu.Lock()
-	}
-}
-
-// finished records a send's outcome (either producer) and tells whoever
-// waits. A delivered operation is remembered (the last keepSends of them);
-// a failed one is forgotten, so its retry is a new message.
-func (s *Sink) finished(ms *send, err error) {
-	if err != nil && ms.pm != nil && ms.pm.SequenceID != nil {
-		// Against the main producer's promise (see mainQ): the broker may
-		// hold the message, and the operation's retry goes out as a new
-		// message, a possible copy.
-		s.log.Warn("trustlog/pulsar: the ordered stream's producer gave up a message it was handed; its retry may be a copy",
-			"op_id", ms.pm.Properties[core.HeaderOpID], "seq", ms.seq, "stream_id", *ms.pm.SequenceID, "err", err)
-	}
-	s.mainMu.Lock()
-	ms.done, ms.err, ms.pm = true, err, nil
-	waiters := ms.waiters
-	ms.waiters = nil
-	if s.sends[ms.seq] != ms {
-		// not an operation's send (a checkpoint), or already forgotten
-	} else if err != nil {
-		delete(s.sends, ms.seq)
-	} else {
-		s.kept = append(s.kept, ms.seq)
-		if len(s.kept) > keepSends {
-			delete(s.sends, s.kept[0])
-			s.kept = s.kept[1:]
-		}
-	}
-	s.mainMu.Unlock()
-	for _, w := range waiters {
-		w(err)
-	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.errs)
 }
 
 // classify marks conditions of the broker or the connection as
-// core.Unavailable and refusals of the message itself as core.Permanent.
+// core.Unavailable and refusals of the message itself as core.Permanent;
+// an error already marked either way is kept.
 func classify(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || core.IsUnavailable(err) || core.IsPermanent(err) {
+		return err
 	}
 	var pe *pc.Error
 	if errors.As(err, &pe) {
@@ -707,7 +580,8 @@ func classify(err error) error {
 			return core.Permanent(err)
 		case pc.TimeoutError, pc.ProducerQueueIsFull, pc.ProducerClosed, pc.ConnectError, pc.TopicNotFound,
 			pc.ProducerBlockedQuotaExceededException, pc.ClientMemoryBufferIsFull, pc.ServiceUnitNotReady,
-			pc.TooManyLookupRequestException, pc.AuthenticationError, pc.AuthorizationError:
+			pc.TooManyLookupRequestException, pc.AuthenticationError, pc.AuthorizationError,
+			pc.TopicTerminated, pc.ProducerFenced, pc.LookupError, pc.NotConnectedError:
 			return core.Unavailable(err)
 		}
 	}
@@ -717,8 +591,8 @@ func classify(err error) error {
 	return err
 }
 
-// Close flushes and closes the producers and the client; it is
-// idempotent.
+// Close delivers what the producers hold (for at most the operation
+// timeout), closes them and the client; it is idempotent.
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -726,14 +600,19 @@ func (s *Sink) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stop)
+	var open []*lane
+	for _, l := range s.lanes {
+		s.dropLocked(l)
+		open = append(open, l)
+	}
 	s.mu.Unlock()
-	s.mainMu.Lock()
-	s.mainClosing = true
-	s.mainCond.Signal()
-	s.mainMu.Unlock()
-	<-s.senderDone // everything queued is handed to main, which flushes on Close
-	s.main.Close()
-	s.unordered.Close()
+	var wg sync.WaitGroup
+	for _, l := range open {
+		wg.Go(func() { s.closeLane(l, true) })
+	}
+	wg.Wait()
+	s.wg.Wait()
 	s.client.Close()
 	return nil
 }
@@ -788,19 +667,44 @@ func replayPartition(ctx context.Context, client pc.Client, topic string, since 
 }
 
 // warnOnly passes on the client library's warnings and errors: its info
-// lines (every connection, every producer) would drown a relay's log.
-type warnOnly struct{ slog.Handler }
+// lines (every connection, every producer) would drown a relay's log. It
+// also drops the library's errors about a producer the broker refused as
+// ProducerBusy: the sink returns that as core.Unavailable, the engine
+// logs it, and the partition tries again until the previous owner lets
+// go, which would log two more lines per try.
+type warnOnly struct {
+	slog.Handler
+	// busy: an attribute (the library adds the error with With) says
+	// ProducerBusy.
+	busy bool
+}
 
 func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
 }
 
-func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
+func (h warnOnly) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "Failed to create producer") {
+		busy := h.busy
+		r.Attrs(func(a slog.Attr) bool {
+			busy = busy || strings.Contains(a.Value.String(), "ProducerBusy")
+			return !busy
+		})
+		if busy {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
 
-func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler {
+	busy := h.busy
+	for _, a := range as {
+		busy = busy || strings.Contains(a.Value.String(), "ProducerBusy")
+	}
+	return warnOnly{Handler: h.Handler.WithAttrs(as), busy: busy}
+}
 
-var (
-	_ core.TakeoverSink   = (*Sink)(nil)
-	_ core.PositionedSink = (*Sink)(nil)
-	_ core.SendingSink    = (*Sink)(nil)
-)
+func (h warnOnly) WithGroup(name string) slog.Handler {
+	return warnOnly{Handler: h.Handler.WithGroup(name), busy: h.busy}
+}

@@ -10,7 +10,7 @@
 -- trustlog:refuse-if SELECT 'the Merkle log holds stored hashes' FROM {{.Hash}} LIMIT 1
 -- trustlog:refuse-if SELECT 'the Merkle log is not empty (tree size above 0)' FROM {{.Tree}} WHERE size > 0 LIMIT 1
 -- trustlog:refuse-if SELECT 'the checkpoint table holds checkpoints' FROM {{.Checkpoint}} LIMIT 1
--- trustlog:refuse-if SELECT 'the cursor table holds cursors' FROM {{.Cursor}} LIMIT 1
+-- trustlog:refuse-if SELECT 'the cursor table holds cursors' FROM {{.Cursor}} WHERE cursor_key <> 'trustlog.log_id' LIMIT 1
 DROP TABLE IF EXISTS {{.Checkpoint}};
 --bun:split
 DROP TABLE IF EXISTS {{.Tree}};

@@ -2,15 +2,16 @@
 -- and the operation table's identity sequence go with them). Refused while
 -- they hold anything a rollback would lose: operations, the ledger's
 -- Merkle log and checkpoints, cursors (an adopted original SDK table keeps
--- one). In this transaction the tables are locked first, so nothing can be
--- recorded between the checks and the drops. The schema, the original
+-- one; the log identity Migrate writes does not count). In this
+-- transaction the tables are locked first, so nothing can be recorded
+-- between the checks and the drops. The schema, the original
 -- SDK's trustlog_retry and bun's migration tables stay.
 -- trustlog:lock LOCK TABLE {{.Op}}, {{.Cursor}}, {{.Hash}}, {{.Tree}}, {{.Checkpoint}} IN ACCESS EXCLUSIVE MODE
 -- trustlog:refuse-if SELECT 'the operation table holds operations' FROM {{.Op}} LIMIT 1
 -- trustlog:refuse-if SELECT 'the Merkle log holds stored hashes' FROM {{.Hash}} LIMIT 1
 -- trustlog:refuse-if SELECT 'the Merkle log is not empty (tree size above 0)' FROM {{.Tree}} WHERE size > 0 LIMIT 1
 -- trustlog:refuse-if SELECT 'the checkpoint table holds checkpoints' FROM {{.Checkpoint}} LIMIT 1
--- trustlog:refuse-if SELECT 'the cursor table holds cursors' FROM {{.Cursor}} LIMIT 1
+-- trustlog:refuse-if SELECT 'the cursor table holds cursors' FROM {{.Cursor}} WHERE cursor_key <> 'trustlog.log_id' LIMIT 1
 DROP TABLE IF EXISTS {{.Checkpoint}};
 --bun:split
 DROP TABLE IF EXISTS {{.Tree}};

@@ -1,0 +1,86 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/sinks/memory"
+)
+
+// streamMessage is the message of an operation at pos in stream.
+func streamMessage(t *testing.T, stream string, pos int64) core.Message {
+	t.Helper()
+	op := &core.Operation{
+		Source: core.SourceDOIP, Type: core.OpUpdate,
+		DOID: "10.1000/obj-" + stream, DOPrefix: "10.1000",
+		Actor: fmt.Sprintf("user-%d", pos), ProducerID: "memory-test",
+	}
+	require.NoError(t, op.Seal(nil))
+	m, err := core.NewMessage(op, pos+1, pos)
+	require.NoError(t, err)
+	m.Stream = stream
+	return m
+}
+
+// TestStreams: the sink keeps each message whole (Position, Stream,
+// Retry, the position header), per stream; without dedup a re-send is
+// stored again, with it (dedup=true) it is accepted and dropped, and
+// retries and stream-less messages are always stored.
+func TestStreams(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, dedup := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dedup=%v", dedup), func(t *testing.T) {
+			t.Parallel()
+			s, err := memory.Open(fmt.Sprintf("memory://?dedup=%v", dedup))
+			require.NoError(t, err)
+			a0, a1, b0 := streamMessage(t, "a", 0), streamMessage(t, "a", 1), streamMessage(t, "b", 0)
+			retry := a0
+			retry.Retry = true
+			none := streamMessage(t, "", 7)
+			none.Position = -1
+			for _, batch := range [][]core.Message{{a0, a1, b0}, {a0, a1}, {retry, none}} {
+				for i, err := range s.Publish(ctx, batch) {
+					require.NoError(t, err, "message %d", i)
+				}
+			}
+			if dedup {
+				assert.Equal(t, []int64{0, 1}, s.Positions("a"))
+				assert.Equal(t, 2, s.Dropped())
+				assert.Equal(t, 5, s.Len())
+			} else {
+				assert.Equal(t, []int64{0, 1, 0, 1}, s.Positions("a"))
+				assert.Zero(t, s.Dropped())
+				assert.Equal(t, 7, s.Len())
+			}
+			assert.Equal(t, []int64{0}, s.Positions("b"))
+			for stream, want := range map[string]int64{"a": 1, "b": 0, "c": -1} {
+				last, err := s.LastPosition(ctx, stream)
+				require.NoError(t, err)
+				assert.Equal(t, want, last, stream)
+			}
+			msgs := s.Messages()
+			got := msgs[len(msgs)-2]
+			assert.True(t, got.Retry)
+			assert.Equal(t, "a", got.Stream)
+			assert.Equal(t, a0.ID, got.ID)
+			assert.Equal(t, int64(-1), msgs[len(msgs)-1].Position)
+			var pos string
+			require.NoError(t, s.Replay(ctx, time.Time{}, func(d core.Delivered) error {
+				if d.ID == a1.ID {
+					pos = d.Headers[core.HeaderPosition]
+				}
+				return nil
+			}))
+			assert.Equal(t, "1", pos)
+		})
+	}
+	_, err := memory.Open("memory://?dedup=maybe")
+	require.ErrorIs(t, err, core.ErrInvalidURL)
+}
