@@ -185,8 +185,9 @@ func TestRecordStreams(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	peak := before.HeapAlloc
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-done:
@@ -202,6 +203,7 @@ func TestRecordStreams(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"--log-format", "json", "--store", store, "record"}, &lineSource{n: n}, &out, &errOut)
 	close(done)
+	<-stopped // peak is the sampler's until it returns
 	require.Equal(t, 0, code, errOut.String())
 	assert.Equal(t, n, strings.Count(out.String(), "\n"))
 	assert.EqualValues(t, n, storedOps(t, store))

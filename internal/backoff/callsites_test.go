@@ -15,7 +15,7 @@ import (
 // (from the module root). They used to hold a backoff loop of their own.
 var callSites = []struct{ file, fn string }{
 	{"core/engine.go", "Backoff"},    // an operation's next attempt
-	{"core/engine.go", "fail"},       // an outage's pauses
+	{"core/publisher.go", "send"},    // a partition's pauses while the sink is unavailable
 	{"core/publisher.go", "run"},     // after a failed read or batch
 	{"core/publisher.go", "write"},   // after a failed cursor advance or retry settle
 	{"core/sequencer.go", "lead"},    // a leading sequencer's failed rounds

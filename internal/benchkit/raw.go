@@ -29,11 +29,13 @@ func RawFor(s core.Store, worker, workers int) (RawLoop, error) {
 		ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
 	}
 	var names sqlstore.Names
+	cursor := "cursor"
 	switch s := s.(type) {
 	case *postgres.Store:
 		ph, db, names = func(n int) string { return "$" + strconv.Itoa(n) }, s.DB(), s.Names()
 	case *mysql.Store:
 		ph, db, names = func(int) string { return "?" }, s.DB(), s.Names()
+		cursor = "`cursor`" // a reserved word in MySQL
 	case *sqlite.Store:
 		ph, db, names = func(int) string { return "?" }, s.DB(), s.Names()
 	default:
@@ -47,7 +49,7 @@ func RawFor(s core.Store, worker, workers int) (RawLoop, error) {
 	// position; nothing joined.
 	read := `SELECT seq, leaf_index, ` + sqlstore.InsertColumns + ` FROM ` + names.Op + ` WHERE part = ` + ph(1) +
 		` AND leaf_index > ` + ph(2) + ` ORDER BY leaf_index LIMIT ` + ph(3)
-	advance := `UPDATE ` + names.Partition + ` SET cursor = ` + ph(1) + ` WHERE part = ` + ph(2)
+	advance := `UPDATE ` + names.Partition + ` SET ` + cursor + ` = ` + ph(1) + ` WHERE part = ` + ph(2)
 	type owned struct{ part, cursor int64 }
 	var mine []*owned
 	for _, p := range parts {

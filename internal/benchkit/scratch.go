@@ -94,28 +94,39 @@ func (s *Scratch) Drop(ctx context.Context) error {
 		_, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS "`+s.name+`" CASCADE`)
 		return err
 	}
-	list := `SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?`
+	// Views first (the derived status view reads the tables), then tables.
+	list := `SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') AND name LIKE ?`
 	quote := func(t string) string { return `"` + t + `"` }
 	if s.kind == "mysql" {
-		list = `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?`
+		list = `SELECT table_name, table_type = 'VIEW' FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?`
 		quote = func(t string) string { return "`" + t + "`" }
 	}
 	rows, err := db.QueryContext(ctx, list, s.name+"%")
 	if err != nil {
 		return err
 	}
-	var tables []string
+	var views, tables []string
 	for rows.Next() {
 		var t string
-		if err := rows.Scan(&t); err != nil {
+		var view bool
+		if err := rows.Scan(&t, &view); err != nil {
 			rows.Close()
 			return err
 		}
-		if strings.HasPrefix(t, s.name) {
+		switch {
+		case !strings.HasPrefix(t, s.name):
+		case view:
+			views = append(views, t)
+		default:
 			tables = append(tables, t)
 		}
 	}
 	rows.Close()
+	for _, v := range views {
+		if _, err := db.ExecContext(ctx, `DROP VIEW IF EXISTS `+quote(v)); err != nil {
+			return err
+		}
+	}
 	for _, t := range tables {
 		if _, err := db.ExecContext(ctx, `DROP TABLE IF EXISTS `+quote(t)); err != nil {
 			return err

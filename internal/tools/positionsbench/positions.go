@@ -97,10 +97,10 @@ func run(ctx context.Context, base string, n, batch, parts int) (result, error) 
 	q := func(s string) string { return fmt.Sprintf(s, schema) }
 	for _, s := range []string{
 		// The partition is the application's data (hash of the DOID),
-		// computed when the row is written; both layouts have it.
-		`ALTER TABLE %[1]s.operation ADD COLUMN part SMALLINT NOT NULL DEFAULT 0`,
+		// computed when the row is written; both layouts have it (the
+		// schema has the column and its (part, leaf_index) index; this
+		// run's partition count is set here).
 		`UPDATE %[1]s.operation SET part = abs(hashtext(doid)) %% ` + fmt.Sprint(parts),
-		`CREATE INDEX ON %[1]s.operation (part, leaf_index) WHERE leaf_index IS NOT NULL`,
 		`CREATE TABLE %[1]s.unpositioned (seq BIGINT PRIMARY KEY)`,
 		`CREATE TABLE %[1]s.position (position BIGINT PRIMARY KEY, seq BIGINT NOT NULL UNIQUE, part SMALLINT NOT NULL)`,
 		`CREATE INDEX ON %[1]s.position (part, position)`,
