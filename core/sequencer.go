@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -25,12 +26,19 @@ const SequenceBatchDefault = 4000
 // order, appending it to the store's Merkle tree, in transactions of
 // batch operations (SequenceBatchDefault if batch <= 0), and returns how
 // many it sequenced. Each leaf is the operation's sealed encoding
-// (Operation.AppendSealed). While one batch is appended the next is read
-// (operations after the batch's last seq); the stream ends with a read
-// from the start, so an operation whose transaction committed late, with
-// a lower seq, is sequenced late rather than skipped. Only one caller may
-// sequence a store at a time (the engine holds SequencerLease); a
-// concurrent one fails with ErrConflict and writes nothing.
+// (Operation.AppendSealed). Only one caller may sequence a store at a
+// time (the engine holds SequencerLease); a concurrent one fails with
+// ErrConflict and writes nothing.
+//
+// Every batch is the first unsequenced operations in seq order as of its
+// read, never "those after the last batch": an operation whose
+// transaction committed late, with a lower seq, is sequenced with the
+// next batch, before any operation recorded after it whose transaction
+// committed after it (the same object's later operations, when the
+// application serialises its writes to an object). A seq watermark would
+// let such a later operation take a position before it. While one batch
+// is appended the next is read (twice as many, the batch in flight
+// dropped from them), so reading and appending overlap.
 func SequenceAll(ctx context.Context, st Store, batch int) (int, error) {
 	return sequenceAll(ctx, st, batch, nil)
 }
@@ -59,10 +67,10 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(n int))
 			err  error
 		}
 		prefetch := make(chan next, 1)
-		go func(after int64) {
-			n, err := st.Unsequenced(ctx, after, batch)
+		go func() {
+			n, err := st.Unsequenced(ctx, 0, 2*batch)
 			prefetch <- next{n, err}
-		}(seqs[len(seqs)-1])
+		}()
 		err = st.Append(ctx, size, seqs, hashes)
 		nx := <-prefetch
 		if err != nil {
@@ -76,17 +84,27 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(n int))
 		// Keep only the frontier hashes later leaves need: the cache would
 		// otherwise grow with the whole stream.
 		r.Trim(size)
-		recs, err = nx.recs, nx.err
-		if err != nil {
-			return total, err
+		if nx.err != nil {
+			return total, nx.err
 		}
-		if len(recs) == 0 {
-			if recs, err = st.Unsequenced(ctx, 0, batch); err != nil {
-				return total, err
+		recs = withoutSeqs(nx.recs, seqs, batch)
+	}
+	return total, ctx.Err()
+}
+
+// withoutSeqs returns the first limit records of recs (in seq order) whose
+// seq is not in done (sorted).
+func withoutSeqs(recs []Record, done []int64, limit int) []Record {
+	out := recs[:0]
+	for _, r := range recs {
+		if _, found := slices.BinarySearch(done, r.Seq); !found {
+			out = append(out, r)
+			if len(out) == limit {
+				break
 			}
 		}
 	}
-	return total, ctx.Err()
+	return out
 }
 
 // leafHashes computes the stored hashes of recs appended at size.
