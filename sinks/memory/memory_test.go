@@ -9,9 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/sinks/memory"
+	"github.com/go-trustlog/trustlog/sinks/memory/memorytest"
 )
+
+// TestConformance runs the exported sink suite on the memory sink.
+func TestConformance(t *testing.T) {
+	conformance.RunSink(t, memorytest.Harness)
+}
 
 // streamMessage is the message of an operation at pos in stream.
 func streamMessage(t *testing.T, stream string, pos int64) core.Message {
