@@ -119,35 +119,32 @@ func (p *pulsarBroker) explain(t *testing.T) {
 	t.Logf("duplicates by producers (first → copy): %v", kinds)
 }
 
-// producerKind splits a relay's producer name into its node and which of
-// its producers it is (the ordered stream's or the unordered one).
-func producerKind(p string) (node, which string) {
-	if n, ok := strings.CutSuffix(p, "-unordered"); ok {
-		return n, "unordered"
+// producerKind names which kind of producer sent a message: a
+// partition's (named "<log id>-p<partition>", sequence id = position, the
+// broker deduplicates it) or the plain one (retries, broker-named).
+func producerKind(p string) string {
+	if i := strings.LastIndex(p, "-p"); i >= 0 && i+2 < len(p) && strings.Trim(p[i+2:], "0123456789") == "" {
+		return "partition"
 	}
-	return p, "ordered"
+	return "plain"
 }
 
 // copyKind names how a copy relates to the first delivery: through which
-// of its relay's producers each went, and whether the same relay sent
-// both.
+// kind of producer each went, and whether one producer (name) sent both.
 func copyKind(first, copy string) string {
-	n1, k1 := producerKind(first)
-	n2, k2 := producerKind(copy)
-	who := "same relay"
-	if n1 != n2 {
-		who = "other relay"
+	who := "same producer"
+	if first != copy {
+		who = "other producer"
 	}
-	return k1 + "→" + k2 + " (" + who + ")"
+	return producerKind(first) + "→" + producerKind(copy) + " (" + who + ")"
 }
 
-// maxDuplicates is 0: every operation goes through a relay's ordered
-// stream (one worker per relay), whose claims say under which producer
-// name and sequence id it went, and what the broker holds is recorded as
-// published rather than sent again (RELIABILITY.md, items 8-28). On the
-// real broker that holds only because the ordered stream's producer does
-// not batch: batched, the broker judges a batch by its first id alone and
-// the same runs kept 264 copies (RELIABILITY.md, "Real brokers"). A copy
-// fails the run, and the test prints the store rows, relay log lines and
-// producers of the first copied operations.
+// maxDuplicates is 0: every operation goes out through its partition's
+// producer, named after the log and the partition, with its position as
+// sequence id, and a new owner of the partition starts after the last
+// id the broker stored for that name; the broker drops a re-send. That
+// holds only because the producer does not batch: batched, the broker
+// judges a batch by its first id alone (RELIABILITY.md, "Real brokers").
+// A copy fails the run, and the test prints the producers of the first
+// copied operations.
 func (p *pulsarBroker) maxDuplicates(batch, kills, relays int) int { return 0 }
