@@ -369,11 +369,18 @@ func run(t *testing.T, s settings, dbKind, brokerName string, b broker) {
 settle:
 	recovered := time.Now()
 	// Everything committed reaches published; nothing goes dead.
+	// A database server that died (a crash, not the restart) fails the
+	// run at once, with the end of its log, rather than at the deadline.
 	var st core.Stats
+	var dbDead error
 	require.Eventually(t, func() bool {
+		if dbDead = srv.Alive(); dbDead != nil {
+			return true
+		}
 		st, err = store.Stats(ctx)
 		return err == nil && st.Counts[core.StatePending]+st.Counts[core.StateRetrying] == 0
 	}, testenv.Patience(t), 200*time.Millisecond, "the relays drain everything after the chaos")
+	require.NoError(t, dbDead, "the database server died during the run")
 	res.DrainAfter = time.Since(recovered)
 	assert.Zero(t, st.Counts[core.StateDead], "nothing went dead")
 

@@ -223,7 +223,7 @@ Workloads (all when none is named):
   write    RecordTx of 1 and of 100 operations per transaction vs a plain
            multi-row INSERT of the same rows
   drain    --n pending operations drained by 1/2/4 engines at batch 100/1000
-           to the memory sink vs as many bare claim+settle SQL loops
+           to the memory sink vs as many bare read+advance SQL loops
   latency  a steady --rate of single-operation commits for --duration:
            commit → sink ack p50/p90/p99/max, woken by NOTIFY (PostgreSQL)
            and by polling
@@ -623,7 +623,7 @@ func printBench(w io.Writer, rep *benchReport) {
 		}
 	}
 	if len(rep.Drain) > 0 {
-		section(fmt.Sprintf("drain: relay to the memory sink vs the bare claim+settle SQL loop (target: ≥ %.1f)", targetDrainRatio),
+		section(fmt.Sprintf("drain: relay to the memory sink vs the bare read+advance SQL loop (target: ≥ %.1f)", targetDrainRatio),
 			"batch\tengines\tpending\tbare ops/s\trelay ops/s\trelay / bare\tvs target\t")
 		for _, r := range rep.Drain {
 			fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%s\t\n", r.Batch, r.Engines, r.N, r.RawRate, r.Rate, r.Ratio, r.Target)

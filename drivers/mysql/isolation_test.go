@@ -17,7 +17,7 @@ import (
 	"github.com/go-trustlog/trustlog/internal/benchkit"
 )
 
-// BenchmarkClaimIsolation measures the bare claim+settle loop at batch 1000
+// BenchmarkClaimIsolation measures the bare read+advance loop at batch 1000
 // under REPEATABLE READ and READ COMMITTED, with 1 and 4 workers, while an
 // inserter records one operation every 2ms. It reports the drain rate, the
 // index records InnoDB read per claimed row (Handler_read_next: how much

@@ -31,7 +31,7 @@ type Latency struct {
 type Backlog struct {
 	Pending int
 	Rate    float64 // the relay's operations per second
-	RawRate float64 // the bare claim+settle loop's, same backlog
+	RawRate float64 // the bare read+advance loop's, same backlog
 	PeakMB  float64 // peak resident set during the drain
 }
 

@@ -6,6 +6,7 @@
 package dbserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,6 +31,27 @@ type Server struct {
 	t    testing.TB
 	run  func() error
 	stop func() error
+	// alive reports why the server is not running (nil while it runs).
+	alive func() error
+}
+
+// Alive returns nil while the server runs, and otherwise an error with
+// the end of its log: a test waiting on the database can fail at once
+// when the server died (a crash, not a restart) instead of at its
+// deadline.
+func (s *Server) Alive() error {
+	err := s.alive()
+	if err == nil {
+		return nil
+	}
+	log := filepath.Join(s.dir, "pg.log")
+	if s.Kind == "mariadb" {
+		log = filepath.Join(s.dir, "mariadb.log")
+	}
+	b, _ := os.ReadFile(log)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	lines = lines[max(0, len(lines)-40):]
+	return fmt.Errorf("%s on port %d: %v; the end of %s:\n%s", s.Kind, s.port, err, log, strings.Join(lines, "\n"))
 }
 
 // Start starts a private server of the kind "postgres" or "mariadb" and
@@ -90,6 +113,11 @@ func (s *Server) Start() error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		if s.Kind == "mariadb" {
+			if err := s.Alive(); err != nil {
+				return err
+			}
+		}
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.port), time.Second)
 		if err == nil {
 			c.Close()
@@ -130,6 +158,15 @@ func (s *Server) initPostgres() error {
 		running = true
 		return nil
 	}
+	s.alive = func() error {
+		if !running {
+			return errors.New("stopped")
+		}
+		if out, err := asPostgres(ctl, "-D", data, "status").CombinedOutput(); err != nil {
+			return fmt.Errorf("pg_ctl status: %v: %s", err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
 	s.stop = func() error {
 		if !running {
 			return nil
@@ -152,6 +189,8 @@ func (s *Server) initMariaDB() error {
 	}
 	s.URL = fmt.Sprintf("mysql://root@127.0.0.1:%d/trustlog", s.port)
 	var cmd *exec.Cmd
+	var exited chan struct{} // closed when cmd has exited; waitErr is then set
+	var waitErr error
 	s.run = func() error {
 		log, err := os.OpenFile(filepath.Join(s.dir, "mariadb.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -161,17 +200,32 @@ func (s *Server) initMariaDB() error {
 			"--bind-address=127.0.0.1", "--socket="+filepath.Join(s.dir, "m.sock"), "--pid-file="+filepath.Join(s.dir, "m.pid"),
 			"--user="+u, "--skip-log-bin", "--innodb-buffer-pool-size=128M")
 		cmd.Stdout, cmd.Stderr = log, log
-		return cmd.Start()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		c, done := cmd, make(chan struct{})
+		exited = done
+		go func() { waitErr = c.Wait(); close(done) }()
+		return nil
+	}
+	s.alive = func() error {
+		if cmd == nil {
+			return errors.New("stopped")
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("mariadbd exited: %v", waitErr)
+		default:
+			return nil
+		}
 	}
 	s.stop = func() error {
 		if cmd == nil {
 			return nil
 		}
-		c := cmd
+		c, done := cmd, exited
 		cmd = nil
 		exec.Command("mariadb-admin", "--no-defaults", "-h127.0.0.1", "-P"+strconv.Itoa(s.port), "-uroot", "shutdown").Run()
-		done := make(chan error, 1)
-		go func() { done <- c.Wait() }()
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
