@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/go-trustlog/trustlog/core"
 )
@@ -29,20 +30,25 @@ func EnvInt(name string, def int) int {
 
 // Drain runs BenchmarkDrain's sub-benchmarks for a target: for each batch
 // size and worker count, a backlog of n pending operations is drained by
-// the raw loop (from a sequenced backlog, sequencing untimed) and by the
-// engine (sequencing included), each on a freshly seeded table, in the
-// same iteration; it reports both rates and engine/raw.
+// the raw loop (from a sequenced backlog, sequencing untimed), by the
+// engine over a sequenced backlog (publishing alone) and by the engine
+// from unsequenced operations (sequencing included), each on a freshly
+// seeded table, in the same iteration; it reports the three rates,
+// engine/raw, publish/raw, and the rate of the untimed sequencing
+// (core.SequenceAll alone, sequence-ops/s).
 func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 	for _, batch := range batches {
 		for _, w := range workers {
 			b.Run(fmt.Sprintf("batch=%d/workers=%d", batch, w), func(b *testing.B) {
-				var raw, eng DrainResult
+				var raw, eng, pub, seq DrainResult
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					stores := Seeded(b, t, n, w)
+					start := time.Now()
 					if err := sequence(stores[0]); err != nil {
 						b.Fatal(err)
 					}
+					seq.N, seq.Elapsed = seq.N+n, seq.Elapsed+time.Since(start)
 					loops := make([]RawLoop, w)
 					for j := range loops {
 						l, err := RawFor(stores[j], j, w)
@@ -62,6 +68,18 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 					}
 					raw.N, raw.Elapsed = raw.N+r.N, raw.Elapsed+r.Elapsed
 
+					// The engine over a backlog that already has its
+					// positions: publishing alone, what the raw loop does.
+					stores = Seeded(b, t, n, w)
+					if err := sequence(stores[0]); err != nil {
+						b.Fatal(err)
+					}
+					p, err := EngineDrain(context.Background(), stores, nil, n, batch)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pub.N, pub.Elapsed = pub.N+p.N, pub.Elapsed+p.Elapsed
+
 					stores = Seeded(b, t, n, w)
 					b.StartTimer()
 					e, err := EngineDrain(context.Background(), stores, nil, n, batch)
@@ -74,6 +92,9 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 				b.ReportMetric(raw.Rate(), "raw-ops/s")
 				b.ReportMetric(eng.Rate(), "engine-ops/s")
 				b.ReportMetric(eng.Rate()/raw.Rate(), "ratio")
+				b.ReportMetric(pub.Rate(), "publish-ops/s")
+				b.ReportMetric(pub.Rate()/raw.Rate(), "publish-ratio")
+				b.ReportMetric(seq.Rate(), "sequence-ops/s")
 			})
 		}
 	}
