@@ -130,6 +130,7 @@ func (b *balancer) renew(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	b.members = members
+	asked := time.Now()
 	held, err := e.store.RenewPartitions(ctx, b.member, e.cfg.Lease)
 	if err != nil {
 		b.mu.Unlock()
@@ -144,6 +145,8 @@ func (b *balancer) renew(ctx context.Context) error {
 		if gen, ok := gens[part]; !ok || gen != p.part.Generation {
 			lost = append(lost, p)
 			b.forget(p)
+		} else {
+			p.renewed(asked)
 		}
 	}
 	b.mu.Unlock()
@@ -175,13 +178,19 @@ func (b *balancer) balance(ctx context.Context) error {
 	// whatever still runs under the old generation. Then free or expired
 	// ones. Taking stops once the share is met, so a round is short; the
 	// renewer keeps the leases meanwhile either way.
+	//
+	// An expired lease is taken only takeGrace after its end: its owner
+	// stops sending PublishTimeout before the end (publisher.leaseCovers)
+	// but may still be advancing the cursor past its last batch, its
+	// write queued behind others on a loaded store; taking the partition
+	// then would fence that write and send the batch again.
 	now := time.Now()
 	var orphaned, free []Partition
 	for _, p := range parts {
 		switch {
 		case p.Owner == b.member:
 			orphaned = append(orphaned, p)
-		case p.Owner == "" || p.Expires.Before(now):
+		case p.Owner == "" || p.Expires.Add(takeGrace(e.cfg.Lease)).Before(now):
 			free = append(free, p)
 		}
 	}
@@ -206,6 +215,7 @@ func (b *balancer) balance(ctx context.Context) error {
 			}
 			continue
 		}
+		asked := time.Now()
 		p, err := e.store.TakePartition(ctx, cand.Part, b.member, e.cfg.Lease)
 		switch {
 		case errors.Is(err, ErrLeaseHeld):
@@ -215,11 +225,16 @@ func (b *balancer) balance(ctx context.Context) error {
 			b.mu.Unlock()
 			return err
 		}
-		b.start(p)
+		b.start(p, asked)
 		b.mu.Unlock()
 	}
 	return nil
 }
+
+// takeGrace is how long after its end an expired lease is taken: a third
+// of the lease. A dead relay's partitions thus move at most a lease and
+// a third after its last renewal, plus one balancing round (Lease/3).
+func takeGrace(lease time.Duration) time.Duration { return lease / 3 }
 
 // fairShare is how many of n partitions member should own.
 func fairShare(n int, members []string, member string) int {
@@ -235,10 +250,12 @@ func fairShare(n int, members []string, member string) int {
 	return share
 }
 
-// start runs a publisher for a partition just taken; b.mu is held.
-func (b *balancer) start(p Partition) {
+// start runs a publisher for a partition just taken by a call made at
+// asked; b.mu is held.
+func (b *balancer) start(p Partition, asked time.Time) {
 	e := b.e
 	pub := newPublisher(e, p)
+	pub.renewed(asked)
 	b.owned[p.Part] = pub
 	e.owned.Add(1)
 	e.log.Debug("trustlog: took a partition", "member", b.member, "partition", p.Part, "generation", p.Generation, "cursor", p.Cursor)
@@ -296,6 +313,19 @@ func (b *balancer) leave() {
 		<-p.done
 		if err := e.store.ReleasePartition(ctx, p.part.Part, p.part.Generation); err != nil && ctx.Err() == nil {
 			e.log.Warn("trustlog: cannot give a partition back; it moves when its lease ends", "partition", p.part.Part, "err", err)
+		}
+	}
+	// Partitions still leased under this member's name that it ran no
+	// publisher for at the end (a take whose answer was lost, a publisher
+	// that ended fenced while the store was out of reach) go back too,
+	// rather than wait for their leases to end.
+	if parts, err := e.store.Partitions(ctx); err == nil {
+		for _, p := range parts {
+			if p.Owner == b.member {
+				if err := e.store.ReleasePartition(ctx, p.Part, p.Generation); err != nil && ctx.Err() == nil {
+					e.log.Warn("trustlog: cannot give a partition back; it moves when its lease ends", "partition", p.Part, "err", err)
+				}
+			}
 		}
 	}
 	if err := e.store.Leave(ctx, b.member); err != nil && ctx.Err() == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -49,6 +50,27 @@ type publisher struct {
 	pauseUntil time.Time
 	// fenced: run ended because another owner took the partition.
 	fenced bool
+	// leaseUntil (Unix nanoseconds) is when this owner's lease ends at
+	// the latest: the start of the call that took or last renewed it,
+	// plus Lease. The store set the lease's end from its own clock during
+	// that call, so no later than the store's end on one clock.
+	leaseUntil atomic.Int64
+}
+
+// renewed records a take or renewal of the lease by a call made at asked.
+func (p *publisher) renewed(asked time.Time) {
+	p.leaseUntil.Store(asked.Add(p.e.cfg.Lease).UnixNano())
+}
+
+// leaseCovers reports whether a send started now ends (at the latest,
+// after PublishTimeout) before this owner's lease can: only then may it
+// send. A member whose renewals fall behind (a stalled process, a store
+// that answers slowly) stops sending before another can take the
+// partition, so two owners never send one partition's operations at
+// once, and what the earlier one sent is not sent again by the next
+// unless its cursor advance itself is lost.
+func (p *publisher) leaseCovers() bool {
+	return time.Until(time.Unix(0, p.leaseUntil.Load())) > p.e.cfg.PublishTimeout
 }
 
 func newPublisher(e *Engine, p Partition) *publisher {
@@ -115,6 +137,9 @@ func (p *publisher) run() {
 // step handles due retries, then one batch of new operations, and returns
 // how many operations it handled.
 func (p *publisher) step() (int, error) {
+	if !p.leaseCovers() {
+		return 0, nil // until the renewer renews the lease, or loses it
+	}
 	n, err := p.retryDue()
 	if err != nil {
 		return n, err
@@ -222,7 +247,9 @@ func (p *publisher) send(span trace.Span, recs []Record, retry bool) []result {
 			blocked[recs[i].Op.DOID] = true
 		}
 	}
-	var accepted, down bool
+	// down: the sink refused a round as unavailable; expiring: the lease
+	// no longer covers a send. Either way the rest is not sent now.
+	var accepted, down, expiring bool
 	for _, round := range rounds {
 		var idx []int
 		for _, i := range round {
@@ -235,7 +262,11 @@ func (p *publisher) send(span trace.Span, recs []Record, retry bool) []result {
 		if len(idx) == 0 {
 			continue
 		}
-		if down {
+		if !down && !expiring && !p.leaseCovers() {
+			expiring = true
+			e.log.Debug("trustlog: the partition's lease ends too soon to send; waiting for its renewal", "partition", p.part.Part)
+		}
+		if down || expiring {
 			for _, i := range idx {
 				res[i].unknown = true
 			}
