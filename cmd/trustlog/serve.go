@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -82,19 +81,10 @@ or SIGTERM, then finishes the requests in hand (at most 5 s) and exits 0.`,
 			}
 			srv := &http.Server{Handler: serve.Secure(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 				WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-			stopped := make(chan struct{})
-			go func() {
-				defer close(stopped)
-				<-ctx.Done()
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(sctx)
-			}()
 			a.log.Info("serving the public log", "origin", v.Name(), "url", fmt.Sprintf("http://%s/checkpoint", ln.Addr()))
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := serveUntilDone(ctx, srv, ln); err != nil {
 				return err
 			}
-			<-stopped
 			a.log.Info("public log server stopped")
 			return nil
 		},

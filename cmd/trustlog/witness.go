@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -267,21 +266,8 @@ a state file: updates are serialized by a lock (STATE.lock).`,
 				return usagef("--addr %s: %v", addr, err)
 			}
 			srv := &http.Server{Handler: w.Handler(a.log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
-			ctx := cmd.Context()
-			stopped := make(chan struct{})
-			go func() {
-				defer close(stopped)
-				<-ctx.Done()
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(sctx)
-			}()
 			a.log.Info("witness: serving", "witness", w.Name(), "url", fmt.Sprintf("http://%s/add-checkpoint", ln.Addr()))
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			<-stopped
-			return nil
+			return serveUntilDone(cmd.Context(), srv, ln)
 		},
 	}
 	wf.register(cmd)
