@@ -7,10 +7,6 @@ import (
 	"github.com/go-trustlog/trustlog/internal/matrix"
 )
 
-// TestMain runs the tests with more of them in parallel than go test's
-// default on a small machine (matrix.Main).
-func TestMain(m *testing.M) { matrix.Main(m) }
-
 // TestConformance runs the exported conformance suite on PostgreSQL: the
 // store suite, and the pair suite with each sink of the matrix
 // (internal/matrix; TRUSTLOG_FULL=1 adds the real brokers).

@@ -8,7 +8,10 @@ import (
 )
 
 // TestMain runs the tests with more of them in parallel than go test's
-// default on a small machine (matrix.Main).
+// default on a small machine (matrix.Main): SQLite's pair tests mostly
+// wait, on the one writer and on leases. The server drivers keep the
+// default: their servers' connection limits (PostgreSQL's 100) are shared
+// with every other package's tests.
 func TestMain(m *testing.M) { matrix.Main(m) }
 
 // TestConformance runs the exported conformance suite on SQLite: the

@@ -41,8 +41,10 @@ var Schemes = map[string]string{"memory": "memory", "kafka": "kafka-broker", "pu
 
 // Main runs a driver package's tests with at least 4 parallel tests
 // unless -test.parallel is given: the pair suite's tests mostly wait
-// (on leases, on brokers), and go test's default of GOMAXPROCS would run
-// them two at a time on a two-core machine.
+// (on leases, on brokers, on SQLite's one writer), and go test's default
+// of GOMAXPROCS would run them two at a time on a two-core machine. Only
+// for a driver that opens no server connections: each parallel test
+// holds a few, and a server's limit is shared with the other packages.
 func Main(m *testing.M) {
 	flag.Parse()
 	set := false
