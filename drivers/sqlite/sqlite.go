@@ -240,5 +240,13 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Handles on one database file in this process take turns for its one
+	// writer (sqlstore.Store.ShareWriteLock); an in-memory database is
+	// private to its handle.
+	var seq int
+	var name, file string
+	if err := db.QueryRow("PRAGMA database_list").Scan(&seq, &name, &file); err == nil && file != "" {
+		s.ShareWriteLock("sqlite:" + file)
+	}
 	return &Store{s}, nil
 }

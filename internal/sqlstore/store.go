@@ -40,11 +40,27 @@ type Store struct {
 
 	insertMu    sync.Mutex
 	insertCache map[insertKey]string
-	writeMu     sync.Mutex
+	writeMu     *sync.Mutex // this store's, or shared (ShareWriteLock)
 	retry       backoff.Policy // deadlockRetry, or a test's shorter one
 
 	// parts is the store's number of partitions once read (0 before).
 	parts atomic.Int64
+}
+
+// writeLocks are the write mutexes stores of this process share, by key
+// (ShareWriteLock).
+var writeLocks sync.Map
+
+// ShareWriteLock makes s serialise its writes (Dialect.SerializeWrites)
+// with every other store of this process given the same key: the SQLite
+// driver passes the database file, so that two handles on one file (two
+// engines of one process, a relay and the CLI's own handle) queue for it
+// in Go, in turn, rather than poll its busy lock, which does not take
+// waiters in order and let one writer wait for seconds (past a lease)
+// while others wrote. Call it before s is used.
+func (s *Store) ShareWriteLock(key string) {
+	m, _ := writeLocks.LoadOrStore(key, new(sync.Mutex))
+	s.writeMu = m.(*sync.Mutex)
 }
 
 // writing serialises the store's own writes when the dialect asks for it;
@@ -66,7 +82,7 @@ type insertKey struct {
 // pool) with the dialect's statements rendered for names. If owns is true,
 // Close closes db.
 func New(d *Dialect, db *bun.DB, names Names, owns bool) (*Store, error) {
-	s := &Store{d: d, db: db.DB, bun: db, names: names, owns: owns, insertCache: map[insertKey]string{}, retry: deadlockRetry}
+	s := &Store{d: d, db: db.DB, bun: db, names: names, owns: owns, insertCache: map[insertKey]string{}, writeMu: new(sync.Mutex), retry: deadlockRetry}
 	if err := render(&d.Queries, &s.q, names); err != nil {
 		return nil, fmt.Errorf("trustlog/%s: %w", d.Name, err)
 	}
