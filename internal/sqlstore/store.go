@@ -40,7 +40,7 @@ type Store struct {
 
 	insertMu    sync.Mutex
 	insertCache map[insertKey]string
-	writeMu     *sync.Mutex // this store's, or shared (ShareWriteLock)
+	writeMu     *sync.Mutex    // this store's, or shared (ShareWriteLock)
 	retry       backoff.Policy // deadlockRetry, or a test's shorter one
 
 	// parts is the store's number of partitions once read (0 before).
