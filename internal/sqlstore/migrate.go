@@ -51,21 +51,11 @@ func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step stri
 	if progress == nil {
 		progress = func(string, int64) {}
 	}
-	if s.q.LeaseTable != "" {
-		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
-			return s.errf("migrate: lease table: %w", err)
-		}
-	}
-	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	release, err := s.beginMigrate(ctx)
 	if err != nil {
-		return s.errf("migrate: %w", err)
+		return err
 	}
-	defer lease.Release(context.WithoutCancel(ctx))
-	if s.d.BeforeMigrate != nil {
-		if err := s.d.BeforeMigrate(ctx, s); err != nil {
-			return s.errf("migrate: %w", err)
-		}
-	}
+	defer release()
 	m, err := s.migrator(progress)
 	if err != nil {
 		return err
@@ -90,27 +80,40 @@ func (s *Store) MigrateWithProgress(ctx context.Context, progress func(step stri
 	return nil
 }
 
+// beginMigrate takes the migration lease (creating the lease table
+// first where the dialect keeps one) and runs the dialect's
+// BeforeMigrate; release gives the lease back.
+func (s *Store) beginMigrate(ctx context.Context) (release func(), err error) {
+	if s.q.LeaseTable != "" {
+		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
+			return nil, s.errf("migrate: lease table: %w", err)
+		}
+	}
+	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	if err != nil {
+		return nil, s.errf("migrate: %w", err)
+	}
+	release = func() { lease.Release(context.WithoutCancel(ctx)) }
+	if s.d.BeforeMigrate != nil {
+		if err := s.d.BeforeMigrate(ctx, s); err != nil {
+			release()
+			return nil, s.errf("migrate: %w", err)
+		}
+	}
+	return release, nil
+}
+
 // MigrateUpTo runs the dialect's BeforeMigrate and applies the
 // migrations not yet applied up to version (included, "00001"), under the
 // migration lease, and nothing else: no partitions, no log identity. It
 // leaves a store in the schema of an earlier release, for tests of
 // upgrades.
 func (s *Store) MigrateUpTo(ctx context.Context, version string) error {
-	if s.q.LeaseTable != "" {
-		if _, err := s.db.ExecContext(ctx, s.q.LeaseTable); err != nil {
-			return s.errf("migrate: lease table: %w", err)
-		}
-	}
-	lease, err := AcquireWait(ctx, s.locker, MigrateLease, 60*time.Second)
+	release, err := s.beginMigrate(ctx)
 	if err != nil {
-		return s.errf("migrate: %w", err)
+		return err
 	}
-	defer lease.Release(context.WithoutCancel(ctx))
-	if s.d.BeforeMigrate != nil {
-		if err := s.d.BeforeMigrate(ctx, s); err != nil {
-			return s.errf("migrate: %w", err)
-		}
-	}
+	defer release()
 	all, err := s.migrations(nil)
 	if err != nil {
 		return err
