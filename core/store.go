@@ -87,6 +87,10 @@ type Partition struct {
 	// Expires.
 	Owner   string
 	Expires time.Time
+	// Backlog is how many operations of the partition have a position
+	// above Cursor (sequenced, not yet published or sent to retry). Only
+	// Stats fills it; Partitions and the lease methods leave it 0.
+	Backlog int64
 }
 
 // ReadParams are the arguments of Store.ReadPartition.
