@@ -11,6 +11,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/ledger"
 	"github.com/go-trustlog/trustlog/sinks/memory"
 )
 
@@ -37,7 +38,7 @@ published with a valid signature and that no rolled-back one was.`,
 	cmd.Flags().IntVarP(&n, "operations", "n", 1000, "operations to record")
 	cmd.Flags().IntVar(&perTx, "per-tx", 10, "operations per application transaction")
 	cmd.Flags().IntVar(&rollbackEvery, "rollback-every", 5, "roll back every Nth transaction (0: none)")
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the SQLite file and print its path")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the SQLite file and the log's public key, and print the trustlog serve command that shows them")
 	return cmd
 }
 
@@ -143,8 +144,23 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 	if waitErr != nil {
 		return waitErr
 	}
-	fmt.Fprintf(out, "relayed    %7d operations to the sink: %s (%.0f ops/s)\n\n",
+	fmt.Fprintf(out, "relayed    %7d operations to the sink: %s (%.0f ops/s)\n",
 		len(committed), relayTime.Round(time.Millisecond), float64(len(committed))/relayTime.Seconds())
+	// Sign a checkpoint of the Merkle log, so that the kept store can be
+	// served (trustlog serve) and its proofs checked.
+	logSkey, logVkey, err := core.GenerateEd25519("demo.trustlog.example/log")
+	if err != nil {
+		return err
+	}
+	seq, err := ledger.NewSequencer(ledger.Config{Key: logSkey, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	cp, err := seq.Checkpoint(ctx, c.Store().(ledger.Storage))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "signed a checkpoint of the Merkle log: %d operations\n\n", cp.Size)
 
 	published := map[string]int{}
 	bad := 0
@@ -189,7 +205,12 @@ func (a *app) demo(ctx context.Context, n, perTx, rollbackEvery int, keep bool) 
 		return err
 	}
 	if keep {
-		fmt.Fprintf(out, "\nkept %s\n", filepath.Join(dir, "demo.db"))
+		pub := filepath.Join(dir, "log.pub")
+		if err := os.WriteFile(pub, []byte(logVkey+"\n"), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nkept %s and the log's public key %s\n", filepath.Join(dir, "demo.db"), pub)
+		fmt.Fprintf(out, "open the console and the public log: trustlog --store %s serve --log-key %s\n", storeURL, pub)
 	}
 	if missing > 0 || phantoms > 0 || bad > 0 {
 		return verifyError{fmt.Errorf("demo found %d missing, %d phantom and %d invalid messages", missing, phantoms, bad)}

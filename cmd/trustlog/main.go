@@ -132,7 +132,8 @@ var envFlags = map[string]string{
 
 // commandEnv maps command flags to environment variables likewise.
 var commandEnv = map[string]string{
-	"ledger-key-file": "TRUSTLOG_LEDGER_KEY_FILE",
+	"ledger-key-file":  "TRUSTLOG_LEDGER_KEY_FILE",
+	"admin-token-file": "TRUSTLOG_ADMIN_TOKEN_FILE",
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -152,7 +153,7 @@ nothing outlives the process and no other process sees it, so verify-sink
 refuses it; use Kafka or Pulsar for anything a second process must read.
 Each global flag can come from the environment instead:
   TRUSTLOG_STORE, TRUSTLOG_SINK, TRUSTLOG_LOG_FORMAT, TRUSTLOG_LOG_LEVEL,
-  TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE,
+  TRUSTLOG_SIGN_KEY_FILE, TRUSTLOG_LEDGER_KEY_FILE, TRUSTLOG_ADMIN_TOKEN_FILE,
 or from a YAML file named by --config or TRUSTLOG_CONFIG:
   store: postgres://app@db/app
   sink: kafka://kafka-1:9092/attestations

@@ -31,11 +31,8 @@ import (
 // readiness to attach the relay's store and engine to once they are open.
 // The listener is open when it returns.
 func (a *app) serveMetrics(ctx context.Context, addr string) (core.Telemetry, *relayHealth, error) {
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return core.Telemetry{}, nil, err
-	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+	reg, err := processRegistry()
+	if err != nil {
 		return core.Telemetry{}, nil, err
 	}
 	exp, err := promexp.New(promexp.WithRegisterer(reg))
@@ -68,6 +65,19 @@ func (a *app) serveMetrics(ctx context.Context, addr string) (core.Telemetry, *r
 	a.log.Info("serving metrics", "url", fmt.Sprintf("http://%s/metrics", ln.Addr()),
 		"health", fmt.Sprintf("http://%s/healthz", ln.Addr()), "ready", fmt.Sprintf("http://%s/readyz", ln.Addr()))
 	return core.Telemetry{MeterProvider: mp}, health, nil
+}
+
+// processRegistry is a Prometheus registry holding the Go runtime's and
+// the process's metrics.
+func processRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
 
 // telemetryResource describes this process to the metrics' readers
