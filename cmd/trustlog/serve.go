@@ -22,7 +22,7 @@ func (a *app) serveCmd() *cobra.Command {
 	var addr, logKey string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the public log over HTTP: checkpoints, tiles, entries and proofs",
+		Short: "Serve the public log over HTTP: checkpoints, tiles, entries, proofs and operation pages",
 		Long: `Serve the store's Merkle log read-only over HTTP, so that anyone can fetch and
 check it with standard tooling (C2SP tlog-tiles clients, golang.org/x/mod/sumdb/tlog):
 
@@ -31,6 +31,10 @@ check it with standard tooling (C2SP tlog-tiles clients, golang.org/x/mod/sumdb/
   /tile/entries/<N>[.p/<W>]      entry bundles: each operation's sealed encoding
   /proof/<op_id>                 the proof "trustlog prove <op_id>" writes
   /.well-known/trustlog/log.pub  the log's public key (--log-key)
+  /op/<op_id>                    an HTML page showing the operation, which verifies
+                                 it in the reader's browser (WebCrypto: proof,
+                                 checkpoint signature, origin, entry)
+  /assets/<name>                 that page's script, style sheet and icon
   /healthz                       200 "ok" while the process runs
 
 Tiles and entries are served up to the latest signed checkpoint, which must
