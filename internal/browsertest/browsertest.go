@@ -248,7 +248,7 @@ type recorderKey struct{}
 
 // New starts a headless Chromium for t and returns the context of its
 // one tab, to run chromedp actions with (chromedp.Do, chromedp.Run, or
-// Do below). Everything the page reports that a test must not ignore is
+// this package's Do). Everything the page reports that a test must not ignore is
 // recorded from the start (see Problems). The browser stops, and its
 // profile directory goes, when t ends; it stops at the latest shortly
 // before the test binary's deadline, so a wait that never ends fails the
