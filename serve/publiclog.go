@@ -66,21 +66,32 @@ func NewPublicLog(store core.Store, opts PublicLogOptions) (http.Handler, error)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &publicLog{st: st, verifier: v, key: key, log: opts.Logger}
+	// The key's name+hash, without the key material (whose base64 may
+	// hold '+' too; the name may not): what the pages show.
+	hashed := v.Name() + "+" + strings.SplitN(key, "+", 3)[1]
+	pg, err := newPages(v.Name(), hashed)
+	if err != nil {
+		return nil, err
+	}
+	p := &publicLog{st: st, verifier: v, key: key, log: opts.Logger, pages: pg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkpoint", p.checkpoint)
 	mux.HandleFunc("GET /tile/entries/{path...}", p.entries)
 	mux.HandleFunc("GET /tile/{path...}", p.tile)
 	mux.HandleFunc("GET /proof/{opid}", p.proof)
 	mux.HandleFunc("GET "+KeyPath, p.logKey)
+	mux.HandleFunc("GET /op/{opid}", p.opPage)
+	mux.HandleFunc("GET "+AssetsPath+"{name}", pg.assets.serveAsset)
 	return Secure(mux), nil
 }
 
 // Secure wraps h with the public log's response policy: every response
 // carries Content-Security-Policy default-src 'none' (nothing served is
-// a page to render or run), X-Content-Type-Options nosniff (no browser
-// guesses HTML from bytes) and X-Frame-Options DENY, and only GET and
-// HEAD reach h (anything else is 405 with Allow: GET, HEAD).
+// a page to render or run, except the HTML pages, which replace it with
+// a policy that allows their own script and style files and nothing
+// else), X-Content-Type-Options nosniff (no browser guesses HTML from
+// bytes) and X-Frame-Options DENY, and only GET and HEAD reach h
+// (anything else is 405 with Allow: GET, HEAD).
 func Secure(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
@@ -102,6 +113,7 @@ type publicLog struct {
 	verifier note.Verifier
 	key      string
 	log      *slog.Logger
+	pages    *pages
 }
 
 // fail answers an error in plain text, never cached. The text never

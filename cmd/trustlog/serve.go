@@ -45,9 +45,11 @@ The public log, safe to expose (with --log-key):
   /tile/<L>/<N>[.p/<W>]          hash tiles of height 8 (C2SP tlog-tiles)
   /tile/entries/<N>[.p/<W>]      entry bundles: each operation's sealed encoding
   /proof/<op_id>                 the proof "trustlog prove <op_id>" writes
-  /op/<op_id>                    a page that verifies the operation's inclusion
-                                 proof and the checkpoint's signature in the browser
   /.well-known/trustlog/log.pub  the log's public key (--log-key)
+  /op/<op_id>                    an HTML page showing the operation, which verifies
+                                 it in the reader's browser (WebCrypto: proof,
+                                 checkpoint signature, origin, entry)
+  /assets/<name>                 that page's script, style sheet and icon
 Tiles and entries are served up to the latest signed checkpoint, which must
 verify with --log-key (the public key of the relays' --ledger-key-file); the
 server holds no private key. Without --log-key only the console is served.

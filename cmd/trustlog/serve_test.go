@@ -164,6 +164,15 @@ func TestServeCommand(t *testing.T) {
 	assert.Contains(t, body, `id="count-pending">5<`, "the console's overview: nothing relayed")
 	assert.Contains(t, body, `id="tree-size">5<`, "all sequenced")
 	assert.Contains(t, body, "read-only")
+	// The operation pages keep their own policy through the command's
+	// outer handler: their script and style sheet from this origin.
+	for path, code := range map[string]int{"/op/not-an-op-id": http.StatusBadRequest, "/op/0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b": http.StatusNotFound} {
+		resp, body = get(http.MethodGet, path)
+		assert.Equal(t, code, resp.StatusCode, path)
+		assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"), path)
+		assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none'; script-src 'self'; style-src 'self';"), path)
+		assert.Contains(t, body, `<link rel="stylesheet" href="../assets/page.`, path)
+	}
 	for _, path := range []string{"/healthz", "/checkpoint", "/metrics"} {
 		resp, _ = get(http.MethodPost, path)
 		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, path)
