@@ -100,6 +100,16 @@ var queries = sqlstore.Queries{
 		WHERE r.dead = 1 AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead:   cols + strings.Replace(fromRetry, "%s", "dead", 1) + ` WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
+	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
+	// the retry table's (dead, seq) for a state. The error text is
+	// compared as bytes: a binary string makes LOCATE case-sensitive
+	// whatever the collations.
+	FindByDOID:        cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_doid_seq)` + join,
+	FindByActor:       cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_actor_seq)` + join,
+	FindInRetry:       cols + ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`,
+	FindDead:          `r.dead = 1`,
+	FindRetrying:      `r.dead = 0`,
+	FindErrorContains: `LOCATE(CAST({arg} AS BINARY), CAST(r.last_error AS BINARY)) > 0`,
 	// Each partition's count above its cursor is one range of the
 	// (part, leaf_index) index; the retry counts read (dead, seq).
 	Counts: "SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL)," +

@@ -106,6 +106,14 @@ var queries = sqlstore.Queries{
 		FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.dead = true AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = false, attempts = 0, due_at = now(), updated_at = now() WHERE dead = true`,
 	ListDead:   cols + fromRetry + ` WHERE r.dead = true AND r.seq > $1 ORDER BY r.seq LIMIT $2`,
+	// Find: the planner walks (doid, seq) or (op_actor, seq) from the seq
+	// after, or the retry table's (dead, seq) for a state.
+	FindByDOID:        cols + from,
+	FindByActor:       cols + from,
+	FindInRetry:       cols + fromRetry,
+	FindDead:          `r.dead = true`,
+	FindRetrying:      `r.dead = false`,
+	FindErrorContains: `strpos(r.last_error, {arg}) > 0`,
 	// Each partition's count above its cursor is one range of the
 	// (part, leaf_index) index; the retry counts read (dead, seq).
 	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),

@@ -27,7 +27,9 @@ const (
 	from        = sqlstore.RecordFrom
 	// retryJoin follows the retry table r in a FROM clause.
 	retryJoin = ` JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
-	partCols  = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
+	// join follows the operation table o in a FROM clause.
+	join     = ` LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	partCols = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
 )
 
 // heldExpr is strict order's condition on an operation o read above its
@@ -91,6 +93,15 @@ var queries = sqlstore.Queries{
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_dead` + retryJoin + `
 		WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
+	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
+	// the retry table for the rest. instr compares bytes (and is
+	// case-sensitive) on text.
+	FindByDOID:        cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_doid_seq` + join,
+	FindByActor:       cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_actor_seq` + join,
+	FindInRetry:       cols + ` FROM {{.Retry}} AS r` + retryJoin,
+	FindDead:          `r.dead = 1`,
+	FindRetrying:      `r.dead = 0`,
+	FindErrorContains: `instr(r.last_error, {arg}) > 0`,
 	// Each partition's count above its cursor is one range of the
 	// (part, leaf_index) index; the retry counts read (dead, seq).
 	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),
