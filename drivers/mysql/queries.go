@@ -110,13 +110,15 @@ var queries = sqlstore.Queries{
 	FindDead:          `r.dead = 1`,
 	FindRetrying:      `r.dead = 0`,
 	FindErrorContains: `LOCATE(CAST({arg} AS BINARY), CAST(r.last_error AS BINARY)) > 0`,
-	// Each partition's count above its cursor is one range of the
-	// (part, leaf_index) index; the retry counts read (dead, seq).
-	Counts: "SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL)," +
-		" (SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
-		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)), 0)" +
-		" FROM {{.Partition}} AS p)," +
-		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1)",
+	// Each partition's backlog is one range of the (part, leaf_index)
+	// index; the retry counts read (dead, seq).
+	Counts: "SELECT p.part, p.`cursor`, p.generation, p.owner, p.expires_at," +
+		" (SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
+		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)," +
+		" c.total, c.unsequenced, c.retrying, c.dead" +
+		" FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced," +
+		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead) AS c" +
+		" LEFT JOIN {{.Partition}} AS p ON TRUE ORDER BY p.part",
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
 	OldestUnsettled: "SELECT MIN(c) FROM (" +

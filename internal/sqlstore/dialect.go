@@ -171,8 +171,13 @@ type Queries struct {
 	// FindErrorContains is the condition "r.last_error contains the
 	// parameter {arg}", compared byte for byte, with no wildcard.
 	FindDead, FindRetrying, FindErrorContains string
-	// Counts returns one row: operations, operations without a position,
-	// operations above their partition's cursor, retrying, dead.
+	// Counts returns one row per partition, in order: its part, cursor,
+	// generation, owner and expires_at (as Partitions) and its backlog
+	// (operations with a position above its cursor), then the store's
+	// counts, the same in every row: operations, operations without a
+	// position, retrying, dead. With no partition it returns one row
+	// whose partition columns are NULL. One statement, so the counts
+	// agree with each other.
 	Counts string
 	// OldestUnsettled returns the smallest created_at of the operations
 	// that are neither published nor dead (NULL when none).
