@@ -19,7 +19,9 @@ import (
 )
 
 // RunStore runs the store half of the suite: every Store, Locker and
-// Notifier method against its contract in core/store.go, without an
+// Notifier method against its contract in core/store.go, and, on a store
+// that implements it, every core.Inspector method against core/inspect.go
+// (a store without it logs so and passes those subtests), without an
 // engine. Each subtest gets a fresh store and runs in parallel.
 func RunStore(t *testing.T, newStore NewStoreFunc) {
 	for _, tc := range []struct {
@@ -45,6 +47,13 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"DeadListAndRequeue", testDeadRequeue},
 		{"GetDerivesState", testGetState},
 		{"Stats", testStats},
+		{"StatsBacklog", testStatsBacklog},
+		{"FindHistory", testFindHistory},
+		{"FindActorAndTime", testFindActor},
+		{"FindRetryFilters", testFindRetryFilters},
+		{"FindPaging", testFindPaging},
+		{"FindRefused", testFindRefused},
+		{"Relays", testRelays},
 		{"ScanInSeqOrder", testScan},
 		{"ValuesCompareByteForByte", testBytewise},
 		{"Cursors", testCursors},

@@ -37,6 +37,9 @@ var (
 	// ErrNoReplay is returned by OpenReplayer for a sink that cannot be
 	// read back.
 	ErrNoReplay = errors.New("trustlog: sink cannot be read back")
+	// ErrInvalidQuery is wrapped by every *QueryError: an Inspector
+	// refused a FindQuery.
+	ErrInvalidQuery = errors.New("trustlog: invalid query")
 )
 
 // ValidationError says which field of which operation is wrong and why. It
@@ -81,6 +84,26 @@ func (e *ConfigError) Error() string {
 
 // Unwrap returns ErrInvalidConfig.
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// QueryError names the FindQuery field an Inspector refused and why. It
+// wraps ErrInvalidQuery.
+type QueryError struct {
+	// Field is the FindQuery field's name, e.g. "State"; "" when the
+	// query as a whole is refused (it selects nothing through an index).
+	Field  string
+	Reason string
+}
+
+// Error implements error.
+func (e *QueryError) Error() string {
+	if e.Field == "" {
+		return "trustlog: invalid query: " + e.Reason
+	}
+	return "trustlog: invalid query: " + e.Field + ": " + e.Reason
+}
+
+// Unwrap returns ErrInvalidQuery.
+func (e *QueryError) Unwrap() error { return ErrInvalidQuery }
 
 // PermanentError marks a publishing error that retrying cannot fix (a
 // message over the broker's size limit, an unknown topic with creation off).

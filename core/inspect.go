@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -23,8 +24,10 @@ type Inspector interface {
 }
 
 // FindQuery selects operations for Inspector.Find. Set fields combine
-// with AND; a query must set at least one of DOID, Actor and State, so
-// that every search reads an index, never the whole operation table.
+// with AND; a query must set at least one of DOID, Actor, State,
+// ErrorContains and ChangedBefore (the last three read the retry table),
+// so that every search reads an index or the retry table, never the whole
+// operation table. Validate says whether a query may run.
 type FindQuery struct {
 	// DOID selects one object's operations (exact match).
 	DOID string
@@ -47,9 +50,44 @@ type FindQuery struct {
 	ChangedBefore time.Time
 	// AfterSeq pages: operations with a larger seq.
 	AfterSeq int64
-	// Limit caps the result: default 100, at most FindLimitMax.
+	// Limit caps the result: default 100 (FindLimitDefault), at most
+	// FindLimitMax (a larger one is lowered to it). Negative is refused.
 	Limit int
 }
 
+// FindLimitDefault is the FindQuery.Limit of a query that sets none.
+const FindLimitDefault = 100
+
 // FindLimitMax is the largest FindQuery.Limit.
 const FindLimitMax = 1000
+
+// Validate returns a *QueryError (wrapping ErrInvalidQuery) if q may not
+// run: it selects by none of DOID, Actor, State, ErrorContains and
+// ChangedBefore, its State is neither zero nor StateRetrying nor
+// StateDead, or its Limit is negative. Inspectors call it first.
+func (q FindQuery) Validate() error {
+	switch q.State {
+	case StatePending, StateRetrying, StateDead:
+	default:
+		return &QueryError{Field: "State", Reason: "must be StateRetrying, StateDead or zero (any state), not " + q.State.String()}
+	}
+	if q.Limit < 0 {
+		return &QueryError{Field: "Limit", Reason: "must not be negative (0 is the default, " + strconv.Itoa(FindLimitDefault) + ")"}
+	}
+	if q.DOID == "" && q.Actor == "" && q.State == StatePending && q.ErrorContains == "" && q.ChangedBefore.IsZero() {
+		return &QueryError{Reason: "set at least one of DOID, Actor, State, ErrorContains and ChangedBefore (a search must not read the whole operation table)"}
+	}
+	return nil
+}
+
+// EffectiveLimit is the number of operations Find returns at most for
+// q: its Limit, FindLimitDefault when zero, at most FindLimitMax.
+func (q FindQuery) EffectiveLimit() int {
+	switch {
+	case q.Limit <= 0:
+		return FindLimitDefault
+	case q.Limit > FindLimitMax:
+		return FindLimitMax
+	}
+	return q.Limit
+}

@@ -280,12 +280,12 @@ func TestMigrateToByteForByteResumes(t *testing.T) {
 }
 
 // TestMigrateResumesEachStep: a Migrate that died after any statement of
-// the partition migrations (MySQL commits DDL one statement at a time)
-// is finished by the next one.
+// the partition and index migrations (MySQL commits DDL one statement at
+// a time) is finished by the next one.
 func TestMigrateResumesEachStep(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for _, name := range []string{"00003_partitions.up.sql", "00005_derived_state.up.sql"} {
+	for _, name := range []string{"00003_partitions.up.sql", "00005_derived_state.up.sql", "00006_find_indexes.up.sql"} {
 		src, err := os.ReadFile("migrations/" + name)
 		require.NoError(t, err)
 		for k := 1; ; k++ {

@@ -100,13 +100,25 @@ var queries = sqlstore.Queries{
 		WHERE r.dead = 1 AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead:   cols + strings.Replace(fromRetry, "%s", "dead", 1) + ` WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
-	// Each partition's count above its cursor is one range of the
-	// (part, leaf_index) index; the retry counts read (dead, seq).
-	Counts: "SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL)," +
-		" (SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
-		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)), 0)" +
-		" FROM {{.Partition}} AS p)," +
-		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1)",
+	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
+	// the retry table's (dead, seq) for a state. The error text is
+	// compared as bytes: a binary string makes LOCATE case-sensitive
+	// whatever the collations.
+	FindByDOID:        cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_doid_seq)` + join,
+	FindByActor:       cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_actor_seq)` + join,
+	FindInRetry:       cols + ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`,
+	FindDead:          `r.dead = 1`,
+	FindRetrying:      `r.dead = 0`,
+	FindErrorContains: `LOCATE(CAST({arg} AS BINARY), CAST(r.last_error AS BINARY)) > 0`,
+	// Each partition's backlog is one range of the (part, leaf_index)
+	// index; the retry counts read (dead, seq).
+	Counts: "SELECT p.part, p.`cursor`, p.generation, p.owner, p.expires_at," +
+		" (SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
+		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)," +
+		" c.total, c.unsequenced, c.retrying, c.dead" +
+		" FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced," +
+		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead) AS c" +
+		" LEFT JOIN {{.Partition}} AS p ON TRUE ORDER BY p.part",
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
 	OldestUnsettled: "SELECT MIN(c) FROM (" +

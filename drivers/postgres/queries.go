@@ -29,6 +29,8 @@ const (
 	fromRetry = ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
 	// partCols are a partition row's columns.
 	partCols = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
+	// partRow selects them from the partition p.
+	partRow = `SELECT p.part, p.cursor, p.generation, p.owner, p.expires_at`
 )
 
 // heldExpr is strict order's condition on an operation o read above its
@@ -106,12 +108,21 @@ var queries = sqlstore.Queries{
 		FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.dead = true AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = false, attempts = 0, due_at = now(), updated_at = now() WHERE dead = true`,
 	ListDead:   cols + fromRetry + ` WHERE r.dead = true AND r.seq > $1 ORDER BY r.seq LIMIT $2`,
-	// Each partition's count above its cursor is one range of the
-	// (part, leaf_index) index; the retry counts read (dead, seq).
-	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),
-		(SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `)), 0)
-			FROM {{.Partition}} AS p),
-		(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true)`,
+	// Find: the planner walks (doid, seq) or (op_actor, seq) from the seq
+	// after, or the retry table's (dead, seq) for a state.
+	FindByDOID:        cols + from,
+	FindByActor:       cols + from,
+	FindInRetry:       cols + fromRetry,
+	FindDead:          `r.dead = true`,
+	FindRetrying:      `r.dead = false`,
+	FindErrorContains: `strpos(r.last_error, {arg}) > 0`,
+	// Each partition's backlog is one range of the (part, leaf_index)
+	// index; the retry counts read (dead, seq).
+	Counts: partRow + `, (SELECT COUNT(*) FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `),
+		c.total, c.unsequenced, c.retrying, c.dead
+		FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
+			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true) AS dead) AS c
+		LEFT JOIN {{.Partition}} AS p ON true ORDER BY p.part`,
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
 	OldestUnsettled: `SELECT MIN(c) FROM (

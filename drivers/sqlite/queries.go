@@ -27,7 +27,9 @@ const (
 	from        = sqlstore.RecordFrom
 	// retryJoin follows the retry table r in a FROM clause.
 	retryJoin = ` JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
-	partCols  = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
+	// join follows the operation table o in a FROM clause.
+	join     = ` LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	partCols = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
 )
 
 // heldExpr is strict order's condition on an operation o read above its
@@ -91,13 +93,24 @@ var queries = sqlstore.Queries{
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_dead` + retryJoin + `
 		WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
-	// Each partition's count above its cursor is one range of the
-	// (part, leaf_index) index; the retry counts read (dead, seq).
-	Counts: `SELECT (SELECT COUNT(*) FROM {{.Op}}), (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL),
-		(SELECT COALESCE(SUM((SELECT COUNT(*) FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
-			WHERE o.part = p.part AND o.leaf_index > p.cursor)), 0)
-			FROM {{.Partition}} AS p),
-		(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0), (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1)`,
+	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
+	// the retry table for the rest. instr compares bytes (and is
+	// case-sensitive) on text.
+	FindByDOID:        cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_doid_seq` + join,
+	FindByActor:       cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_actor_seq` + join,
+	FindInRetry:       cols + ` FROM {{.Retry}} AS r` + retryJoin,
+	FindDead:          `r.dead = 1`,
+	FindRetrying:      `r.dead = 0`,
+	FindErrorContains: `instr(r.last_error, {arg}) > 0`,
+	// Each partition's backlog is one range of the (part, leaf_index)
+	// index; the retry counts read (dead, seq).
+	Counts: `SELECT p.part, p.cursor, p.generation, p.owner, p.expires_at,
+		(SELECT COUNT(*) FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
+			WHERE o.part = p.part AND o.leaf_index > p.cursor),
+		c.total, c.unsequenced, c.retrying, c.dead
+		FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
+			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead) AS c
+		LEFT JOIN {{.Partition}} AS p ON 1 ORDER BY p.part`,
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
 	OldestUnsettled: `SELECT MIN(c) FROM (

@@ -161,8 +161,23 @@ type Queries struct {
 	// ListDead lists dead operations in seq order. Args: after seq,
 	// limit. Returns Columns.
 	ListDead string
-	// Counts returns one row: operations, operations without a position,
-	// operations above their partition's cursor, retrying, dead.
+	// FindByDOID, FindByActor and FindInRetry select Columns for
+	// Inspector.Find, up to the WHERE clause the store appends
+	// (conditions on o and r, "seq > after", ORDER BY seq, LIMIT): from
+	// the operation table o through its (doid, seq) or (op_actor, seq)
+	// index, or from the retry table r joined to its operation.
+	FindByDOID, FindByActor, FindInRetry string
+	// FindDead and FindRetrying are the conditions on r of those states.
+	// FindErrorContains is the condition "r.last_error contains the
+	// parameter {arg}", compared byte for byte, with no wildcard.
+	FindDead, FindRetrying, FindErrorContains string
+	// Counts returns one row per partition, in order: its part, cursor,
+	// generation, owner and expires_at (as Partitions) and its backlog
+	// (operations with a position above its cursor), then the store's
+	// counts, the same in every row: operations, operations without a
+	// position, retrying, dead. With no partition it returns one row
+	// whose partition columns are NULL. One statement, so the counts
+	// agree with each other.
 	Counts string
 	// OldestUnsettled returns the smallest created_at of the operations
 	// that are neither published nor dead (NULL when none).

@@ -32,19 +32,19 @@ func TestMigrateDownRefusesAStepWithoutDown(t *testing.T) {
 		require.NoError(t, err)
 		files[e.Name()] = &fstest.MapFile{Data: b}
 	}
-	files["00005_extra.tx.up.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE {{.Prefix}}extra (x INTEGER);`)}
+	files["00006_extra.tx.up.sql"] = &fstest.MapFile{Data: []byte(`CREATE TABLE {{.Prefix}}extra (x INTEGER);`)}
 	sqlstore.SetMigrations(s.Store, files)
 
 	require.ErrorIs(t, s.CheckSchema(ctx), sqlstore.ErrNoSchema, "never migrated")
 	list, err := s.MigrationList(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 5)
-	for _, m := range list[:4] {
+	require.Len(t, list, 6)
+	for _, m := range list[:5] {
 		assert.True(t, m.Reversible, m.Name)
 	}
 	assert.Equal(t, "00003_positions", list[2].Name, "the Go migration is listed with the files")
-	assert.False(t, list[4].Reversible)
-	assert.Contains(t, list[4].Reason, "no down migration")
+	assert.False(t, list[5].Reversible)
+	assert.Contains(t, list[5].Reason, "no down migration")
 
 	require.NoError(t, s.Migrate(ctx))
 	require.NoError(t, s.CheckSchema(ctx))
@@ -52,7 +52,7 @@ func TestMigrateDownRefusesAStepWithoutDown(t *testing.T) {
 	var refused *sqlstore.DownRefusedError
 	require.ErrorAs(t, err, &refused)
 	assert.ErrorIs(t, err, sqlstore.ErrDownRefused)
-	assert.Equal(t, "00005_extra", refused.Migration)
+	assert.Equal(t, "00006_extra", refused.Migration)
 	assert.Contains(t, err.Error(), "no down migration")
 	assert.Contains(t, err.Error(), "nothing was changed")
 	assert.Empty(t, refused.RolledBack)
@@ -94,7 +94,7 @@ func TestMigrateDownSQLite(t *testing.T) {
 
 	_, err = s.DB().Exec(`DELETE FROM trustlog_cursor WHERE cursor_key = 'export'`)
 	require.NoError(t, err)
-	all := []string{"00004_derived_state", "00003_positions", "00002_partitions", "00001_schema"}
+	all := []string{"00005_find_indexes", "00004_derived_state", "00003_positions", "00002_partitions", "00001_schema"}
 	names, err = s.MigrateDown(ctx)
 	require.NoError(t, err, "the log identity Migrate wrote does not count")
 	assert.Equal(t, all, names)
@@ -106,8 +106,9 @@ func TestMigrateDownSQLite(t *testing.T) {
 	_, err = s.Stats(ctx)
 	require.NoError(t, err)
 
-	// A store holding an operation: refused by the newest migration,
-	// whose columns would not come back.
+	// A store holding an operation: refused by the newest migration
+	// that would lose it (the indexes of 00005 would come back, the
+	// columns of 00004 would not).
 	op := &core.Operation{Source: core.SourceDOIP, Type: core.OpCreate, DOID: "10.1/x", DOPrefix: "10.1", Actor: "a", ProducerID: "p"}
 	require.NoError(t, op.Seal(nil))
 	require.NoError(t, s.Insert(ctx, nil, []*core.Operation{op}))
@@ -124,15 +125,16 @@ func TestMigrateDownSQLite(t *testing.T) {
 }
 
 // separateGroups records the migrations of a MySQL store as applied by
-// three releases: 00001, 00002, then the partitions (00003 to 00005), so
-// that MigrateDown undoes them in three steps.
+// three releases: 00001, 00002, then the partitions and the search's
+// indexes (00003 to 00006), so that MigrateDown undoes them in three
+// steps.
 func separateGroups(t *testing.T, s *storetest.Store) {
 	t.Helper()
 	_, err := s.DB().Exec(`UPDATE trustlog_migrations SET group_id = CASE WHEN name = '00001' THEN 1 WHEN name = '00002' THEN 2 ELSE 3 END`)
 	require.NoError(t, err)
 	names, err := s.MigrateDown(context.Background())
 	require.NoError(t, err, "an empty store's partitions roll back")
-	assert.Equal(t, []string{"00005_derived_state", "00004_positions", "00003_partitions"}, names)
+	assert.Equal(t, []string{"00006_find_indexes", "00005_derived_state", "00004_positions", "00003_partitions"}, names)
 }
 
 // TestMySQLNopadDown: 00002_nopad_collation rolls back to utf8mb4_bin
@@ -165,7 +167,7 @@ func TestMySQLNopadDown(t *testing.T) {
 	assert.Equal(t, nopad, collation(), "nothing changed")
 	list, err := s.MigrationList(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 5)
+	require.Len(t, list, 6)
 	assert.False(t, list[1].Reversible)
 	assert.False(t, list[0].Reversible, "cursors are stored")
 	assert.False(t, list[2].Applied)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,23 +178,10 @@ func (s *Store) Heartbeat(ctx context.Context, member string, ttl time.Duration)
 	if err != nil {
 		return nil, s.errf("heartbeat: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q.Members)
+	members, err := s.members(ctx)
 	if err != nil {
 		return nil, s.errf("heartbeat: %w", err)
 	}
-	defer rows.Close()
-	var members []string
-	for rows.Next() {
-		var m string
-		if err := rows.Scan(&m); err != nil {
-			return nil, s.errf("heartbeat: %w", err)
-		}
-		members = append(members, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.errf("heartbeat: %w", err)
-	}
-	slices.Sort(members)
 	return members, nil
 }
 

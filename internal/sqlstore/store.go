@@ -367,14 +367,37 @@ func (s *Store) Get(ctx context.Context, opID string) (core.Record, error) {
 	return recs[0], nil
 }
 
-// Stats implements core.Store. The counts come from one statement of
-// index reads (see Queries.Counts): operations without a position and
-// those above their partition's cursor are pending, the retry table's
-// rows are retrying or dead, and the rest are published.
+// Stats implements core.Store. The counts and the partitions come from
+// one statement of index reads (see Queries.Counts), one row per
+// partition with its backlog: operations without a position and those
+// above their partition's cursor (the backlogs, summed here) are
+// pending, the retry table's rows are retrying or dead, and the rest are
+// published.
 func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
 	st := core.Stats{Counts: map[core.State]int64{}}
+	rows, err := s.db.QueryContext(ctx, s.q.Counts)
+	if err != nil {
+		return st, s.errf("stats: %w", err)
+	}
+	defer rows.Close()
 	var total, unsequenced, above, retrying, dead int64
-	if err := s.db.QueryRowContext(ctx, s.q.Counts).Scan(&total, &unsequenced, &above, &retrying, &dead); err != nil {
+	for rows.Next() {
+		var (
+			part, cursor, gen, backlog sql.NullInt64
+			owner                      sql.NullString
+			exp                        flexTime
+		)
+		if err := rows.Scan(&part, &cursor, &gen, &owner, &exp, &backlog, &total, &unsequenced, &retrying, &dead); err != nil {
+			return st, s.errf("stats: %w", err)
+		}
+		if !part.Valid {
+			continue // no partition: the store's counts alone
+		}
+		st.Partitions = append(st.Partitions, core.Partition{Part: int(part.Int64), Cursor: cursor.Int64, Generation: gen.Int64,
+			Owner: owner.String, Expires: exp.t, Backlog: backlog.Int64})
+		above += backlog.Int64
+	}
+	if err := rows.Err(); err != nil {
 		return st, s.errf("stats: %w", err)
 	}
 	st.Counts[core.StatePending] = unsequenced + above
@@ -391,11 +414,7 @@ func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
 		return st, s.errf("stats: %w", err)
 	}
 	st.MaxSeq = maxSeq.Int64
-	var err error
 	if st.TreeSize, err = s.TreeSize(ctx); err != nil {
-		return st, err
-	}
-	if st.Partitions, err = s.Partitions(ctx); err != nil {
 		return st, err
 	}
 	return st, nil

@@ -1,8 +1,10 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/go-trustlog/trustlog/core"
 )
@@ -144,7 +146,9 @@ func (s *Store) Get(ctx context.Context, opID string) (core.Record, error) {
 }
 
 // Stats implements core.Store: one pass over the rows, deriving each
-// state. Counts has an entry for every state, zero included.
+// state. Counts has an entry for every state, zero included. Each
+// partition's backlog is its sequenced rows above its cursor (a binary
+// search in its rows, which are in position order).
 func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
 	d, _, err := s.lock(ctx, true)
 	if err != nil {
@@ -159,6 +163,11 @@ func (s *Store) Stats(ctx context.Context) (core.Stats, error) {
 	}
 	for _, state := range core.States {
 		st.Counts[state] = 0
+	}
+	for i, p := range d.parts {
+		// The partition's rows above its cursor, in position order.
+		n, _ := slices.BinarySearchFunc(p.rows, p.Cursor, func(r *row, c int64) int { return cmp.Compare(r.pos, c+1) })
+		st.Partitions[i].Backlog = int64(len(p.rows) - n)
 	}
 	for _, r := range d.rows {
 		state, _ := d.state(r)
