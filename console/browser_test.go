@@ -3,7 +3,9 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,14 +102,27 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Logging out ends the writes.
 	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login")))
-	browsertest.NoProblems(t, ctx)
+	onlyWrongToken(t, ctx)
 
 	// A console started without a token offers no writes at all.
 	ro := newFixture(t, console.Options{}, nil)
 	browsertest.Do(t, ctx, chromedp.Navigate(ro.srv.URL+"/console/ops?state=dead"), chromedp.WaitVisible(chromedp.CSS("table.ops")))
 	assert.Equal(t, "read-only", text(".ro"))
 	assert.Equal(t, 0, count(t, ctx, "#login, #requeue-selected, input[name=op_id]"))
-	browsertest.NoProblems(t, ctx)
+	onlyWrongToken(t, ctx)
+}
+
+// onlyWrongToken fails t if the pages reported any problem but the one
+// the wrong token's login caused: the browser logs its 401 as a console
+// error.
+func onlyWrongToken(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for _, p := range browsertest.Problems(t, ctx) {
+		if p.Kind == browsertest.ConsoleError && strings.Contains(p.Text, "status of 401") && strings.HasSuffix(p.URL, "/console/login") {
+			continue
+		}
+		t.Errorf("the page reported: %s", p)
+	}
 }
 
 // count counts the elements sel matches.
@@ -130,19 +145,17 @@ func record(t testing.TB, s core.Store, n int, prefix string) {
 	require.NoError(t, c.Record(context.Background(), ops...))
 }
 
-// chartHistory gives the overview's chart 40 samples over 20 minutes of
-// a made-up clock: operations arrive in waves and are published every
-// other sample.
+// chartHistory gives the overview's chart an hour of samples, a minute
+// apart on a made-up clock: operations arrive in waves, and each sample
+// finds the previous minute's published.
 func chartHistory(t testing.TB, f *fixture) {
 	t.Helper()
-	now := time.Now().Add(-20 * time.Minute)
+	now := time.Now().Add(-time.Hour)
 	f.con.SetClock(func() time.Time { return now })
-	for i := range 40 {
-		now = now.Add(30 * time.Second)
-		record(t, f.store, 10*(i%7+1), "wave")
-		if i%2 == 1 {
-			settleAll(t, f.store, false)
-		}
+	for i := range 60 {
+		now = now.Add(time.Minute)
+		settleAll(t, f.store, false)
+		record(t, f.store, 40+int(30*math.Sin(float64(i)/6))+i%3*5, "wave")
 		f.con.Sample(context.Background())
 	}
 }

@@ -25,9 +25,9 @@ const scriptDOID = "10.1000/<script>alert(1)</script>"
 // adminToken is the fixture's admin token.
 const adminToken = "console-test-token-0123456789abcdef"
 
-// base is the created_at of the fixture's first operation; operation i
-// was created i minutes later.
-var base = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+// base is the created_at of the fixture's first operation, three hours
+// ago; operation i was created i minutes later.
+var base = time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Hour)
 
 // fixture is a SQLite store holding operations in every state, served
 // by a console.

@@ -149,7 +149,7 @@ func nextPage(r *http.Request, recs *[]core.Record) string {
 // 504 for a timeout, 500 otherwise.
 func (c *Console) storeFailed(w http.ResponseWriter, r *http.Request, what string, err error) {
 	switch {
-	case errors.Is(err, core.ErrInvalidConfig):
+	case errors.Is(err, core.ErrInvalidQuery):
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		return // the client went away

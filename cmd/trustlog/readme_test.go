@@ -29,6 +29,7 @@ import (
 // either run or listed here.
 var readmeNotRun = map[string]string{
 	"go test -race ./...": "the test suite itself, which includes this test",
+	"trustlog --store sqlite:app.db serve --log-key log.pub": "serves until interrupted; TestServeCommand and TestServeDemoStore run it",
 }
 
 // readmeOps is ops.jsonl, the reader's own operations that the README's
