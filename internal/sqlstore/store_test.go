@@ -443,6 +443,12 @@ func TestPrune(t *testing.T) {
 		c, err := s.Cursor(ctx, "trustlog.ledger.pruned_below")
 		require.NoError(t, err)
 		assert.Equal(t, "1", c.Value)
+		// Stats derives the operations with a position from the tree size
+		// and this horizon: position 3 is the one published left.
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, map[core.State]int64{core.StatePending: 2, core.StateRetrying: 1, core.StatePublished: 1, core.StateDead: 0}, st.Counts)
+		assert.Equal(t, []int64{1, 1}, []int64{st.Partitions[0].Backlog, st.Partitions[1].Backlog}, "position 4 in partition 0, 2 in 1")
 
 		// Settled and published, position 1 and then 2 (partition 1) follow.
 		require.NoError(t, s.SettleRetries(ctx, core.SettleParams{Part: 0, Generation: p.Generation, Published: []int64{get(t, s, ops[1]).Seq}}))
@@ -458,10 +464,16 @@ func TestPrune(t *testing.T) {
 		n, err = s.PruneLeaves(ctx, 1, 4, 0)
 		require.NoError(t, err)
 		assert.Equal(t, int64(3), n)
-		st, err := s.Stats(ctx)
+		st, err = s.Stats(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, map[core.State]int64{core.StatePending: 1, core.StateRetrying: 0, core.StatePublished: 0, core.StateDead: 0}, st.Counts)
 		assert.Equal(t, int64(5), st.TreeSize, "the log keeps its leaves")
+		assert.Equal(t, []int64{1, 0}, []int64{st.Partitions[0].Backlog, st.Partitions[1].Backlog})
+
+		// A horizon that is no horizon is an error, not a wrong count.
+		require.NoError(t, s.SetCursor(ctx, "trustlog.ledger.pruned_below", "6"))
+		_, err = s.Stats(ctx)
+		assert.ErrorContains(t, err, "not a prune horizon within the tree size 5")
 	})
 }
 
