@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -543,4 +544,52 @@ func TestInsertNeedsPartitions(t *testing.T) {
 	require.NoError(t, s.MigrateUpTo(context.Background(), "00002"))
 	err := s.Insert(context.Background(), nil, []*core.Operation{newOp(t, "10.1000/x")})
 	require.ErrorIs(t, err, sqlstore.ErrNoPartitions)
+}
+
+// TestStatsWithoutPartitions: a store whose partition table is still
+// empty (migrated up to the partitions, not through the positions
+// migration that creates them) has figures and no partitions, on every
+// database (MySQL's per-partition statements have nothing to write out).
+func TestStatsWithoutPartitions(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		ctx := context.Background()
+		s := storetest.OpenRaw(t, db.URL(t))
+		v, err := strconv.Atoi(s.Dialect().PositionsMigration)
+		require.NoError(t, err)
+		require.NoError(t, s.MigrateUpTo(ctx, fmt.Sprintf("%05d", v-1)))
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, st.Partitions)
+		assert.Equal(t, map[core.State]int64{core.StatePending: 0, core.StateRetrying: 0, core.StatePublished: 0, core.StateDead: 0}, st.Counts)
+		assert.Zero(t, st.MaxSeq)
+		assert.Zero(t, st.TreeSize)
+	})
+}
+
+// TestStatsMaxPartitions: Stats of a store of core.MaxPartitions
+// partitions, whose statements MySQL writes out per partition, gives
+// each partition its backlog.
+func TestStatsMaxPartitions(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		ctx := context.Background()
+		P := core.MaxPartitions
+		s := storetest.Open(t, storetest.WithParam(t, db.URL(t), "partitions", strconv.Itoa(P)))
+		last := doidIn(P-1, P, 0)
+		record(t, s, doidIn(0, P, 0), last, last)
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		require.Len(t, st.Partitions, P)
+		backlogs := map[int]int64{}
+		for _, p := range st.Partitions {
+			if p.Backlog != 0 {
+				backlogs[p.Part] = p.Backlog
+			}
+		}
+		assert.Equal(t, map[int]int64{0: 1, P - 1: 2}, backlogs)
+		assert.Equal(t, int64(3), st.Counts[core.StatePending])
+		assert.Equal(t, int64(3), st.TreeSize)
+		assert.False(t, st.OldestUnsettled.IsZero())
+	})
 }
