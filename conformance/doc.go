@@ -94,6 +94,32 @@
 //     Status.
 //   - Stats: a count for every state, MaxSeq, TreeSize, the oldest
 //     unsettled operation, the partitions.
+//   - StatsBacklog: each partition's Backlog is what ReadPartition returns
+//     above its cursor (no unsequenced operation); pending is the backlogs
+//     and the unsequenced; Partitions leaves Backlog 0.
+//
+// On a store that implements core.Inspector (a store without it logs so
+// and passes these):
+//
+//   - FindHistory: a DOID's operations in seq order, exactly that DOID,
+//     in every state (published, retrying and dead through Advance and
+//     SettleRetries, pending with and without a position), each as Get
+//     returns it; with State, only those retrying or dead.
+//   - FindActorAndTime: exactly that actor (case included), From <=
+//     created_at < To compared at the stored microsecond, either bound
+//     open, with a DOID too.
+//   - FindRetryFilters: retrying and dead in seq order; ErrorContains as
+//     plain text, byte for byte (%, _, \ and brackets are characters,
+//     case counts); ChangedBefore against the retry row's last change;
+//     each implies the retry table.
+//   - FindPaging: AfterSeq pages every operation once in seq order; Limit
+//     0 is core.FindLimitDefault, above core.FindLimitMax is lowered to it.
+//   - FindRefused: a query selecting by none of DOID, Actor, State,
+//     ErrorContains and ChangedBefore, a State other than retrying, dead
+//     or zero, a negative Limit: a *core.QueryError naming the field.
+//   - Relays: the members whose heartbeat has not run out, sorted, also
+//     through another handle; one that left or whose heartbeat ran out is
+//     gone, without a heartbeat of Relays' own.
 //   - ScanInSeqOrder: every operation in seq order whatever its state,
 //     paged.
 //   - ValuesCompareByteForByte: DOIDs that differ only by case, trailing

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -100,34 +101,31 @@ var queries = sqlstore.Queries{
 		WHERE r.dead = 1 AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead:   cols + strings.Replace(fromRetry, "%s", "dead", 1) + ` WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
-	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
-	// the retry table's (dead, seq) for a state. The error text is
-	// compared as bytes: a binary string makes LOCATE case-sensitive
-	// whatever the collations.
+	// Find walks (doid, seq) or (op_actor, seq, created_at) from the seq
+	// after (the time range checked in the index), or the retry table's
+	// (dead, seq) for a state. The error text is compared as bytes: a
+	// binary string makes LOCATE case-sensitive whatever the
+	// collations.
 	FindByDOID:        cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_doid_seq)` + join,
 	FindByActor:       cols + ` FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_actor_seq)` + join,
 	FindInRetry:       cols + ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`,
 	FindDead:          `r.dead = 1`,
 	FindRetrying:      `r.dead = 0`,
 	FindErrorContains: `LOCATE(CAST({arg} AS BINARY), CAST(r.last_error AS BINARY)) > 0`,
-	// Each partition's backlog is one range of the (part, leaf_index)
-	// index; the retry counts read (dead, seq).
+	// The correlated forms of Counts and OldestUnsettled read each
+	// partition's whole (part, leaf_index) index: MySQL and MariaDB
+	// range-scan an index only on constants. The store uses them only
+	// when it has no partitions; otherwise perPartition's.
 	Counts: "SELECT p.part, p.`cursor`, p.generation, p.owner, p.expires_at," +
 		" (SELECT COUNT(*) FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
-		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`)," +
-		" c.total, c.unsequenced, c.retrying, c.dead" +
-		" FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced," +
-		" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead) AS c" +
+		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`), " + storeFigures +
 		" LEFT JOIN {{.Partition}} AS p ON TRUE ORDER BY p.part",
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
-	OldestUnsettled: "SELECT MIN(c) FROM (" +
-		" SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)" +
-		" UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = 0)" +
+	OldestUnsettled: oldestHead +
 		" UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part)" +
 		" WHERE o.part = p.part AND o.leaf_index > p.`cursor`" +
 		" ORDER BY o.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u",
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), updated_at = VALUES(updated_at)`,
@@ -167,6 +165,47 @@ var queries = sqlstore.Queries{
 			CASE WHEN o.state = 2 AND o.due_at IS NOT NULL THEN o.due_at ELSE ` + now + ` END, o.last_error, o.state = 4, ` + now + `
 		FROM {{.Op}} AS o JOIN {{.Partition}} AS p ON p.part = o.part
 		WHERE o.leaf_index <= p.` + "`cursor`" + ` AND o.state IN (0, 1, 2, 4)`,
+}
+
+// storeFigures are Counts' columns after the partition's and its FROM
+// clause up to the partitions: the tree size, the prune horizon's cursor
+// (the argument), the operations without a position (the leaf_index
+// index's NULLs), the retry counts (dead, seq), the largest seq.
+const storeFigures = "c.size, c.pruned, c.unsequenced, c.retrying, c.dead, c.max_seq" +
+	" FROM (SELECT (SELECT size FROM {{.Tree}} WHERE id = 1) AS size," +
+	" (SELECT cursor_value FROM {{.Cursor}} WHERE cursor_key = ?) AS pruned," +
+	" (SELECT COUNT(*) FROM {{.Op}} FORCE INDEX ({{.Prefix}}operation_leaf) WHERE leaf_index IS NULL) AS unsequenced," +
+	" (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead," +
+	" (SELECT MAX(seq) FROM {{.Op}}) AS max_seq) AS c"
+
+// oldestHead is OldestUnsettled's first candidates: the first operation
+// without a position and the first retry; the partitions' follow.
+const oldestHead = "SELECT MIN(c) FROM (" +
+	" SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)" +
+	" UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = 0)"
+
+// perPartition writes Counts and OldestUnsettled out for a store of
+// parts partitions (sqlstore.Dialect.PerPartition): one branch per
+// partition, its number a constant and its cursor an uncorrelated
+// subquery on the partition's primary key, which the optimizer reads
+// before it plans, so each branch is one range of the (part, leaf_index)
+// index from the cursor: on a million operations, milliseconds instead
+// of the whole index (a third of a second, twice).
+func perPartition(parts int) (counts, oldest string) {
+	var backlog, first strings.Builder
+	for i := 0; i < parts; i++ {
+		n := strconv.Itoa(i)
+		if i > 0 {
+			backlog.WriteString(" UNION ALL ")
+		}
+		above := " FROM {{.Op}} AS o FORCE INDEX ({{.Prefix}}operation_part) WHERE o.part = " + n +
+			" AND o.leaf_index > (SELECT `cursor` FROM {{.Partition}} WHERE part = " + n + ")"
+		backlog.WriteString("SELECT " + n + " AS part, (SELECT COUNT(*)" + above + ") AS backlog")
+		first.WriteString(" UNION ALL SELECT (SELECT o.created_at" + above + " ORDER BY o.leaf_index LIMIT 1)")
+	}
+	counts = "SELECT p.part, p.`cursor`, p.generation, p.owner, p.expires_at, b.backlog, " + storeFigures +
+		" LEFT JOIN ({{.Partition}} AS p JOIN (" + backlog.String() + ") AS b ON b.part = p.part) ON TRUE ORDER BY p.part"
+	return counts, oldestHead + first.String() + ") AS u"
 }
 
 // failureTable is a derived table v(seq, err, delay_us, held, dead) of
@@ -239,6 +278,7 @@ func dialect() *sqlstore.Dialect {
 		Queries:            queries,
 		Migrations:         mig,
 		PositionsMigration: "00004",
+		PerPartition:       perPartition,
 		Retryable:          retryable,
 		// READ COMMITTED: a write transaction's reads of other tables
 		// (Advance copies doid and position from the operation rows) take

@@ -1,10 +1,13 @@
 package postgres_test
 
 import (
+	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/postgres"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/internal/benchkit"
 )
@@ -46,4 +49,68 @@ func BenchmarkLatency(b *testing.B) {
 			}, 1000, d, core.EngineConfig{})
 		})
 	}
+}
+
+// BenchmarkInspect: the operator console's reads (Stats, the overview,
+// Find) on a store of a million operations (see benchkit.Inspect;
+// TRUSTLOG_BENCH_OPS sets the size). The store is filled with bulk SQL,
+// then vacuumed and analysed as autovacuum would have left it.
+//
+//	go test ./drivers/postgres -run '^$' -bench Inspect -benchtime 20x -timeout 30m
+func BenchmarkInspect(b *testing.B) {
+	s := postgrestest.Open(b, postgrestest.NewSchema(b))
+	benchkit.Inspect(b, s, func(tb testing.TB, _ core.Store, sh benchkit.InspectShape) {
+		fillInspect(tb, s, sh)
+	})
+}
+
+// fillInspect fills s with sh's operations: positions, cursors, retry
+// rows and the tree size as the store would hold them (no stored hashes:
+// nothing the console reads needs them).
+func fillInspect(tb testing.TB, s *postgres.Store, sh benchkit.InspectShape) {
+	ctx := context.Background()
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	ps, err := s.Partitions(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	parts := sh.Parts(len(ps))
+	ks, pv := make([]int64, len(parts)), make([]int64, len(parts))
+	for k, p := range parts {
+		ks[k], pv[k] = int64(k), int64(p)
+	}
+	exec := func(q string, args ...any) {
+		tb.Helper()
+		r, err := s.Render(q)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, r, args...); err != nil {
+			tb.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TEMP TABLE bench_parts (k INTEGER PRIMARY KEY, part SMALLINT NOT NULL)`)
+	exec(`INSERT INTO bench_parts SELECT * FROM unnest($1::bigint[], $2::bigint[])`, ks, pv)
+	exec(`INSERT INTO {{.Op}} (seq, op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
+		hash_alg, request_body_hash, response_body_hash, client_ip, created_at, op_hash, signer, sign, updated_at, part, leaf_index)
+		SELECT g.i, '00000000-0000-7000-8000-' || lpad(g.i::text, 12, '0'), 'DOIP', 'Op.Update',
+			'10.1000/bench/object-' || lpad((g.i % $2)::text, 6, '0'), '10.1000', 'bench',
+			'user-' || lpad((g.i % $3)::text, 4, '0') || '@example.org', 'trustlog-bench', 'sha256',
+			repeat('a', 64), repeat('b', 64), '192.0.2.10', $4::timestamptz + g.i * interval '1 second', repeat('c', 64), '', '',
+			$4::timestamptz + g.i * interval '1 second', bp.part, CASE WHEN g.i <= $5 THEN g.i - 1 END
+		FROM generate_series(1, $1::bigint) AS g(i) JOIN bench_parts AS bp ON bp.k = g.i % $2
+		ORDER BY g.i`, sh.N, sh.Objects, sh.Actors, sh.Base, sh.Sequenced())
+	exec(`ALTER TABLE {{.Op}} ALTER COLUMN seq RESTART WITH ` + strconv.Itoa(sh.N+1))
+	exec(`UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o
+		WHERE o.part = p.part AND o.leaf_index < $1), -1)`, sh.PublishedBelow())
+	exec(`INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
+		SELECT seq, part, doid, leaf_index, 3, created_at + interval '1 hour', 'sink refused: error ' || (seq % 10),
+			seq % $2 = 0, created_at
+		FROM {{.Op}} WHERE leaf_index < $1 AND seq % $3 = 0`, sh.PublishedBelow(), 2*sh.RetryEvery, sh.RetryEvery)
+	exec(`UPDATE {{.Tree}} SET size = $1 WHERE id = 1`, sh.Sequenced())
+	exec(`VACUUM ANALYZE {{.Op}}, {{.Retry}}, {{.Partition}}`)
 }

@@ -108,8 +108,9 @@ var queries = sqlstore.Queries{
 		FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.dead = true AND o.op_id {ids}`,
 	RequeueAll: `UPDATE {{.Retry}} SET dead = false, attempts = 0, due_at = now(), updated_at = now() WHERE dead = true`,
 	ListDead:   cols + fromRetry + ` WHERE r.dead = true AND r.seq > $1 ORDER BY r.seq LIMIT $2`,
-	// Find: the planner walks (doid, seq) or (op_actor, seq) from the seq
-	// after, or the retry table's (dead, seq) for a state.
+	// Find: the planner walks (doid, seq) or (op_actor, seq, created_at)
+	// from the seq after (the time range checked in the index), or the
+	// retry table's (dead, seq) for a state.
 	FindByDOID:        cols + from,
 	FindByActor:       cols + from,
 	FindInRetry:       cols + fromRetry,
@@ -117,11 +118,15 @@ var queries = sqlstore.Queries{
 	FindRetrying:      `r.dead = false`,
 	FindErrorContains: `strpos(r.last_error, {arg}) > 0`,
 	// Each partition's backlog is one range of the (part, leaf_index)
-	// index; the retry counts read (dead, seq).
+	// index, the unsequenced the partial leaf_index IS NULL index, the
+	// retry counts (dead, seq); the rest are single rows.
 	Counts: partRow + `, (SELECT COUNT(*) FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `),
-		c.total, c.unsequenced, c.retrying, c.dead
-		FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
-			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true) AS dead) AS c
+		c.size, c.pruned, c.unsequenced, c.retrying, c.dead, c.max_seq
+		FROM (SELECT (SELECT size FROM {{.Tree}} WHERE id = 1) AS size,
+			(SELECT cursor_value FROM {{.Cursor}} WHERE cursor_key = $1) AS pruned,
+			(SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
+			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true) AS dead,
+			(SELECT MAX(seq) FROM {{.Op}}) AS max_seq) AS c
 		LEFT JOIN {{.Partition}} AS p ON true ORDER BY p.part`,
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
@@ -130,7 +135,6 @@ var queries = sqlstore.Queries{
 		UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = false)
 		UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `
 			ORDER BY o.part, o.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u`,
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,

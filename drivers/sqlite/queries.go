@@ -93,9 +93,9 @@ var queries = sqlstore.Queries{
 	RequeueAll: `UPDATE {{.Retry}} SET dead = 0, attempts = 0, due_at = ` + now + `, updated_at = ` + now + ` WHERE dead = 1`,
 	ListDead: cols + ` FROM {{.Retry}} AS r INDEXED BY {{.Prefix}}trustlog_retries_dead` + retryJoin + `
 		WHERE r.dead = 1 AND r.seq > ? ORDER BY r.seq LIMIT ?`,
-	// Find walks (doid, seq) or (op_actor, seq) from the seq after, or
-	// the retry table for the rest. instr compares bytes (and is
-	// case-sensitive) on text.
+	// Find walks (doid, seq) or (op_actor, seq, created_at) from the seq
+	// after, or the retry table for the rest. instr compares bytes (and
+	// is case-sensitive) on text.
 	FindByDOID:        cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_doid_seq` + join,
 	FindByActor:       cols + ` FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_actor_seq` + join,
 	FindInRetry:       cols + ` FROM {{.Retry}} AS r` + retryJoin,
@@ -103,13 +103,17 @@ var queries = sqlstore.Queries{
 	FindRetrying:      `r.dead = 0`,
 	FindErrorContains: `instr(r.last_error, {arg}) > 0`,
 	// Each partition's backlog is one range of the (part, leaf_index)
-	// index; the retry counts read (dead, seq).
+	// index, the unsequenced the partial leaf_index IS NULL index, the
+	// retry counts (dead, seq); the rest are single rows.
 	Counts: `SELECT p.part, p.cursor, p.generation, p.owner, p.expires_at,
 		(SELECT COUNT(*) FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
 			WHERE o.part = p.part AND o.leaf_index > p.cursor),
-		c.total, c.unsequenced, c.retrying, c.dead
-		FROM (SELECT (SELECT COUNT(*) FROM {{.Op}}) AS total, (SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
-			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead) AS c
+		c.size, c.pruned, c.unsequenced, c.retrying, c.dead, c.max_seq
+		FROM (SELECT (SELECT size FROM {{.Tree}} WHERE id = 1) AS size,
+			(SELECT cursor_value FROM {{.Cursor}} WHERE cursor_key = ?) AS pruned,
+			(SELECT COUNT(*) FROM {{.Op}} INDEXED BY {{.Prefix}}operation_unsequenced WHERE leaf_index IS NULL) AS unsequenced,
+			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 0) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = 1) AS dead,
+			(SELECT MAX(seq) FROM {{.Op}}) AS max_seq) AS c
 		LEFT JOIN {{.Partition}} AS p ON 1 ORDER BY p.part`,
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
@@ -119,7 +123,6 @@ var queries = sqlstore.Queries{
 		UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o INDEXED BY {{.Prefix}}operation_part
 			WHERE o.part = p.part AND o.leaf_index > p.cursor
 			ORDER BY o.leaf_index LIMIT 1) FROM {{.Partition}} AS p)`,
-	MaxSeq:    `SELECT MAX(seq) FROM {{.Op}}`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = ?`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES (?, ?, ` + now + `)
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,

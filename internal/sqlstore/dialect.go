@@ -78,6 +78,13 @@ type Dialect struct {
 	HashInsert func(table string, idx []int64, hashes [][]byte) (string, []any)
 	// NewLocker returns the store's Locker; nil uses lease rows.
 	NewLocker func(s *Store) core.Locker
+	// PerPartition, if set, returns the sources of Counts and
+	// OldestUnsettled (templates, rendered with Names) for a store of
+	// parts partitions (parts > 0), which Stats uses instead of the
+	// Queries' own: for a database that range-scans an index only on
+	// constants, not on a correlated partition's cursor (MySQL and
+	// MariaDB), one branch per partition with its number written out.
+	PerPartition func(parts int) (counts, oldest string)
 }
 
 // Queries are a dialect's statements. "{seqs}" and "{ids}" stand for a list
@@ -164,8 +171,9 @@ type Queries struct {
 	// FindByDOID, FindByActor and FindInRetry select Columns for
 	// Inspector.Find, up to the WHERE clause the store appends
 	// (conditions on o and r, "seq > after", ORDER BY seq, LIMIT): from
-	// the operation table o through its (doid, seq) or (op_actor, seq)
-	// index, or from the retry table r joined to its operation.
+	// the operation table o through its (doid, seq) or (op_actor, seq,
+	// created_at) index, or from the retry table r joined to its
+	// operation.
 	FindByDOID, FindByActor, FindInRetry string
 	// FindDead and FindRetrying are the conditions on r of those states.
 	// FindErrorContains is the condition "r.last_error contains the
@@ -174,16 +182,17 @@ type Queries struct {
 	// Counts returns one row per partition, in order: its part, cursor,
 	// generation, owner and expires_at (as Partitions) and its backlog
 	// (operations with a position above its cursor), then the store's
-	// counts, the same in every row: operations, operations without a
-	// position, retrying, dead. With no partition it returns one row
-	// whose partition columns are NULL. One statement, so the counts
-	// agree with each other.
+	// figures, the same in every row: the tree size, the value of the
+	// cursor named by the argument (the prune horizon; NULL if none),
+	// operations without a position, retrying, dead, the largest seq
+	// (NULL when empty). With no partition it returns one row whose
+	// partition columns are NULL. Every figure is an index read or a
+	// single row, none counts the operation table (see Stats); one
+	// statement, so they agree with each other. Args: cursor name.
 	Counts string
 	// OldestUnsettled returns the smallest created_at of the operations
 	// that are neither published nor dead (NULL when none).
 	OldestUnsettled string
-	// MaxSeq returns the largest seq (NULL when empty).
-	MaxSeq string
 	// GetCursor returns (cursor_value, updated_at). Args: name.
 	GetCursor string
 	// SetCursor upserts a cursor. Args: name, value.

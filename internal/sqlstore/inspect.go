@@ -13,12 +13,15 @@ var _ core.Inspector = (*Store)(nil)
 
 // Find implements core.Inspector. A query on the retry table's fields
 // (State, ErrorContains, ChangedBefore) reads the retry table in seq
-// order (the (dead, seq) index when it names a state) and joins each row
-// to its operation; any other reads the operation table through its
-// (doid, seq) or (op_actor, seq) index (migration 00005). Both select
-// Columns, as Get does. Every value is a bound parameter; ErrorContains
-// goes through the dialect's substring test (Queries.FindErrorContains),
-// never LIKE, so % and _ are plain text.
+// order (the (dead, seq) index when it names a state, its primary key
+// otherwise, filtering the error text and last change on the way: the
+// table holds only failed operations) and joins each row to its
+// operation; any other reads the operation table through its
+// (doid, seq) or (op_actor, seq, created_at) index (migration 00005,
+// 00006 on MySQL). Both select Columns, as Get does. Every value is a
+// bound parameter; ErrorContains goes through the dialect's substring
+// test (Queries.FindErrorContains), never LIKE, so % and _ are plain
+// text.
 func (s *Store) Find(ctx context.Context, q core.FindQuery) ([]core.Record, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err

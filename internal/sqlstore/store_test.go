@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -443,6 +444,12 @@ func TestPrune(t *testing.T) {
 		c, err := s.Cursor(ctx, "trustlog.ledger.pruned_below")
 		require.NoError(t, err)
 		assert.Equal(t, "1", c.Value)
+		// Stats derives the operations with a position from the tree size
+		// and this horizon: position 3 is the one published left.
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, map[core.State]int64{core.StatePending: 2, core.StateRetrying: 1, core.StatePublished: 1, core.StateDead: 0}, st.Counts)
+		assert.Equal(t, []int64{1, 1}, []int64{st.Partitions[0].Backlog, st.Partitions[1].Backlog}, "position 4 in partition 0, 2 in 1")
 
 		// Settled and published, position 1 and then 2 (partition 1) follow.
 		require.NoError(t, s.SettleRetries(ctx, core.SettleParams{Part: 0, Generation: p.Generation, Published: []int64{get(t, s, ops[1]).Seq}}))
@@ -458,10 +465,16 @@ func TestPrune(t *testing.T) {
 		n, err = s.PruneLeaves(ctx, 1, 4, 0)
 		require.NoError(t, err)
 		assert.Equal(t, int64(3), n)
-		st, err := s.Stats(ctx)
+		st, err = s.Stats(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, map[core.State]int64{core.StatePending: 1, core.StateRetrying: 0, core.StatePublished: 0, core.StateDead: 0}, st.Counts)
 		assert.Equal(t, int64(5), st.TreeSize, "the log keeps its leaves")
+		assert.Equal(t, []int64{1, 0}, []int64{st.Partitions[0].Backlog, st.Partitions[1].Backlog})
+
+		// A horizon that is no horizon is an error, not a wrong count.
+		require.NoError(t, s.SetCursor(ctx, "trustlog.ledger.pruned_below", "6"))
+		_, err = s.Stats(ctx)
+		assert.ErrorContains(t, err, "not a prune horizon within the tree size 5")
 	})
 }
 
@@ -531,4 +544,52 @@ func TestInsertNeedsPartitions(t *testing.T) {
 	require.NoError(t, s.MigrateUpTo(context.Background(), "00002"))
 	err := s.Insert(context.Background(), nil, []*core.Operation{newOp(t, "10.1000/x")})
 	require.ErrorIs(t, err, sqlstore.ErrNoPartitions)
+}
+
+// TestStatsWithoutPartitions: a store whose partition table is still
+// empty (migrated up to the partitions, not through the positions
+// migration that creates them) has figures and no partitions, on every
+// database (MySQL's per-partition statements have nothing to write out).
+func TestStatsWithoutPartitions(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		ctx := context.Background()
+		s := storetest.OpenRaw(t, db.URL(t))
+		v, err := strconv.Atoi(s.Dialect().PositionsMigration)
+		require.NoError(t, err)
+		require.NoError(t, s.MigrateUpTo(ctx, fmt.Sprintf("%05d", v-1)))
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, st.Partitions)
+		assert.Equal(t, map[core.State]int64{core.StatePending: 0, core.StateRetrying: 0, core.StatePublished: 0, core.StateDead: 0}, st.Counts)
+		assert.Zero(t, st.MaxSeq)
+		assert.Zero(t, st.TreeSize)
+	})
+}
+
+// TestStatsMaxPartitions: Stats of a store of core.MaxPartitions
+// partitions, whose statements MySQL writes out per partition, gives
+// each partition its backlog.
+func TestStatsMaxPartitions(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		ctx := context.Background()
+		P := core.MaxPartitions
+		s := storetest.Open(t, storetest.WithParam(t, db.URL(t), "partitions", strconv.Itoa(P)))
+		last := doidIn(P-1, P, 0)
+		record(t, s, doidIn(0, P, 0), last, last)
+		st, err := s.Stats(ctx)
+		require.NoError(t, err)
+		require.Len(t, st.Partitions, P)
+		backlogs := map[int]int64{}
+		for _, p := range st.Partitions {
+			if p.Backlog != 0 {
+				backlogs[p.Part] = p.Backlog
+			}
+		}
+		assert.Equal(t, map[int]int64{0: 1, P - 1: 2}, backlogs)
+		assert.Equal(t, int64(3), st.Counts[core.StatePending])
+		assert.Equal(t, int64(3), st.TreeSize)
+		assert.False(t, st.OldestUnsettled.IsZero())
+	})
 }

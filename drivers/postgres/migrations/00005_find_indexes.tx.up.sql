@@ -1,11 +1,13 @@
 -- trustlog schema v3 for PostgreSQL: the indexes of the operator's search
--- (core.Inspector.Find). An object's history is its operations in seq
--- order, (doid, seq); an actor's operations likewise, (op_actor, seq);
--- the search pages by seq, so both serve "after this seq, in seq order"
--- as one range. The searches on the retry table (state, last error, last
--- change) read that table's own indexes. CREATE INDEX blocks writes to
--- the operation table while it reads the table (seconds per million
--- operations): on a large table, plan the upgrade accordingly.
+-- (core.Inspector.Find), which pages by seq. An object's history is its
+-- operations in seq order, (doid, seq); an actor's operations likewise,
+-- (op_actor, seq), with created_at last so that a time range is checked
+-- in the index, not on each row of the actor's it skips. The searches on
+-- the retry table (state, last error, last change) read that table and
+-- its own indexes.
+-- CREATE INDEX blocks writes to the operation table while it reads the
+-- table (seconds per million operations): on a large table, plan the
+-- upgrade accordingly.
 CREATE INDEX IF NOT EXISTS {{.Prefix}}operation_doid_seq ON {{.Op}} (doid, seq);
 --bun:split
-CREATE INDEX IF NOT EXISTS {{.Prefix}}operation_actor_seq ON {{.Op}} (op_actor, seq);
+CREATE INDEX IF NOT EXISTS {{.Prefix}}operation_actor_seq ON {{.Op}} (op_actor, seq, created_at);
