@@ -3,9 +3,13 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/go-trustlog/trustlog/console"
 	"github.com/go-trustlog/trustlog/core"
 )
 
@@ -124,16 +128,17 @@ func Inspect(b *testing.B, s core.Store, fill InspectFill) {
 		return err
 	})
 	in, isInspector := s.(core.Inspector)
+	// The operator console's overview page, as trustlog serve renders it
+	// (Stats, Relays, the latest checkpoint, the template).
+	con, err := console.New(s, console.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	timed("Overview", func(int) error {
-		if _, err := s.Stats(ctx); err != nil {
-			return err
-		}
-		if _, err := s.Partitions(ctx); err != nil {
-			return err
-		}
-		if isInspector {
-			_, err := in.Relays(ctx)
-			return err
+		rec := httptest.NewRecorder()
+		con.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, console.Prefix, nil))
+		if rec.Code != http.StatusOK {
+			return fmt.Errorf("the console's overview answered %d: %s", rec.Code, rec.Body)
 		}
 		return nil
 	})
