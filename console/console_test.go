@@ -382,26 +382,9 @@ func indexOf(f *fixture, opID string) int {
 // dead sends it to dead, as relay "relay-a" would.
 func settleAll(t testing.TB, s core.Store, dead bool) {
 	t.Helper()
-	ctx := context.Background()
-	_, err := core.SequenceAll(ctx, s, 0)
+	_, err := core.SequenceAll(context.Background(), s, 0)
 	require.NoError(t, err)
-	parts, err := s.Partitions(ctx)
-	require.NoError(t, err)
-	for _, p := range parts {
-		taken, err := s.TakePartition(ctx, p.Part, "relay-a", time.Hour)
-		require.NoError(t, err)
-		recs, err := s.ReadPartition(ctx, core.ReadParams{Part: p.Part, After: taken.Cursor, Limit: 1000})
-		require.NoError(t, err)
-		if len(recs) == 0 {
-			continue
-		}
-		var failed []core.Failure
-		for _, r := range recs {
-			if dead {
-				failed = append(failed, core.Failure{Seq: r.Seq, Err: "refused", Dead: true})
-			}
-		}
-		require.NoError(t, s.Advance(ctx, core.AdvanceParams{Part: p.Part, Generation: taken.Generation,
-			From: taken.Cursor, To: recs[len(recs)-1].LeafIndex, Failed: failed}))
-	}
+	advanceAll(t, s, func(r core.Record) (core.Failure, bool) {
+		return core.Failure{Seq: r.Seq, Err: "refused", Dead: true}, dead
+	})
 }

@@ -86,28 +86,15 @@ func newFixture(t testing.TB, opts console.Options, wrap func(core.Store) core.S
 	}
 	_, err = core.SequenceAll(ctx, st, 0)
 	require.NoError(t, err)
-	parts, err := st.Partitions(ctx)
-	require.NoError(t, err)
-	for _, p := range parts {
-		taken, err := st.TakePartition(ctx, p.Part, "relay-a", time.Hour)
-		require.NoError(t, err)
-		recs, err := st.ReadPartition(ctx, core.ReadParams{Part: p.Part, After: taken.Cursor, Limit: 1000})
-		require.NoError(t, err)
-		if len(recs) == 0 {
-			continue
+	advanceAll(t, st, func(r core.Record) (core.Failure, bool) {
+		switch index[r.Op.OpID] % 5 {
+		case 0:
+			return core.Failure{Seq: r.Seq, Err: "broker said: topic <b>gone</b> 100%_sure", Dead: true}, true
+		case 1:
+			return core.Failure{Seq: r.Seq, Err: "timeout talking to the broker", Delay: time.Hour}, true
 		}
-		var failed []core.Failure
-		for _, r := range recs {
-			switch index[r.Op.OpID] % 5 {
-			case 0:
-				failed = append(failed, core.Failure{Seq: r.Seq, Err: "broker said: topic <b>gone</b> 100%_sure", Dead: true})
-			case 1:
-				failed = append(failed, core.Failure{Seq: r.Seq, Err: "timeout talking to the broker", Delay: time.Hour})
-			}
-		}
-		require.NoError(t, st.Advance(ctx, core.AdvanceParams{Part: p.Part, Generation: taken.Generation,
-			From: taken.Cursor, To: recs[len(recs)-1].LeafIndex, Failed: failed}))
-	}
+		return core.Failure{}, false
+	})
 	for i := 41; i < 44; i++ {
 		op := conformance.NewOp("obj-pending", i)
 		op.CreatedAt = base.Add(time.Duration(i) * time.Minute)
@@ -183,4 +170,31 @@ func (f *fixture) stateOf(t testing.TB, opID string) core.State {
 	r, err := f.store.Get(context.Background(), opID)
 	require.NoError(t, err)
 	return r.State
+}
+
+// advanceAll hands every sequenced operation above the cursors over as
+// relay "relay-a" would: published, or in the retry table when failed
+// says so.
+func advanceAll(t testing.TB, s core.Store, failed func(core.Record) (core.Failure, bool)) {
+	t.Helper()
+	ctx := context.Background()
+	parts, err := s.Partitions(ctx)
+	require.NoError(t, err)
+	for _, p := range parts {
+		taken, err := s.TakePartition(ctx, p.Part, "relay-a", time.Hour)
+		require.NoError(t, err)
+		recs, err := s.ReadPartition(ctx, core.ReadParams{Part: p.Part, After: taken.Cursor, Limit: 1000})
+		require.NoError(t, err)
+		if len(recs) == 0 {
+			continue
+		}
+		var fs []core.Failure
+		for _, r := range recs {
+			if f, ok := failed(r); ok {
+				fs = append(fs, f)
+			}
+		}
+		require.NoError(t, s.Advance(ctx, core.AdvanceParams{Part: p.Part, Generation: taken.Generation,
+			From: taken.Cursor, To: recs[len(recs)-1].LeafIndex, Failed: fs}))
+	}
 }
