@@ -224,9 +224,9 @@ Workloads (all when none is named):
            multi-row INSERT of the same rows
   drain    --n pending operations drained by 1/2/4 engines at batch 100/1000
            to the memory sink vs as many bare read+advance SQL loops
-  latency  a steady --rate of single-operation commits for --duration:
-           commit → sink ack p50/p90/p99/max, woken by NOTIFY (PostgreSQL)
-           and by polling
+  latency  a steady --rate of single-operation commits for --duration, from
+           8 connections sharing the rate: commit → sink ack
+           p50/p90/p99/max, woken by NOTIFY (PostgreSQL) and by polling
   backlog  drain rate and peak resident memory at 10k, 100k and 1M pending
   sinks    the same drain to an in-process Kafka broker (kfake) and to the
            Pulsar test broker, vs the memory sink; with --kafka and

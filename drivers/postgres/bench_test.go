@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	neturl "net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -113,4 +114,51 @@ func fillInspect(tb testing.TB, s *postgres.Store, sh benchkit.InspectShape) {
 		FROM {{.Op}} WHERE leaf_index < $1 AND seq % $3 = 0`, sh.PublishedBelow(), 2*sh.RetryEvery, sh.RetryEvery)
 	exec(`UPDATE {{.Tree}} SET size = $1 WHERE id = 1`, sh.Sequenced())
 	exec(`VACUUM ANALYZE {{.Op}}, {{.Retry}}, {{.Partition}}`)
+}
+
+// BenchmarkSequenceSearchIndexes: what the console's search indexes
+// (operation (doid, seq) and (op_actor, seq, created_at), migration
+// 00005) cost the sequencer. On PostgreSQL giving an operation its
+// position writes a new version of its row (the UPDATE is not HOT:
+// leaf_index is indexed), so every index of the operation table gets an
+// entry; InnoDB and SQLite only touch the indexes that hold leaf_index.
+// Each round seeds TRUSTLOG_BENCH_N operations (default 200,000) twice,
+// as migrated and with the two indexes dropped, and sequences both.
+//
+//	go test ./drivers/postgres -run '^$' -bench SequenceSearchIndexes -benchtime 1x -count 3
+func BenchmarkSequenceSearchIndexes(b *testing.B) {
+	n := benchkit.EnvInt("TRUSTLOG_BENCH_N", 200_000)
+	for _, indexes := range []string{"search", "none"} {
+		b.Run("indexes="+indexes, func(b *testing.B) {
+			var rate float64
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				ctx := context.Background()
+				url := postgrestest.NewSchema(b)
+				s := postgrestest.Open(b, url)
+				if err := benchkit.Seed(ctx, s, n, 5000); err != nil {
+					b.Fatal(err)
+				}
+				if indexes == "none" {
+					u, err := neturl.Parse(url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, ix := range []string{"operation_doid_seq", "operation_actor_seq"} {
+						if _, err := s.DB().ExecContext(ctx, `DROP INDEX "`+u.Query().Get("schema")+`".`+ix); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.StartTimer()
+				start := time.Now()
+				got, err := core.SequenceAll(ctx, s, 0)
+				if err != nil || got != n {
+					b.Fatalf("sequenced %d of %d: %v", got, n, err)
+				}
+				rate = float64(n) / time.Since(start).Seconds()
+			}
+			b.ReportMetric(rate, "positions/s")
+		})
+	}
 }
