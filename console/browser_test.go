@@ -30,11 +30,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	f := newFixture(t, console.Options{AdminToken: adminToken, RefreshEvery: 100 * time.Millisecond}, nil)
 	chartHistory(t, f)
 	ctx := browsertest.New(t)
+	// text reads an element's text in one step of the page's script: the
+	// page swaps its live parts every 100 ms, and a query that found a
+	// node could otherwise read it after it was replaced.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		browsertest.Until(t, ctx, fmt.Sprintf(`document.querySelector(%q) !== null`, sel))
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
 		require.NoError(t, err, sel)
-		return s
+		return strings.TrimSpace(s)
 	}
 
 	// The overview.
@@ -69,13 +73,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#requeue-selected")))
 	assert.Equal(t, len(f.dead), count(t, ctx, `input[name=op_id][form=requeue]`), "a box per dead operation")
 	victim := f.dead[1]
-	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS(`input[value="`+victim+`"]`)))
+	// Tick it in one step of the page's script (the list refreshes itself
+	// until a box in it is ticked).
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('input[value=%q]').click()`, victim)))
+	browsertest.Until(t, ctx, fmt.Sprintf(`document.querySelector('input[value=%q]').checked`, victim))
 	browsertest.Screenshot(t, ctx, "console-dead")
 	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#requeue-selected")), chromedp.WaitVisible(chromedp.CSS("#flash")))
 	assert.Equal(t, "Requeued 1 operation(s).", text("#flash"))
 	assert.Equal(t, core.StateRetrying, f.stateOf(t, victim))
 	assert.Equal(t, len(f.dead)-1, count(t, ctx, `input[name=op_id][form=requeue]`))
-	browsertest.Do(t, ctx, chromedp.Click(chromedp.CSS("#select-all")))
+	browsertest.Do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("select-all").click()`))
 	browsertest.Until(t, ctx, `[...document.querySelectorAll("input[name=op_id]")].every(b => b.checked)`)
 	assert.Contains(t, f.logs.String(), "requeued dead operations")
 

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/go-trustlog/trustlog/console"
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/sqlite/sqlitetest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
 // scriptDOID is a DOID an attacker hopes a browser runs.
@@ -35,31 +35,13 @@ type fixture struct {
 	store     core.Store
 	con       *console.Console
 	srv       *httptest.Server
-	logs      *syncBuffer
+	logs      *testenv.Buffer
 	ops       []*core.Operation // in record order; ops[i] was created at base+i min
 	state     map[string]core.State
 	dead      []string // op_ids, in seq order
 	retrying  []string
 	published []string
 	pending   []string
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newFixture fills a store: operations 0…40 sequenced and handed over
@@ -70,7 +52,7 @@ func newFixture(t testing.TB, opts console.Options, wrap func(core.Store) core.S
 	t.Helper()
 	ctx := context.Background()
 	st := sqlitetest.Open(t, sqlitetest.URL(t))
-	f := &fixture{store: st, logs: &syncBuffer{}, state: map[string]core.State{}}
+	f := &fixture{store: st, logs: &testenv.Buffer{}, state: map[string]core.State{}}
 	c, err := core.NewClient(st, nil, core.Config{Strategy: core.StoreOnly})
 	require.NoError(t, err)
 	index := map[string]int{}

@@ -9,32 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
-
-// syncBuffer is a buffer the server's goroutines write logs to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // request is a C2SP tlog-witness add-checkpoint body.
 func request(old int64, proof tlog.TreeProof, msg []byte) []byte {
@@ -51,7 +33,7 @@ func TestWitnessHandler(t *testing.T) {
 	t.Parallel()
 	signer, logKey := newLogKey(t, "log.example/http")
 	w, key, _ := newWitness(t, t.TempDir(), "witness.example/http", logKey)
-	var logs syncBuffer
+	var logs testenv.Buffer
 	srv := httptest.NewServer(w.Handler(slog.New(slog.NewTextHandler(&logs, nil))))
 	t.Cleanup(srv.Close)
 	post := func(body []byte) (int, string, string) {

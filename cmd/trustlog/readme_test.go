@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -217,7 +216,7 @@ func readmeRun(t *testing.T, ctx context.Context, c readmeCommand, args []string
 		defer f.Close()
 		stdin = f
 	}
-	var out, errOut lockedBuffer // a relay writes them while the test waits
+	var out, errOut testenv.Buffer // a relay writes them while the test waits
 	var stdout io.Writer = &out
 	if c.stdout != "" {
 		f, err := os.OpenFile(c.stdout, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -254,24 +253,6 @@ func readmeRun(t *testing.T, ctx context.Context, c readmeCommand, args []string
 		assert.Positive(t, st.Size(), "%s writes %s", c.text, c.stdout)
 	}
 	return out.String()
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // flagValue returns the value of --name in args, or "".

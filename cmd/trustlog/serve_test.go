@@ -55,11 +55,11 @@ func serveStore(t *testing.T, ctx context.Context, dir, logKey string, n int) st
 // startServe runs `trustlog serve` with args on 127.0.0.1:0 until the
 // test ends and returns its base URL, the log line that says it serves,
 // its stderr and a function that stops it and returns its exit code.
-func startServe(t *testing.T, ctx context.Context, args ...string) (string, serveLine, *lockedBuffer, func() int) {
+func startServe(t *testing.T, ctx context.Context, args ...string) (string, serveLine, *testenv.Buffer, func() int) {
 	t.Helper()
 	sctx, stop := context.WithCancel(ctx)
 	t.Cleanup(stop)
-	var out, stderr lockedBuffer
+	var out, stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(sctx, append(args, "--addr", "127.0.0.1:0"), strings.NewReader(""), &out, &stderr)
