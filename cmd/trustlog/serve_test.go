@@ -115,6 +115,17 @@ func httpDo(t *testing.T, ctx context.Context, method, url, auth string) (*http.
 	return resp, string(b)
 }
 
+// keyedServeStore makes the log's key pair dir/log.key and dir/log.pub
+// (trustlog keygen, named name) and returns serveStore's store of n
+// operations signed with it, and the keys' path without extension.
+func keyedServeStore(t *testing.T, ctx context.Context, dir, name string, n int) (store, logKey string) {
+	t.Helper()
+	logKey = filepath.Join(dir, "log")
+	code, _, errOut := cli(t, ctx, "", "keygen", "--name", name, "--out", logKey)
+	require.Equal(t, exitOK, code, errOut)
+	return serveStore(t, ctx, dir, logKey, n), logKey
+}
+
 // TestServeCommand: `trustlog serve` on 127.0.0.1:0 logs where it
 // listens, serves the signed checkpoint (verified with the log's key
 // file), the key, the console, /metrics, /healthz and /readyz with the
@@ -123,10 +134,7 @@ func TestServeCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logKey := filepath.Join(dir, "log")
-	code, _, errOut := cli(t, ctx, "", "keygen", "--name", "trustlog.test/served-log", "--out", logKey)
-	require.Equal(t, exitOK, code, errOut)
-	store := serveStore(t, ctx, dir, logKey, 5)
+	store, logKey := keyedServeStore(t, ctx, dir, "trustlog.test/served-log", 5)
 
 	base, l, stderr, stop := startServe(t, ctx, "--log-format", "json", "--store", store, "serve", "--log-key", logKey+".pub")
 	assert.Equal(t, "trustlog.test/served-log", l.Origin)
@@ -195,10 +203,7 @@ func TestServeAdminToken(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	logKey := filepath.Join(dir, "log")
-	code, _, errOut := cli(t, ctx, "", "keygen", "--name", "trustlog.test/admin-log", "--out", logKey)
-	require.Equal(t, exitOK, code, errOut)
-	store := serveStore(t, ctx, dir, logKey, 3)
+	store, _ := keyedServeStore(t, ctx, dir, "trustlog.test/admin-log", 3)
 	token := "serve-admin-token-0123456789abcdef"
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(token+"\n"), 0o600))
