@@ -18,14 +18,16 @@ import (
 //     or give-backs never lets a lease lapse; a partition whose lease was
 //     lost (taken by another member under a newer generation) stops
 //     publishing at once;
-//   - the balancer, every Lease/3, moves towards the member's fair share:
+//   - the balancer, every Lease/3 (every shortRound while it owns fewer
+//     than its share), moves towards the member's fair share:
 //     with L live members and P partitions, the member at index i of the
 //     sorted member list owns P/L partitions, plus one if i < P%L. Above
 //     its share it gives partitions back (each publisher finishes the
 //     batch in hand first); below it, it takes free or expired ones.
 //
 // So a relay that joins gets partitions within about one lease period,
-// and those of a relay that died move when their leases run out.
+// and those of a relay that died move when their leases run out; a
+// partition given back is idle for at most a shortRound.
 type balancer struct {
 	e      *Engine
 	member string
@@ -62,10 +64,15 @@ func (b *balancer) run() {
 		return
 	}
 	for ctx.Err() == nil {
-		if err := b.balance(ctx); err != nil && ctx.Err() == nil {
+		short, err := b.balance(ctx)
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("trustlog: balancing partitions failed; will retry", "member", b.member, "err", err)
 		}
-		t := time.NewTimer(e.cfg.Lease / 3)
+		every := e.cfg.Lease / 3
+		if short {
+			every = min(every, shortRound)
+		}
+		t := time.NewTimer(every)
 	wait:
 		for {
 			select {
@@ -157,21 +164,37 @@ func (b *balancer) renew(ctx context.Context) error {
 	return nil
 }
 
-// balance is one round: give back or take, towards the fair share.
-func (b *balancer) balance(ctx context.Context) error {
+// shortRound is the pause between balancing rounds while a member owns
+// fewer partitions than its share: the partitions it is waiting for are
+// given back by another member (one that finds itself above its share
+// when a relay joins) or expire (a relay that died), and each is idle
+// until someone takes it, so the member looks again soon rather than a
+// third of a lease later.
+const shortRound = 250 * time.Millisecond
+
+// balance is one round: give back or take, towards the fair share. It
+// reports whether the member still owns fewer than its share after it.
+func (b *balancer) balance(ctx context.Context) (short bool, err error) {
 	e := b.e
 	parts, err := e.store.Partitions(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	b.mu.Lock()
 	share := fairShare(len(parts), b.members, b.member)
 	if extra := len(b.owned) - share; extra > 0 {
 		b.mu.Unlock()
 		b.giveBack(ctx, extra)
-		return nil
+		return false, nil
 	}
 	b.mu.Unlock()
+	defer func() {
+		if err == nil {
+			b.mu.Lock()
+			short = len(b.owned) < share
+			b.mu.Unlock()
+		}
+	}()
 	// Partitions leased to this member's name that it runs no publisher
 	// for come first: a previous process under the same name (restarted
 	// at once) or a publisher that stopped; taking them again fences
@@ -197,7 +220,7 @@ func (b *balancer) balance(ctx context.Context) error {
 	rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 	for _, cand := range append(orphaned, free...) {
 		if ctx.Err() != nil {
-			return nil
+			return false, nil
 		}
 		b.mu.Lock()
 		if _, mine := b.owned[cand.Part]; mine {
@@ -210,7 +233,7 @@ func (b *balancer) balance(ctx context.Context) error {
 				// Leased under this name, run by nobody, and above the
 				// share: give it up rather than keep renewing it.
 				if err := e.store.ReleasePartition(ctx, cand.Part, cand.Generation); err != nil {
-					return err
+					return false, err
 				}
 			}
 			continue
@@ -223,12 +246,12 @@ func (b *balancer) balance(ctx context.Context) error {
 			continue
 		case err != nil:
 			b.mu.Unlock()
-			return err
+			return false, err
 		}
 		b.start(p, asked)
 		b.mu.Unlock()
 	}
-	return nil
+	return false, nil
 }
 
 // takeGrace is how long after its end an expired lease is taken: a third

@@ -149,3 +149,45 @@ func ownedBy(parts []core.Partition, member string) int {
 	}
 	return n
 }
+
+// TestGivenBackPartitionTakenSoon: a member below its fair share takes a
+// partition given back by another member at once, not a third of a lease
+// later at its next regular balancing round. With a lease of an hour, a
+// regular round is twenty minutes away: the test only passes if the short
+// rounds of a member below its share exist. (A relay joining the fleet
+// is the case that matters: every partition the others give back for it
+// publishes nothing until it is taken.)
+func TestGivenBackPartitionTakenSoon(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t)
+	s := sqlitetest.Open(t, sqlitetest.URL(t))
+	parts, err := s.Partitions(ctx)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(parts), 4, "the default partition count")
+	// Another member, alive for the hour, holds all partitions but one.
+	_, err = s.Heartbeat(ctx, "x", time.Hour)
+	require.NoError(t, err)
+	var held []core.Partition
+	for _, p := range parts[1:] {
+		got, err := s.TakePartition(ctx, p.Part, "x", time.Hour)
+		require.NoError(t, err)
+		held = append(held, got)
+	}
+	e, err := core.NewEngine(s, memory.New(memory.Faults{}), core.EngineConfig{Node: "b", Lease: time.Hour,
+		PublishTimeout: time.Second, Logger: quietLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	defer e.Stop(context.WithoutCancel(ctx))
+	owns := func(n int) func() bool {
+		return func() bool {
+			ps, err := s.Partitions(ctx)
+			return err == nil && ownedBy(ps, "b") == n
+		}
+	}
+	require.Eventually(t, owns(1), testenv.Patience(t), 10*time.Millisecond, "b takes the free partition")
+
+	// x gives one back (as a member above its share does when b joins).
+	require.NoError(t, s.ReleasePartition(ctx, held[0].Part, held[0].Generation))
+	require.Eventually(t, owns(2), testenv.Patience(t), 10*time.Millisecond,
+		"b, below its share, takes the partition given back")
+}

@@ -52,6 +52,15 @@ func BenchmarkLatency(b *testing.B) {
 	}
 }
 
+// BenchmarkStrictKeepUp: two strict-order relays and a writer at
+// 1,000 operations a second over 200 DOIDs, with no sink failure and
+// with 1% of the sends refused (see benchkit.KeepUpBench).
+//
+//	go test ./drivers/postgres -run '^$' -bench StrictKeepUp -benchtime 1x -count 2
+func BenchmarkStrictKeepUp(b *testing.B) {
+	benchkit.StrictKeepUp(b, target)
+}
+
 // BenchmarkInspect: the operator console's reads (Stats, the overview,
 // Find) on a store of a million operations (see benchkit.Inspect;
 // TRUSTLOG_BENCH_OPS sets the size). The store is filled with bulk SQL,

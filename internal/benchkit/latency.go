@@ -32,6 +32,21 @@ type ackSink struct {
 	mu        sync.Mutex
 	committed map[string]time.Time
 	lat       []time.Duration
+	lastAck   time.Time // of the last first ack
+	acked     map[string]bool
+	early     map[string]bool // acked before committed was told
+}
+
+// commit notes that id was committed now.
+func (a *ackSink) commit(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.early[id] {
+		delete(a.early, id)
+		a.lat = append(a.lat, 0)
+		return
+	}
+	a.committed[id] = time.Now()
 }
 
 func (a *ackSink) Publish(ctx context.Context, msgs []core.Message) []error {
@@ -43,8 +58,14 @@ func (a *ackSink) Publish(ctx context.Context, msgs []core.Message) []error {
 		if errs[i] == nil {
 			if at, ok := a.committed[m.ID]; ok {
 				a.lat = append(a.lat, now.Sub(at))
+				a.lastAck = now
 				delete(a.committed, m.ID)
+			} else if !a.acked[m.ID] {
+				// Acknowledged before its writer took the commit's time.
+				a.early[m.ID] = true
+				a.lastAck = now
 			}
+			a.acked[m.ID] = true
 		}
 	}
 	return errs
@@ -64,23 +85,67 @@ const LatencyWriters = 8
 // would), while one engine relays to a memory sink; it returns the commit
 // → ack distribution.
 func Latency(ctx context.Context, s core.Store, rate int, d time.Duration, cfg core.EngineConfig) (LatencyResult, error) {
-	sink := &ackSink{Sink: memory.New(memory.Faults{}), committed: map[string]time.Time{}}
+	r, err := RunLoad(ctx, s, []core.Store{s}, Load{Rate: rate, Duration: d}, cfg, memory.Faults{})
+	return r.LatencyResult, err
+}
+
+// Load is a steady write workload: Rate operations a second for
+// Duration, one per transaction, from Writers connections (default
+// LatencyWriters), over Objects DOIDs (default 5000).
+type Load struct {
+	Rate     int
+	Duration time.Duration
+	Objects  int
+	Writers  int
+}
+
+// LoadResult is what RunLoad measured.
+type LoadResult struct {
+	// LatencyResult is the commit → first ack distribution.
+	LatencyResult
+	// Committed is how many operations the writers committed, in Elapsed.
+	Committed int
+	Elapsed   time.Duration
+	// CatchUp is the time from the writers' last commit to the sink's
+	// last first ack: near zero when the relays keep up, growing with the
+	// run's length when they fall behind.
+	CatchUp time.Duration
+	// MaxBehind is the most operations committed and not yet acknowledged
+	// seen while writing (sampled every 50ms).
+	MaxBehind int
+	// OrderBreaks counts first acks of a DOID's operation that came after
+	// the first ack of a later position of the same DOID.
+	OrderBreaks int
+}
+
+// RunLoad records load through a client of writer (sharing nothing with
+// the engines, as a separate application process would) while one engine
+// per store in relays publishes to a memory sink with faults, and returns
+// the commit → ack distribution, how far behind the relays fell and how
+// many per-DOID order breaks the sink saw.
+func RunLoad(ctx context.Context, writer core.Store, relays []core.Store, load Load, cfg core.EngineConfig, faults memory.Faults) (LoadResult, error) {
+	objects := cmp.Or(load.Objects, 5000)
+	sink := &ackSink{Sink: memory.New(faults), committed: map[string]time.Time{}, acked: map[string]bool{}, early: map[string]bool{}}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	e, err := core.NewEngine(s, sink, cfg)
+	for _, s := range relays {
+		e, err := core.NewEngine(s, sink, cfg)
+		if err != nil {
+			return LoadResult{}, err
+		}
+		if err := e.Start(ctx); err != nil {
+			return LoadResult{}, err
+		}
+		defer e.Stop(context.WithoutCancel(ctx))
+	}
+	c, err := core.NewClient(writer, nil, core.Config{Strategy: core.StoreOnly})
 	if err != nil {
-		return LatencyResult{}, err
+		return LoadResult{}, err
 	}
-	if err := e.Start(ctx); err != nil {
-		return LatencyResult{}, err
-	}
-	defer e.Stop(context.WithoutCancel(ctx))
-	c, err := core.NewClient(s, nil, core.Config{Strategy: core.StoreOnly})
-	if err != nil {
-		return LatencyResult{}, err
-	}
-	time.Sleep(200 * time.Millisecond) // the engine is idle and listening
-	writers := min(LatencyWriters, max(1, rate))
-	end := time.Now().Add(d)
+	time.Sleep(200 * time.Millisecond) // the engines are idle and listening
+	rate := load.Rate
+	writers := min(cmp.Or(load.Writers, LatencyWriters), max(1, rate))
+	begin := time.Now()
+	end := begin.Add(load.Duration)
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -99,35 +164,91 @@ func Latency(ctx context.Context, s core.Store, rate int, d time.Duration, cfg c
 			defer tick.Stop()
 			for time.Now().Before(end) {
 				<-tick.C
-				op := Op(int(next.Add(1)-1), 5000)
+				op := Op(int(next.Add(1)-1), objects)
 				if err := c.Record(ctx, op); err != nil {
 					errMu.Lock()
 					firstErr = cmp.Or(firstErr, err)
 					errMu.Unlock()
 					return
 				}
-				sink.mu.Lock()
-				sink.committed[op.OpID] = time.Now()
-				sink.mu.Unlock()
+				sink.commit(op.OpID)
 			}
 		}()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	res := LoadResult{}
+	sample := time.NewTicker(50 * time.Millisecond)
+	for writing := true; writing; {
+		select {
+		case <-done:
+			writing = false
+		case <-sample.C:
+			sink.mu.Lock()
+			res.MaxBehind = max(res.MaxBehind, len(sink.committed))
+			sink.mu.Unlock()
+		}
+	}
+	sample.Stop()
+	lastCommit := time.Now()
+	res.Elapsed = lastCommit.Sub(begin)
 	if firstErr != nil {
-		return LatencyResult{}, firstErr
+		return LoadResult{}, firstErr
 	}
 	n := int(next.Load())
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	res.Committed = n
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := sink.WaitFor(wctx, n); err != nil {
-		return LatencyResult{}, err
+	last, err := sink.waitAcked(wctx, n)
+	if err != nil {
+		return LoadResult{}, err
 	}
+	res.CatchUp = max(0, last.Sub(lastCommit))
 	sink.mu.Lock()
 	lat := slices.Clone(sink.lat)
 	sink.mu.Unlock()
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	return LatencyResult{N: len(lat), P50: pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: lat[len(lat)-1]}, nil
+	res.LatencyResult = LatencyResult{N: len(lat), P50: pct(0.50), P90: pct(0.90), P99: pct(0.99), Max: lat[len(lat)-1]}
+	res.OrderBreaks = orderBreaks(sink.Messages())
+	return res, nil
+}
+
+// waitAcked waits until n distinct operations were acknowledged and
+// returns the time of the last first ack.
+func (a *ackSink) waitAcked(ctx context.Context, n int) (time.Time, error) {
+	for {
+		a.mu.Lock()
+		got, last := len(a.lat), a.lastAck
+		a.mu.Unlock()
+		if got >= n {
+			return last, nil
+		}
+		if err := a.Sink.WaitFor(ctx, a.Sink.Len()+1); err != nil {
+			return time.Time{}, fmt.Errorf("benchkit: %d of %d operations acknowledged: %w", got, n, err)
+		}
+	}
+}
+
+// orderBreaks counts, in the sink's arrival order, the first arrivals of
+// an operation whose position is below that of an earlier first arrival
+// of the same DOID.
+func orderBreaks(msgs []core.Message) int {
+	seen := map[string]bool{}
+	top := map[string]int64{}
+	breaks := 0
+	for _, m := range msgs {
+		if m.Kind != core.KindOperation || seen[m.ID] {
+			continue
+		}
+		seen[m.ID] = true
+		if p, ok := top[m.Key]; ok && m.Position < p {
+			breaks++
+			continue
+		}
+		top[m.Key] = m.Position
+	}
+	return breaks
 }
 
 // LatencyBench runs Latency once per iteration and reports the
