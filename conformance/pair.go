@@ -3,7 +3,9 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +44,7 @@ func RunPair(t *testing.T, newStore NewStoreFunc, newSink NewSinkFunc) {
 		{"DeadRequeue", testDeadRequeuePair},
 		{"BadInputNeverStoredNorPublished", testBadInputNotPublished},
 		{"WakeOnRecord", testWake},
+		{"WakeOnlyPartitionsWithNewPositions", testWakeOnlyTouched},
 		{"GracefulStop", testGracefulStop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -827,6 +830,78 @@ func testWake(t *testing.T, p *pair) {
 		op := NewOp("wake", i)
 		require.NoError(t, cl.Record(ctx, op))
 		p.waitFor(t, ctx, op)
+	}
+}
+
+// readCounter counts ReadPartition calls per partition; it keeps the
+// store's commit notifications (core.Notifier), if any.
+type readCounter struct {
+	core.Store
+	mu    sync.Mutex
+	reads map[int]int
+}
+
+// ReadPartition implements core.Store.
+func (r *readCounter) ReadPartition(ctx context.Context, p core.ReadParams) ([]core.Record, error) {
+	r.mu.Lock()
+	r.reads[p.Part]++
+	r.mu.Unlock()
+	return r.Store.ReadPartition(ctx, p)
+}
+
+// Subscribe implements core.Notifier when the store does.
+func (r *readCounter) Subscribe(ctx context.Context) (<-chan struct{}, error) {
+	if n, ok := r.Store.(core.Notifier); ok {
+		return n.Subscribe(ctx)
+	}
+	return nil, errors.New("conformance: the store has no commit notifications")
+}
+
+func (r *readCounter) snapshot() map[int]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.reads)
+}
+
+// testWakeOnlyTouched: after the sequencer gives positions, only the
+// publishers of the partitions that received them read their partition,
+// whatever else wakes the engine (on stores with commit notifications,
+// each record and each append notifies). Waking every publisher costs a
+// read per partition per append; at a steady 1,000 operations a second
+// that was most of a relay's work and of its commit → ack latency.
+func testWakeOnlyTouched(t *testing.T, p *pair) {
+	ctx := testContext(t)
+	st := &readCounter{Store: p.Store, reads: map[int]int{}}
+	parts := partitions(t, p.Store)
+	cfg := fastEngine(t)
+	cfg.PollInterval, cfg.RetryPoll = time.Hour, time.Hour // only wakes make publishers read
+	e := startEngine(t, st, p.sink, cfg)
+	eventually(t, ctx, "every publisher started and read once", func() (bool, error) {
+		return len(st.snapshot()) == len(parts), nil
+	})
+	c := recorder(t, p.Store, nil)
+	send := func(from int) {
+		ops := make([]*core.Operation, 5)
+		for i := range ops {
+			ops[i] = NewOp("wake-one-object", from+i)
+			require.NoError(t, c.Record(ctx, ops[i]))
+		}
+		e.Wake() // stores without notifications
+		p.waitFor(t, ctx, ops...)
+	}
+	send(0)
+	before := st.snapshot()
+	part := core.PartitionOf(NewOp("wake-one-object", 0).DOID, len(parts))
+	for i := 1; i <= 3; i++ {
+		send(5 * i)
+	}
+	after := st.snapshot()
+	for _, pt := range parts {
+		if pt.Part == part {
+			assert.Greater(t, after[pt.Part], before[pt.Part], "the object's partition %d is read after each append", pt.Part)
+			continue
+		}
+		assert.Equal(t, before[pt.Part], after[pt.Part], "partition %d, which received nothing, is not read", pt.Part)
 	}
 }
 

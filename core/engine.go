@@ -55,10 +55,16 @@ type Engine struct {
 
 	// sequencerWake wakes the sequencer (Wake, commit notifications).
 	sequencerWake chan struct{}
-	// pubWake is closed to wake every publisher; wakePublishers replaces
-	// it.
+	// pubWake holds, per partition, the channel the next wake of its
+	// publisher closes (publisherWake, wakePublishers).
 	pubMu   sync.Mutex
-	pubWake chan struct{}
+	pubWake map[int]chan struct{}
+	// leading is set while this engine holds the sequencer lease: then
+	// it wakes its publishers itself after each append, for the
+	// partitions the append gave positions in, and a commit notification
+	// (an application's record, or its own append) only wakes the
+	// sequencer.
+	leading atomic.Bool
 
 	outage outage
 
@@ -104,7 +110,7 @@ func NewEngine(store Store, sink Sink, cfg EngineConfig) (*Engine, error) {
 		store: store, sink: sink, cfg: cfg, log: cfg.Logger,
 		stopping:      make(chan struct{}),
 		sequencerWake: make(chan struct{}, 1),
-		pubWake:       make(chan struct{}),
+		pubWake:       map[int]chan struct{}{},
 	}
 	e.tel = newTelemetry(cfg.Telemetry, sink)
 	e.softCtx, e.softStop = context.WithCancel(context.Background())
@@ -142,19 +148,39 @@ func (e *Engine) Wake() {
 	}
 }
 
-// wakePublishers wakes every idle publisher.
-func (e *Engine) wakePublishers() {
-	e.pubMu.Lock()
-	close(e.pubWake)
-	e.pubWake = make(chan struct{})
-	e.pubMu.Unlock()
-}
-
-// publisherWake returns the channel the next wakePublishers closes.
-func (e *Engine) publisherWake() <-chan struct{} {
+// wakePublishers wakes the idle publishers of the given partitions, or
+// of every partition if parts is nil. Waking only those that have new
+// positions matters at a steady rate: each wake is a read of its
+// partition, and an append of a few operations touches a few partitions.
+func (e *Engine) wakePublishers(parts []int) {
 	e.pubMu.Lock()
 	defer e.pubMu.Unlock()
-	return e.pubWake
+	if parts == nil {
+		for part, ch := range e.pubWake {
+			close(ch)
+			delete(e.pubWake, part)
+		}
+		return
+	}
+	for _, part := range parts {
+		if ch, ok := e.pubWake[part]; ok {
+			close(ch)
+			delete(e.pubWake, part)
+		}
+	}
+}
+
+// publisherWake returns the channel the next wake of part's publisher
+// closes.
+func (e *Engine) publisherWake(part int) <-chan struct{} {
+	e.pubMu.Lock()
+	defer e.pubMu.Unlock()
+	ch, ok := e.pubWake[part]
+	if !ok {
+		ch = make(chan struct{})
+		e.pubWake[part] = ch
+	}
+	return ch
 }
 
 // idle waits d, or until wake receives or ctx ends.
@@ -194,7 +220,11 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.goJob(func() {
 				for range ch {
 					e.Wake()
-					e.wakePublishers()
+					if !e.leading.Load() {
+						// Maybe another process's append: positions
+						// in any partition.
+						e.wakePublishers(nil)
+					}
 				}
 			})
 		}

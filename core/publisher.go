@@ -113,7 +113,7 @@ func (p *publisher) run() {
 			e.idle(p.soft, d, nil)
 			continue
 		}
-		wake := e.publisherWake()
+		wake := e.publisherWake(p.part.Part)
 		n, err := p.step()
 		switch {
 		case errors.Is(err, ErrFenced):

@@ -43,7 +43,7 @@ func SequenceAll(ctx context.Context, st Store, batch int) (int, error) {
 	return sequenceAll(ctx, st, batch, nil)
 }
 
-func sequenceAll(ctx context.Context, st Store, batch int, appended func(n int)) (int, error) {
+func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []Record)) (int, error) {
 	if batch <= 0 {
 		batch = SequenceBatchDefault
 	}
@@ -79,7 +79,7 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(n int))
 		total += len(seqs)
 		size += int64(len(seqs))
 		if appended != nil {
-			appended(len(seqs))
+			appended(recs)
 		}
 		// Keep only the frontier hashes later leaves need: the cache would
 		// otherwise grow with the whole stream.
@@ -230,6 +230,8 @@ func (s sequencer) lead(ctx context.Context, lease Lease) {
 	e.log.Debug("trustlog: sequencing")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	e.leading.Store(true)
+	defer e.leading.Store(false)
 	go func() {
 		select {
 		case <-lease.Lost():
@@ -241,9 +243,9 @@ func (s sequencer) lead(ctx context.Context, lease Lease) {
 	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	failures := 0
 	for ctx.Err() == nil {
-		_, err := sequenceAll(ctx, e.store, e.cfg.SequenceBatch, func(n int) {
-			e.sequenced.Add(int64(n))
-			e.wakePublishers()
+		_, err := sequenceAll(ctx, e.store, e.cfg.SequenceBatch, func(recs []Record) {
+			e.sequenced.Add(int64(len(recs)))
+			e.wakePublishers(partsOf(recs))
 		})
 		switch {
 		case err == nil || errors.Is(err, ErrConflict):
@@ -255,4 +257,17 @@ func (s sequencer) lead(ctx context.Context, lease Lease) {
 			e.idle(ctx, retry.Delay(failures), nil)
 		}
 	}
+}
+
+// partsOf returns the distinct partitions of recs.
+func partsOf(recs []Record) []int {
+	seen := map[int]bool{}
+	parts := make([]int, 0, 4)
+	for _, r := range recs {
+		if !seen[r.Part] {
+			seen[r.Part] = true
+			parts = append(parts, r.Part)
+		}
+	}
+	return parts
 }
