@@ -309,12 +309,39 @@ func testInsertRoundTrip(t *testing.T, h StoreHarness) {
 	require.NoError(t, c.RecordTx(ctx, stx, viaSQL))
 	require.NoError(t, stx.Commit())
 
+	// A batch through *sql.Tx (a store may insert many rows another way
+	// than one), with the same edge values in its middle and rows without
+	// IPs.
+	batch := make([]*core.Operation, 40)
+	for i := range batch {
+		batch[i] = NewOp(fmt.Sprintf("round/batch-%d", i%7), 100+i)
+		if i%5 == 3 {
+			batch[i].ClientIP, batch[i].ServerIP = "", ""
+		}
+	}
+	edge := *op
+	edge.OpID, edge.OpHash, edge.Sign = "", "", nil
+	batch[17] = &edge
+	btx2, err := h.DB.DB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, c.RecordTx(ctx, btx2, batch...))
+	require.NoError(t, btx2.Commit())
+	last := int64(0)
+	for i, want := range batch {
+		r := get(t, h.Store, want.OpID)
+		assert.Equal(t, *want, r.Op, "batch row %d comes back as recorded", i)
+		assert.Equal(t, core.PartitionOf(want.DOID, P), r.Part, "batch row %d: its partition", i)
+		assert.Greater(t, r.Seq, last, "batch row %d: seqs grow in the batch's order", i)
+		last = r.Seq
+		require.NoError(t, core.VerifyOperation(&r.Op, true, verifier), "batch row %d verifies", i)
+	}
+
 	got := get(t, h.Store, op.OpID)
 	assert.Equal(t, *op, got.Op, "every field comes back as recorded")
 	assert.Equal(t, time.Date(2025, 12, 24, 7, 31, 11, 123456000, time.UTC), got.Op.CreatedAt, "UTC, microseconds")
 	assert.Equal(t, "2001:db8::1", got.Op.ServerIP, "canonical IP")
 	require.NoError(t, core.VerifyOperation(&got.Op, true, verifier), "stored row verifies")
-	var last int64
+	last = 0
 	for _, want := range []*core.Operation{op, viaBun, viaSQL} {
 		r := get(t, h.Store, want.OpID)
 		assert.Equal(t, *want, r.Op, "%s comes back as recorded", want.DOID)

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"embed"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -199,6 +201,38 @@ func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
 	return "INSERT INTO " + table + " (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", []any{idx, hashes}
 }
 
+// arrayInsert inserts operations from one array per column
+// (sqlstore.Dialect.ArrayInsert); a NULL IP is an empty one.
+func arrayInsert(table string, ops []*core.Operation, now time.Time, parts int) (string, []any) {
+	n := len(ops)
+	text := func() []string { return make([]string, n) }
+	id, src, typ, doid, prefix, repo, actor, producer := text(), text(), text(), text(), text(), text(), text(), text()
+	alg, req, resp, opHash, signer, sign := text(), text(), text(), text(), text(), text()
+	clientIP, serverIP := make([]*string, n), make([]*string, n)
+	created, updated := make([]time.Time, n), make([]time.Time, n)
+	part := make([]int32, n)
+	ip := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	now = now.UTC()
+	for i, op := range ops {
+		id[i], src[i], typ[i], doid[i], prefix[i], repo[i] = op.OpID, string(op.Source), op.Type, op.DOID, op.DOPrefix, op.DORepository
+		actor[i], producer[i], alg[i], req[i], resp[i] = op.Actor, op.ProducerID, string(op.HashAlg), op.RequestBodyHash, op.ResponseBodyHash
+		clientIP[i], serverIP[i], created[i] = ip(op.ClientIP), ip(op.ServerIP), op.CreatedAt.UTC()
+		opHash[i], signer[i], sign[i], updated[i] = op.OpHash, op.Signer, hex.EncodeToString(op.Sign), now
+		part[i] = int32(core.PartitionOf(op.DOID, parts))
+	}
+	q := "INSERT INTO " + table + " (" + sqlstore.InsertColumns + ") SELECT * FROM unnest(" +
+		"$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], " +
+		"$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], " +
+		"$15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::smallint[])"
+	return q, []any{id, src, typ, doid, prefix, repo, actor, producer, alg, req, resp, clientIP, serverIP, created,
+		opHash, signer, sign, updated, part}
+}
+
 func dialect() *sqlstore.Dialect {
 	mig, _ := fs.Sub(migrationFiles, "migrations")
 	return &sqlstore.Dialect{
@@ -210,6 +244,7 @@ func dialect() *sqlstore.Dialect {
 		FailureTable:       failureTable,
 		LeafTable:          leafTable,
 		HashInsert:         hashInsert,
+		ArrayInsert:        arrayInsert,
 		Queries:            queries,
 		Migrations:         mig,
 		PositionsMigration: "00003",

@@ -31,6 +31,14 @@ type Dialect struct {
 	ListOperand func(placeholder string, vals any) (string, any)
 	// InsertRows caps the rows of one multi-row INSERT (default 1000).
 	InsertRows int
+	// ArrayInsert, if set, inserts rows with one array argument per
+	// column (PostgreSQL's unnest) when the caller's handle binds
+	// arguments (not bun's, which formats them into the text): it renders
+	// the INSERT INTO table of the InsertColumns and binds ops' values,
+	// updated_at now and each operation's partition out of parts. One
+	// statement text for any row count, 19 arguments instead of 19 per
+	// row: less to encode and bind than the multi-row VALUES list.
+	ArrayInsert func(table string, ops []*core.Operation, now time.Time, parts int) (string, []any)
 	// TimeArg converts a time to the bind argument of a time column.
 	TimeArg func(time.Time) any
 	// FailureTable renders a derived table "v(seq, err, delay_us, held,
