@@ -65,6 +65,9 @@ type Engine struct {
 	// (an application's record, or its own append) only wakes the
 	// sequencer.
 	leading atomic.Bool
+	// listening is set when the engine subscribed to the store's commit
+	// notifications: then they, not busyPoll, wake the sequencer.
+	listening atomic.Bool
 
 	outage outage
 
@@ -217,6 +220,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		if err != nil {
 			e.log.WarnContext(ctx, "trustlog: cannot listen for commits, polling instead", "err", err, "poll", e.cfg.PollInterval)
 		} else {
+			e.listening.Store(true)
 			e.goJob(func() {
 				for range ch {
 					e.Wake()
