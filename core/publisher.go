@@ -207,6 +207,23 @@ type result struct {
 // dropped as a duplicate).
 func (p *publisher) send(span trace.Span, recs []Record, retry bool) []result {
 	e := p.e
+	msgs, res := p.encode(recs, retry)
+	pubStart := time.Now()
+	accepted, down := p.sendRounds(recs, msgs, res)
+	e.tel.publishDur.Record(p.hard, time.Since(pubStart).Seconds(), e.tel.sinkAttr)
+	e.tel.child(span, "publish", pubStart, nil)
+	switch {
+	case accepted:
+		p.sinkAccepted()
+	case down:
+		p.sinkDown(res)
+	}
+	return res
+}
+
+// encode turns recs into messages; a held operation, or one that fails
+// its tamper check or cannot be encoded, gets its result instead.
+func (p *publisher) encode(recs []Record, retry bool) ([]Message, []result) {
 	res := make([]result, len(recs))
 	msgs := make([]Message, len(recs))
 	for i := range recs {
@@ -228,29 +245,38 @@ func (p *publisher) send(span trace.Span, recs []Record, retry bool) []result {
 		m.Stream, m.Retry = p.stream, retry
 		msgs[i] = m
 	}
-	pubStart := time.Now()
-	var rounds [][]int
-	if e.cfg.StrictOrder {
-		rounds = strictRuns(recs, res)
-	} else {
-		all := make([]int, 0, len(recs))
-		for i := range recs {
-			if !res[i].held && res[i].err == nil {
-				all = append(all, i)
-			}
-		}
-		rounds = [][]int{all}
+	return msgs, res
+}
+
+// rounds is the order of the sends: one round of every sendable
+// operation, or in strict order the runs of strictRuns.
+func (p *publisher) rounds(recs []Record, res []result) [][]int {
+	if p.e.cfg.StrictOrder {
+		return strictRuns(recs, res)
 	}
+	all := make([]int, 0, len(recs))
+	for i := range recs {
+		if !res[i].held && res[i].err == nil {
+			all = append(all, i)
+		}
+	}
+	return [][]int{all}
+}
+
+// sendRounds sends the rounds one after the other and fills res. It
+// reports whether the sink accepted anything and whether it was down (a
+// round refused as unavailable, or timed out): then, as when the lease
+// no longer covers a send, the rest is not sent now.
+func (p *publisher) sendRounds(recs []Record, msgs []Message, res []result) (accepted, down bool) {
+	e := p.e
 	blocked := map[string]bool{} // DOIDs that failed or were held this batch
 	for i := range recs {
 		if res[i].held || res[i].err != nil {
 			blocked[recs[i].Op.DOID] = true
 		}
 	}
-	// down: the sink refused a round as unavailable; expiring: the lease
-	// no longer covers a send. Either way the rest is not sent now.
-	var accepted, down, expiring bool
-	for _, round := range rounds {
+	expiring := false
+	for _, round := range p.rounds(recs, res) {
 		var idx []int
 		for _, i := range round {
 			if e.cfg.StrictOrder && blocked[recs[i].Op.DOID] {
@@ -272,63 +298,76 @@ func (p *publisher) send(span trace.Span, recs []Record, retry bool) []result {
 			}
 			continue
 		}
-		batch := make([]Message, len(idx))
-		for j, i := range idx {
-			batch[j] = msgs[i]
-		}
-		ctx, cancel := context.WithTimeout(p.hard, e.cfg.PublishTimeout)
-		errs := e.sink.Publish(ctx, batch)
-		timedOut := ctx.Err() != nil
-		cancel()
-		if len(errs) != len(batch) {
-			errs = FailAll(len(batch), Unavailable(fmt.Errorf("trustlog: sink returned %d results for %d messages", len(errs), len(batch))))
-		}
-		for j, i := range idx {
-			switch err := errs[j]; {
-			case err == nil:
-				res[i].ok, accepted = true, true
-			case IsUnavailable(err) || timedOut && !IsPermanent(err):
-				res[i].unknown, res[i].err, down = true, err, true
-				blocked[recs[i].Op.DOID] = true
-			default:
-				res[i].err = err
-				blocked[recs[i].Op.DOID] = true
-			}
+		ok, unavailable := p.sendRound(recs, msgs, res, idx, blocked)
+		accepted, down = accepted || ok, down || unavailable
+	}
+	return accepted, down
+}
+
+// sendRound publishes the messages idx of one round and records each
+// one's result; a refused operation's DOID is blocked for the rest of the
+// batch. It reports whether the sink accepted any and whether it was
+// unavailable.
+func (p *publisher) sendRound(recs []Record, msgs []Message, res []result, idx []int, blocked map[string]bool) (accepted, down bool) {
+	e := p.e
+	batch := make([]Message, len(idx))
+	for j, i := range idx {
+		batch[j] = msgs[i]
+	}
+	ctx, cancel := context.WithTimeout(p.hard, e.cfg.PublishTimeout)
+	errs := e.sink.Publish(ctx, batch)
+	timedOut := ctx.Err() != nil
+	cancel()
+	if len(errs) != len(batch) {
+		errs = FailAll(len(batch), Unavailable(fmt.Errorf("trustlog: sink returned %d results for %d messages", len(errs), len(batch))))
+	}
+	for j, i := range idx {
+		switch err := errs[j]; {
+		case err == nil:
+			res[i].ok, accepted = true, true
+		case IsUnavailable(err) || timedOut && !IsPermanent(err):
+			res[i].unknown, res[i].err, down = true, err, true
+			blocked[recs[i].Op.DOID] = true
+		default:
+			res[i].err = err
+			blocked[recs[i].Op.DOID] = true
 		}
 	}
-	e.tel.publishDur.Record(p.hard, time.Since(pubStart).Seconds(), e.tel.sinkAttr)
-	e.tel.child(span, "publish", pubStart, nil)
-	switch {
-	case accepted:
-		p.refusals, p.pauseUntil = 0, time.Time{}
-		if streak := e.outage.ok(); streak > 0 {
-			e.log.Info("trustlog: sink available again", "streak", streak)
-		}
-	case down:
-		var first error
-		for i := range res {
-			if res[i].unknown && res[i].err != nil {
-				first = res[i].err
-				break
-			}
-		}
-		e.refused.Add(1)
-		// This partition pauses (another partition's stream may be fine:
-		// a Pulsar producer still held by the partition's previous
-		// owner); the engine counts the outage. One outage is one
-		// warning; each further refusal while it lasts is a debug line
-		// with the streak and the pause.
-		p.refusals++
-		d := backoff.Policy{Base: 100 * time.Millisecond, Max: e.cfg.ProbeInterval}.Delay(p.refusals)
-		p.pauseUntil = time.Now().Add(d)
-		streak := e.outage.fail()
-		if streak == 1 {
-			e.log.Warn("trustlog: sink unavailable; pausing every partition", "partition", p.part.Part, "err", first, "streak", streak, "pause", d)
-		} else {
-			e.log.Debug("trustlog: sink still unavailable", "partition", p.part.Part, "err", first, "streak", streak, "pause", d)
+	return accepted, down
+}
+
+// sinkAccepted ends the partition's pause and the engine's outage.
+func (p *publisher) sinkAccepted() {
+	p.refusals, p.pauseUntil = 0, time.Time{}
+	if streak := p.e.outage.ok(); streak > 0 {
+		p.e.log.Info("trustlog: sink available again", "streak", streak)
+	}
+}
+
+// sinkDown pauses the partition after the sink refused a send as
+// unavailable (another partition's stream may be fine: a Pulsar producer
+// still held by the partition's previous owner); the engine counts the
+// outage. One outage is one warning; each further refusal while it lasts
+// is a debug line with the streak and the pause.
+func (p *publisher) sinkDown(res []result) {
+	e := p.e
+	var first error
+	for i := range res {
+		if res[i].unknown && res[i].err != nil {
+			first = res[i].err
+			break
 		}
 	}
-	return res
+	e.refused.Add(1)
+	p.refusals++
+	d := backoff.Policy{Base: 100 * time.Millisecond, Max: e.cfg.ProbeInterval}.Delay(p.refusals)
+	p.pauseUntil = time.Now().Add(d)
+	streak := e.outage.fail()
+	if streak == 1 {
+		e.log.Warn("trustlog: sink unavailable; pausing every partition", "partition", p.part.Part, "err", first, "streak", streak, "pause", d)
+	} else {
+		e.log.Debug("trustlog: sink still unavailable", "partition", p.part.Part, "err", first, "streak", streak, "pause", d)
+	}
 }
 
 // strictRuns splits the sendable operations of a batch into runs of
