@@ -162,11 +162,12 @@ func fabricatedBench() *benchReport {
 		Write: []benchWrite{
 			{PerTx: 1, Txs: 1000, PlainRate: 10600, RecordRate: 10000, Overhead: 1.06},
 			{PerTx: 100, Txs: 500, PlainRate: 126000, RecordRate: 100000, Overhead: 1.26},
-			{PerTx: 100, Txs: 500, PlainRate: 120400, RecordRate: 100000, Overhead: 1.204}, // prints 1.20: met
+			{PerTx: 100, Txs: 500, PlainRate: 110400, RecordRate: 100000, Overhead: 1.104}, // prints 1.10: met
 		},
 		Drain: []benchDrain{
-			{Batch: 1000, Engines: 1, N: 200000, RawRate: 20000, Rate: 18200, Ratio: 0.91},
-			{Batch: 1000, Engines: 4, N: 200000, RawRate: 20000, Rate: 13200, Ratio: 0.66},
+			{Batch: 1000, Engines: 1, N: 200000, RawRate: 200000, Rate: 18200, Ratio: 0.091},
+			{Batch: 1000, Engines: 2, N: 200000, RawRate: 200000, Rate: 18500, Ratio: 0.0925},
+			{Batch: 1000, Engines: 4, N: 200000, RawRate: 200000, Rate: 13200, Ratio: 0.066},
 		},
 		Latency: []benchLatency{
 			{Mode: "notify", N: 5000, Rate: 1000, Achieved: 465, P50: 1.5, P90: 2.9, P99: 39.1, Max: 80},
@@ -174,6 +175,7 @@ func fabricatedBench() *benchReport {
 		},
 		Backlog: []benchBacklog{
 			{Pending: 10000, RawRate: 21000, Rate: 18800, Ratio: 0.9, PeakMB: 90},
+			{Pending: 100000, RawRate: 20000, Rate: 18000, Ratio: 0.9, PeakMB: 95},
 			{Pending: 1000000, RawRate: 7100, Rate: 7100, Ratio: 1, PeakMB: 120.4},
 		},
 		Sinks:  []benchSink{{Sink: "memory", N: 50000, Rate: 30000, Ratio: 1}},
@@ -202,25 +204,30 @@ func TestBenchTargetsMet(t *testing.T) {
 		return ""
 	}
 	for _, tc := range []struct{ row, verdict string }{
-		{"1 1000", "met (1.06 ≤ 1.20)"},
-		{"100 500 126000", "NOT MET (1.26 > 1.20)"},
-		{"100 500 120400", "met (1.20 ≤ 1.20)"},
-		{"1000 1", "met (0.91 ≥ 0.70)"},
-		{"1000 4", "NOT MET (0.66 < 0.70)"},
+		{"1 1000", "met (1.06 ≤ 1.10)"},
+		{"100 500 126000", "NOT MET (1.26 > 1.10)"},
+		{"100 500 110400", "met (1.10 ≤ 1.10)"},
+		{"1000 1", "- none"},
+		{"1000 2", "1.02 met (1.02 ≥ 1.00)"},
+		{"1000 4", "0.73 NOT MET (0.73 < 1.00)"},
 		{"notify", "NOT MET (39.1 ≥ 25.0)"},
 		{"poll", "none"},
-		{"10000", "met (90 < 100)"},
-		{"1000000", "NOT MET (120 ≥ 100)"},
+		{"10000", "- none"},
+		{"100000", "1.06 met (1.06 ≤ 1.10)"},
+		{"1000000", "1.34 NOT MET (1.34 > 1.10)"},
+		{"50000 31822", "NOT MET (31822 < 50000)"},
 	} {
-		assert.True(t, strings.HasSuffix(strings.TrimSpace(row(tc.row)), tc.verdict), "row %q: want %q in\n%s", tc.row, tc.verdict, text)
+		got, want := strings.Fields(row(tc.row)), strings.Fields(tc.verdict)
+		assert.True(t, len(got) >= len(want) && slices.Equal(got[len(got)-len(want):], want), "row %q: want %q in\n%s", tc.row, tc.verdict, text)
 	}
-	for _, header := range []string{"ops/tx", "batch", "wake-up", "pending"} {
+	for _, header := range []string{"ops/tx", "batch", "wake-up", "pending", "leaves"} {
 		assert.True(t, strings.HasSuffix(row(header), "  vs target"), "a column per table with targets: %q", row(header))
 	}
-	assert.Contains(t, text, "(target: time ≤ 1.2 × plain)")
+	assert.Contains(t, text, "(target: time ≤ 1.1 × plain)")
 	assert.Contains(t, text, "(target with wake-on-commit: p99 < 25 ms")
+	assert.Contains(t, text, "(target: N engines ≥ 1.0 × one)")
 	assert.NotContains(t, row("memory"), "met", "the sinks rows have no target")
-	assert.True(t, strings.HasSuffix(text, "\ntargets: 4 of 8 rows with a target met; 4 NOT MET\n"), text)
+	assert.True(t, strings.HasSuffix(text, "\ntargets: 4 of 9 rows with a target met; 5 NOT MET\n"), text)
 
 	out.Reset()
 	require.NoError(t, a.report(fabricatedBench(), benchOpts{asJSON: true}))
@@ -229,23 +236,27 @@ func TestBenchTargetsMet(t *testing.T) {
 		Drain   []struct{ Target *benchTarget }
 		Latency []struct{ Target *benchTarget }
 		Backlog []struct{ Target *benchTarget }
+		Ledger  struct{ Target *benchTarget }
 		Sinks   []map[string]any
 		Targets benchTally
 	}
 	require.NoError(t, json.Unmarshal(out.Bytes(), &rep), out.String())
-	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.2, Measured: 1.26, Met: false}, *rep.Write[1].Target)
-	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.2, Measured: 1.2, Met: true}, *rep.Write[2].Target)
-	assert.Equal(t, benchTarget{Metric: "relay_over_bare", Op: ">=", Value: 0.7, Measured: 0.91, Met: true}, *rep.Drain[0].Target)
+	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.1, Measured: 1.26, Met: false}, *rep.Write[1].Target)
+	assert.Equal(t, benchTarget{Metric: "record_tx_time_over_plain", Op: "<=", Value: 1.1, Measured: 1.1, Met: true}, *rep.Write[2].Target)
+	assert.Nil(t, rep.Drain[0].Target, "one engine is the baseline")
+	assert.Equal(t, benchTarget{Metric: "relay_over_one_engine", Op: ">=", Value: 1, Measured: 0.73, Met: false}, *rep.Drain[2].Target)
 	assert.Equal(t, benchTarget{Metric: "p99_ms", Op: "<", Value: 25, Measured: 39.1, Met: false}, *rep.Latency[0].Target)
 	assert.Nil(t, rep.Latency[1].Target, "polling has no target")
-	assert.Equal(t, benchTarget{Metric: "relay_peak_rss_mb", Op: "<", Value: 100, Measured: 120, Met: false}, *rep.Backlog[1].Target)
+	assert.Nil(t, rep.Backlog[0].Target, "the smallest backlog is the baseline")
+	assert.Equal(t, benchTarget{Metric: "relay_peak_rss_over_smallest", Op: "<=", Value: 1.1, Measured: 1.34, Met: false}, *rep.Backlog[2].Target)
+	assert.Equal(t, benchTarget{Metric: "leaves_per_s", Op: ">=", Value: 50000, Measured: 31822, Met: false}, *rep.Ledger.Target)
 	assert.NotContains(t, rep.Sinks[0], "target")
-	assert.Equal(t, benchTally{Met: 4, NotMet: 4}, rep.Targets)
-	assert.Contains(t, out.String(), `"target": {`+"\n"+`        "metric": "relay_over_bare",`)
+	assert.Equal(t, benchTally{Met: 4, NotMet: 5}, rep.Targets)
+	assert.Contains(t, out.String(), `"target": {`+"\n"+`        "metric": "relay_over_one_engine",`)
 
 	// A saved report is judged again: verdicts it holds do not count.
 	stale := fabricatedBench()
-	stale.Drain[1].Target = &benchTarget{Metric: "relay_over_bare", Op: ">=", Value: 0.5, Measured: 0.66, Met: true}
+	stale.Drain[2].Target = &benchTarget{Metric: "relay_over_bare", Op: ">=", Value: 0.5, Measured: 0.66, Met: true}
 	stale.Targets = &benchTally{Met: 9}
 	saved, err := json.Marshal(stale)
 	require.NoError(t, err)
@@ -253,14 +264,22 @@ func TestBenchTargetsMet(t *testing.T) {
 	require.NoError(t, os.WriteFile(from, saved, 0o600))
 	out.Reset()
 	require.NoError(t, a.benchFrom(benchOpts{from: from}))
-	assert.Contains(t, out.String(), "NOT MET (0.66 < 0.70)")
+	assert.Contains(t, out.String(), "NOT MET (0.73 < 1.00)")
+	assert.Contains(t, out.String(), "targets: 4 of 9 rows with a target met; 5 NOT MET")
+
+	// Only SQLite: no sequencer target.
+	sqlite := fabricatedBench()
+	sqlite.Store = "sqlite:app.db"
+	out.Reset()
+	require.NoError(t, a.report(sqlite, benchOpts{}))
 	assert.Contains(t, out.String(), "targets: 4 of 8 rows with a target met; 4 NOT MET")
 
 	// Every target met.
 	ok := fabricatedBench()
-	ok.Write, ok.Drain, ok.Latency, ok.Backlog = ok.Write[:1], ok.Drain[:1], ok.Latency[1:], ok.Backlog[:1]
+	ok.Write, ok.Drain, ok.Latency, ok.Backlog = ok.Write[:1], ok.Drain[:2], ok.Latency[1:], ok.Backlog[:2]
+	ok.Ledger.Rate = 52000
 	out.Reset()
 	require.NoError(t, a.report(ok, benchOpts{}))
-	assert.True(t, strings.HasSuffix(out.String(), "\ntargets: 3 of 3 rows with a target met; all met\n"), out.String())
+	assert.True(t, strings.HasSuffix(out.String(), "\ntargets: 4 of 4 rows with a target met; all met\n"), out.String())
 	assert.NotContains(t, out.String(), "NOT MET")
 }
