@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/testenv"
 )
 
@@ -88,6 +90,21 @@ func TestRecordRelayStatus(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &st))
 	assert.Equal(t, int64(50), st.Counts["pending"], "the bad input added nothing")
 
+	// Sequenced, not yet published: the partitions' backlogs hold them all.
+	sst, err := core.OpenStore(ctx, store)
+	require.NoError(t, err)
+	_, err = core.SequenceAll(ctx, sst, 0)
+	require.NoError(t, err)
+	require.NoError(t, sst.Close())
+	code, out, _ = cli(t, ctx, "", "--store", store, "status", "--json")
+	require.Equal(t, 0, code)
+	var bl struct{ Partitions []struct{ Backlog int64 } }
+	require.NoError(t, json.Unmarshal([]byte(out), &bl))
+	assert.Equal(t, int64(50), backlogSum(t, bl.Partitions), "status --json: a backlog per partition")
+	code, out, _ = cli(t, ctx, "", "--store", store, "cursor", "status")
+	require.Equal(t, 0, code)
+	assert.Equal(t, int64(50), backlogColumn(t, out), "cursor status: a backlog column")
+
 	// relay runs until its context ends (SIGINT/SIGTERM in main).
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -124,6 +141,7 @@ func TestRecordRelayStatus(t *testing.T) {
 	assert.Len(t, lines, 1+16, "a header and one line per partition: %s", out)
 	assert.Contains(t, lines[0], "cursor")
 	assert.Contains(t, out, "-", "the stopped relay gave its partitions back")
+	assert.Zero(t, backlogColumn(t, out), "everything published: no backlog")
 	code, out, _ = cli(t, ctx, "", "--store", store, "dead", "list")
 	require.Equal(t, 0, code)
 	assert.Equal(t, 1, strings.Count(out, "\n"), "only the header: nothing is dead")
@@ -132,6 +150,31 @@ func TestRecordRelayStatus(t *testing.T) {
 	code, out, _ = cli(t, ctx, "", "--store", store, "dead", "requeue", "--all")
 	require.Equal(t, 0, code)
 	assert.Equal(t, "requeued 0 operation(s)\n", out)
+}
+
+// backlogSum adds up the partitions' backlogs of status --json.
+func backlogSum(t *testing.T, parts []struct{ Backlog int64 }) int64 {
+	t.Helper()
+	require.Len(t, parts, 16)
+	var n int64
+	for _, p := range parts {
+		n += p.Backlog
+	}
+	return n
+}
+
+// backlogColumn adds up the backlog column of cursor status.
+func backlogColumn(t *testing.T, out string) int64 {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Equal(t, []string{"partition", "cursor", "backlog", "generation", "owner"}, strings.Fields(lines[0]))
+	var n int64
+	for _, l := range lines[1:] {
+		v, err := strconv.ParseInt(strings.Fields(l)[2], 10, 64)
+		require.NoError(t, err, l)
+		n += v
+	}
+	return n
 }
 
 func TestEnvironmentAndUsage(t *testing.T) {

@@ -128,7 +128,7 @@ func (a *app) printStats(st core.Stats, asJSON bool, rate *float64) error {
 		}
 		parts := make([]map[string]any, len(st.Partitions))
 		for i, p := range st.Partitions {
-			parts[i] = map[string]any{"partition": p.Part, "cursor": p.Cursor, "generation": p.Generation, "owner": p.Owner}
+			parts[i] = map[string]any{"partition": p.Part, "cursor": p.Cursor, "backlog": p.Backlog, "generation": p.Generation, "owner": p.Owner}
 		}
 		doc := map[string]any{
 			"counts": counts, "max_seq": st.MaxSeq, "tree_size": st.TreeSize, "lag_seconds": lag.Seconds(), "partitions": parts,
@@ -176,8 +176,12 @@ pending; the relay reads them by position, so a late commit is never skipped
 		Example: "  trustlog --store sqlite:app.db cursor status",
 	}
 	status := &cobra.Command{
-		Use:     "status",
-		Short:   "Show each partition's cursor, generation and owner",
+		Use:   "status",
+		Short: "Show each partition's cursor, backlog, generation and owner",
+		Long: `Show each partition's cursor, its backlog (operations with a position above
+the cursor: sequenced, not yet published or sent to the retry table;
+operations the sequencer has not placed yet count in no partition), its
+lease generation and its owner.`,
 		Example: "  trustlog --store sqlite:app.db cursor status",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -186,12 +190,13 @@ pending; the relay reads them by position, so a late commit is never skipped
 				return err
 			}
 			defer s.Close()
-			parts, err := s.Partitions(cmd.Context())
+			st, err := s.Stats(cmd.Context())
 			if err != nil {
 				return err
 			}
+			parts := st.Partitions
 			w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "partition\tcursor\tgeneration\towner")
+			fmt.Fprintln(w, "partition\tcursor\tbacklog\tgeneration\towner")
 			now := time.Now()
 			for _, p := range parts {
 				owner := p.Owner
@@ -201,7 +206,7 @@ pending; the relay reads them by position, so a late commit is never skipped
 				case !p.Expires.After(now):
 					owner += " (lease expired)"
 				}
-				fmt.Fprintf(w, "%d\t%d\t%d\t%s\n", p.Part, p.Cursor, p.Generation, owner)
+				fmt.Fprintf(w, "%d\t%d\t%d\t%d\t%s\n", p.Part, p.Cursor, p.Backlog, p.Generation, owner)
 			}
 			return w.Flush()
 		},
