@@ -494,9 +494,11 @@ func testSequenceGapless(t *testing.T, h StoreHarness) {
 	un, err := h.Store.Unsequenced(ctx, 0, 4)
 	require.NoError(t, err)
 	assert.Equal(t, seqsOf(recs[:4]), seqsOf(un), "Unsequenced: lowest seqs first, Limit honoured")
+	P := len(partitions(t, h.Store))
 	for i, r := range un {
 		assert.Equal(t, recs[i].Op, r.Op, "Unsequenced returns the operation")
 		assert.Equal(t, int64(-1), r.LeafIndex)
+		assert.Equal(t, core.PartitionOf(r.Op.DOID, P), r.Part, "Unsequenced returns the partition (the engine wakes its publisher)")
 	}
 	un, err = h.Store.Unsequenced(ctx, recs[5].Seq, 100)
 	require.NoError(t, err)

@@ -208,7 +208,8 @@ type Store interface {
 	Insert(ctx context.Context, ex Execer, ops []*Operation) error
 
 	// Unsequenced returns up to limit operations without a position and
-	// with a seq above afterSeq, in seq order. Selected by that state,
+	// with a seq above afterSeq, in seq order, each with its Part (the
+	// engine wakes the publishers of the partitions it sequenced). Selected by that state,
 	// never by a timestamp: afterSeq only lets the sequencer read the next
 	// batch while it appends the last one; every stream of batches ends
 	// with afterSeq 0, so an operation that commits late is sequenced
