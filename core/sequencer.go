@@ -198,8 +198,7 @@ func (r *HashReader) Trim(size int64) {
 
 // busyPoll is how soon the sequencer of an engine that does not listen
 // for commit notifications looks again after a pass that gave positions.
-// Under a steady load commits
-// keep coming: on a store without commit notifications, waiting a whole
+// Under a steady load commits keep coming, and waiting a whole
 // PollInterval after each pass would hold every operation back for up to
 // that long (commit → ack p50 at 1,000 operations a second on PostgreSQL
 // without NOTIFY: 39 ms with 100 ms polls, BENCHMARKS.md). An idle
