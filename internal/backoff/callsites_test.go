@@ -14,12 +14,12 @@ import (
 // callSites are the functions that wait between tries, each in its file
 // (from the module root). They used to hold a backoff loop of their own.
 var callSites = []struct{ file, fn string }{
-	{"core/engine.go", "Backoff"},    // an operation's next attempt
-	{"core/publisher.go", "send"},    // a partition's pauses while the sink is unavailable
-	{"core/publisher.go", "run"},     // after a failed read or batch
-	{"core/publisher.go", "write"},   // after a failed cursor advance or retry settle
-	{"core/sequencer.go", "lead"},    // a leading sequencer's failed rounds
-	{"core/client.go", "publishNow"}, // PublishOnly
+	{"core/engine.go", "Backoff"},     // an operation's next attempt
+	{"core/publisher.go", "sinkDown"}, // a partition's pauses while the sink is unavailable
+	{"core/publisher.go", "run"},      // after a failed read or batch
+	{"core/publisher.go", "write"},    // after a failed cursor advance or retry settle
+	{"core/sequencer.go", "lead"},     // a leading sequencer's failed rounds
+	{"core/client.go", "publishNow"},  // PublishOnly
 	{"internal/sqlstore/store.go", "retrying"},
 	{"internal/sqlstore/migrate.go", "acquireWait"},
 	{"drivers/postgres/listen.go", "listen"},
