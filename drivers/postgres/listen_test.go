@@ -1,41 +1,20 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/go-trustlog/trustlog/internal/testenv"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
+	"github.com/go-trustlog/trustlog/internal/testenv"
 )
-
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestListenerLogsToStoreLogger: when the LISTEN connection drops, the
 // warning goes to the logger the store was opened with
@@ -44,7 +23,7 @@ func (l *logBuffer) String() string {
 // slog.Default().
 func TestListenerLogsToStoreLogger(t *testing.T) {
 	storeURL := postgrestest.NewSchema(t)
-	var defaultLogs, storeLogs logBuffer
+	var defaultLogs, storeLogs testenv.Buffer
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&defaultLogs, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })
