@@ -102,9 +102,12 @@
 // core.Unavailable for those still without a receipt when ctx ends (their
 // sends go on; a re-send waits for them). Timeouts, a closed or
 // disconnected producer, a full queue, a missing topic, refused
-// credentials and a stream held by another producer are core.Unavailable
-// (the engine pauses without spending attempts); a message too big or
-// invalid is core.Permanent and goes dead at once.
+// credentials, a stream held by another producer, and any producer the
+// broker will not create (starting, its metadata or storage recovering)
+// are core.Unavailable: the engine pauses the partition without spending
+// attempts, and nothing goes to the retry table, whose re-sends leave
+// outside the stream's deduplication. A message too big or invalid is
+// core.Permanent and goes dead at once.
 //
 // With deduplication off the sink is at least once throughout, and
 // consumers deduplicate on op_id.

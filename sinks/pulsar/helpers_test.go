@@ -12,6 +12,7 @@ import (
 	"github.com/go-trustlog/trustlog/core"
 	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/pulsar"
+	"github.com/go-trustlog/trustlog/sinks/pulsar/pulsartest"
 )
 
 // streamMessages returns the messages of positions from … to-1 of
@@ -103,6 +104,17 @@ func requireOnce(t testing.TB, msgs []stored, want []core.Message) {
 		require.Equal(t, 1, got[m.ID], "copies of position %d (%s)", m.Position, m.ID)
 	}
 	require.Len(t, msgs, len(want), "nothing else on the topic")
+}
+
+// requireHeldOnce checks that the in-process broker b holds each of want
+// exactly once on topic, and nothing else.
+func requireHeldOnce(t testing.TB, b *pulsartest.Broker, topic string, want []core.Message) {
+	t.Helper()
+	var msgs []stored
+	for _, m := range b.Messages(topic) {
+		msgs = append(msgs, stored{Producer: m.Producer, Key: m.Key, OpID: m.Properties[core.HeaderOpID]})
+	}
+	requireOnce(t, msgs, want)
 }
 
 // requireKeyOrder checks that each key's messages are in increasing

@@ -89,8 +89,8 @@ func streamed(m *core.Message) bool {
 // laneFor returns the lane of stream ("" for the plain lane), creating
 // its producer if the sink has none: the first caller starts the creation
 // and every caller waits for it, or for ctx. A creation that outlives ctx
-// goes on, for the next caller. An error is classified (core.Unavailable
-// when another client holds the stream's producer name).
+// goes on, for the next caller. A creation error is core.Unavailable,
+// whatever the broker said (see createProducer).
 func (s *Sink) laneFor(ctx context.Context, stream string) (*lane, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -187,7 +187,12 @@ func (s *Sink) createProducer(stream string) (pc.Producer, error) {
 		return nil, core.Unavailable(fmt.Errorf("pulsar: stream %q: another producer holds its name, the previous owner is still connected: %w",
 			stream, errors.New(msg)))
 	}
-	return nil, classify(fmt.Errorf("pulsar: producer %s on %s: %w", labelOf(stream), c.Topic, &wrapped{msg: msg, err: err}))
+	// Creating a producer is never about a message: whatever the broker
+	// answers (MetadataError or ServiceNotReady while it starts, a
+	// PersistenceError while its storage recovers, often as plain
+	// errors with no pulsar.Result), the sink is down for now, and the
+	// partition waits without spending a message's attempts.
+	return nil, core.Unavailable(fmt.Errorf("pulsar: producer %s on %s: %w", labelOf(stream), c.Topic, &wrapped{msg: msg, err: err}))
 }
 
 func labelOf(stream string) string { return (&lane{name: stream}).label() }

@@ -54,14 +54,7 @@ func TestResendWaitsForPendingSend(t *testing.T) {
 			b.DelayReceipts(0)
 			publish(t, s, msgs[5])
 			publish(t, s, msgs[2]) // delivered: answered, not sent again
-			copies := map[string]int{}
-			for _, m := range b.Messages(topic) {
-				copies[m.Properties[core.HeaderOpID]]++
-			}
-			assert.Len(t, copies, 6)
-			for id, n := range copies {
-				assert.Equal(t, 1, n, "copies of %s", id)
-			}
+			requireHeldOnce(t, b, topic, msgs)
 		})
 	}
 }
@@ -189,4 +182,33 @@ func TestClosed(t *testing.T) {
 	_, err = s.LastPosition(testenv.Context(t), "log-p0")
 	require.ErrorIs(t, err, core.ErrClosed)
 	require.Empty(t, s.Publish(testenv.Context(t), nil))
+}
+
+// TestRefusedProducerIsUnavailable: a broker that refuses to create a
+// stream's producer (starting, its metadata store unreachable: the
+// client's error carries no pulsar.Result) is down, not refusing the
+// messages: Publish reports core.Unavailable, so the engine pauses the
+// partition without spending attempts or sending anything to the retry
+// table, where its re-send would go out through the plain producer,
+// outside the broker's deduplication, as a copy of what an earlier owner
+// stored. Once the broker takes producers again, the stream goes on and
+// the broker holds each message once.
+func TestRefusedProducerIsUnavailable(t *testing.T) {
+	t.Parallel()
+	topic := pulsartest.Topic()
+	b := pulsartest.Start(t)
+	msgs := streamMessages(t, "log-p0", 0, 6, 2)
+	earlier := openSink(t, b.SinkURL(topic))
+	publish(t, earlier, msgs[:4]...) // stored by the partition's earlier owner
+	require.NoError(t, earlier.CloseStream("log-p0"))
+
+	s := openSink(t, b.SinkURL(topic))
+	b.RefuseProducers(true)
+	for i, err := range s.Publish(testenv.Context(t), msgs) {
+		require.Error(t, err, "message %d", i)
+		require.True(t, core.IsUnavailable(err), "message %d: a refused producer is an unavailable sink: %v", i, err)
+	}
+	b.RefuseProducers(false)
+	publish(t, s, msgs...)
+	requireHeldOnce(t, b, topic, msgs)
 }

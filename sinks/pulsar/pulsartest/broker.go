@@ -33,6 +33,7 @@ type Broker struct {
 	delay       time.Duration
 	withhold    bool
 	reject      bool
+	refuse      bool
 	nextLedger  uint64
 	nextName    uint64
 	nextConn    uint64
@@ -297,6 +298,16 @@ func (b *Broker) WithholdReceipts(on bool) {
 func (b *Broker) RejectSends(on bool) {
 	b.mu.Lock()
 	b.reject = on
+	b.mu.Unlock()
+}
+
+// RefuseProducers, while on, answers every PRODUCER request with an ERROR
+// (MetadataError), as a broker that is starting or whose metadata store is
+// unreachable does: the client's CreateProducer fails with a plain error
+// that carries no pulsar.Result. Producers already connected go on.
+func (b *Broker) RefuseProducers(on bool) {
+	b.mu.Lock()
+	b.refuse = on
 	b.mu.Unlock()
 }
 

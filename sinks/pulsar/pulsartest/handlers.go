@@ -173,6 +173,10 @@ func (b *Broker) onProducer(c *conn, cmd pbmsg) {
 		c.error(reqID, errNotAllowed, "pulsartest does not support transactions")
 		return
 	}
+	if b.refuse {
+		c.error(reqID, errMetadata, "refused by RefuseProducers")
+		return
+	}
 	t := b.topicLocked(name, true)
 	pname := cmd.str(4)
 	if pname == "" {

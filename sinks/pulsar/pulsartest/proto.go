@@ -67,6 +67,7 @@ var requestIDField = map[int]protowire.Number{
 // ServerError values.
 const (
 	errUnknown             = 0
+	errMetadata            = 1
 	errPersistence         = 2
 	errConsumerBusy        = 5
 	errChecksum            = 9
