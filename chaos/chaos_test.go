@@ -501,6 +501,41 @@ settle:
 	assert.Zero(t, res.Phantom, "phantom")
 	assert.Zero(t, res.OrderBroken, "per-DOID order in strict mode")
 	assert.LessOrEqual(t, res.Duplicates, b.maxDuplicates(s.batch, res.Kills, s.relays), "duplicates")
+	n, samples := refusals(dir)
+	assert.Zero(t, n, "nothing refuses a message here, so every sink failure must be an outage (core.Unavailable: "+
+		"the partition pauses without spending attempts); these went to the retry table or dead instead: %q", samples)
+}
+
+// refusals counts the relays' log lines in dir that report a message the
+// sink refused as a message (retried from the retry table, or dead), and
+// returns the errors of the first few (a retry is a debug line: the
+// relays log at debug unless TRUSTLOG_CHAOS_LOG_LEVEL says otherwise). A
+// chaos run refuses no message: a
+// killed relay, a database restart and a broker outage are all outages,
+// and a re-send from the retry table goes out of a Pulsar partition's
+// deduplicated stream (a copy of what an earlier owner stored).
+func refusals(dir string) (n int, samples []string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if !strings.Contains(line, `"msg":"trustlog: publish failed, will retry"`) &&
+				!strings.Contains(line, `"msg":"trustlog: operation is dead"`) {
+				continue
+			}
+			n++
+			var rec struct {
+				Err string `json:"err"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && len(samples) < 3 && !slices.Contains(samples, rec.Err) {
+				samples = append(samples, rec.Err)
+			}
+		}
+	}
+	return n, samples
 }
 
 // relayLines logs what the relays' logs in dir say about the first three
