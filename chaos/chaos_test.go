@@ -384,6 +384,20 @@ settle:
 	res.DrainAfter = time.Since(recovered)
 	assert.Zero(t, st.Counts[core.StateDead], "nothing went dead")
 
+	// The signer (the relay holding the ledger's lease, once a killed
+	// holder's lease ran out) checkpoints the whole tree. A relay that
+	// stops cleanly signs too (ledger.Sequencer.Finish), but not while a
+	// killed relay's lease still names it the signer.
+	ls := store.(ledger.Storage)
+	require.Eventually(t, func() bool {
+		cs, err := ls.Checkpoints(ctx, ledger.CheckpointQuery{Latest: true})
+		if err != nil || len(cs) == 0 {
+			return false
+		}
+		n, err := ls.TreeSize(ctx)
+		return err == nil && cs[0].Size == n
+	}, testenv.Patience(t), 200*time.Millisecond, "a checkpoint covers the tree")
+
 	// SIGTERM: every relay exits 0 in time and gives its partitions back.
 	for _, r := range relays {
 		assert.Equal(t, 0, r.term(15*time.Second), "%s exits cleanly on SIGTERM", r.node)
@@ -483,7 +497,6 @@ settle:
 	}
 
 	// The ledger holds every committed operation and verifies.
-	ls := store.(ledger.Storage)
 	require.Eventually(t, func() bool {
 		n, err := ls.TreeSize(ctx)
 		res.Ledger = n

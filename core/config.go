@@ -154,6 +154,18 @@ type LedgerRunner interface {
 	Run(ctx context.Context, store Store, sink Sink) error
 }
 
+// LedgerFinisher is a LedgerRunner with a last step: when the engine
+// stops cleanly, after its sequencer and publishers have stopped, it
+// calls Finish with what is left of Stop's context. Package ledger's
+// Sequencer signs a checkpoint of every position given (and publishes
+// it through sink, if not nil), so a log whose relays were all stopped
+// verifies with its key at once instead of showing its newest leaves
+// uncovered until a relay runs again.
+type LedgerFinisher interface {
+	LedgerRunner
+	Finish(ctx context.Context, store Store, sink Sink) error
+}
+
 // DeadEvent describes an operation that went dead.
 type DeadEvent struct {
 	Seq      int64

@@ -289,6 +289,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		if f, ok := e.cfg.Ledger.(LedgerFinisher); ok {
+			if ferr := f.Finish(ctx, e.store, e.sink); ferr != nil {
+				e.log.Warn("trustlog: the ledger's last step on stop failed; the next relay to run does it", "err", ferr)
+			}
+		}
 	case <-ctx.Done():
 		err = fmt.Errorf("trustlog: engine stop: %w; calls in flight aborted", ctx.Err())
 		e.hardStop()

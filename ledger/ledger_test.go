@@ -311,6 +311,21 @@ func TestTamperProperty(t *testing.T) {
 	assert.Equal(t, rounds, detected, "every mutation is detected")
 }
 
+// ledgerEngine returns a client of st with a memory sink and its engine,
+// which runs a ledger sequencer signing with k's key every checkpointEvery
+// (0: the default); the engine polls every 10 ms.
+func ledgerEngine(t *testing.T, st sqlStore, k keys, checkpointEvery time.Duration) (*ledger.Sequencer, *memory.Sink, *core.Client, *core.Engine) {
+	t.Helper()
+	seq, err := ledger.NewSequencer(ledger.Config{Key: k.skey, Interval: 10 * time.Millisecond, CheckpointEvery: checkpointEvery})
+	require.NoError(t, err)
+	sink := memory.New(memory.Faults{})
+	c, err := core.NewClient(st, sink, core.Config{Signer: k.signer, Engine: core.EngineConfig{Ledger: seq, PollInterval: 10 * time.Millisecond}})
+	require.NoError(t, err)
+	e, err := c.Engine()
+	require.NoError(t, err)
+	return seq, sink, c, e
+}
+
 // TestEngineRunsSequencer: an engine with a ledger sequences what it
 // relays, checkpoints, and publishes the checkpoints through its sink.
 func TestEngineRunsSequencer(t *testing.T) {
@@ -319,13 +334,7 @@ func TestEngineRunsSequencer(t *testing.T) {
 	defer cancel()
 	k := newKeys(t)
 	st := sqlitetest.Open(t, sqlitetest.URL(t))
-	seq, err := ledger.NewSequencer(ledger.Config{Key: k.skey, Interval: 10 * time.Millisecond})
-	require.NoError(t, err)
-	sink := memory.New(memory.Faults{})
-	c, err := core.NewClient(st, sink, core.Config{Signer: k.signer, Engine: core.EngineConfig{Ledger: seq, PollInterval: 10 * time.Millisecond}})
-	require.NoError(t, err)
-	e, err := c.Engine()
-	require.NoError(t, err)
+	seq, sink, c, e := ledgerEngine(t, st, k, 0)
 	require.NoError(t, e.Start(ctx))
 	ops := make([]*core.Operation, 25)
 	for i := range ops {
@@ -348,6 +357,58 @@ func TestEngineRunsSequencer(t *testing.T) {
 	}
 	assert.Positive(t, checkpoints)
 	assert.True(t, audit(t, st, k).OK())
+}
+
+// TestCleanStopSignsWhatItSequenced: an engine that stops cleanly signs
+// a checkpoint of every position it gave, and publishes it, so a log
+// whose relays were all stopped verifies with its key at once (`trustlog
+// verify --key` finds uncovered leaves otherwise, until some relay runs
+// again). The sequencer's periodic signing is an hour apart here: it
+// signs once, the operations recorded after that are covered only by the
+// stop.
+func TestCleanStopSignsWhatItSequenced(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t)
+	k := newKeys(t)
+	st := sqlitetest.Open(t, sqlitetest.URL(t))
+	_, sink, c, e := ledgerEngine(t, st, k, time.Hour)
+	record := func(from, to int) {
+		ops := make([]*core.Operation, 0, to-from)
+		for i := from; i < to; i++ {
+			ops = append(ops, conformance.NewOp("stop", i))
+		}
+		require.NoError(t, c.Record(ctx, ops...))
+	}
+	latest := func() int64 {
+		cs, err := st.Checkpoints(ctx, ledger.CheckpointQuery{Latest: true})
+		require.NoError(t, err)
+		if len(cs) == 0 {
+			return 0
+		}
+		return cs[0].Size
+	}
+	record(0, 5)
+	require.NoError(t, e.Start(ctx))
+	require.Eventually(t, func() bool { return latest() == 5 }, testenv.Patience(t), 10*time.Millisecond, "the first checkpoint")
+	record(5, 12)
+	require.Eventually(t, func() bool {
+		n, err := st.TreeSize(ctx)
+		return err == nil && n == 12
+	}, testenv.Patience(t), 10*time.Millisecond, "sequenced")
+	require.Equal(t, int64(5), latest(), "not signed again within CheckpointEvery")
+	require.NoError(t, e.Stop(ctx))
+
+	assert.Equal(t, int64(12), latest(), "the clean stop signed the whole tree")
+	assert.True(t, audit(t, st, k).OK(), "the stopped log verifies with its key")
+	var published []int64
+	for _, m := range sink.Messages() {
+		if m.Kind == core.KindCheckpoint {
+			cp, err := ledger.OpenCheckpoint(m.Payload, k.log)
+			require.NoError(t, err)
+			published = append(published, cp.Size)
+		}
+	}
+	assert.Equal(t, []int64{5, 12}, published, "and published it through the sink")
 }
 
 // downStorage is a ledger storage whose database is down for reading the

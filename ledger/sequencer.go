@@ -64,7 +64,8 @@ type Config struct {
 // engine builds (every operation gets its position there whether or not
 // a key is configured), and publishes them through the sink. Run it in
 // every relay process (core.EngineConfig.Ledger): a named lease makes one
-// of them the signer at a time. It implements core.LedgerRunner.
+// of them the signer at a time. It implements core.LedgerRunner, and
+// core.LedgerFinisher: a relay that stops cleanly signs what it sequenced.
 type Sequencer struct {
 	cfg       Config
 	signer    note.Signer
@@ -220,6 +221,35 @@ func (s *Sequencer) lead(ctx context.Context, st Storage, sink core.Sink, lease 
 			sleep(ctx, s.cfg.Interval, lease.Lost())
 		}
 	}
+}
+
+var _ core.LedgerFinisher = (*Sequencer)(nil)
+
+// Finish implements core.LedgerFinisher: when the engine stops cleanly,
+// after its sequencer stopped, it signs a checkpoint of the tree as the
+// engine left it and publishes the checkpoints sink does not have yet.
+// If another relay holds the signer's lease, that one signs and Finish
+// does nothing.
+func (s *Sequencer) Finish(ctx context.Context, store core.Store, sink core.Sink) error {
+	st, err := storageOf(store)
+	if err != nil {
+		return err
+	}
+	lease, err := store.Locker().TryAcquire(ctx, LeaseName, s.cfg.LeaseTTL)
+	if errors.Is(err, core.ErrLeaseHeld) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	if _, err := s.Checkpoint(ctx, st); err != nil {
+		return err
+	}
+	if sink != nil {
+		return s.PublishCheckpoints(ctx, st, sink)
+	}
+	return nil
 }
 
 // Sequence gives every operation that has no position one (see
