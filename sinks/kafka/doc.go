@@ -38,9 +38,11 @@
 //
 // Publish reports per message: kafka-go's WriteErrors say which messages
 // of a batch failed, and only those are retried. Errors are classified
-// for the engine: a broker that is down, a moving partition leader, a
-// missing topic or refused credentials are core.Unavailable (the engine
-// pauses without spending any operation's attempts); a message over
+// for the engine: a broker that is down, a moving partition leader or
+// one the client's metadata does not have yet (no leader while the
+// broker restarts), a missing topic or refused credentials are
+// core.Unavailable (the engine pauses without spending any operation's
+// attempts, and nothing goes to the retry table); a message over
 // max_message_bytes, or one the broker refuses as too large, is
 // core.Permanent and goes dead at once. A partition batch refused as too
 // large is retried message by message, so only the oversized operation

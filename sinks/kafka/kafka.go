@@ -16,6 +16,7 @@ import (
 
 	kgo "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -390,6 +391,12 @@ func classify(err error) error {
 			return core.Unavailable(err)
 		}
 		return err
+	}
+	if errors.Is(err, protocol.ErrNoLeader) || errors.Is(err, protocol.ErrNoPartition) || errors.Is(err, protocol.ErrNoTopic) {
+		// The client's metadata has no leader for the partition (the
+		// broker restarts, or elects one), or lacks the partition or
+		// topic: the cluster's state, not the message's fault.
+		return core.Unavailable(err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
