@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,6 +43,8 @@ type Server struct {
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	log *os.File
+	// starts counts the broker processes started.
+	starts int
 }
 
 // script is scripts/services.sh of this source tree.
@@ -102,8 +105,40 @@ func Start(t testing.TB, kind string, ready func(ctx context.Context, s *Server)
 }
 
 // Start starts the broker (again, on the same ports and data) and waits
-// until it answers, for at most three minutes.
+// until it answers. A broker that does not answer within startWait is
+// stopped and started again, startTries times in all: a Pulsar broker
+// restarted on its data can stay stuck loading topics ("Failed to load
+// topic within timeout" from its own health check, apache/pulsar#7443),
+// and restarting it is the known way out.
 func (s *Server) Start() error {
+	var err error
+	for try := 1; try <= startTries; try++ {
+		if err = s.start(); err == nil {
+			return nil
+		}
+		if try < startTries {
+			fmt.Fprintf(os.Stderr, "brokerserver: %s did not come up (try %d of %d), restarting it: %v\n", s.Kind, try, startTries, firstLine(err))
+			s.Stop()
+		}
+	}
+	return err
+}
+
+// startWait bounds one start's wait for the broker to answer; startTries
+// is how many starts Start makes.
+const (
+	startWait  = 2 * time.Minute
+	startTries = 3
+)
+
+func firstLine(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
+}
+
+// start starts the broker process once and waits until it answers, for
+// at most startWait.
+func (s *Server) start() error {
 	sh, err := script()
 	if err != nil {
 		return err
@@ -135,9 +170,10 @@ func (s *Server) Start() error {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	s.cmd, s.log = cmd, log
+	s.starts++
 	s.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), startWait)
 	defer cancel()
 	var last error
 	for {
@@ -148,7 +184,7 @@ func (s *Server) Start() error {
 		case <-exited:
 			return fmt.Errorf("%s exited before it answered; see %s", s.Kind, s.LogTail())
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer within 3 minutes (%v); %s", s.Kind, last, s.LogTail())
+			return fmt.Errorf("%s did not answer within %s (%v); %s", s.Kind, startWait, last, s.LogTail())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
