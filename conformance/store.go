@@ -37,6 +37,7 @@ func RunStore(t *testing.T, newStore NewStoreFunc) {
 		{"LateCommitSequencedLater", testLateCommit},
 		{"AppendConflictWritesNothing", testAppendConflict},
 		{"ConcurrentSequencersDoNotFork", testConcurrentSequencers},
+		{"AppendAfterCommitsInOrder", testAppendAfter},
 		{"ReadPartition", testReadPartition},
 		{"AdvanceIsCompareAndSet", testAdvance},
 		{"PartitionLeases", testPartitionLeases},
@@ -647,6 +648,95 @@ func testConcurrentSequencers(t *testing.T, h StoreHarness) {
 		require.Equal(t, int64(i), r.LeafIndex, "operation %d: gapless positions in seq order", i)
 	}
 	checkTree(t, h.Store, recs)
+}
+
+// testAppendAfter: a core.OverlappingAppender's AppendAfter commits only
+// after the Append before it, writes nothing when that one failed or the
+// tree is not where it expects, and does not hold up the Append it waits
+// for; UnsequencedExcept reads past the batches in flight. A store without
+// the interface logs so and passes.
+func testAppendAfter(t *testing.T, h StoreHarness) {
+	oa, ok := h.Store.(core.OverlappingAppender)
+	if !ok {
+		t.Log("the store does not implement core.OverlappingAppender: its batches are appended one after the other")
+		return
+	}
+	ctx := testContext(t)
+	recs := record(t, h.Store, NewOp("a", 1), NewOp("b", 2), NewOp("a", 3), NewOp("c", 4))
+	seqs := func(rs []core.Record) []int64 {
+		out := make([]int64, len(rs))
+		for i, r := range rs {
+			out[i] = r.Seq
+		}
+		return out
+	}
+	got, err := oa.UnsequencedExcept(ctx, seqs(recs[:2]), 10)
+	require.NoError(t, err)
+	assert.Equal(t, seqs(recs[2:]), seqs(got), "the first unsequenced operations, those in flight excepted")
+	got, err = oa.UnsequencedExcept(ctx, seqs(recs[1:2]), 2)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{recs[0].Seq, recs[2].Seq}, seqs(got), "in seq order, limit honoured")
+
+	// The stored hashes of the four leaves; the first batch is recs[:2].
+	all := hashMap{}
+	for i, r := range recs {
+		leaf, err := r.Op.AppendSealed(nil)
+		require.NoError(t, err)
+		hs, err := tlog.StoredHashes(int64(i), leaf, all)
+		require.NoError(t, err)
+		for j, x := range hs {
+			all[tlog.StoredHashIndex(0, int64(i))+int64(j)] = x
+		}
+	}
+	hashesFrom := func(from, to int64) []tlog.Hash {
+		var out []tlog.Hash
+		for i := tlog.StoredHashIndex(0, from); i < tlog.StoredHashIndex(0, to); i++ {
+			out = append(out, all[i])
+		}
+		return out
+	}
+	first, second := hashesFrom(0, 2), hashesFrom(2, 4)
+	unsequenced := func(msg string) {
+		t.Helper()
+		size, err := h.Store.TreeSize(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(0), size, msg)
+		assert.Equal(t, []int64{-1, -1, -1, -1}, leafIndexes(refresh(t, h.Store, &recs[0].Op, &recs[1].Op, &recs[2].Op, &recs[3].Op)), msg)
+	}
+
+	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error { return errors.New("the append before failed") })
+	assert.ErrorIs(t, err, core.ErrConflict, "the append before failed")
+	unsequenced("an AppendAfter whose predecessor failed writes nothing")
+	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error { return nil })
+	assert.ErrorIs(t, err, core.ErrConflict, "the tree has 0 leaves, not 2")
+	unsequenced("an AppendAfter at the wrong size writes nothing")
+
+	// The second batch waits for the first, which is not held up by it.
+	waiting, release := make(chan struct{}), make(chan error)
+	var once sync.Once
+	var prevErr error
+	done := make(chan error, 1)
+	go func() {
+		done <- oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error {
+			once.Do(func() {
+				close(waiting)
+				prevErr = <-release
+			})
+			return prevErr
+		})
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("AppendAfter returned before waiting for the append before it: %v", err)
+	case <-ctx.Done():
+		t.Fatal("AppendAfter never waited for the append before it")
+	}
+	unsequenced("nothing of an AppendAfter is visible before the append before it returned")
+	require.NoError(t, h.Store.Append(ctx, 0, seqs(recs[:2]), first), "the append before is not held up by the one after it")
+	release <- nil
+	require.NoError(t, <-done)
+	checkTree(t, h.Store, refresh(t, h.Store, &recs[0].Op, &recs[1].Op, &recs[2].Op, &recs[3].Op))
 }
 
 func testReadPartition(t *testing.T, h StoreHarness) {

@@ -56,6 +56,9 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 		return 0, err
 	}
 	r := NewHashReader(ctx, st)
+	if oa, ok := st.(OverlappingAppender); ok {
+		return sequenceOverlapped(ctx, st, oa, recs, size, r, batch, appended)
+	}
 	total := 0
 	for len(recs) > 0 && ctx.Err() == nil {
 		seqs, hashes, err := leafHashes(recs, size, r)
@@ -88,6 +91,121 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 			return total, nx.err
 		}
 		recs = withoutSeqs(nx.recs, seqs, batch)
+	}
+	return total, ctx.Err()
+}
+
+// overlapWait bounds how long an append waits for the one before it to
+// commit (OverlappingAppender): past it, the later append gives up its
+// rows (ErrConflict) and the sequencer starts again from the stored tree.
+// An append of a batch takes well under a second; only a foreign
+// sequencer waiting for the later append's rows while the earlier waits
+// for it holds one this long.
+var overlapWait = 10 * time.Second
+
+// errOverlapWait is prev's answer when overlapWait passed.
+var errOverlapWait = errors.New("trustlog: the previous append did not finish in time")
+
+// noPrev is the first batch's predecessor: none. Its AppendAfter takes
+// the locks in the order of the ones after it (the operations' rows, then
+// the tree's), so that racing sequencers (a lease that moved) do not
+// take them in opposite orders.
+func noPrev(context.Context) error { return nil }
+
+// flight is one batch's append, running.
+type flight struct {
+	recs []Record
+	seqs []int64
+	done chan struct{}
+	err  error
+}
+
+// wait is the flight's outcome, for the next flight's AppendAfter: it
+// waits at most overlapWait.
+func (f *flight) wait(ctx context.Context) error {
+	t := time.NewTimer(overlapWait)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return f.err
+	case <-t.C:
+		return errOverlapWait
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sequenceOverlapped is sequenceAll's loop for an OverlappingAppender:
+// while batch k is appended, batch k+1 is read, hashed and handed to
+// AppendAfter, which writes it and commits once k committed. At most two
+// appends run; each batch is still the first unsequenced operations in
+// seq order as of its read, the ones in flight excepted.
+func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, recs []Record, size int64, r *HashReader,
+	batch int, appended func(recs []Record)) (total int, err error) {
+	var last, older *flight
+	settle := func(f *flight) error {
+		<-f.done
+		if f.err != nil {
+			return f.err
+		}
+		total += len(f.seqs)
+		if appended != nil {
+			appended(f.recs)
+		}
+		return nil
+	}
+	defer func() {
+		// Nothing outlives the call: the appends still running end (their
+		// own error, or the one before them failed), and what committed
+		// is counted.
+		for _, f := range []*flight{older, last} {
+			if f != nil {
+				if e := settle(f); e != nil && err == nil {
+					err = e
+				}
+			}
+		}
+	}()
+	for len(recs) > 0 && ctx.Err() == nil {
+		seqs, hashes, err := leafHashes(recs, size, r)
+		if err != nil {
+			return total, err
+		}
+		f := &flight{recs: recs, seqs: seqs, done: make(chan struct{})}
+		go func(p *flight, at int64) {
+			defer close(f.done)
+			prev := noPrev
+			if p != nil {
+				prev = p.wait
+			}
+			f.err = oa.AppendAfter(ctx, at, seqs, hashes, prev)
+		}(last, size)
+		size += int64(len(seqs))
+		r.Trim(size)
+		older, last = last, f
+		// The batch before is committed before the next read (two appends
+		// in flight at most); the seqs of the one in flight are the first
+		// unsequenced ones (unless it committed meanwhile): read as many
+		// more as a batch.
+		if older != nil {
+			o := older
+			older = nil
+			if err := settle(o); err != nil {
+				return total, err
+			}
+		}
+		next, err := oa.UnsequencedExcept(ctx, f.seqs, batch)
+		if err != nil {
+			return total, err
+		}
+		recs = next
+	}
+	f := last
+	last = nil
+	if f != nil {
+		if err := settle(f); err != nil {
+			return total, err
+		}
 	}
 	return total, ctx.Err()
 }

@@ -2,9 +2,12 @@ package core
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,4 +126,129 @@ func TestSequencerKeepsCommitOrderPerObject(t *testing.T) {
 		pos[r.Seq] = r.LeafIndex
 	}
 	assert.Less(t, pos[2], pos[4], "A (seq 2) before B (seq 4), the order they committed in: %v", pos)
+}
+
+// overlapStore is a commitStore that overlaps appends
+// (OverlappingAppender): AppendAfter checks the size only after prev
+// returned nil. An Append at an oldSize in fail fails; inFirst runs inside
+// the Append at size 0 before it commits (the next batch's AppendAfter
+// starts meanwhile, if the loop overlaps them).
+type overlapStore struct {
+	commitStore
+	fail    map[int64]error
+	inFirst func()
+	mu2     sync.Mutex
+	order   []int64 // oldSizes, in commit order
+}
+
+func (s *overlapStore) AppendAfter(ctx context.Context, old int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if old == 0 && s.inFirst != nil {
+		s.inFirst()
+	}
+	if err := prev(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	if err := s.fail[old]; err != nil {
+		return err
+	}
+	if size, _ := s.TreeSize(ctx); size != old {
+		return fmt.Errorf("%w: size %d, not %d", ErrConflict, size, old)
+	}
+	s.mu2.Lock()
+	s.order = append(s.order, old)
+	s.mu2.Unlock()
+	return s.commitStore.Append(ctx, old, seqs, hashes)
+}
+
+func (s *overlapStore) UnsequencedExcept(ctx context.Context, except []int64, limit int) ([]Record, error) {
+	recs, err := s.Unsequenced(ctx, 0, limit+len(except))
+	return withoutSeqs(recs, except, limit), err
+}
+
+func newOverlapStore(n int) *overlapStore {
+	s := &overlapStore{commitStore: commitStore{appended: make(chan struct{})}}
+	close(s.appended)
+	for i := 1; i <= n; i++ {
+		s.commit(int64(i), fmt.Sprintf("10.1000/%d", i%3))
+	}
+	return s
+}
+
+// TestSequenceOverlapsAppends: with an OverlappingAppender the next
+// batch's append starts while the one before it runs, the batches commit
+// in order, and the tree is the one appending them one by one gives.
+func TestSequenceOverlapsAppends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newOverlapStore(10)
+	plain := &commitStore{appended: make(chan struct{}), rows: slices.Clone(s.rows)}
+	close(plain.appended)
+	second := make(chan struct{})
+	bound, cancel := context.WithTimeout(ctx, time.Minute) // only if it never overlaps
+	defer cancel()
+	overlapped := false
+	s.inFirst = func() {
+		s.inFirst = nil
+		select { // the first batch commits only once the second started
+		case <-second:
+			overlapped = true
+		case <-bound.Done():
+		}
+	}
+	var seen [][]int64
+	n, err := sequenceAll(ctx, &overlapSignal{s, second}, 3, func(recs []Record) {
+		var seqs []int64
+		for _, r := range recs {
+			seqs = append(seqs, r.Seq)
+		}
+		seen = append(seen, seqs)
+	})
+	require.NoError(t, err)
+	assert.True(t, overlapped, "the second batch's append started while the first ran")
+	assert.Equal(t, 10, n)
+	assert.Equal(t, []int64{0, 3, 6, 9}, s.order, "batches commit in order")
+	assert.Equal(t, [][]int64{{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {10}}, seen, "each batch reported once, in order, after it committed")
+
+	_, err = SequenceAll(ctx, plain, 3)
+	require.NoError(t, err)
+	assert.Equal(t, plain.hashes, s.hashes, "the same stored hashes as appending one batch after the other")
+	for i := range s.rows {
+		assert.Equal(t, int64(i), s.rows[i].LeafIndex)
+	}
+}
+
+// overlapSignal closes started when the second batch's AppendAfter begins.
+type overlapSignal struct {
+	*overlapStore
+	started chan struct{}
+}
+
+func (s *overlapSignal) AppendAfter(ctx context.Context, old int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if old == 3 {
+		close(s.started)
+	}
+	return s.overlapStore.AppendAfter(ctx, old, seqs, hashes, prev)
+}
+
+// TestSequenceOverlappedFailure: when a batch's append fails, the one
+// after it (already started) writes nothing, the call returns the
+// failure, and only what committed is counted and reported.
+func TestSequenceOverlappedFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		failAt int64
+		want   int
+	}{{0, 0}, {3, 3}, {6, 6}} {
+		s := newOverlapStore(10)
+		s.fail = map[int64]error{tc.failAt: boom}
+		reported := 0
+		n, err := sequenceAll(ctx, s, 3, func(recs []Record) { reported += len(recs) })
+		require.ErrorIs(t, err, boom, "append at %d fails", tc.failAt)
+		assert.Equal(t, tc.want, n, "append at %d fails: what committed before it", tc.failAt)
+		assert.Equal(t, tc.want, reported)
+		size, _ := s.TreeSize(ctx)
+		assert.Equal(t, int64(tc.want), size, "nothing after the failed batch committed")
+	}
 }

@@ -335,3 +335,26 @@ type ProgressMigrator interface {
 type MigrationStatuser interface {
 	MigrationStatus(ctx context.Context) ([]MigrationInfo, error)
 }
+
+// OverlappingAppender is implemented by stores that can write one batch's
+// positions and hashes while the previous batch's Append still runs, so
+// that the database works on two batches at once (SequenceAll uses it;
+// on PostgreSQL two transactions updating disjoint rows use both cores of
+// a small machine). Optional: a store without it appends one batch after
+// the other.
+type OverlappingAppender interface {
+	// AppendAfter is Append (same checks, same writes, one transaction),
+	// except that it may write before prev returns and commits only after
+	// prev returned nil. prev reports the outcome of the Append of the
+	// batch before (oldSize is that batch's oldSize plus its length); it
+	// may be called more than once and returns the same each time. If
+	// prev fails, AppendAfter writes nothing and returns ErrConflict. The
+	// caller bounds prev's wait: a foreign sequencer may wait for the rows
+	// this transaction holds while the previous Append waits for it.
+	AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error
+	// UnsequencedExcept is Unsequenced(ctx, 0, limit) without the
+	// operations whose seq is in except (sorted): those of the appends
+	// still running, which are not committed yet and still read as
+	// having no position.
+	UnsequencedExcept(ctx context.Context, except []int64, limit int) ([]Record, error)
+}

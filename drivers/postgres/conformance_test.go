@@ -20,3 +20,7 @@ var _ core.Inspector = (*postgres.Store)(nil)
 func TestConformance(t *testing.T) {
 	matrix.Run(t, postgrestest.Harness)
 }
+
+// The sequencer overlaps its appends on PostgreSQL (BENCHMARKS.md): this
+// fails to compile if the driver stops offering it.
+var _ core.OverlappingAppender = (*postgres.Store)(nil)

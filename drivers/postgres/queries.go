@@ -66,6 +66,12 @@ var queries = sqlstore.Queries{
 	// (whole rows, spilling to disk) to return the first 4000.
 	Unsequenced: pendingCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
 		SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND seq > $1 ORDER BY seq LIMIT $2) ORDER BY o.seq`,
+	// UnsequencedExcept: an anti join of the partial index with the
+	// array, merged in seq order ("seq <> ALL($1)" would compare each
+	// entry with the whole array once the plan is generic).
+	UnsequencedExcept: pendingCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
+		SELECT u.seq FROM {{.Op}} AS u WHERE u.leaf_index IS NULL
+		AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS x(seq) WHERE x.seq = u.seq) ORDER BY u.seq LIMIT $2) ORDER BY o.seq`,
 	Leaves: cols + from + ` WHERE o.leaf_index >= $1 ORDER BY o.leaf_index LIMIT $2`,
 	Scan:   cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
 	Get:    cols + from + ` WHERE o.op_id = $1`,
@@ -249,6 +255,7 @@ func dialect() *sqlstore.Dialect {
 		Migrations:         mig,
 		PositionsMigration: "00003",
 		Retryable:          retryable,
+		OverlapAppends:     true,
 	}
 }
 

@@ -69,6 +69,11 @@ type Dialect struct {
 	// of letting its goroutines spin on the database's busy lock; other
 	// processes still wait through the busy timeout.
 	SerializeWrites bool
+	// OverlapAppends: one Append's writes may run while the previous
+	// Append commits (the store implements core.OverlappingAppender). Only
+	// for databases with row locks and many writers: a second write
+	// transaction of SQLite would wait for the first's lock.
+	OverlapAppends bool
 	// WriteTx, if set, are the options of the store's write transactions
 	// (Advance, SettleRetries, the partition leases): their isolation
 	// level.
@@ -109,6 +114,9 @@ type Queries struct {
 	// Unsequenced lists operations without a position in seq order. Args:
 	// after seq, limit. Returns Columns.
 	Unsequenced string
+	// UnsequencedExcept is Unsequenced from the start without the seqs of
+	// a list (Dialect.OverlapAppends). Args: the seqs, limit.
+	UnsequencedExcept string
 	// Leaves lists sequenced operations in position order. Args: first
 	// position, limit. Returns Columns.
 	Leaves string

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -23,6 +24,29 @@ var _ ledger.Storage = (*Store)(nil)
 // Unsequenced implements core.Store.
 func (s *Store) Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]core.Record, error) {
 	recs, err := s.queryRecords(ctx, s.db, s.q.Unsequenced, afterSeq, limit)
+	if err != nil {
+		return nil, s.errf("ledger: unsequenced: %w", err)
+	}
+	return recs, nil
+}
+
+// UnsequencedExcept implements core.OverlappingAppender. Without
+// Dialect.OverlapAppends it reads past the excepted seqs.
+func (s *Store) UnsequencedExcept(ctx context.Context, except []int64, limit int) ([]core.Record, error) {
+	if !s.d.OverlapAppends || len(except) == 0 {
+		recs, err := s.Unsequenced(ctx, 0, limit+len(except))
+		if err != nil {
+			return nil, err
+		}
+		out := recs[:0]
+		for _, r := range recs {
+			if _, found := slices.BinarySearch(except, r.Seq); !found && len(out) < limit {
+				out = append(out, r)
+			}
+		}
+		return out, nil
+	}
+	recs, err := s.queryRecords(ctx, s.db, s.q.UnsequencedExcept, except, limit)
 	if err != nil {
 		return nil, s.errf("ledger: unsequenced: %w", err)
 	}
@@ -88,6 +112,32 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // (Queries.AppendNotify) the transaction also wakes the relays of every
 // process, whose publishers read the positions it gave.
 func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
+	return s.appendAfter(ctx, oldSize, seqs, hashes, nil)
+}
+
+// AppendAfter implements core.OverlappingAppender. Without
+// Dialect.OverlapAppends it waits for prev, then appends.
+func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if !s.d.OverlapAppends {
+		if err := prev(ctx); err != nil {
+			return fmt.Errorf("%w: the previous append failed: %w", core.ErrConflict, err)
+		}
+		return s.appendAfter(ctx, oldSize, seqs, hashes, nil)
+	}
+	return s.appendAfter(ctx, oldSize, seqs, hashes, prev)
+}
+
+// appendAfter is Append. With prev nil it locks the tree's row first, so a
+// concurrent Append waits for it before writing anything. With prev set
+// it writes the positions and hashes first, then waits for prev (the
+// previous Append of the same sequencer, which holds that lock while it
+// commits), then locks the row and checks the size: the two transactions'
+// writes overlap, their commits stay in order. The rows the two write are
+// disjoint (other seqs, other leaf and hash indexes), so neither waits for
+// the other's locks; should a foreign sequencer's Append wait for this
+// one's rows while the previous waits for it, prev's bounded wait (see
+// core.OverlappingAppender) ends the cycle.
+func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -109,12 +159,20 @@ func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes 
 			return s.errf("ledger: append: %w", err)
 		}
 		defer tx.Rollback()
-		var size int64
-		if err := tx.QueryRowContext(ctx, s.q.TreeSizeLocked).Scan(&size); err != nil {
-			return s.errf("ledger: append: %w", err)
+		checkSize := func() error {
+			var size int64
+			if err := tx.QueryRowContext(ctx, s.q.TreeSizeLocked).Scan(&size); err != nil {
+				return s.errf("ledger: append: %w", err)
+			}
+			if size != oldSize {
+				return fmt.Errorf("%w: tree size is %d, not %d", core.ErrConflict, size, oldSize)
+			}
+			return nil
 		}
-		if size != oldSize {
-			return fmt.Errorf("%w: tree size is %d, not %d", core.ErrConflict, size, oldSize)
+		if prev == nil {
+			if err := checkSize(); err != nil {
+				return err
+			}
 		}
 		table, args := s.d.LeafTable(seqs, leaves)
 		n, err := execCount(ctx, tx, strings.Replace(s.q.SetLeaves, "{leaves}", table, 1), args...)
@@ -129,6 +187,14 @@ func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes 
 			q, args := s.d.HashInsert(s.names.Hash, idx[start:end], raw[start:end])
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return s.errf("ledger: append: hashes: %w", err)
+			}
+		}
+		if prev != nil {
+			if err := prev(ctx); err != nil {
+				return fmt.Errorf("%w: the previous append failed: %w", core.ErrConflict, err)
+			}
+			if err := checkSize(); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.ExecContext(ctx, s.q.SetTreeSize, oldSize+int64(len(seqs)), oldSize); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -120,6 +121,7 @@ func (s *Store) seqDOIDs(ctx context.Context, after int64) ([]int64, []string, e
 // progressStore reports every Append that succeeded.
 type progressStore struct {
 	*Store
+	mu       sync.Mutex // two appends may run (AppendAfter)
 	done     int64
 	progress func(string, int64)
 }
@@ -129,9 +131,24 @@ func (p *progressStore) Append(ctx context.Context, oldSize int64, seqs []int64,
 	if err := p.Store.Append(ctx, oldSize, seqs, hashes); err != nil {
 		return err
 	}
-	p.done += int64(len(seqs))
-	p.progress(StepSequence, p.done)
+	p.report(len(seqs))
 	return nil
+}
+
+// AppendAfter implements core.OverlappingAppender.
+func (p *progressStore) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if err := p.Store.AppendAfter(ctx, oldSize, seqs, hashes, prev); err != nil {
+		return err
+	}
+	p.report(len(seqs))
+	return nil
+}
+
+func (p *progressStore) report(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += int64(n)
+	p.progress(StepSequence, p.done)
 }
 
 // sequenceRetry spaces the upgrade's sequencing attempts while another
