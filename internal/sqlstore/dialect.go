@@ -70,9 +70,13 @@ type Dialect struct {
 	// processes still wait through the busy timeout.
 	SerializeWrites bool
 	// OverlapAppends: one Append's writes may run while the previous
-	// Append commits (the store implements core.OverlappingAppender). Only
-	// for databases with row locks and many writers: a second write
-	// transaction of SQLite would wait for the first's lock.
+	// Append commits (core.OverlappingAppender). Only where the earlier
+	// append never waits for the later one's locks: a second write
+	// transaction of SQLite waits for the first's lock, and on MariaDB the
+	// duplicate check of the unique leaf_index index takes a next-key lock
+	// on the next entry, the later batch's uncommitted position (the
+	// conformance test AppendAfterCommitsInOrder ends in a lock wait
+	// timeout there).
 	OverlapAppends bool
 	// WriteTx, if set, are the options of the store's write transactions
 	// (Advance, SettleRetries, the partition leases): their isolation
@@ -114,8 +118,10 @@ type Queries struct {
 	// Unsequenced lists operations without a position in seq order. Args:
 	// after seq, limit. Returns Columns.
 	Unsequenced string
-	// UnsequencedExcept is Unsequenced from the start without the seqs of
-	// a list (Dialect.OverlapAppends). Args: the seqs, limit.
+	// UnsequencedExcept, if set, is Unsequenced from the start without the
+	// seqs of a list (the sequencer's batch in flight). Args: the seqs as
+	// one array, limit. Without it the store reads those seqs too and
+	// drops them.
 	UnsequencedExcept string
 	// Leaves lists sequenced operations in position order. Args: first
 	// position, limit. Returns Columns.

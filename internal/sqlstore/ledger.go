@@ -30,10 +30,11 @@ func (s *Store) Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]c
 	return recs, nil
 }
 
-// UnsequencedExcept implements core.OverlappingAppender. Without
-// Dialect.OverlapAppends it reads past the excepted seqs.
+// UnsequencedExcept implements core.OverlappingAppender. Without the
+// dialect's Queries.UnsequencedExcept it reads the excepted seqs too and
+// drops them.
 func (s *Store) UnsequencedExcept(ctx context.Context, except []int64, limit int) ([]core.Record, error) {
-	if !s.d.OverlapAppends || len(except) == 0 {
+	if s.q.UnsequencedExcept == "" || len(except) == 0 {
 		recs, err := s.Unsequenced(ctx, 0, limit+len(except))
 		if err != nil {
 			return nil, err
@@ -130,12 +131,14 @@ func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, ha
 // appendAfter is Append. With prev nil it locks the tree's row first, so a
 // concurrent Append waits for it before writing anything. With prev set
 // it writes the positions and hashes first, then waits for prev (the
-// previous Append of the same sequencer, which holds that lock while it
-// commits), then locks the row and checks the size: the two transactions'
-// writes overlap, their commits stay in order. The rows the two write are
-// disjoint (other seqs, other leaf and hash indexes), so neither waits for
-// the other's locks; should a foreign sequencer's Append wait for this
-// one's rows while the previous waits for it, prev's bounded wait (see
+// previous batch's append), then locks the row and checks the size: two
+// transactions' writes overlap, their commits stay in order. The rows two
+// consecutive batches write are disjoint (other seqs, other leaf and hash
+// indexes), so neither waits for the other's locks. The sequencer gives
+// every batch a prev (the first one's returns nil at once), so all its
+// appends take the locks in one order, rows then tree, and racing
+// sequencers do not deadlock on them; should a foreign Append wait for
+// this one's rows while prev's waits for it, prev's bounded wait (see
 // core.OverlappingAppender) ends the cycle.
 func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
 	if len(seqs) == 0 {
