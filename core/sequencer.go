@@ -38,7 +38,10 @@ const SequenceBatchDefault = 4000
 // application serialises its writes to an object). A seq watermark would
 // let such a later operation take a position before it. While one batch
 // is appended the next is read (twice as many, the batch in flight
-// dropped from them), so reading and appending overlap.
+// dropped from them), so reading and appending overlap. On a store that
+// is an OverlappingAppender the next batch may also be written while the
+// one before it commits (AppendAfter), and is read past the batch in
+// flight (UnsequencedExcept).
 func SequenceAll(ctx context.Context, st Store, batch int) (int, error) {
 	return sequenceAll(ctx, st, batch, nil)
 }
