@@ -60,7 +60,8 @@
 //     transaction; SQLite, one writer at a time, cannot commit late).
 //   - AppendConflictWritesNothing: Append on a stale tree size, or of an
 //     operation that has a position, fails with core.ErrConflict and
-//     writes nothing.
+//     writes nothing; so does an OverlappingAppender's AppendAfter on a
+//     stale size.
 //   - ConcurrentSequencersDoNotFork: sequencers racing on several handles
 //     append each operation once, gapless, one tree.
 //   - ReadPartition: one partition's operations above a cursor, in

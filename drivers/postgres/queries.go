@@ -256,6 +256,7 @@ func dialect() *sqlstore.Dialect {
 		PositionsMigration: "00003",
 		Retryable:          retryable,
 		OverlapAppends:     true,
+		UniqueViolation:    uniqueViolation,
 	}
 }
 
@@ -264,4 +265,10 @@ func dialect() *sqlstore.Dialect {
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// uniqueViolation: unique_violation, a write refused by a unique index.
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }

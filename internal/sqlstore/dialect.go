@@ -78,6 +78,13 @@ type Dialect struct {
 	// conformance test AppendAfterCommitsInOrder ends in a lock wait
 	// timeout there).
 	OverlapAppends bool
+	// UniqueViolation, wanted with OverlapAppends, says a write was
+	// refused by a unique index (without it such an append fails with the
+	// database's error instead). An overlapped append writes before it
+	// checks the tree's size, so at a stale size its positions and hashes
+	// meet the committed leaves' in the unique indexes: a conflict
+	// (core.ErrConflict), as the size check would have said.
+	UniqueViolation func(error) bool
 	// WriteTx, if set, are the options of the store's write transactions
 	// (Advance, SettleRetries, the partition leases): their isolation
 	// level.

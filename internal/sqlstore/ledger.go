@@ -177,10 +177,18 @@ func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, ha
 				return err
 			}
 		}
+		// Written before the size check (prev set), a stale append's
+		// positions and hashes are the committed leaves'.
+		stale := func(err error) error {
+			if prev != nil && s.d.UniqueViolation != nil && s.d.UniqueViolation(err) {
+				return fmt.Errorf("%w: the positions or hashes from tree size %d are taken: %w", core.ErrConflict, oldSize, err)
+			}
+			return err
+		}
 		table, args := s.d.LeafTable(seqs, leaves)
 		n, err := execCount(ctx, tx, strings.Replace(s.q.SetLeaves, "{leaves}", table, 1), args...)
 		if err != nil {
-			return s.errf("ledger: append: leaves: %w", err)
+			return s.errf("ledger: append: leaves: %w", stale(err))
 		}
 		if n != len(seqs) {
 			return fmt.Errorf("%w: %d of %d operations were still unsequenced", core.ErrConflict, n, len(seqs))
@@ -189,7 +197,7 @@ func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, ha
 			end := min(start+1000, len(idx))
 			q, args := s.d.HashInsert(s.names.Hash, idx[start:end], raw[start:end])
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return s.errf("ledger: append: hashes: %w", err)
+				return s.errf("ledger: append: hashes: %w", stale(err))
 			}
 		}
 		if prev != nil {
