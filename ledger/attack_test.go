@@ -62,7 +62,7 @@ func forgeLeaf(t *testing.T, st sqlStore, leaf int64) {
 	op := recs[0].Op
 	op.Actor, op.Signer, op.Sign = "mallory", "", nil
 	op.OpHash = op.ComputeHash()
-	exec(t, st, "UPDATE "+st.Names().Op+" SET op_actor = ?, op_hash = ?, signer = '', sign = '' WHERE leaf_index = ?", op.Actor, op.OpHash, leaf)
+	exec(t, st, "UPDATE "+st.Names().Op+" SET op_actor = ?, op_hash = ?, signer = '', sign = '' WHERE "+atLeaf(st, "="), op.Actor, op.OpHash, leaf)
 }
 
 // rebuildHashes recomputes every stored hash from the operation rows, as
@@ -99,7 +99,7 @@ func (m *memStore) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 // the rows, their hashes, the tree size and the later checkpoints.
 func truncate(t *testing.T, st sqlStore, n int64) {
 	t.Helper()
-	exec(t, st, "DELETE FROM "+st.Names().Op+" WHERE leaf_index >= ?", n)
+	deleteLeaves(t, st, ">=", n)
 	exec(t, st, "DELETE FROM "+st.Names().Hash+" WHERE idx >= ?", tlog.StoredHashIndex(0, n))
 	exec(t, st, "UPDATE "+st.Names().Tree+" SET size = ?", n)
 	exec(t, st, "DELETE FROM "+st.Names().Checkpoint+" WHERE tree_size > ?", n)
@@ -311,9 +311,9 @@ func TestAttackUnsequencedForgedRow(t *testing.T) {
 func TestFindingNamesTheFault(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, st sqlStore, k keys, leader *ledger.Sequencer) {
 		op := st.Names().Op
-		exec(t, st, "UPDATE "+op+" SET op_actor = 'mallory' WHERE leaf_index = ?", 3)
-		exec(t, st, "UPDATE "+op+" SET op_actor = 'mallory', signer = '', sign = '' WHERE leaf_index = ?", 4)
-		exec(t, st, "UPDATE "+op+" SET sign = ? WHERE leaf_index = ?", hex.EncodeToString(make([]byte, 64)), 9)
+		exec(t, st, "UPDATE "+op+" SET op_actor = 'mallory' WHERE "+atLeaf(st, "="), 3)
+		exec(t, st, "UPDATE "+op+" SET op_actor = 'mallory', signer = '', sign = '' WHERE "+atLeaf(st, "="), 4)
+		exec(t, st, "UPDATE "+op+" SET sign = ? WHERE "+atLeaf(st, "="), hex.EncodeToString(make([]byte, 64)), 9)
 		rep := auditOpts(t, st, k, true)
 		for _, idx := range []int64{3, 4} {
 			p := problemAt(rep, idx)

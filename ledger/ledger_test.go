@@ -191,6 +191,34 @@ type tamper struct {
 	fn   func(t *testing.T, st sqlStore, size int64) int64
 }
 
+// atLeaf is the condition on the operation table for the operations at
+// the positions "leaf_index <op> ?": the row's column, or, where
+// positions have a table of their own (PostgreSQL), the seqs it holds.
+func atLeaf(st sqlStore, op string) string {
+	if pos := st.Names().Position; pos != "" {
+		return "seq IN (SELECT seq FROM " + pos + " WHERE leaf_index " + op + " ?)"
+	}
+	return "leaf_index " + op + " ?"
+}
+
+// positionTable is the table holding the positions (leaf_index).
+func positionTable(st sqlStore) string {
+	if pos := st.Names().Position; pos != "" {
+		return pos
+	}
+	return st.Names().Op
+}
+
+// deleteLeaves deletes the operations at the positions "leaf_index <op>
+// ?", and their positions.
+func deleteLeaves(t *testing.T, st sqlStore, op string, leaf int64) {
+	t.Helper()
+	exec(t, st, "DELETE FROM "+st.Names().Op+" WHERE "+atLeaf(st, op), leaf)
+	if pos := st.Names().Position; pos != "" {
+		exec(t, st, "DELETE FROM "+pos+" WHERE leaf_index "+op+" ?", leaf)
+	}
+}
+
 func exec(t *testing.T, st sqlStore, q string, args ...any) {
 	t.Helper()
 	_, err := st.Bun().ExecContext(context.Background(), q, args...)
@@ -199,29 +227,40 @@ func exec(t *testing.T, st sqlStore, q string, args ...any) {
 
 var tampers = []tamper{
 	{"change one field", func(t *testing.T, st sqlStore, size int64) int64 {
-		exec(t, st, "UPDATE "+st.Names().Op+" SET op_actor = 'mallory' WHERE leaf_index = ?", 5)
+		exec(t, st, "UPDATE "+st.Names().Op+" SET op_actor = 'mallory' WHERE "+atLeaf(st, "="), 5)
 		return 5
 	}},
 	{"delete a row", func(t *testing.T, st sqlStore, size int64) int64 {
-		exec(t, st, "DELETE FROM "+st.Names().Op+" WHERE leaf_index = ?", 7)
+		deleteLeaves(t, st, "=", 7)
 		return 7
 	}},
 	{"swap two rows' contents", func(t *testing.T, st sqlStore, size int64) int64 {
-		op := st.Names().Op
-		exec(t, st, "UPDATE "+op+" SET leaf_index = ? WHERE leaf_index = ?", -1, 3)
-		exec(t, st, "UPDATE "+op+" SET leaf_index = ? WHERE leaf_index = ?", 3, 9)
-		exec(t, st, "UPDATE "+op+" SET leaf_index = ? WHERE leaf_index = ?", 9, -1)
+		pos := positionTable(st)
+		exec(t, st, "UPDATE "+pos+" SET leaf_index = ? WHERE leaf_index = ?", -1, 3)
+		exec(t, st, "UPDATE "+pos+" SET leaf_index = ? WHERE leaf_index = ?", 3, 9)
+		exec(t, st, "UPDATE "+pos+" SET leaf_index = ? WHERE leaf_index = ?", 9, -1)
 		return 3
 	}},
 	{"insert a forged row", func(t *testing.T, st sqlStore, size int64) int64 {
 		forged := conformance.NewOp("forged", 999)
 		require.NoError(t, forged.Seal(nil))
+		cols, marks, args := "", "", []any{}
+		if st.Names().Position == "" {
+			// The position is a column of the row.
+			cols, marks, args = ", leaf_index", ", ?", []any{size + 4}
+		}
 		exec(t, st, "INSERT INTO "+st.Names().Op+` (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor,
-			producer_id, hash_alg, request_body_hash, response_body_hash, op_hash, created_at, updated_at, leaf_index)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			forged.OpID, string(forged.Source), forged.Type, forged.DOID, forged.DOPrefix, forged.DORepository, forged.Actor,
-			forged.ProducerID, string(forged.HashAlg), forged.RequestBodyHash, forged.ResponseBodyHash, forged.OpHash,
-			timeArg(st, forged.CreatedAt), timeArg(st, forged.CreatedAt), size+4)
+			producer_id, hash_alg, request_body_hash, response_body_hash, op_hash, created_at, updated_at`+cols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`+marks+`)`,
+			append([]any{forged.OpID, string(forged.Source), forged.Type, forged.DOID, forged.DOPrefix, forged.DORepository, forged.Actor,
+				forged.ProducerID, string(forged.HashAlg), forged.RequestBodyHash, forged.ResponseBodyHash, forged.OpHash,
+				timeArg(st, forged.CreatedAt), timeArg(st, forged.CreatedAt)}, args...)...)
+		if pos := st.Names().Position; pos != "" {
+			// The position has a table of its own, and the row left the
+			// queue of those without one.
+			exec(t, st, "INSERT INTO "+pos+" (leaf_index, seq, part) SELECT ?, seq, part FROM "+st.Names().Op+" WHERE op_id = ?", size+4, forged.OpID)
+			exec(t, st, "DELETE FROM "+st.Names().Unsequenced+" WHERE seq IN (SELECT seq FROM "+pos+")")
+		}
 		return size + 4
 	}},
 	{"replace a leaf hash", func(t *testing.T, st sqlStore, size int64) int64 {

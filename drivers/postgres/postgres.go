@@ -201,7 +201,9 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		Op: qualify("operation"), Cursor: qualify("trustlog_cursor"), Lease: qualify("trustlog_lease"),
 		Hash: qualify("trustlog_hash"), Tree: qualify("trustlog_tree"), Checkpoint: qualify("trustlog_checkpoint"),
 		Partition: qualify("trustlog_partition"), Retry: qualify("trustlog_retries"), Relay: qualify("trustlog_relay"),
-		Status:     qualify("operation_status"),
+		Status:   qualify("operation_status"),
+		Position: qualify("trustlog_position"), Unsequenced: qualify("trustlog_unsequenced"),
+		QueueFunc:  qualify("trustlog_queue_unsequenced"),
 		Migrations: bare("trustlog_migrations"), MigrationLocks: bare("trustlog_migration_locks"),
 	}
 	s := &Store{opts: opts, channel: channelName(opts)}

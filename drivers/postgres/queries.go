@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,65 +21,84 @@ var migrationFiles embed.FS
 // micros turns a bigint parameter of microseconds into an interval.
 func micros(p string) string { return "(" + p + "::bigint * interval '1 microsecond')" }
 
+// Positions are not in the operation row (as on MySQL and SQLite) but in
+// the narrow table {{.Position}} (leaf_index, seq, part), and the
+// operations without one are queued in {{.Unsequenced}} by a trigger on
+// the operation table (migration 000025): giving a position inserts a
+// narrow row instead of rewriting the wide one, whose UPDATE wrote a new
+// version of the row and of each of its indexes. opRow is the operation
+// table as the shared column lists (sqlstore.Columns) see it, the row
+// with its position: PostgreSQL flattens the derived table into a join,
+// and a condition on o.leaf_index runs on the positions table's index.
+var opRow = `(SELECT ` + sqlstore.Qualified("op.", "seq, "+sqlstore.InsertColumns) + `, x.leaf_index
+	FROM {{.Op}} AS op LEFT JOIN {{.Position}} AS x ON x.seq = op.seq)`
+
 // cols and from select records: the operation o with its retry row r and
 // its partition p, the state derived from them.
-const (
+var (
 	cols = `SELECT ` + sqlstore.Columns
-	from = sqlstore.RecordFrom
-	// pendingCols select operations known to be pending, from o alone.
-	pendingCols = `SELECT ` + sqlstore.PendingColumns
+	from = ` FROM ` + opRow + ` AS o LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	// positionedCols select operations known to be pending above their
+	// partition's cursor, from the operation o and its position x.
+	positionedCols = `SELECT ` + strings.Replace(sqlstore.PendingColumns, "o.leaf_index", "x.leaf_index", 1)
+	// unsequencedCols select operations that have no position, from o.
+	unsequencedCols = `SELECT ` + strings.Replace(sqlstore.PendingColumns, "o.leaf_index", "NULL::bigint", 1)
 	// fromRetry reads records through the retry table.
-	fromRetry = ` FROM {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+	fromRetry = ` FROM {{.Retry}} AS r JOIN ` + opRow + ` AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
+)
+
+const (
 	// partCols are a partition row's columns.
 	partCols = `SELECT part, cursor, generation, owner, expires_at FROM {{.Partition}}`
 	// partRow selects them from the partition p.
 	partRow = `SELECT p.part, p.cursor, p.generation, p.owner, p.expires_at`
 )
 
-// heldExpr is strict order's condition on an operation o read above its
-// partition's cursor: an earlier operation of its DOID waits in the retry
-// table (dead ones do not count). The (doid, leaf_index) index answers it.
-const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e WHERE e.doid = o.doid AND e.leaf_index < o.leaf_index AND e.dead = false)`
+// heldExpr is strict order's condition on an operation o at position x
+// read above its partition's cursor: an earlier operation of its DOID
+// waits in the retry table (dead ones do not count). The (doid,
+// leaf_index) index answers it.
+const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e WHERE e.doid = o.doid AND e.leaf_index < x.leaf_index AND e.dead = false)`
 
-// abovePart is "o is in partition $p, above position $c", written so that
-// only the (part, leaf_index) partial index serves it, in the order
-// (part, leaf_index): the row comparison starts the scan right after
-// (p, c) and "part <= p" ends it, so the rows are exactly the partition's
-// above c. With "part = p" the planner may instead walk the leaf_index
-// index from c and filter on part, reading every later operation of every
-// partition: cheap while partitions advance together, but a partition
-// whose last operation is old (its DOIDs went quiet) would read the whole
-// log above it on every poll. Ordered by (part, leaf_index), a plan on the
-// leaf_index index would have to sort all of them, so it never wins.
+// abovePart is "position x is in partition $p, above $c", written so that
+// only the (part, leaf_index) index serves it, in the order (part,
+// leaf_index): the row comparison starts the scan right after (p, c) and
+// "part <= p" ends it, so the rows are exactly the partition's above c.
+// With "part = p" the planner may instead walk the primary key from c and
+// filter on part, reading every later position of every partition: cheap
+// while partitions advance together, but a partition whose last operation
+// is old (its DOIDs went quiet) would read the whole log above it on every
+// poll. Ordered by (part, leaf_index), a plan on the primary key would
+// have to sort all of them, so it never wins.
 func abovePart(p, c string) string {
-	return "(o.part, o.leaf_index) > (" + p + ", " + c + ") AND o.part <= " + p + " AND o.leaf_index IS NOT NULL"
+	return "(x.part, x.leaf_index) > (" + p + ", " + c + ") AND x.part <= " + p
 }
 
+// positioned joins each position x to its operation o.
+const positioned = ` FROM {{.Position}} AS x JOIN {{.Op}} AS o ON o.seq = x.seq`
+
 // Writes are short transactions on a handful of rows. A relay's read of
-// its partition walks the (part, leaf_index) partial index above the
+// its partition walks the positions' (part, leaf_index) index above the
 // cursor (abovePart); positions become visible in order (each Append
 // extends the tree its predecessor committed), so a reader never sees a
 // position before a lower one of the same partition.
 var queries = sqlstore.Queries{
-	// Unsequenced picks the seqs from the partial index first: right after
-	// a burst of inserts the planner's statistics say the table is nearly
-	// empty, and it would otherwise fetch and sort every unsequenced row
-	// (whole rows, spilling to disk) to return the first 4000.
-	Unsequenced: pendingCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
-		SELECT seq FROM {{.Op}} WHERE leaf_index IS NULL AND seq > $1 ORDER BY seq LIMIT $2) ORDER BY o.seq`,
-	// UnsequencedExcept: an anti join of the partial index with the
-	// array, merged in seq order ("seq <> ALL($1)" would compare each
-	// entry with the whole array once the plan is generic).
-	UnsequencedExcept: pendingCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
-		SELECT u.seq FROM {{.Op}} AS u WHERE u.leaf_index IS NULL
-		AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS x(seq) WHERE x.seq = u.seq) ORDER BY u.seq LIMIT $2) ORDER BY o.seq`,
+	// Unsequenced takes the first seqs of the queue, then their rows.
+	Unsequenced: unsequencedCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
+		SELECT seq FROM {{.Unsequenced}} WHERE seq > $1 ORDER BY seq LIMIT $2) ORDER BY o.seq`,
+	// UnsequencedExcept: an anti join of the queue with the array, merged
+	// in seq order ("seq <> ALL($1)" would compare each entry with the
+	// whole array once the plan is generic).
+	UnsequencedExcept: unsequencedCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
+		SELECT u.seq FROM {{.Unsequenced}} AS u
+		WHERE NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS a(seq) WHERE a.seq = u.seq) ORDER BY u.seq LIMIT $2) ORDER BY o.seq`,
 	Leaves: cols + from + ` WHERE o.leaf_index >= $1 ORDER BY o.leaf_index LIMIT $2`,
 	Scan:   cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
 	Get:    cols + from + ` WHERE o.op_id = $1`,
-	ReadPartition: pendingCols + `, false FROM {{.Op}} AS o
-		WHERE ` + abovePart("$1", "$2") + ` ORDER BY o.part, o.leaf_index LIMIT $3`,
-	ReadPartitionStrict: pendingCols + `, ` + heldExpr + ` FROM {{.Op}} AS o
-		WHERE ` + abovePart("$1", "$2") + ` ORDER BY o.part, o.leaf_index LIMIT $3`,
+	ReadPartition: positionedCols + `, false` + positioned + `
+		WHERE ` + abovePart("$1", "$2") + ` ORDER BY x.part, x.leaf_index LIMIT $3`,
+	ReadPartitionStrict: positionedCols + `, ` + heldExpr + positioned + `
+		WHERE ` + abovePart("$1", "$2") + ` ORDER BY x.part, x.leaf_index LIMIT $3`,
 
 	Partitions:          partCols + ` ORDER BY part`,
 	CountPartitions:     `SELECT COUNT(*) FROM {{.Partition}}`,
@@ -88,7 +108,7 @@ var queries = sqlstore.Queries{
 	InsertFailures: `INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
 		SELECT o.seq, o.part, o.doid, o.leaf_index, CASE WHEN v.held THEN 0 ELSE 1 END, now() + ` + micros("v.delay_us") + `,
 			NULLIF(v.err, ''), v.dead, now()
-		FROM {failures} JOIN {{.Op}} AS o ON o.seq = v.seq
+		FROM {failures} JOIN ` + opRow + ` AS o ON o.seq = v.seq
 		WHERE o.part = {arg1} AND o.leaf_index > {arg2} AND o.leaf_index <= {arg3}`,
 	DeleteRetries: `DELETE FROM {{.Retry}} WHERE part = $1 AND seq {seqs}`,
 	SettleFailures: `UPDATE {{.Retry}} AS r SET attempts = r.attempts + CASE WHEN v.held THEN 0 ELSE 1 END,
@@ -126,23 +146,24 @@ var queries = sqlstore.Queries{
 	FindRetrying:      `r.dead = false`,
 	FindErrorContains: `strpos(r.last_error, {arg}) > 0`,
 	// Each partition's backlog is one range of the (part, leaf_index)
-	// index, the unsequenced the partial leaf_index IS NULL index, the
-	// retry counts (dead, seq); the rest are single rows.
-	Counts: partRow + `, (SELECT COUNT(*) FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `),
+	// index, the unsequenced the queue (those whose row is still there),
+	// the retry counts (dead, seq); the rest are single rows.
+	Counts: partRow + `, (SELECT COUNT(*) FROM {{.Position}} AS x WHERE ` + abovePart("p.part", "p.cursor") + `),
 		c.size, c.pruned, c.unsequenced, c.retrying, c.dead, c.max_seq
 		FROM (SELECT (SELECT size FROM {{.Tree}} WHERE id = 1) AS size,
 			(SELECT cursor_value FROM {{.Cursor}} WHERE cursor_key = $1) AS pruned,
-			(SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NULL) AS unsequenced,
+			(SELECT COUNT(*) FROM {{.Unsequenced}} AS u JOIN {{.Op}} AS o ON o.seq = u.seq) AS unsequenced,
 			(SELECT COUNT(*) FROM {{.Retry}} WHERE dead = false) AS retrying, (SELECT COUNT(*) FROM {{.Retry}} WHERE dead = true) AS dead,
 			(SELECT MAX(seq) FROM {{.Op}}) AS max_seq) AS c
 		LEFT JOIN {{.Partition}} AS p ON true ORDER BY p.part`,
 	// Candidates: the first operation without a position, the first
 	// retry, and each partition's first operation above its cursor.
 	OldestUnsettled: `SELECT MIN(c) FROM (
-		SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Op}} WHERE leaf_index IS NULL)
+		SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(u.seq) FROM {{.Unsequenced}} AS u
+			JOIN {{.Op}} AS o ON o.seq = u.seq)
 		UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = false)
-		UNION ALL SELECT (SELECT o.created_at FROM {{.Op}} AS o WHERE ` + abovePart("p.part", "p.cursor") + `
-			ORDER BY o.part, o.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u`,
+		UNION ALL SELECT (SELECT o.created_at` + positioned + ` WHERE ` + abovePart("p.part", "p.cursor") + `
+			ORDER BY x.part, x.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
@@ -152,8 +173,13 @@ var queries = sqlstore.Queries{
 	TreeSize:       `SELECT size FROM {{.Tree}} WHERE id = 1`,
 	TreeSizeLocked: `SELECT size FROM {{.Tree}} WHERE id = 1 FOR UPDATE`,
 	SetTreeSize:    `UPDATE {{.Tree}} SET size = $1, updated_at = now() WHERE id = 1 AND size = $2`,
-	SetLeaves: `UPDATE {{.Op}} AS o SET leaf_index = v.leaf FROM {leaves}
-		WHERE o.seq = v.seq AND o.leaf_index IS NULL`,
+	// SetLeaves takes the batch off the queue and inserts the positions
+	// of those it took: fewer rows than the batch when some had a
+	// position already (the store reports a conflict).
+	SetLeaves: `WITH v AS (SELECT * FROM {leaves}),
+		d AS (DELETE FROM {{.Unsequenced}} AS u USING v WHERE u.seq = v.seq RETURNING u.seq)
+		INSERT INTO {{.Position}} (leaf_index, seq, part)
+		SELECT v.leaf, v.seq, o.part FROM v JOIN d ON d.seq = v.seq JOIN {{.Op}} AS o ON o.seq = v.seq`,
 	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
 	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES ($1, $2, $3, now())`,
 	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
@@ -163,23 +189,34 @@ var queries = sqlstore.Queries{
 	LatestCheckpoint: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		ORDER BY tree_size DESC LIMIT 1`,
 	MarkCheckpointPublished: `UPDATE {{.Checkpoint}} SET published_at = now() WHERE tree_size = $1`,
-	PruneHorizon: `SELECT MIN(o.leaf_index) FROM {{.Op}} AS o LEFT JOIN {{.Partition}} AS p ON p.part = o.part
-		WHERE o.leaf_index >= $1 AND o.leaf_index < $2
-		AND (p.cursor IS NULL OR o.leaf_index > p.cursor OR o.created_at >= now() - ` + micros("$3") + `
+	PruneHorizon: `SELECT MIN(x.leaf_index)` + positioned + ` LEFT JOIN {{.Partition}} AS p ON p.part = x.part
+		WHERE x.leaf_index >= $1 AND x.leaf_index < $2
+		AND (p.cursor IS NULL OR x.leaf_index > p.cursor OR o.created_at >= now() - ` + micros("$3") + `
 			OR EXISTS (SELECT 1 FROM {{.Retry}} AS r WHERE r.seq = o.seq))`,
-	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= $1 AND leaf_index < $2`,
+	PruneLeaves: `WITH d AS (DELETE FROM {{.Position}} WHERE leaf_index >= $1 AND leaf_index < $2 RETURNING seq)
+		DELETE FROM {{.Op}} WHERE seq IN (SELECT seq FROM d)`,
 
-	Parts:          `SELECT seq, doid FROM {{.Op}} WHERE seq > $1 ORDER BY seq LIMIT $2`,
-	SetParts:       `UPDATE {{.Op}} AS o SET part = v.leaf FROM {leaves} WHERE o.seq = v.seq AND o.part <> v.leaf`,
+	Parts: `SELECT seq, doid FROM {{.Op}} WHERE seq > $1 ORDER BY seq LIMIT $2`,
+	// SetParts moves the operations and their positions.
+	SetParts: `WITH v AS (SELECT * FROM {leaves}),
+		x AS (UPDATE {{.Position}} AS x SET part = v.leaf FROM v WHERE x.seq = v.seq AND x.part <> v.leaf)
+		UPDATE {{.Op}} AS o SET part = v.leaf FROM v WHERE o.seq = v.seq AND o.part <> v.leaf`,
 	LockPartitions: `SELECT cursor FROM {{.Partition}} ORDER BY part FOR UPDATE`,
 	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
-	UpgradeCursors: `UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o
-		WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), updated_at = now()`,
+	// The upgrade's statements run in the positions migration (00003),
+	// after 000025 made the positions tables and AdoptPositions moved
+	// there the positions the previous release's rows held.
+	AdoptPositions: `WITH m AS (INSERT INTO {{.Position}} (leaf_index, seq, part)
+			SELECT leaf_index, seq, part FROM {{.Op}} WHERE leaf_index IS NOT NULL ON CONFLICT DO NOTHING RETURNING seq)
+		DELETE FROM {{.Unsequenced}} AS u WHERE u.seq IN (SELECT seq FROM m)
+			OR EXISTS (SELECT 1 FROM {{.Position}} AS x WHERE x.seq = u.seq)`,
+	UpgradeCursors: `UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(x.leaf_index)` + positioned + `
+		WHERE x.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), updated_at = now()`,
 	UpgradeRetries: `INSERT INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)
-		SELECT o.seq, o.part, o.doid, o.leaf_index, o.attempts,
+		SELECT o.seq, x.part, o.doid, x.leaf_index, o.attempts,
 			CASE WHEN o.state = 2 AND o.due_at IS NOT NULL THEN o.due_at ELSE now() END, o.last_error, o.state = 4, now()
-		FROM {{.Op}} AS o JOIN {{.Partition}} AS p ON p.part = o.part
-		WHERE o.leaf_index <= p.cursor AND o.state IN (0, 1, 2, 4)
+		` + positioned + ` JOIN {{.Partition}} AS p ON p.part = x.part
+		WHERE x.leaf_index <= p.cursor AND o.state IN (0, 1, 2, 4)
 		ON CONFLICT (seq) DO NOTHING`,
 }
 

@@ -49,6 +49,12 @@ func RawFor(s core.Store, worker, workers int) (RawLoop, error) {
 	// position; nothing joined.
 	read := `SELECT seq, leaf_index, ` + sqlstore.InsertColumns + ` FROM ` + names.Op + ` WHERE part = ` + ph(1) +
 		` AND leaf_index > ` + ph(2) + ` ORDER BY leaf_index LIMIT ` + ph(3)
+	if names.Position != "" {
+		// PostgreSQL: the positions have a table of their own.
+		read = `SELECT o.seq, x.leaf_index, ` + sqlstore.Qualified("o.", sqlstore.InsertColumns) + ` FROM ` + names.Position + ` AS x JOIN ` +
+			names.Op + ` AS o ON o.seq = x.seq WHERE x.part = ` + ph(1) + ` AND x.leaf_index > ` + ph(2) +
+			` ORDER BY x.leaf_index LIMIT ` + ph(3)
+	}
 	advance := `UPDATE ` + names.Partition + ` SET ` + cursor + ` = ` + ph(1) + ` WHERE part = ` + ph(2)
 	type owned struct{ part, cursor int64 }
 	var mine []*owned

@@ -58,7 +58,9 @@ func WriteTxs(perTx, txs int) int {
 // and, interleaved with them, txs transactions inserting the same rows
 // (same values, new op_ids) with one plain multi-row INSERT: what an
 // application writing its own outbox row would do (an id, the bound
-// values, the statement), without validation, hashing or a wake-up.
+// values, the statement), without validation, hashing, a wake-up or, on
+// PostgreSQL, the queue row of the table's trigger (it writes a copy of
+// the table).
 func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult, error) {
 	h, ok := st.(sqlHandle)
 	if !ok {
@@ -69,7 +71,18 @@ func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult,
 		return WriteResult{}, err
 	}
 	db := h.DB()
-	plainSQL := plainInsert(st, h.Names().Op, perTx)
+	plainTable := h.Names().Op
+	if h.Names().Position != "" {
+		// PostgreSQL's operation table has the insert trigger that queues
+		// each operation for the sequencer: part of recording, not of an
+		// application's own insert. The plain INSERT writes a copy of the
+		// table (columns, indexes, identity) without it.
+		plainTable = strings.TrimSuffix(h.Names().Op, `"`) + `_plain"`
+		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+plainTable+" (LIKE "+h.Names().Op+" INCLUDING ALL)"); err != nil {
+			return WriteResult{}, fmt.Errorf("benchkit: the plain insert's table: %w", err)
+		}
+	}
+	plainSQL := plainInsert(st, plainTable, perTx)
 	res := WriteResult{PerTx: perTx, Txs: txs}
 	for i := 0; i < txs; i++ {
 		ops := make([]*core.Operation, perTx)

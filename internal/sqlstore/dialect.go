@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/go-trustlog/trustlog/core"
@@ -287,6 +288,11 @@ type Queries struct {
 	// 4) in the retry table: due now (retrying ones at their due_at),
 	// attempts and last_error kept, dead ones dead.
 	UpgradeRetries string
+	// AdoptPositions, if set, runs first: where positions live in a table
+	// of their own (PostgreSQL), it moves there those the operation rows
+	// of the previous release hold and takes them off the queue of
+	// operations without one.
+	AdoptPositions string
 }
 
 // Columns is the column list every record-returning statement selects, in
@@ -324,10 +330,21 @@ const InsertColumns = "op_id, op_source, op_type, doid, do_prefix, do_repository
 
 const insertColumnCount = 19
 
+// Qualified prefixes each name of a comma-separated column list (such as
+// InsertColumns) with alias ("o."), for statements that join.
+func Qualified(alias, list string) string {
+	names := strings.Split(list, ",")
+	for i, n := range names {
+		names[i] = alias + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Names are the store's table names, quoted and qualified for the
 // dialect, and the raw prefix for index names. Templates see them as
 // {{.Op}}, {{.Cursor}}, {{.Lease}}, {{.Partition}}, {{.Retry}},
-// {{.Relay}}, {{.Status}}, {{.Prefix}}.
+// {{.Relay}}, {{.Status}}, {{.Position}}, {{.Unsequenced}},
+// {{.QueueFunc}}, {{.Prefix}}.
 type Names struct {
 	Prefix string
 	// Schema is the PostgreSQL schema, empty elsewhere.
@@ -339,6 +356,11 @@ type Names struct {
 	// operations the sink refused, Relay the live relay members; Status
 	// is the view of each operation's original SDK status.
 	Partition, Retry, Relay, Status string
+	// Position and Unsequenced are PostgreSQL's narrow tables of positions
+	// (leaf_index, seq, part) and of the operations without one (seq),
+	// which a trigger, QueueFunc, fills; empty elsewhere, where the
+	// position is the operation row's leaf_index.
+	Position, Unsequenced, QueueFunc string
 	// Migrations and MigrationLocks are bun/migrate's tables, unquoted as
 	// bun wants them.
 	Migrations, MigrationLocks string

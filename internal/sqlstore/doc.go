@@ -8,7 +8,9 @@
 //
 // An operation's publishing state is never stored in its row: every
 // operation has a partition (the part column, written by Insert) and,
-// from the sequencer, a position (leaf_index, its leaf in the Merkle log).
+// from the sequencer, a position (leaf_index, its leaf in the Merkle log:
+// a column of the row, or, on PostgreSQL, a row of a narrow positions
+// table; the dialect's statements say which, see Names.Position).
 // A partition row holds a cursor: its operations at or below it were
 // published or are in the retry table, where what the sink refused waits
 // (dead or due at a time). So the hot path is one index read per batch

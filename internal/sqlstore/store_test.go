@@ -555,9 +555,7 @@ func TestStatsWithoutPartitions(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db storetest.DB) {
 		ctx := context.Background()
 		s := storetest.OpenRaw(t, db.URL(t))
-		v, err := strconv.Atoi(s.Dialect().PositionsMigration)
-		require.NoError(t, err)
-		require.NoError(t, s.MigrateUpTo(ctx, fmt.Sprintf("%05d", v-1)))
+		require.NoError(t, s.MigrateUpTo(ctx, s.BeforePositions(t)))
 		st, err := s.Stats(ctx)
 		require.NoError(t, err)
 		assert.Empty(t, st.Partitions)

@@ -34,6 +34,8 @@ const positionsComment = "positions"
 //
 // Its steps, each idempotent:
 //
+//  0. Where positions have a table of their own (Queries.AdoptPositions),
+//     the positions the operation rows hold move there.
 //  1. The op_hash of rows adopted from the original SDK (backfillHashes),
 //     since a position is a leaf over the sealed operation, op_hash
 //     included.
@@ -50,6 +52,11 @@ const positionsComment = "positions"
 
 // upgradePositions is the positions migration.
 func (s *Store) upgradePositions(ctx context.Context, progress func(string, int64)) error {
+	if s.q.AdoptPositions != "" {
+		if _, err := s.db.ExecContext(ctx, s.q.AdoptPositions); err != nil {
+			return fmt.Errorf("positions the operation rows hold: %w", err)
+		}
+	}
 	if err := s.backfillHashes(ctx, progress); err != nil {
 		return fmt.Errorf("op_hash of adopted rows: %w", err)
 	}

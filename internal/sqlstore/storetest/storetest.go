@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,4 +295,25 @@ func (s *Store) SQL(t testing.TB, q string) string {
 func (s *Store) BeforePartitions() string {
 	v, _ := strconv.Atoi(s.Dialect().PositionsMigration)
 	return fmt.Sprintf("%05d", v-2)
+}
+
+// BeforePositions is the last migration before the positions migration:
+// the partitions and, on PostgreSQL, the positions tables (000025, which
+// sorts between 00002 and 00003).
+func (s *Store) BeforePositions(t testing.TB) string {
+	t.Helper()
+	list, err := s.MigrationList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := ""
+	for _, m := range list {
+		version, _, _ := strings.Cut(m.Name, "_")
+		if version == s.Dialect().PositionsMigration {
+			return prev
+		}
+		prev = version
+	}
+	t.Fatalf("no positions migration %s among the migrations", s.Dialect().PositionsMigration)
+	return ""
 }
