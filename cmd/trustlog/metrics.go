@@ -277,5 +277,14 @@ func readySchema(ctx context.Context, store core.Store, applied bool) error {
 	if len(pending) > 0 {
 		return fmt.Errorf("migrations not applied (run `trustlog migrate up`, or relay with --migrate): %s", strings.Join(pending, ", "))
 	}
+	if sp, ok := store.(schemaProblemer); ok {
+		problems, err := sp.SchemaProblems(ctx)
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "; "))
+		}
+	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-trustlog/trustlog/conformance"
 	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
 	"github.com/go-trustlog/trustlog/internal/testenv"
 	"github.com/go-trustlog/trustlog/sinks/memory"
@@ -254,4 +255,45 @@ func TestReadyzSinkOutage(t *testing.T) {
 		30*time.Second, 5*time.Millisecond)
 	assert.True(t, r.Ready)
 	require.Eventually(t, func() bool { return e.Stats().Published == 1 }, testenv.Patience(t), 5*time.Millisecond)
+}
+
+// TestReadyzQueueTrigger: on PostgreSQL a relay whose store's queue
+// trigger is disabled is not ready, the schema check saying why, and
+// `trustlog status` warns; both are clear again once it is enabled.
+func TestReadyzQueueTrigger(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := postgrestest.NewSchema(t)
+	store, err := core.OpenStore(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	require.NoError(t, store.Migrate(ctx))
+	ns := store.(interface{ Names() sqlstore.Names }).Names()
+	db := store.(interface{ DB() *sql.DB }).DB()
+	trigger := func(state string) {
+		_, err := db.ExecContext(ctx, `ALTER TABLE `+ns.Op+` `+state+` TRIGGER `+ns.Prefix+`trustlog_queue`)
+		require.NoError(t, err)
+	}
+	check := func() (int, readiness) {
+		h := &relayHealth{}
+		h.attach(store, memory.New(memory.Faults{}), nil)
+		return readyzOf(t, h)
+	}
+
+	trigger("DISABLE")
+	code, r := check()
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Equal(t, "fail", r.Checks["schema"].State)
+	assert.Contains(t, r.Checks["schema"].Error, "trustlog_queue is disabled")
+	code, out, errOut := cli(t, ctx, "", "--store", url, "status")
+	require.Equal(t, 0, code, out+errOut)
+	assert.Contains(t, errOut, "trustlog status: warning: the operation table's insert trigger trustlog_queue is disabled")
+
+	trigger("ENABLE")
+	_, r = check()
+	assert.Equal(t, "ok", r.Checks["schema"].State)
+	code, out, errOut = cli(t, ctx, "", "--store", url, "status")
+	require.Equal(t, 0, code, out+errOut)
+	assert.NotContains(t, errOut, "warning")
 }

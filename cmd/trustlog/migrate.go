@@ -22,6 +22,9 @@ type (
 	downMigrator interface {
 		MigrateDown(context.Context) ([]string, error)
 	}
+	schemaProblemer interface {
+		SchemaProblems(context.Context) ([]string, error)
+	}
 )
 
 // requireSchema refuses, as a usage error, a store without trustlog's

@@ -48,6 +48,15 @@ successive blocks (or JSON lines with --json) otherwise.`,
 				return err
 			}
 			defer s.Close()
+			if sp, ok := s.(schemaProblemer); ok {
+				problems, err := sp.SchemaProblems(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, p := range problems {
+					fmt.Fprintln(a.stderr, "trustlog status: warning:", p)
+				}
+			}
 			if !watch {
 				st, err := s.Stats(cmd.Context())
 				if err != nil {

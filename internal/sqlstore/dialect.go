@@ -288,6 +288,10 @@ type Queries struct {
 	// 4) in the retry table: due now (retrying ones at their due_at),
 	// attempts and last_error kept, dead ones dead.
 	UpgradeRetries string
+	// SchemaProblems, if set, returns one row (a text) per fault of the
+	// schema that the migrations table cannot show: on PostgreSQL, the
+	// operation table's queue trigger dropped or disabled. No rows: none.
+	SchemaProblems string
 	// AdoptPositions, if set, runs first: where positions live in a table
 	// of their own (PostgreSQL), it moves there those the operation rows
 	// of the previous release hold and takes them off the queue of

@@ -330,6 +330,35 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	return nil
 }
 
+// SchemaProblems returns what is wrong with the store's schema that its
+// migrations table cannot show (Queries.SchemaProblems): on PostgreSQL,
+// the insert trigger that queues operations for the sequencer dropped or
+// disabled, when an operation inserted meanwhile never gets a position.
+// Nil: nothing found. A relay's readiness and `trustlog status` report
+// them.
+func (s *Store) SchemaProblems(ctx context.Context) ([]string, error) {
+	if s.q.SchemaProblems == "" {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.SchemaProblems)
+	if err != nil {
+		return nil, s.errf("schema check: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, s.errf("schema check: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errf("schema check: %w", err)
+	}
+	return out, nil
+}
+
 // migrationTable reports whether bun's migrations table exists and, if
 // so, how many migrations it records as applied.
 func (s *Store) migrationTable(ctx context.Context) (exists bool, applied int64, err error) {

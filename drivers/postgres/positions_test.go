@@ -1,0 +1,164 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/go-trustlog/trustlog/conformance"
+	"github.com/go-trustlog/trustlog/core"
+	"github.com/go-trustlog/trustlog/drivers/postgres/postgrestest"
+	"github.com/go-trustlog/trustlog/internal/sqlstore/storetest"
+)
+
+// record records n operations through the store, in one transaction.
+func record(t *testing.T, s *storetest.Store, from, n int) {
+	t.Helper()
+	c, err := core.NewClient(s.Driver, nil, core.Config{Strategy: core.StoreOnly})
+	require.NoError(t, err)
+	ops := make([]*core.Operation, n)
+	for i := range ops {
+		ops[i] = conformance.NewOp(fmt.Sprintf("obj-%d", (from+i)%7), from+i)
+	}
+	require.NoError(t, c.Record(context.Background(), ops...))
+}
+
+// runDown runs a migration's down file as the migrator would, statement
+// by statement.
+func runDown(t *testing.T, s *storetest.Store, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("migrations", name+".tx.down.sql"))
+	require.NoError(t, err)
+	for _, stmt := range strings.Split(string(b), "--bun:split") {
+		s.Exec(t, stmt)
+	}
+	s.Exec(t, `DELETE FROM `+s.Names().Migrations+` WHERE name = ?`, strings.SplitN(name, "_", 2)[0])
+}
+
+// hashMap is a tlog.HashReader over hashes kept in memory.
+type hashMap map[int64]tlog.Hash
+
+func (m hashMap) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// checkLog checks that the store's n operations have positions 0…n-1 in
+// seq order and that its Merkle tree is the tree of those leaves.
+func checkLog(t *testing.T, s *storetest.Store, n int) {
+	t.Helper()
+	ctx := context.Background()
+	recs, err := s.Leaves(ctx, 0, n+1)
+	require.NoError(t, err)
+	require.Len(t, recs, n)
+	mem := hashMap{}
+	for i, r := range recs {
+		require.Equal(t, int64(i), r.LeafIndex)
+		if i > 0 {
+			require.Less(t, recs[i-1].Seq, r.Seq, "positions in seq order")
+		}
+		leaf, err := r.Op.AppendSealed(nil)
+		require.NoError(t, err)
+		hs, err := tlog.StoredHashes(int64(i), leaf, mem)
+		require.NoError(t, err)
+		for j, h := range hs {
+			mem[tlog.StoredHashIndex(0, int64(i))+int64(j)] = h
+		}
+	}
+	size, err := s.TreeSize(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(n), size)
+	want, err := tlog.TreeHash(int64(n), mem)
+	require.NoError(t, err)
+	got, err := tlog.TreeHash(int64(n), core.NewHashReader(ctx, s))
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "the stored tree is the tree of the leaves")
+}
+
+// TestUpgradeFromRowPositions: a store of the schema before 000025 and
+// 00006, whose positions are the operation rows' leaf_index column,
+// keeps every position and its tree when Migrate moves them to the
+// positions table, and the operations it had not sequenced are queued and
+// get the next positions.
+func TestUpgradeFromRowPositions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.Open(t, postgrestest.NewSchema(t))
+	record(t, s, 0, 20)
+	n, err := core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	require.Equal(t, 20, n)
+	// Back to the previous schema, as its release left stores: positions
+	// in the rows, no queue and no trigger.
+	runDown(t, s, "00006_positions_out_of_row")
+	runDown(t, s, "000025_position_tables")
+	var inRows int
+	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NOT NULL`)).Scan(&inRows))
+	require.Equal(t, 20, inRows, "the previous schema holds the positions in the rows")
+	// Recorded by the previous release after its last sequencing.
+	s.Exec(t, `INSERT INTO {{.Op}} (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
+		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part)
+		SELECT op_id || '-again', op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
+		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part
+		FROM {{.Op}} ORDER BY seq LIMIT 5`)
+
+	require.NoError(t, s.Migrate(ctx))
+	n, err = core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "the previous release's unsequenced operations, and only they, get positions")
+	checkLog(t, s, 25)
+	problems, err := s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+}
+
+// TestSchemaProblemsNameTheQueueTrigger: an operation inserted while the
+// queue trigger is disabled gets no position; SchemaProblems says so
+// (disabled, then dropped), and the repair docs/operating.md gives queues
+// it again.
+func TestSchemaProblemsNameTheQueueTrigger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.Open(t, postgrestest.NewSchema(t))
+	problems, err := s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, problems, "as migrated")
+
+	s.Exec(t, `ALTER TABLE {{.Op}} DISABLE TRIGGER {{.Prefix}}trustlog_queue`)
+	problems, err = s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	assert.Contains(t, problems[0], "trustlog_queue is disabled")
+	record(t, s, 0, 3)
+	n, err := core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Zero(t, n, "not queued, not sequenced")
+
+	// The repair of docs/operating.md.
+	s.Exec(t, `ALTER TABLE {{.Op}} ENABLE TRIGGER {{.Prefix}}trustlog_queue`)
+	s.Exec(t, `INSERT INTO {{.Unsequenced}} (seq) SELECT o.seq FROM {{.Op}} AS o
+		WHERE NOT EXISTS (SELECT 1 FROM {{.Position}} AS x WHERE x.seq = o.seq) ON CONFLICT DO NOTHING`)
+	problems, err = s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+	n, err = core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	checkLog(t, s, 3)
+
+	s.Exec(t, `DROP TRIGGER {{.Prefix}}trustlog_queue ON {{.Op}}`)
+	problems, err = s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	assert.Contains(t, problems[0], "trustlog_queue is missing")
+}
