@@ -176,10 +176,10 @@ var queries = sqlstore.Queries{
 	// SetLeaves takes the batch off the queue and inserts the positions
 	// of those it took: fewer rows than the batch when some had a
 	// position already (the store reports a conflict).
-	SetLeaves: `WITH v AS (SELECT * FROM {leaves}),
-		d AS (DELETE FROM {{.Unsequenced}} AS u USING v WHERE u.seq = v.seq RETURNING u.seq)
+	// ($1 is the batch's seqs, the first array of leafTable.)
+	SetLeaves: `WITH d AS (DELETE FROM {{.Unsequenced}} WHERE seq = ANY($1::bigint[]) RETURNING seq)
 		INSERT INTO {{.Position}} (leaf_index, seq, part)
-		SELECT v.leaf, v.seq, o.part FROM v JOIN d ON d.seq = v.seq JOIN {{.Op}} AS o ON o.seq = v.seq`,
+		SELECT v.leaf, v.seq, o.part FROM {leaves} JOIN d ON d.seq = v.seq JOIN {{.Op}} AS o ON o.seq = v.seq`,
 	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
 	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES ($1, $2, $3, now())`,
 	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
