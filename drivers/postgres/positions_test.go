@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,4 +162,63 @@ func TestSchemaProblemsNameTheQueueTrigger(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, problems, 1)
 	assert.Contains(t, problems[0], "trustlog_queue is missing")
+}
+
+// TestQueueTriggerOutsideTheStoresSession: an operation inserted by
+// another session (the original SDK's, another service's), whose
+// search_path does not name the store's tables and whose role may insert
+// operations but has no grant on the queue, is queued and sequenced all
+// the same: the trigger's function keeps the migration's search_path and
+// runs as its owner.
+func TestQueueTriggerOutsideTheStoresSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u, err := url.Parse(postgrestest.NewSchema(t))
+	require.NoError(t, err)
+	q := u.Query()
+	schema := q.Get("schema")
+	// The store names its tables unqualified and finds them through the
+	// connection's search_path.
+	q.Del("schema")
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db := postgrestest.DB(t)
+	_, err = db.Exec(`CREATE SCHEMA "` + schema + `"`)
+	require.NoError(t, err)
+	s := storetest.Open(t, u.String())
+	record(t, s, 0, 2)
+
+	role := schema + "_app"
+	_, err = db.Exec(`CREATE ROLE "` + role + `"`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		db.Exec(`DROP OWNED BY "` + role + `"`)
+		db.Exec(`DROP ROLE "` + role + `"`)
+	})
+	for _, g := range []string{
+		`GRANT USAGE ON SCHEMA "%[1]s" TO "%[2]s"`,
+		`GRANT SELECT, INSERT ON "%[1]s".operation TO "%[2]s"`,
+		`GRANT USAGE ON ALL SEQUENCES IN SCHEMA "%[1]s" TO "%[2]s"`,
+	} {
+		_, err := db.Exec(fmt.Sprintf(g, schema, role))
+		require.NoError(t, err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer tx.Rollback()
+	_, err = tx.Exec(`SET LOCAL search_path = public`)
+	require.NoError(t, err)
+	_, err = tx.Exec(`SET LOCAL ROLE "` + role + `"`)
+	require.NoError(t, err)
+	_, err = tx.Exec(`INSERT INTO "` + schema + `".operation (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor,
+		producer_id, hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part)
+		SELECT op_id || '-elsewhere', op_source, op_type, doid, do_prefix, do_repository, op_actor,
+		producer_id, hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part
+		FROM "` + schema + `".operation ORDER BY seq LIMIT 1`)
+	require.NoError(t, err, "an insert from another session, as another role")
+	require.NoError(t, tx.Commit())
+
+	n, err := core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n, "queued by the trigger, whoever inserted")
 }

@@ -29,8 +29,13 @@ CREATE TABLE IF NOT EXISTS {{.Unsequenced}} (
 --bun:split
 -- Every INSERT into the operation table queues its rows, whoever writes
 -- them (RecordTx, or the original SDK writing the table itself), in the
--- inserting transaction: committed together or not at all.
-CREATE OR REPLACE FUNCTION {{.QueueFunc}}() RETURNS trigger LANGUAGE plpgsql AS $$
+-- inserting transaction: committed together or not at all. The function
+-- runs with the search_path of this migration, not the inserting
+-- session's (which may not name the queue's schema), and as its owner,
+-- so that a role allowed to insert operations needs no grant on the
+-- queue.
+CREATE OR REPLACE FUNCTION {{.QueueFunc}}() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     INSERT INTO {{.Unsequenced}} (seq) SELECT seq FROM trustlog_new_rows;
     RETURN NULL;
