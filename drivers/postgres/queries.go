@@ -26,12 +26,21 @@ func micros(p string) string { return "(" + p + "::bigint * interval '1 microsec
 // operations without one are queued in {{.Unsequenced}} by a trigger on
 // the operation table (migration 000025): giving a position inserts a
 // narrow row instead of rewriting the wide one, whose UPDATE wrote a new
-// version of the row and of each of its indexes. opRow is the operation
-// table as the shared column lists (sqlstore.Columns) see it, the row
-// with its position: PostgreSQL flattens the derived table into a join,
-// and a condition on o.leaf_index runs on the positions table's index.
-var opRow = `(SELECT ` + sqlstore.Qualified("op.", "seq, "+sqlstore.InsertColumns) + `, x.leaf_index
-	FROM {{.Op}} AS op LEFT JOIN {{.Position}} AS x ON x.seq = op.seq)`
+// version of the row and of each of its indexes.
+//
+// opRow is the operation table as the shared column lists
+// (sqlstore.Columns) see it: the row with its position, looked up by seq
+// for each row a statement keeps. The lookup is a lateral subquery that
+// PostgreSQL may not turn into a join (OFFSET 0): a join planned once for
+// any parameters merged the whole positions table by seq (40 ms a page of
+// 1,000 at 200,000 operations), and a subquery in the select list is
+// evaluated, and costed, once per use of the column (twice in Columns),
+// which put simple pages above the cost at which PostgreSQL compiles
+// queries (jit_above_cost: 13-90 ms more each). Statements that select by
+// position (Leaves, the partition reads) read the positions first and
+// join the rows instead.
+var opRow = `(SELECT ` + sqlstore.Qualified("op.", "seq, "+sqlstore.InsertColumns) + `, xl.leaf_index FROM {{.Op}} AS op
+	LEFT JOIN LATERAL (SELECT x.leaf_index FROM {{.Position}} AS x WHERE x.seq = op.seq OFFSET 0) AS xl ON true)`
 
 // cols and from select records: the operation o with its retry row r and
 // its partition p, the state derived from them.
@@ -43,6 +52,10 @@ var (
 	positionedCols = `SELECT ` + strings.Replace(sqlstore.PendingColumns, "o.leaf_index", "x.leaf_index", 1)
 	// unsequencedCols select operations that have no position, from o.
 	unsequencedCols = `SELECT ` + strings.Replace(sqlstore.PendingColumns, "o.leaf_index", "NULL::bigint", 1)
+	// byPositionCols select records from positions x and their rows
+	// (see firstPositions), with r and p joined by byPositionJoins.
+	byPositionCols  = `SELECT ` + strings.ReplaceAll(sqlstore.Columns, "o.leaf_index", "x.leaf_index")
+	byPositionJoins = ` LEFT JOIN {{.Retry}} AS r ON r.seq = o.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
 	// fromRetry reads records through the retry table.
 	fromRetry = ` FROM {{.Retry}} AS r JOIN ` + opRow + ` AS o ON o.seq = r.seq LEFT JOIN {{.Partition}} AS p ON p.part = o.part`
 )
@@ -60,22 +73,34 @@ const (
 // leaf_index) index answers it.
 const heldExpr = `EXISTS (SELECT 1 FROM {{.Retry}} AS e WHERE e.doid = o.doid AND e.leaf_index < x.leaf_index AND e.dead = false)`
 
-// abovePart is "position x is in partition $p, above $c", written so that
-// only the (part, leaf_index) index serves it, in the order (part,
-// leaf_index): the row comparison starts the scan right after (p, c) and
-// "part <= p" ends it, so the rows are exactly the partition's above c.
-// With "part = p" the planner may instead walk the primary key from c and
-// filter on part, reading every later position of every partition: cheap
-// while partitions advance together, but a partition whose last operation
-// is old (its DOIDs went quiet) would read the whole log above it on every
-// poll. Ordered by (part, leaf_index), a plan on the primary key would
-// have to sort all of them, so it never wins.
+// abovePart is "position x is in partition $p, above $c". A relay's read
+// walks the (part, leaf_index) index from (p, c) in order and joins each
+// position to its row by seq. Written with "part = p", a generic plan
+// (pgx prepares statements; PostgreSQL plans them once for any
+// parameters after five executions) estimates a sixteenth of the
+// positions per partition and takes that walk, with or without the
+// table's statistics. The row comparison "(part, leaf_index) > (p, c)
+// AND part <= p" that the wide row needed is estimated at a ninth of the
+// table here, and the generic plan for it gathered two parallel workers
+// or sorted a bitmap scan: 9-13 ms a read of 1,000 against 3-4 ms, and up
+// to 110 ms in a drain (BENCHMARKS.md).
 func abovePart(p, c string) string {
-	return "(x.part, x.leaf_index) > (" + p + ", " + c + ") AND x.part <= " + p
+	return "x.part = " + p + " AND x.leaf_index > " + c
 }
 
 // positioned joins each position x to its operation o.
 const positioned = ` FROM {{.Position}} AS x JOIN {{.Op}} AS o ON o.seq = x.seq`
+
+// firstPositions joins to their operations o the first positions x
+// (leaf_index, seq) the condition where selects, limit of them, in
+// position order: the positions are picked before any row is read, so
+// that a plan made without the tables' statistics (a store just filled)
+// cannot join every row of a partition's backlog and sort them to keep a
+// batch (70 ms a read of 1,000 at 200,000 operations).
+func firstPositions(where, limit string) string {
+	return ` FROM (SELECT leaf_index, seq FROM {{.Position}} AS x WHERE ` + where + ` ORDER BY leaf_index LIMIT ` + limit +
+		`) AS x JOIN {{.Op}} AS o ON o.seq = x.seq`
+}
 
 // Writes are short transactions on a handful of rows. A relay's read of
 // its partition walks the positions' (part, leaf_index) index above the
@@ -92,13 +117,11 @@ var queries = sqlstore.Queries{
 	UnsequencedExcept: unsequencedCols + ` FROM {{.Op}} AS o WHERE o.seq IN (
 		SELECT u.seq FROM {{.Unsequenced}} AS u
 		WHERE NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS a(seq) WHERE a.seq = u.seq) ORDER BY u.seq LIMIT $2) ORDER BY o.seq`,
-	Leaves: cols + from + ` WHERE o.leaf_index >= $1 ORDER BY o.leaf_index LIMIT $2`,
-	Scan:   cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
-	Get:    cols + from + ` WHERE o.op_id = $1`,
-	ReadPartition: positionedCols + `, false` + positioned + `
-		WHERE ` + abovePart("$1", "$2") + ` ORDER BY x.part, x.leaf_index LIMIT $3`,
-	ReadPartitionStrict: positionedCols + `, ` + heldExpr + positioned + `
-		WHERE ` + abovePart("$1", "$2") + ` ORDER BY x.part, x.leaf_index LIMIT $3`,
+	Leaves:              byPositionCols + firstPositions("x.leaf_index >= $1", "$2") + byPositionJoins + ` ORDER BY x.leaf_index`,
+	Scan:                cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
+	Get:                 cols + from + ` WHERE o.op_id = $1`,
+	ReadPartition:       positionedCols + `, false` + firstPositions(abovePart("$1", "$2"), "$3") + ` ORDER BY x.leaf_index`,
+	ReadPartitionStrict: positionedCols + `, ` + heldExpr + firstPositions(abovePart("$1", "$2"), "$3") + ` ORDER BY x.leaf_index`,
 
 	Partitions:          partCols + ` ORDER BY part`,
 	CountPartitions:     `SELECT COUNT(*) FROM {{.Partition}}`,
@@ -162,8 +185,8 @@ var queries = sqlstore.Queries{
 		SELECT created_at AS c FROM {{.Op}} WHERE seq = (SELECT MIN(u.seq) FROM {{.Unsequenced}} AS u
 			JOIN {{.Op}} AS o ON o.seq = u.seq)
 		UNION ALL SELECT created_at FROM {{.Op}} WHERE seq = (SELECT MIN(seq) FROM {{.Retry}} WHERE dead = false)
-		UNION ALL SELECT (SELECT o.created_at` + positioned + ` WHERE ` + abovePart("p.part", "p.cursor") + `
-			ORDER BY x.part, x.leaf_index LIMIT 1) FROM {{.Partition}} AS p) AS u`,
+		UNION ALL SELECT (SELECT o.created_at` + firstPositions(abovePart("p.part", "p.cursor"), "1") + `)
+			FROM {{.Partition}} AS p) AS u`,
 	GetCursor: `SELECT cursor_value, updated_at FROM {{.Cursor}} WHERE cursor_key = $1`,
 	SetCursor: `INSERT INTO {{.Cursor}} (cursor_key, cursor_value, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (cursor_key) DO UPDATE SET cursor_value = excluded.cursor_value, updated_at = excluded.updated_at`,
