@@ -19,9 +19,11 @@
 //
 //   - Positions are not in the operation row but in a narrow table of
 //     their own, trustlog_position (leaf_index, seq, part), and the
-//     operations without one wait in trustlog_unsequenced, which a
-//     statement trigger on the operation table fills in the inserting
-//     transaction. The sequencer takes a batch off that queue and inserts
+//     operations without one wait in trustlog_unsequenced. The store's
+//     INSERT queues its operations there in the same statement; a row
+//     trigger on the operation table queues those anyone else inserts
+//     (the original SDK, a COPY), in the inserting transaction. The
+//     sequencer takes a batch off that queue and inserts
 //     its positions: the operation row is written once, by the
 //     application. Updating a leaf_index column there instead wrote a
 //     new version of the whole row and an entry in each of its indexes

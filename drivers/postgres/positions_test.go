@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,17 +102,14 @@ func TestUpgradeFromRowPositions(t *testing.T) {
 	require.Equal(t, 20, n)
 	// Back to the previous schema, as its release left stores: positions
 	// in the rows, no queue and no trigger.
+	runDown(t, s, "00007_queue_in_the_insert")
 	runDown(t, s, "00006_positions_out_of_row")
 	runDown(t, s, "000025_position_tables")
 	var inRows int
 	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Op}} WHERE leaf_index IS NOT NULL`)).Scan(&inRows))
 	require.Equal(t, 20, inRows, "the previous schema holds the positions in the rows")
 	// Recorded by the previous release after its last sequencing.
-	s.Exec(t, `INSERT INTO {{.Op}} (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
-		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part)
-		SELECT op_id || '-again', op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
-		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part
-		FROM {{.Op}} ORDER BY seq LIMIT 5`)
+	insertElsewhere(t, s, "-again", 5)
 
 	require.NoError(t, s.Migrate(ctx))
 	n, err = core.SequenceAll(ctx, s, 0)
@@ -123,10 +121,43 @@ func TestUpgradeFromRowPositions(t *testing.T) {
 	assert.Empty(t, problems)
 }
 
-// TestSchemaProblemsNameTheQueueTrigger: an operation inserted while the
-// queue trigger is disabled gets no position; SchemaProblems says so
-// (disabled, then dropped), and the repair docs/operating.md gives queues
-// it again.
+// TestUpgradeToQueueInTheInsert: from 000025's statement trigger, which
+// queued every insert, to the store's INSERT queueing its own rows
+// (00007): what the previous release queued is sequenced once, and after
+// the upgrade both the store's operations and those inserted by hand
+// are, each exactly once.
+func TestUpgradeToQueueInTheInsert(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.Open(t, postgrestest.NewSchema(t))
+	record(t, s, 0, 10)
+	n, err := core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	require.Equal(t, 10, n)
+	runDown(t, s, "00007_queue_in_the_insert")
+	// Recorded under the previous schema, queued by its trigger.
+	insertElsewhere(t, s, "-before", 3)
+	var queued int
+	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Unsequenced}}`)).Scan(&queued))
+	require.Equal(t, 3, queued, "the statement trigger queued them")
+
+	require.NoError(t, s.Migrate(ctx))
+	record(t, s, 10, 2)
+	insertElsewhere(t, s, "-after", 2)
+	n, err = core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 7, n, "each operation queued once: by the old trigger, the store's INSERT or the new trigger")
+	checkLog(t, s, 17)
+	problems, err := s.SchemaProblems(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+}
+
+// TestSchemaProblemsNameTheQueueTrigger: the store's own INSERT queues
+// its operations whatever the trigger's state; an operation someone else
+// inserts while the queue trigger is disabled gets no position.
+// SchemaProblems says so (disabled, then dropped), and the repair
+// docs/operating.md gives queues it again.
 func TestSchemaProblemsNameTheQueueTrigger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -143,7 +174,11 @@ func TestSchemaProblemsNameTheQueueTrigger(t *testing.T) {
 	record(t, s, 0, 3)
 	n, err := core.SequenceAll(ctx, s, 0)
 	require.NoError(t, err)
-	assert.Zero(t, n, "not queued, not sequenced")
+	assert.Equal(t, 3, n, "the store's INSERT queues its own operations")
+	insertElsewhere(t, s, "-by-hand", 2)
+	n, err = core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Zero(t, n, "inserted by hand without the trigger: not queued, not sequenced")
 
 	// The repair of docs/operating.md.
 	s.Exec(t, `ALTER TABLE {{.Op}} ENABLE TRIGGER {{.Prefix}}trustlog_queue`)
@@ -154,14 +189,30 @@ func TestSchemaProblemsNameTheQueueTrigger(t *testing.T) {
 	assert.Empty(t, problems)
 	n, err = core.SequenceAll(ctx, s, 0)
 	require.NoError(t, err)
-	assert.Equal(t, 3, n)
-	checkLog(t, s, 3)
+	assert.Equal(t, 2, n)
+	checkLog(t, s, 5)
+	insertElsewhere(t, s, "-with-the-trigger", 2)
+	n, err = core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "queued by the trigger")
 
 	s.Exec(t, `DROP TRIGGER {{.Prefix}}trustlog_queue ON {{.Op}}`)
 	problems, err = s.SchemaProblems(ctx)
 	require.NoError(t, err)
 	require.Len(t, problems, 1)
 	assert.Contains(t, problems[0], "trustlog_queue is missing")
+}
+
+// insertElsewhere inserts copies of the store's first n operations (op_id
+// + suffix) as an application writing the table by hand would: without
+// the queued column, in one statement.
+func insertElsewhere(t *testing.T, s *storetest.Store, suffix string, n int) {
+	t.Helper()
+	s.Exec(t, `INSERT INTO {{.Op}} (op_id, op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
+		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part)
+		SELECT op_id || '`+suffix+`', op_source, op_type, doid, do_prefix, do_repository, op_actor, producer_id,
+		hash_alg, request_body_hash, response_body_hash, created_at, op_hash, signer, sign, updated_at, part
+		FROM {{.Op}} ORDER BY seq LIMIT `+strconv.Itoa(n))
 }
 
 // TestQueueTriggerOutsideTheStoresSession: an operation inserted by

@@ -209,6 +209,9 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	s := &Store{opts: opts, channel: channelName(opts)}
 	d := dialect()
 	d.Partitions = opts.Partitions
+	// The INSERT queues its operations for the sequencer in the same
+	// statement (the trigger would, at a cost, 00007).
+	notify := ""
 	if opts.NoNotify {
 		d.Caps.ListenNotify = false
 	} else {
@@ -218,12 +221,10 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		// still wakes listeners once. The sequencer's Append notifies the
 		// same channel, so relays of other processes read the positions
 		// it gave at once.
-		notify := "SELECT pg_notify('" + s.channel + "', '')"
-		d.WrapInsert = func(insert string) string {
-			return "WITH ins AS (" + insert + ") " + notify
-		}
+		notify = "SELECT pg_notify('" + s.channel + "', '')"
 		d.Queries.AppendNotify = notify
 	}
+	d.WrapInsert = func(insert string) string { return queueInsert(insert, names.Unsequenced, notify) }
 	d.BeforeMigrate = s.beforeMigrate
 	d.NewLocker = func(st *sqlstore.Store) core.Locker { return advisoryLocker(st, s.channel) }
 	inner, err := sqlstore.New(d, db, names, owns)

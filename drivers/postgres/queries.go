@@ -23,8 +23,9 @@ func micros(p string) string { return "(" + p + "::bigint * interval '1 microsec
 
 // Positions are not in the operation row (as on MySQL and SQLite) but in
 // the narrow table {{.Position}} (leaf_index, seq, part), and the
-// operations without one are queued in {{.Unsequenced}} by a trigger on
-// the operation table (migration 000025): giving a position inserts a
+// operations without one are queued in {{.Unsequenced}} by the store's
+// INSERT and, for rows inserted otherwise, by a trigger on the operation
+// table (migrations 000025 and 00007): giving a position inserts a
 // narrow row instead of rewriting the wide one, whose UPDATE wrote a new
 // version of the row and of each of its indexes.
 //
@@ -282,6 +283,22 @@ func hashInsert(table string, idx []int64, hashes [][]byte) (string, []any) {
 	return "INSERT INTO " + table + " (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])", []any{idx, hashes}
 }
 
+// markColumn is true in the rows the store inserts: its INSERT queues
+// them itself (queueInsert), and the table's trigger (migration 00007)
+// queues only the rows of other inserts, where it is false.
+const markColumn, markValue = "queued", "true"
+
+// queueInsert makes insert, an INSERT of operations with markColumn
+// true, queue them for the sequencer in the same statement, then run
+// then (a SELECT, or "" for nothing).
+func queueInsert(insert, unsequenced, then string) string {
+	q := "WITH ins AS (" + insert + " RETURNING seq), "
+	if then == "" {
+		return q[:len(q)-2] + " INSERT INTO " + unsequenced + " (seq) SELECT seq FROM ins"
+	}
+	return q + "queue AS (INSERT INTO " + unsequenced + " (seq) SELECT seq FROM ins) " + then
+}
+
 // arrayInsert inserts operations from one array per column
 // (sqlstore.Dialect.ArrayInsert); a NULL IP is an empty one.
 func arrayInsert(table string, ops []*core.Operation, now time.Time, parts int) (string, []any) {
@@ -306,7 +323,7 @@ func arrayInsert(table string, ops []*core.Operation, now time.Time, parts int) 
 		opHash[i], signer[i], sign[i], updated[i] = op.OpHash, op.Signer, hex.EncodeToString(op.Sign), now
 		part[i] = int32(core.PartitionOf(op.DOID, parts))
 	}
-	q := "INSERT INTO " + table + " (" + sqlstore.InsertColumns + ") SELECT * FROM unnest(" +
+	q := "INSERT INTO " + table + " (" + sqlstore.InsertColumns + ", " + markColumn + ") SELECT *, " + markValue + " FROM unnest(" +
 		"$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], " +
 		"$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], " +
 		"$15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::smallint[])"
@@ -326,6 +343,8 @@ func dialect() *sqlstore.Dialect {
 		LeafTable:          leafTable,
 		HashInsert:         hashInsert,
 		ArrayInsert:        arrayInsert,
+		MarkColumn:         markColumn,
+		MarkValue:          markValue,
 		Queries:            queries,
 		Migrations:         mig,
 		PositionsMigration: "00003",

@@ -59,8 +59,8 @@ func WriteTxs(perTx, txs int) int {
 // (same values, new op_ids) with one plain multi-row INSERT: what an
 // application writing its own outbox row would do (an id, the bound
 // values, the statement), without validation, hashing, a wake-up or, on
-// PostgreSQL, the queue row of the table's trigger (it writes a copy of
-// the table).
+// PostgreSQL, the queue row (it writes a copy of the table, whose
+// trigger would queue its rows).
 func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult, error) {
 	h, ok := st.(sqlHandle)
 	if !ok {
@@ -73,10 +73,11 @@ func WritePath(ctx context.Context, st core.Store, perTx, txs int) (WriteResult,
 	db := h.DB()
 	plainTable := h.Names().Op
 	if h.Names().Position != "" {
-		// PostgreSQL's operation table has the insert trigger that queues
-		// each operation for the sequencer: part of recording, not of an
-		// application's own insert. The plain INSERT writes a copy of the
-		// table (columns, indexes, identity) without it.
+		// PostgreSQL queues each operation for the sequencer (RecordTx's
+		// INSERT itself, the table's trigger any other insert): part of
+		// recording, not of an application's own insert. The plain
+		// INSERT writes a copy of the table (columns, indexes, identity)
+		// without the trigger.
 		plainTable = strings.TrimSuffix(h.Names().Op, `"`) + `_plain"`
 		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+plainTable+" (LIKE "+h.Names().Op+" INCLUDING ALL)"); err != nil {
 			return WriteResult{}, fmt.Errorf("benchkit: the plain insert's table: %w", err)

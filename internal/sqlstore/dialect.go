@@ -63,8 +63,15 @@ type Dialect struct {
 	// bun/migrate: drivers adopt the original SDK's tables here.
 	BeforeMigrate func(ctx context.Context, s *Store) error
 	// WrapInsert, if set, rewrites the multi-row INSERT statement (wake-up
-	// notifications ride along with the insert, in the same round trip).
+	// notifications and PostgreSQL's queue rows ride along with the
+	// insert, in the same round trip).
 	WrapInsert func(insert string) string
+	// MarkColumn and MarkValue, if set, are a column the store's own
+	// inserts write and the constant they write in it, after
+	// InsertColumns (PostgreSQL: queued, true; its trigger queues the
+	// rows of every other insert, the store's INSERT its own). The
+	// ArrayInsert of a dialect that sets them writes them too.
+	MarkColumn, MarkValue string
 	// SerializeWrites: the database has one writer at a time (SQLite). The
 	// store runs its own writes one after the other behind a mutex instead
 	// of letting its goroutines spin on the database's busy lock; other

@@ -281,7 +281,11 @@ func (s *Store) insertSQL(n int, isBun bool) string {
 		ph = func(int) string { return "?" }
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + s.names.Op + " (" + InsertColumns + ") VALUES ")
+	b.WriteString("INSERT INTO " + s.names.Op + " (" + InsertColumns)
+	if s.d.MarkColumn != "" {
+		b.WriteString(", " + s.d.MarkColumn)
+	}
+	b.WriteString(") VALUES ")
 	p := 1
 	for r := 0; r < n; r++ {
 		if r > 0 {
@@ -294,6 +298,9 @@ func (s *Store) insertSQL(n int, isBun bool) string {
 			}
 			b.WriteString(ph(p))
 			p++
+		}
+		if s.d.MarkColumn != "" {
+			b.WriteString("," + s.d.MarkValue)
 		}
 		b.WriteByte(')')
 	}

@@ -5,7 +5,7 @@
 // back) or in narrow tables of their own (the application's transaction
 // also inserts the operation's seq into a small queue; the sequencer
 // moves it from the queue into a positions table: the store's layout
-// since 00006, where a trigger writes the queue). For each it
+// since 00006, where the store's INSERT writes the queue). For each it
 // measures how many positions per second one sequencer assigns, how fast
 // a relay reads a partition by cursor (position > cursor ORDER BY
 // position), and, for the queue, what the extra insert costs the
@@ -103,7 +103,8 @@ func run(ctx context.Context, base string, n, batch, parts int) (result, error) 
 		// schema has the column and its (part, leaf_index) index; this
 		// run's partition count is set here).
 		`UPDATE %[1]s.operation SET part = abs(hashtext(doid)) %% ` + fmt.Sprint(parts),
-		// The store's own queue (its trigger) stays out of the
+		// The store's own queue (the trigger of rows inserted by hand,
+		// as these are) stays out of the
 		// comparison: each layout below writes what it needs itself.
 		`ALTER TABLE %[1]s.operation DISABLE TRIGGER USER`,
 		// The wide row as migrations 00001-00005 left it.
