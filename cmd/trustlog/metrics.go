@@ -260,19 +260,12 @@ func readySchema(ctx context.Context, store core.Store, applied bool) error {
 	if _, err := store.Get(ctx, readyProbeOpID); err != nil && !errors.Is(err, core.ErrNotFound) {
 		return fmt.Errorf("the operation table does not answer (run `trustlog migrate up`, or relay with --migrate): %w", err)
 	}
-	ms, ok := store.(core.MigrationStatuser)
-	if applied || !ok {
+	if applied {
 		return nil
 	}
-	list, err := ms.MigrationStatus(ctx)
+	pending, err := pendingMigrations(ctx, store)
 	if err != nil {
 		return err
-	}
-	var pending []string
-	for _, m := range list {
-		if !m.Applied {
-			pending = append(pending, m.Name)
-		}
 	}
 	if len(pending) > 0 {
 		return fmt.Errorf("migrations not applied (run `trustlog migrate up`, or relay with --migrate): %s", strings.Join(pending, ", "))

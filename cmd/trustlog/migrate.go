@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -28,9 +29,10 @@ type (
 )
 
 // requireSchema refuses, as a usage error, a store without trustlog's
-// schema: every command but migrate would fail on its first statement
-// with the database's "no such table" (and a relay would retry it
-// forever). hint follows the advice to migrate. One query, at open.
+// schema, or with a schema older than this build's: every command but
+// migrate would fail on its first statement with the database's "no such
+// table" or "no such column" (and a relay would retry it forever). hint
+// follows the advice to migrate. Two queries, at open.
 func requireSchema(ctx context.Context, s core.Store, hint string) error {
 	sc, ok := s.(schemaChecker)
 	if !ok {
@@ -40,8 +42,41 @@ func requireSchema(ctx context.Context, s core.Store, hint string) error {
 	if errors.Is(err, sqlstore.ErrNoSchema) {
 		return usagef("%s: run `trustlog migrate up`%s", sqlstore.ErrNoSchema, hint)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	pending, err := pendingMigrations(ctx, s)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return usagef("%s (not applied: %s): run `trustlog migrate up`%s", errSchemaOlder, strings.Join(pending, ", "), hint)
+	}
+	return nil
 }
+
+// pendingMigrations names the migrations of this build that the store has
+// not applied (none for a store that cannot list them).
+func pendingMigrations(ctx context.Context, s core.Store) ([]string, error) {
+	ms, ok := s.(core.MigrationStatuser)
+	if !ok {
+		return nil, nil
+	}
+	list, err := ms.MigrationStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pending []string
+	for _, m := range list {
+		if !m.Applied {
+			pending = append(pending, m.Name)
+		}
+	}
+	return pending, nil
+}
+
+// errSchemaOlder: the store's schema lacks migrations this build has.
+var errSchemaOlder = errors.New("the store's schema is older than this trustlog")
 
 func (a *app) migrateCmd() *cobra.Command {
 	cmd := &cobra.Command{

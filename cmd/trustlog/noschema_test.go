@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,4 +112,52 @@ func TestNoSchemaIsAUsageError(t *testing.T) {
 			assert.Equal(t, 0, r.code, r.stderr)
 		})
 	}
+}
+
+// TestOlderSchemaIsAUsageError: a store whose schema lacks a migration
+// this build has (a release upgraded without `migrate up`) is refused at
+// open, naming the migration and the fix, instead of failing its first
+// INSERT with PostgreSQL's "column queued does not exist"; `migrate up`
+// applies it and the commands work.
+func TestOlderSchemaIsAUsageError(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := postgrestest.NewSchema(t)
+	code, _, errOut := cli(t, ctx, "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	u, err := url.Parse(store)
+	require.NoError(t, err)
+	schema := `"` + u.Query().Get("schema") + `"`
+	// The schema as the previous release left it: 00007 undone.
+	db := postgrestest.DB(t)
+	for _, q := range []string{
+		`DROP TRIGGER trustlog_queue ON ` + schema + `.operation`,
+		`ALTER TABLE ` + schema + `.operation DROP COLUMN queued`,
+		`DELETE FROM ` + schema + `.trustlog_migrations WHERE name = '00007'`,
+	} {
+		_, err := db.ExecContext(ctx, q)
+		require.NoError(t, err, q)
+	}
+
+	for _, args := range [][]string{{"record"}, {"status"}} {
+		code, out, errOut := cli(t, ctx, opLine(1, "older")+"\n", append([]string{"--store", store}, args...)...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errOut)
+		assert.Contains(t, errOut, "the store's schema is older than this trustlog (not applied: 00007_queue_in_the_insert): run `trustlog migrate up`", args)
+		assert.NotContains(t, errOut, "does not exist", args)
+		assert.Empty(t, out, args)
+	}
+	code, _, errOut = cli(t, ctx, "", "--store", store, "--sink", "memory://", "relay", "--poll", "10ms")
+	assert.Equal(t, exitUsage, code, errOut)
+	assert.Contains(t, errOut, "run `trustlog migrate up` (or --migrate)")
+
+	code, _, errOut = cli(t, ctx, "", "--store", store, "migrate", "up")
+	require.Equal(t, 0, code, errOut)
+	code, _, errOut = cli(t, ctx, opLine(1, "older")+"\n", "--store", store, "record")
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := cli(t, ctx, "", "--store", store, "status", "--json")
+	require.Equal(t, 0, code, errOut)
+	var st struct{ Counts map[string]int64 }
+	require.NoError(t, json.Unmarshal([]byte(out), &st), out)
+	assert.Equal(t, int64(1), st.Counts["pending"], out)
 }
