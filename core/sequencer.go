@@ -93,7 +93,7 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 		if nx.err != nil {
 			return total, nx.err
 		}
-		recs = withoutSeqs(nx.recs, seqs, batch)
+		recs = RecordsExcept(nx.recs, seqs, batch)
 	}
 	return total, ctx.Err()
 }
@@ -213,12 +213,14 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 	return total, ctx.Err()
 }
 
-// withoutSeqs returns the first limit records of recs (in seq order) whose
-// seq is not in done (sorted).
-func withoutSeqs(recs []Record, done []int64, limit int) []Record {
+// RecordsExcept returns the first limit records of recs (in seq order)
+// whose seq is not in except (sorted), reusing recs' array: what
+// UnsequencedExcept returns when a store reads the excepted records too
+// (Unsequenced with limit+len(except)) and drops them.
+func RecordsExcept(recs []Record, except []int64, limit int) []Record {
 	out := recs[:0]
 	for _, r := range recs {
-		if _, found := slices.BinarySearch(done, r.Seq); !found {
+		if _, found := slices.BinarySearch(except, r.Seq); !found {
 			out = append(out, r)
 			if len(out) == limit {
 				break

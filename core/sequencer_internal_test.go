@@ -162,7 +162,7 @@ func (s *overlapStore) AppendAfter(ctx context.Context, old int64, seqs []int64,
 
 func (s *overlapStore) UnsequencedExcept(ctx context.Context, except []int64, limit int) ([]Record, error) {
 	recs, err := s.Unsequenced(ctx, 0, limit+len(except))
-	return withoutSeqs(recs, except, limit), err
+	return RecordsExcept(recs, except, limit), err
 }
 
 func newOverlapStore(n int) *overlapStore {
@@ -250,5 +250,36 @@ func TestSequenceOverlappedFailure(t *testing.T) {
 		assert.Equal(t, tc.want, reported)
 		size, _ := s.TreeSize(ctx)
 		assert.Equal(t, int64(tc.want), size, "nothing after the failed batch committed")
+	}
+}
+
+// TestRecordsExcept: the first limit records whose seq is not excepted,
+// in order, whatever the limit.
+func TestRecordsExcept(t *testing.T) {
+	recs := func(seqs ...int64) []Record {
+		out := make([]Record, len(seqs))
+		for i, s := range seqs {
+			out[i] = Record{Seq: s}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		recs, except []int64
+		limit        int
+		want         []int64
+	}{
+		{[]int64{1, 2, 3, 4, 5}, []int64{2, 4}, 10, []int64{1, 3, 5}},
+		{[]int64{1, 2, 3, 4, 5}, []int64{2, 4}, 2, []int64{1, 3}},
+		{[]int64{1, 2, 3}, nil, 2, []int64{1, 2}},
+		{[]int64{1, 2, 3}, []int64{1, 2, 3}, 5, []int64{}},
+		{nil, []int64{1}, 5, []int64{}},
+	} {
+		got := []int64{}
+		for _, r := range RecordsExcept(recs(c.recs...), c.except, c.limit) {
+			got = append(got, r.Seq)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("RecordsExcept(%v, %v, %d) = %v, want %v", c.recs, c.except, c.limit, got, c.want)
+		}
 	}
 }

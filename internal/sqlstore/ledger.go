@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -39,13 +38,7 @@ func (s *Store) UnsequencedExcept(ctx context.Context, except []int64, limit int
 		if err != nil {
 			return nil, err
 		}
-		out := recs[:0]
-		for _, r := range recs {
-			if _, found := slices.BinarySearch(except, r.Seq); !found && len(out) < limit {
-				out = append(out, r)
-			}
-		}
-		return out, nil
+		return core.RecordsExcept(recs, except, limit), nil
 	}
 	recs, err := s.queryRecords(ctx, s.db, s.q.UnsequencedExcept, except, limit)
 	if err != nil {

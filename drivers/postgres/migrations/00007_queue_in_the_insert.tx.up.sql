@@ -4,7 +4,7 @@
 --
 -- 000025's statement trigger queued every insert: a transition table,
 -- a PL/pgSQL call, a security-definer switch and a search_path change
--- per statement cost a one-operation RecordTx about 8 % more than the
+-- per statement cost a one-operation RecordTx 5-6 % more than the
 -- same INSERT without it (BENCHMARKS.md). The store's INSERT now writes
 -- queued = true and the queue rows itself ("WITH ins AS (INSERT ...
 -- RETURNING seq) INSERT INTO the queue ..."); a row trigger whose WHEN
