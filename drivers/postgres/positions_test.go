@@ -153,6 +153,32 @@ func TestUpgradeToQueueInTheInsert(t *testing.T) {
 	assert.Empty(t, problems)
 }
 
+// TestOperationsDeletedBeforeTheirPosition: operations deleted by hand
+// while still queued, more of them than a batch and before every live
+// one, do not stop the sequencer (each pass would take their seqs first
+// and find no row): a short read drops them from the queue and reads
+// again, and every remaining operation gets its position. A store looks
+// at its first short read (a relay started after the deletion, here) and
+// then at most every 10 s (a relay already running).
+func TestOperationsDeletedBeforeTheirPosition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := postgrestest.NewSchema(t)
+	s := storetest.Open(t, u)
+	record(t, s, 0, 10)
+	s.Exec(t, `DELETE FROM {{.Op}} WHERE seq IN (SELECT seq FROM {{.Op}} ORDER BY seq LIMIT 6)`)
+	var queued int
+	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Unsequenced}}`)).Scan(&queued))
+	require.Equal(t, 10, queued, "the queue still holds the deleted operations' seqs")
+
+	n, err := core.SequenceAll(ctx, storetest.OpenRaw(t, u), 4)
+	require.NoError(t, err)
+	assert.Equal(t, 4, n, "every operation still there, past a batch of deleted ones")
+	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Unsequenced}}`)).Scan(&queued))
+	assert.Zero(t, queued)
+	checkLog(t, s, 4)
+}
+
 // TestSchemaProblemsNameTheQueueTrigger: the store's own INSERT queues
 // its operations whatever the trigger's state; an operation someone else
 // inserts while the queue trigger is disabled gets no position.

@@ -126,7 +126,10 @@ var queries = sqlstore.Queries{
 	// UnsequencedExcept: an anti join of the queue with the array, merged
 	// in seq order ("seq <> ALL($1)" would compare each entry with the
 	// whole array once the plan is generic).
-	UnsequencedExcept:   unsequencedCols + firstQueued("NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS a(seq) WHERE a.seq = u.seq)", "$2"),
+	UnsequencedExcept: unsequencedCols + firstQueued("NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS a(seq) WHERE a.seq = u.seq)", "$2"),
+	// UnqueueMissing: the first queued seqs whose operation was deleted.
+	UnqueueMissing: `DELETE FROM {{.Unsequenced}} AS u WHERE u.seq IN (SELECT seq FROM {{.Unsequenced}} ORDER BY seq LIMIT $1)
+		AND NOT EXISTS (SELECT 1 FROM {{.Op}} AS o WHERE o.seq = u.seq)`,
 	Leaves:              byPositionCols + firstPositions("x.leaf_index >= $1", "$2") + byPositionJoins + ` ORDER BY x.leaf_index`,
 	Scan:                cols + from + ` WHERE o.seq > $1 ORDER BY o.seq LIMIT $2`,
 	Get:                 cols + from + ` WHERE o.op_id = $1`,

@@ -138,6 +138,12 @@ type Queries struct {
 	// one array, limit. Without it the store reads those seqs too and
 	// drops them.
 	UnsequencedExcept string
+	// UnqueueMissing, if set (a queue of operations without a position,
+	// PostgreSQL), deletes from the queue those of its first seqs whose
+	// operation row is gone (deleted by hand before it got a position):
+	// they would be read first by every pass, and a batch of them would
+	// stop the sequencer. Args: how many of the first seqs to look at.
+	UnqueueMissing string
 	// Leaves lists sequenced operations in position order. Args: first
 	// position, limit. Returns Columns.
 	Leaves string

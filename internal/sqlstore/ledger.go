@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -22,11 +23,52 @@ var _ ledger.Storage = (*Store)(nil)
 
 // Unsequenced implements core.Store.
 func (s *Store) Unsequenced(ctx context.Context, afterSeq int64, limit int) ([]core.Record, error) {
-	recs, err := s.queryRecords(ctx, s.db, s.q.Unsequenced, afterSeq, limit)
+	return s.unsequenced(ctx, s.q.Unsequenced, afterSeq, limit)
+}
+
+// unsequenced runs q, a read of operations without a position (arg, then
+// limit), and once more if it was short because the queue had seqs whose
+// operation is gone (unqueueMissing removed them).
+func (s *Store) unsequenced(ctx context.Context, q string, arg any, limit int) ([]core.Record, error) {
+	recs, err := s.queryRecords(ctx, s.db, q, arg, limit)
+	if err == nil && s.unqueueMissing(ctx, len(recs), limit) {
+		recs, err = s.queryRecords(ctx, s.db, q, arg, limit)
+	}
 	if err != nil {
 		return nil, s.errf("ledger: unsequenced: %w", err)
 	}
 	return recs, nil
+}
+
+// unqueueEvery is how often at most a store looks for queued seqs whose
+// operation is gone, and unqueueLook how many of the queue's first seqs
+// it looks at (at least the read's limit).
+const (
+	unqueueEvery = 10 * time.Second
+	unqueueLook  = 1000
+)
+
+// unqueueMissing runs Queries.UnqueueMissing after a read that returned
+// fewer records than its limit (the seqs it took first may have had no
+// row), at most once per unqueueEvery, and reports whether it removed
+// any (the read is worth running again). The first short read of a
+// store always looks. It is housekeeping, not the read: where it fails
+// (a role that may only read, as an auditor's `verify` may use) the
+// read stands as it is.
+func (s *Store) unqueueMissing(ctx context.Context, got, limit int) bool {
+	if s.q.UnqueueMissing == "" || got >= limit {
+		return false
+	}
+	now, last := time.Now().UnixNano(), s.unqueuedAt.Load()
+	if last != 0 && now-last < int64(unqueueEvery) || !s.unqueuedAt.CompareAndSwap(last, now) {
+		return false
+	}
+	res, err := s.db.ExecContext(ctx, s.q.UnqueueMissing, max(limit, unqueueLook))
+	if err != nil {
+		return false
+	}
+	n, err := res.RowsAffected()
+	return err == nil && n > 0
 }
 
 // UnsequencedExcept implements core.OverlappingAppender. Without the
@@ -40,11 +82,7 @@ func (s *Store) UnsequencedExcept(ctx context.Context, except []int64, limit int
 		}
 		return core.RecordsExcept(recs, except, limit), nil
 	}
-	recs, err := s.queryRecords(ctx, s.db, s.q.UnsequencedExcept, except, limit)
-	if err != nil {
-		return nil, s.errf("ledger: unsequenced: %w", err)
-	}
-	return recs, nil
+	return s.unsequenced(ctx, s.q.UnsequencedExcept, except, limit)
 }
 
 // Leaves implements ledger.Storage.

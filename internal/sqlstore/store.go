@@ -47,6 +47,9 @@ type Store struct {
 
 	// parts is the store's number of partitions once read (0 before).
 	parts atomic.Int64
+	// unqueuedAt is when Unsequenced last looked for queued seqs whose
+	// operation is gone (Queries.UnqueueMissing), in Unix nanoseconds.
+	unqueuedAt atomic.Int64
 
 	// statsFor holds Stats' statements rendered for a partition count
 	// (Dialect.PerPartition).
