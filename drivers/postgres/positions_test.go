@@ -157,7 +157,8 @@ func TestUpgradeToQueueInTheInsert(t *testing.T) {
 // while still queued, more of them than a batch and before every live
 // one, do not stop the sequencer (each pass would take their seqs first
 // and find no row): a short read drops them from the queue and reads
-// again, and every remaining operation gets its position. A store looks
+// again, and every remaining operation gets its position; a role that
+// may only read gets the same operations and changes nothing. A store looks
 // at its first short read (a relay started after the deletion, here) and
 // then at most every 10 s (a relay already running).
 func TestOperationsDeletedBeforeTheirPosition(t *testing.T) {
@@ -170,6 +171,30 @@ func TestOperationsDeletedBeforeTheirPosition(t *testing.T) {
 	var queued int
 	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Unsequenced}}`)).Scan(&queued))
 	require.Equal(t, 10, queued, "the queue still holds the deleted operations' seqs")
+
+	// A role that may only read (an auditor's verify) reads the
+	// operations there are and changes nothing.
+	schema := s.Names().Schema
+	role := schema + "_reader"
+	db := postgrestest.DB(t)
+	_, err := db.Exec(`CREATE ROLE "` + role + `"`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		db.Exec(`DROP OWNED BY "` + role + `"`)
+		db.Exec(`DROP ROLE "` + role + `"`)
+	})
+	for _, g := range []string{`GRANT USAGE ON SCHEMA "%[1]s" TO "%[2]s"`, `GRANT SELECT ON ALL TABLES IN SCHEMA "%[1]s" TO "%[2]s"`} {
+		_, err := db.Exec(fmt.Sprintf(g, schema, role))
+		require.NoError(t, err)
+	}
+	reader := storetest.OpenRaw(t, u+"&role="+role)
+	recs, err := reader.Unsequenced(ctx, 0, 100)
+	require.NoError(t, err)
+	assert.Len(t, recs, 4)
+	_, err = reader.DB().ExecContext(ctx, s.SQL(t, `DELETE FROM {{.Unsequenced}}`))
+	require.Error(t, err, "the reader may not write")
+	require.NoError(t, s.DB().QueryRow(s.SQL(t, `SELECT COUNT(*) FROM {{.Unsequenced}}`)).Scan(&queued))
+	require.Equal(t, 10, queued, "the reader changed nothing")
 
 	n, err := core.SequenceAll(ctx, storetest.OpenRaw(t, u), 4)
 	require.NoError(t, err)
