@@ -242,7 +242,7 @@ var queries = sqlstore.Queries{
 	// SchemaProblems: the queue trigger, once 000025 made the queue.
 	SchemaProblems: `SELECT 'the operation table''s insert trigger {{.Prefix}}trustlog_queue is '
 			|| CASE WHEN t.tgname IS NULL THEN 'missing' ELSE 'disabled' END
-			|| ': operations inserted without it never get a position (docs/operating.md, "Indexes", says how to repair)'
+			|| ': operations other writers insert (not trustlog itself) never get a position without it (docs/operating.md, "Indexes", says how to repair)'
 		FROM (SELECT 1) AS one LEFT JOIN pg_trigger AS t ON t.tgrelid = to_regclass('{{.Op}}') AND t.tgname = '{{.Prefix}}trustlog_queue'
 		WHERE to_regclass('{{.Unsequenced}}') IS NOT NULL AND (t.tgname IS NULL OR t.tgenabled = 'D')`,
 	// The upgrade's statements run in the positions migration (00003),

@@ -333,7 +333,8 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 // SchemaProblems returns what is wrong with the store's schema that its
 // migrations table cannot show (Queries.SchemaProblems): on PostgreSQL,
 // the insert trigger that queues operations for the sequencer dropped or
-// disabled, when an operation inserted meanwhile never gets a position.
+// disabled, when an operation another writer inserts meanwhile never
+// gets a position (trustlog's own INSERT queues its operations itself).
 // Nil: nothing found. A relay's readiness and `trustlog status` report
 // them.
 func (s *Store) SchemaProblems(ctx context.Context) ([]string, error) {
