@@ -204,6 +204,21 @@ func TestOperationsDeletedBeforeTheirPosition(t *testing.T) {
 	checkLog(t, s, 4)
 }
 
+// TestInsertQueuesWithoutNotify: with notify=false the INSERT has no
+// NOTIFY to ride with and still queues its operations, in both of its
+// forms (a VALUES list, and the arrays of 16 operations or more).
+func TestInsertQueuesWithoutNotify(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := storetest.Open(t, postgrestest.NewSchema(t)+"&notify=false")
+	record(t, s, 0, 1)
+	record(t, s, 1, 20)
+	n, err := core.SequenceAll(ctx, s, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 21, n)
+	checkLog(t, s, 21)
+}
+
 // TestSchemaProblemsNameTheQueueTrigger: the store's own INSERT queues
 // its operations whatever the trigger's state; an operation someone else
 // inserts while the queue trigger is disabled gets no position.

@@ -209,8 +209,6 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 	s := &Store{opts: opts, channel: channelName(opts)}
 	d := dialect()
 	d.Partitions = opts.Partitions
-	// The INSERT queues its operations for the sequencer in the same
-	// statement (the trigger would, at a cost, 00007).
 	notify := ""
 	if opts.NoNotify {
 		d.Caps.ListenNotify = false
@@ -224,6 +222,8 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		notify = "SELECT pg_notify('" + s.channel + "', '')"
 		d.Queries.AppendNotify = notify
 	}
+	// The INSERT queues its operations for the sequencer in the same
+	// statement (the table's trigger would, at a cost: 00007).
 	d.WrapInsert = func(insert string) string { return queueInsert(insert, names.Unsequenced, notify) }
 	d.BeforeMigrate = s.beforeMigrate
 	d.NewLocker = func(st *sqlstore.Store) core.Locker { return advisoryLocker(st, s.channel) }

@@ -295,11 +295,12 @@ const markColumn, markValue = "queued", "true"
 // true, queue them for the sequencer in the same statement, then run
 // then (a SELECT, or "" for nothing).
 func queueInsert(insert, unsequenced, then string) string {
-	q := "WITH ins AS (" + insert + " RETURNING seq), "
+	ins := "WITH ins AS (" + insert + " RETURNING seq)"
+	queue := "INSERT INTO " + unsequenced + " (seq) SELECT seq FROM ins"
 	if then == "" {
-		return q[:len(q)-2] + " INSERT INTO " + unsequenced + " (seq) SELECT seq FROM ins"
+		return ins + " " + queue
 	}
-	return q + "queue AS (INSERT INTO " + unsequenced + " (seq) SELECT seq FROM ins) " + then
+	return ins + ", queue AS (" + queue + ") " + then
 }
 
 // arrayInsert inserts operations from one array per column
