@@ -195,4 +195,9 @@
 //   - GracefulStop: Stop finishes the batches in hand: what the sink
 //     accepted is exactly what the store says is published, every
 //     partition is given back, and a new engine publishes the rest once.
+//   - Repartition (stores that implement core.Repartitioner): the number
+//     of partitions changes between two engines' runs, with operations
+//     recorded after it through a handle that still counts the old
+//     number; every operation reaches the sink once, in record order per
+//     object, from its object's new partition.
 package conformance

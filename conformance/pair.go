@@ -46,6 +46,7 @@ func RunPair(t *testing.T, newStore NewStoreFunc, newSink NewSinkFunc) {
 		{"WakeOnRecord", testWake},
 		{"WakeOnlyPartitionsWithNewPositions", testWakeOnlyTouched},
 		{"GracefulStop", testGracefulStop},
+		{"Repartition", testRepartition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -947,4 +948,49 @@ func testGracefulStop(t *testing.T, p *pair) {
 	got = p.readSettled(t, ctx, len(ops))
 	exactlyOnce(t, got, ops)
 	checkMessages(t, got, scanAll(t, p.Store))
+}
+
+// testRepartition: the partition hand-over of a core.Repartitioner keeps
+// per-object order and sends nothing twice. Operations are published
+// under the store's number of partitions, the number changes with every
+// engine stopped, then more operations on the same objects are recorded,
+// half through a store handle that still counts the old number, and
+// published under the new one. A store without the interface has nothing
+// to prove here.
+func testRepartition(t *testing.T, p *pair) {
+	r, ok := p.Store.(core.Repartitioner)
+	if !ok {
+		t.Skip("the store does not implement core.Repartitioner")
+	}
+	ctx := testContext(t)
+	before, err := p.Store.Partitions(ctx)
+	require.NoError(t, err)
+	stale := p.storeFor(t, 1)
+	ops := newOps(200, 20)
+	record(t, stale, ops[0])
+	record(t, p.Store, ops[1:100]...)
+	e := startEngine(t, p.Store, p.sink, fastEngine(t))
+	settled(t, ctx, p.Store)
+	require.NoError(t, e.Stop(ctx))
+
+	n := 2*len(before) + 1
+	require.NoError(t, r.Repartition(ctx, n, nil))
+	for k := 100; k < 200; k += 10 {
+		s := p.Store
+		if k%20 == 0 {
+			s = stale
+		}
+		record(t, s, ops[k:k+10]...)
+	}
+	startEngine(t, p.Store, p.sink, fastEngine(t))
+	settled(t, ctx, p.Store)
+	got := p.readSettled(t, ctx, len(ops))
+	exactlyOnce(t, got, ops)
+	orderPerObject(t, got, ops)
+	ps, err := p.Store.Partitions(ctx)
+	require.NoError(t, err)
+	require.Len(t, ps, n)
+	for id, rec := range scanAll(t, p.Store) {
+		assert.Equal(t, core.PartitionOf(rec.Op.DOID, n), rec.Part, "%s is in its object's partition", id)
+	}
 }

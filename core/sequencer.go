@@ -51,6 +51,9 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 		batch = SequenceBatchDefault
 	}
 	recs, err := st.Unsequenced(ctx, 0, batch)
+	if err == nil {
+		err = place(ctx, st, recs)
+	}
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
@@ -94,8 +97,20 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 			return total, nx.err
 		}
 		recs = RecordsExcept(nx.recs, seqs, batch)
+		if err := place(ctx, st, recs); err != nil {
+			return total, err
+		}
 	}
 	return total, ctx.Err()
+}
+
+// place lets a Placer store move the operations recorded in another
+// partition than their object's before they get a position.
+func place(ctx context.Context, st Store, recs []Record) error {
+	if p, ok := st.(Placer); ok && len(recs) > 0 {
+		return p.Place(ctx, recs)
+	}
+	return nil
 }
 
 // overlapWait bounds how long an append waits for the one before it to
@@ -198,6 +213,9 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 			}
 		}
 		next, err := oa.UnsequencedExcept(ctx, f.seqs, batch)
+		if err == nil {
+			err = place(ctx, st, next)
+		}
 		if err != nil {
 			return total, err
 		}

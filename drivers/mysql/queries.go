@@ -156,8 +156,11 @@ var queries = sqlstore.Queries{
 	Parts: `SELECT seq, doid FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
 	SetParts: `UPDATE {{.Op}} AS o FORCE INDEX (PRIMARY) JOIN {leaves} ON o.seq = v.seq
 		SET o.part = v.leaf WHERE o.part <> v.leaf`,
-	LockPartitions: "SELECT `cursor` FROM {{.Partition}} ORDER BY part FOR UPDATE",
-	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	LockPartitions:  "SELECT `cursor` FROM {{.Partition}} ORDER BY part FOR UPDATE",
+	DropPartitions:  `DELETE FROM {{.Partition}} WHERE part >= ?`,
+	ResetPartitions: "UPDATE {{.Partition}} SET `cursor` = ?, generation = ?, owner = '', expires_at = NULL, updated_at = " + now,
+	RetryParts:      `UPDATE {{.Retry}} AS r JOIN {{.Op}} AS o ON o.seq = r.seq SET r.part = o.part WHERE r.part <> o.part`,
+	RetryRows:       `SELECT COUNT(*) FROM {{.Retry}}`,
 	UpgradeCursors: "UPDATE {{.Partition}} AS p SET p.`cursor` = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o" +
 		" WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), p.updated_at = " + now,
 	UpgradeRetries: `INSERT IGNORE INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)

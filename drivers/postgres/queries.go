@@ -237,8 +237,11 @@ var queries = sqlstore.Queries{
 	SetParts: `WITH v AS (SELECT * FROM {leaves}),
 		x AS (UPDATE {{.Position}} AS x SET part = v.leaf FROM v WHERE x.seq = v.seq AND x.part <> v.leaf)
 		UPDATE {{.Op}} AS o SET part = v.leaf FROM v WHERE o.seq = v.seq AND o.part <> v.leaf`,
-	LockPartitions: `SELECT cursor FROM {{.Partition}} ORDER BY part FOR UPDATE`,
-	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	LockPartitions:  `SELECT cursor FROM {{.Partition}} ORDER BY part FOR UPDATE`,
+	DropPartitions:  `DELETE FROM {{.Partition}} WHERE part >= $1`,
+	ResetPartitions: `UPDATE {{.Partition}} SET cursor = $1, generation = $2, owner = '', expires_at = NULL, updated_at = now()`,
+	RetryParts:      `UPDATE {{.Retry}} AS r SET part = o.part FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.part <> o.part`,
+	RetryRows:       `SELECT COUNT(*) FROM {{.Retry}}`,
 	// SchemaProblems: the queue trigger, once 000025 made the queue.
 	SchemaProblems: `SELECT 'the operation table''s insert trigger {{.Prefix}}trustlog_queue is '
 			|| CASE WHEN t.tgname IS NULL THEN 'missing' ELSE 'disabled' END

@@ -153,10 +153,13 @@ var queries = sqlstore.Queries{
 			OR EXISTS (SELECT 1 FROM {{.Retry}} AS r WHERE r.seq = o.seq))`,
 	PruneLeaves: `DELETE FROM {{.Op}} WHERE leaf_index >= ? AND leaf_index < ?`,
 
-	Parts:          `SELECT seq, doid FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
-	SetParts:       `WITH {leaves} UPDATE {{.Op}} AS o SET part = v.leaf FROM v WHERE o.seq = v.seq AND o.part <> v.leaf`,
-	LockPartitions: `SELECT cursor FROM {{.Partition}} ORDER BY part`,
-	RetryRows:      `SELECT COUNT(*) FROM {{.Retry}}`,
+	Parts:           `SELECT seq, doid FROM {{.Op}} WHERE seq > ? ORDER BY seq LIMIT ?`,
+	SetParts:        `WITH {leaves} UPDATE {{.Op}} AS o SET part = v.leaf FROM v WHERE o.seq = v.seq AND o.part <> v.leaf`,
+	LockPartitions:  `SELECT cursor FROM {{.Partition}} ORDER BY part`,
+	DropPartitions:  `DELETE FROM {{.Partition}} WHERE part >= ?`,
+	ResetPartitions: `UPDATE {{.Partition}} SET cursor = ?, generation = ?, owner = '', expires_at = NULL, updated_at = ` + now,
+	RetryParts:      `UPDATE {{.Retry}} AS r SET part = o.part FROM {{.Op}} AS o WHERE o.seq = r.seq AND r.part <> o.part`,
+	RetryRows:       `SELECT COUNT(*) FROM {{.Retry}}`,
 	UpgradeCursors: `UPDATE {{.Partition}} AS p SET cursor = COALESCE((SELECT MAX(o.leaf_index) FROM {{.Op}} AS o
 		WHERE o.part = p.part AND (o.state <> 0 OR o.attempts <> 0 OR o.last_error IS NOT NULL)), -1), updated_at = ` + now,
 	UpgradeRetries: `INSERT OR IGNORE INTO {{.Retry}} (seq, part, doid, leaf_index, attempts, due_at, last_error, dead, updated_at)

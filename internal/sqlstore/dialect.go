@@ -288,6 +288,12 @@ type Queries struct {
 	// limit. SetParts sets part from {leaves} (seq, part) where it
 	// differs.
 	Parts, SetParts string
+	// Repartition statements (Store.Repartition). DropPartitions deletes
+	// the partition rows from a part on (arg: n); ResetPartitions gives
+	// every partition row a cursor and a generation and takes its owner
+	// away (args: cursor, generation); RetryParts copies each retry row's
+	// partition from its operation's.
+	DropPartitions, ResetPartitions, RetryParts string
 	// LockPartitions locks every partition row for the transaction and
 	// returns how many have a cursor (not -1); RetryRows counts the
 	// retry table.

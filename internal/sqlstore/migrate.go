@@ -168,7 +168,7 @@ func (s *Store) ensurePartitions(ctx context.Context) (int, error) {
 		}
 	} else if want != 0 && want != n {
 		return 0, fmt.Errorf("the store has %d partitions and the URL asks for %d: "+
-			"the number of partitions cannot change in place yet (leave the partitions parameter out, or set it to %d)", n, want, n)
+			"migrate does not change it (leave the partitions parameter out, or set it to %d; `trustlog partitions set %d` changes it, with every relay stopped)", n, want, n, want)
 	}
 	s.parts.Store(int64(n))
 	return n, nil

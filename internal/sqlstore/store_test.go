@@ -97,7 +97,7 @@ func TestMigrateNew(t *testing.T) {
 		err = other.Migrate(ctx)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "has 16 partitions and the URL asks for 4")
-		assert.Contains(t, err.Error(), "cannot change in place")
+		assert.Contains(t, err.Error(), "`trustlog partitions set 4` changes it")
 		same := storetest.OpenRaw(t, storetest.WithParam(t, url, "partitions", "16"))
 		require.NoError(t, same.Migrate(ctx), "the number it has is fine")
 

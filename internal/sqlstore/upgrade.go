@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,27 +82,7 @@ func (s *Store) fillParts(ctx context.Context, parts int, progress func(string, 
 	if parts == 1 {
 		return nil
 	}
-	var after, done int64
-	for {
-		seqs, doids, err := s.seqDOIDs(ctx, after)
-		if err != nil || len(seqs) == 0 {
-			return err
-		}
-		ps := make([]int64, len(seqs))
-		for i, d := range doids {
-			ps[i] = int64(core.PartitionOf(d, parts))
-		}
-		table, args := s.d.LeafTable(seqs, ps)
-		unlock := s.writing()
-		_, err = s.db.ExecContext(ctx, strings.Replace(s.q.SetParts, "{leaves}", table, 1), args...)
-		unlock()
-		if err != nil {
-			return err
-		}
-		after = seqs[len(seqs)-1]
-		done += int64(len(seqs))
-		progress(StepPartition, done)
-	}
+	return s.rewriteParts(ctx, parts, func(done int64) { progress(StepPartition, done) })
 }
 
 func (s *Store) seqDOIDs(ctx context.Context, after int64) ([]int64, []string, error) {
