@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case errors.As(err, &ve):
 		return exitVerifyKO
 	case errors.As(err, &ue), errors.As(err, &vale), errors.As(err, &ce),
-		errors.Is(err, core.ErrInvalidURL), errors.Is(err, core.ErrUnknownScheme):
+		errors.Is(err, core.ErrInvalidURL), errors.Is(err, core.ErrUnknownScheme), errors.Is(err, core.ErrRepartitionRefused):
 		return exitUsage
 	}
 	return exitFailure
@@ -182,7 +182,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed.`,
 	f.StringVar(&a.configFile, "config", "", "YAML file with flag values; flags win over the environment, the environment over the file (env TRUSTLOG_CONFIG)")
 	f.StringVar(&a.signKeyFile, "sign-key-file", "", "file with the Ed25519 note private key that signs recorded operations (env TRUSTLOG_SIGN_KEY_FILE)")
 	root.AddCommand(a.migrateCmd(), a.recordCmd(), a.relayCmd(), a.statusCmd(), a.cursorCmd(), a.deadCmd(), a.demoCmd(), a.verifySinkCmd(),
-		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd(), a.benchCmd(), a.versionCmd(), a.witnessCmd(), a.serveCmd())
+		a.keygenCmd(), a.proveCmd(), a.verifyProofCmd(), a.verifyCmd(), a.pruneCmd(), a.benchCmd(), a.versionCmd(), a.witnessCmd(), a.serveCmd(), a.partitionsCmd())
 	root.Version = version()
 	root.SetVersionTemplate("trustlog {{.Version}}\n")
 	if a.stdout != nil {
