@@ -88,12 +88,25 @@ func (op *Operation) AppendSealed(b []byte) ([]byte, error) {
 // ComputeHash returns the hex SHA-256 of op's canonical content, the value
 // op_hash must have.
 func (op *Operation) ComputeHash() string {
-	return hashHex(op.AppendCanonical(nil))
+	var buf [canonicalBuf]byte
+	return hashHex(op.AppendCanonical(buf[:0]))
 }
 
+// canonicalBuf is the size of the stack buffer the canonical encoding is
+// hashed from: most operations encode in less, and then hashing one
+// allocates nothing but its hex digits (the store checks every row it
+// reads, the client seals every operation it records).
+const canonicalBuf = 512
+
 func hashHex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hexDigest(sha256.Sum256(b))
+}
+
+// hexDigest is sum in lowercase hex, in one allocation.
+func hexDigest(sum [sha256.Size]byte) string {
+	var digits [2 * sha256.Size]byte
+	hex.Encode(digits[:], sum[:])
+	return string(digits[:])
 }
 
 // SignedMessage is what a signature covers: "TLSG" 0x01 followed by the 32

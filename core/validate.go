@@ -2,7 +2,6 @@ package core
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -162,8 +161,9 @@ func (op *Operation) seal(index int, now time.Time, signer Signer) error {
 	if err := op.validate(index); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(op.AppendCanonical(nil))
-	computed := hex.EncodeToString(sum[:])
+	var buf [canonicalBuf]byte
+	sum := sha256.Sum256(op.AppendCanonical(buf[:0]))
+	computed := hexDigest(sum)
 	if op.OpHash != "" && op.OpHash != computed {
 		return &ValidationError{Index: index, OpID: op.OpID, Field: "op_hash", Reason: "does not match the canonical hash of the operation"}
 	}
@@ -269,7 +269,10 @@ func checkIP(s string) string {
 
 func canonicalIP(s string) string {
 	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
-		return a.String()
+		var buf [64]byte
+		if b := a.AppendTo(buf[:0]); string(b) != s {
+			return string(b)
+		}
 	}
 	return s
 }
