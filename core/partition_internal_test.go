@@ -3,8 +3,10 @@ package core
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestFairShare: the members' shares add up to the partitions, differ by
@@ -80,4 +82,39 @@ func TestPartitionOf(t *testing.T) {
 	assert.Equal(t, int(uint32(0xe40c292c)%16), PartitionOf("a", 16))
 	assert.Equal(t, int(uint32(0xe40c292c)%7), PartitionOf("a", 7))
 	assert.Equal(t, 0, PartitionOf("10.1000/anything", 1))
+}
+
+// TestRenewalWakesAPublisherBehindItsLease: a step that found the lease
+// too short to send did nothing, and the wake that came meanwhile was
+// spent on it; the renewal that extends the lease wakes the publisher, so
+// it does not wait for its next poll (an hour apart in the conformance
+// suite's wake tests). A renewal with nobody waiting wakes nothing.
+func TestRenewalWakesAPublisherBehindItsLease(t *testing.T) {
+	t.Parallel()
+	e := &Engine{cfg: EngineConfig{Lease: 4 * time.Second, PublishTimeout: 2 * time.Second}, pubWake: map[int]chan struct{}{}}
+	p := &publisher{e: e, part: Partition{Part: 3}}
+	wake := e.publisherWake(3)
+	n, err := p.step() // never taken: the lease does not cover a send
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	select {
+	case <-wake:
+		t.Fatal("woken before any renewal")
+	default:
+	}
+	p.renewed(time.Now())
+	select {
+	case <-wake:
+	default:
+		t.Fatal("the renewal did not wake the publisher behind its lease")
+	}
+	assert.True(t, p.leaseCovers())
+
+	wake = e.publisherWake(3)
+	p.renewed(time.Now())
+	select {
+	case <-wake:
+		t.Fatal("a renewal woke a publisher that was not behind")
+	default:
+	}
 }

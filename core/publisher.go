@@ -55,11 +55,19 @@ type publisher struct {
 	// plus Lease. The store set the lease's end from its own clock during
 	// that call, so no later than the store's end on one clock.
 	leaseUntil atomic.Int64
+	// behind: a step found the lease too short to send and did nothing;
+	// the renewal that extends it wakes the publisher (a wake that came
+	// meanwhile was spent on that step).
+	behind atomic.Bool
 }
 
-// renewed records a take or renewal of the lease by a call made at asked.
+// renewed records a take or renewal of the lease by a call made at asked,
+// and wakes the publisher if it was waiting for it.
 func (p *publisher) renewed(asked time.Time) {
 	p.leaseUntil.Store(asked.Add(p.e.cfg.Lease).UnixNano())
+	if p.behind.Swap(false) {
+		p.e.wakePublishers([]int{p.part.Part})
+	}
 }
 
 // leaseCovers reports whether a send started now ends (at the latest,
@@ -138,7 +146,14 @@ func (p *publisher) run() {
 // how many operations it handled.
 func (p *publisher) step() (int, error) {
 	if !p.leaseCovers() {
-		return 0, nil // until the renewer renews the lease, or loses it
+		// Until the renewer renews the lease (renewed wakes this
+		// publisher), or loses it. Marked before the second look, so
+		// that a renewal between the two either is seen or wakes.
+		p.behind.Store(true)
+		if !p.leaseCovers() {
+			return 0, nil
+		}
+		p.behind.Store(false)
 	}
 	n, err := p.retryDue()
 	if err != nil {
