@@ -130,13 +130,15 @@ func fastEngine(t *testing.T) core.EngineConfig {
 // clusterEngine is fastEngine for tests that run several engines on one
 // store and assert that nothing is sent twice: leases long enough that
 // none runs out on a loaded machine (an expired lease moves a partition
-// while its owner may still send, the one legitimate source of copies),
-// yet short enough that the balancer (every Lease/3) moves partitions
-// within seconds. node names the engine's members.
+// while its owner may still send, the one legitimate source of copies;
+// with 6 s, renewals of SQLite lease rows queued behind the writers
+// under -race with both cores busy ran out), yet short enough that the
+// balancer (every Lease/3) moves partitions within seconds. node names
+// the engine's members.
 func clusterEngine(t *testing.T, node string) core.EngineConfig {
 	cfg := fastEngine(t)
 	cfg.Node = node
-	cfg.Lease, cfg.PublishTimeout = 6*time.Second, 3*time.Second
+	cfg.Lease, cfg.PublishTimeout = 12*time.Second, 6*time.Second
 	cfg.PollInterval = 50 * time.Millisecond
 	return cfg
 }
