@@ -40,7 +40,9 @@ func TestTelemetry(t *testing.T) {
 	sink := memory.New(memory.Faults{})
 	c, err := core.NewClient(store, sink, core.Config{Telemetry: tel, Engine: core.EngineConfig{
 		BatchSize: 10, PollInterval: 10 * time.Millisecond, RetryPoll: 10 * time.Millisecond,
-		MaxAttempts: 1, Lease: 2 * time.Second, PublishTimeout: time.Second}})
+		// A lease and a publish timeout no loaded machine runs past: a
+		// send that times out ends its batch without an advance.
+		MaxAttempts: 1, Lease: 20 * time.Second, PublishTimeout: 10 * time.Second}})
 	require.NoError(t, err)
 	require.NoError(t, c.Record(ctx, ops...))
 	sink.SetFaults(memory.Faults{FailOpIDs: []string{ops[4].OpID}})
