@@ -27,7 +27,7 @@
 // behind, as a rolled-back transaction would.
 //
 // Operations. A row per operation holds a deep copy of the sealed
-// operation, its seq, its partition (core.PartitionOf at insert) and its
+// operation, its seq, its partition (core.PartitionOf when it commits) and its
 // position (-1 until sequenced). The rows are kept in seq order, plus an
 // op_id index, the list of unsequenced rows in seq order (what Unsequenced
 // reads: selected by having no position, never by a timestamp), the rows
@@ -90,6 +90,15 @@
 // as two connections to one database would. That is what lets a test
 // "reopen" a store (conformance.StoreHarness.Reopen) or run several
 // engines on one log. Drop forgets a name.
+//
+// Changing the number of partitions. The store implements
+// core.Repartitioner: under one lock hold it checks that no relay is live
+// and nothing with a position waits to be published, then replaces the
+// partitions (every cursor at the tree's last position, generations above
+// any before) and moves every row to its DOID's new partition. Because an
+// operation takes its partition when its transaction commits, under the
+// same lock, none can carry the old number, so the store does not need
+// core.Placer.
 //
 // The store also implements ledger.Storage (leaf reads and signed
 // checkpoints), so the ledger's sequencer can sign checkpoints of a

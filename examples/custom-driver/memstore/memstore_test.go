@@ -365,3 +365,113 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRepartitionRefuses: every refusal of Repartition writes nothing, and
+// an insert staged before the change and committed after it lands in its
+// object's new partition.
+func TestRepartitionRefuses(t *testing.T) {
+	ctx := testenv.Context(t)
+	st := open(t, fresh(t, "?partitions=2"))
+	refused := func(what, want string) {
+		t.Helper()
+		err := st.Repartition(ctx, 5, nil)
+		var re *core.RepartitionError
+		if !errors.As(err, &re) || !errors.Is(err, core.ErrRepartitionRefused) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: Repartition = %v, want a RepartitionError saying %q", what, err, want)
+		}
+		if ps, _ := st.Partitions(ctx); len(ps) != 2 {
+			t.Fatalf("%s: a refused Repartition left %d partitions", what, len(ps))
+		}
+	}
+	if err := st.Repartition(ctx, 0, nil); !errors.As(err, new(*core.ConfigError)) {
+		t.Fatalf("Repartition(0) = %v, want a ConfigError", err)
+	}
+
+	// A live relay's heartbeat.
+	if _, err := st.Heartbeat(ctx, "relay-1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	refused("heartbeat", "relays are running (relay-1)")
+	if err := st.Leave(ctx, "relay-1"); err != nil {
+		t.Fatal(err)
+	}
+	// The sequencer's lease.
+	l, err := st.Locker().TryAcquire(ctx, core.SequencerLease, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("sequencer", "sequencer is running")
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A partition lease that has not run out.
+	p, err := st.TakePartition(ctx, 1, "relay-2", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("partition lease", "partitions are leased: 1 (relay-2)")
+	if err := st.ReleasePartition(ctx, 1, p.Generation); err != nil {
+		t.Fatal(err)
+	}
+	// Operations with a position that are not published.
+	ops := sealed(t, "repart", 3)
+	if err := st.Insert(ctx, nil, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.SequenceAll(ctx, st, 0); err != nil {
+		t.Fatal(err)
+	}
+	refused("backlog", "3 operations with a position are not published yet")
+	part := core.PartitionOf(ops[0].DOID, 2)
+	p, err = st.TakePartition(ctx, part, "relay-2", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Advance(ctx, core.AdvanceParams{Part: part, Generation: p.Generation, From: -1, To: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleasePartition(ctx, part, p.Generation); err != nil {
+		t.Fatal(err)
+	}
+
+	// Staged in a transaction before the change, committed after it.
+	tx, err := st.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := sealed(t, "repart-late", 1)
+	if err := st.Insert(ctx, tx, late); err != nil {
+		t.Fatal(err)
+	}
+	var rewritten int64
+	if err := st.Repartition(ctx, 5, func(n int64) { rewritten = n }); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if rewritten != 3 {
+		t.Errorf("progress reported %d rewritten, want 3", rewritten)
+	}
+	ps, err := st.Partitions(ctx)
+	if err != nil || len(ps) != 5 {
+		t.Fatalf("Partitions = %v, %v; want 5", ps, err)
+	}
+	for _, p := range ps {
+		if p.Cursor != 2 || p.Generation <= 1 || p.Owner != "" {
+			t.Errorf("partition %d after the change: %+v, want cursor 2, a new generation, no owner", p.Part, p)
+		}
+	}
+	recs, err := st.Scan(ctx, core.ScanParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if want := core.PartitionOf(r.Op.DOID, 5); r.Part != want {
+			t.Errorf("seq %d is in partition %d, not %d", r.Seq, r.Part, want)
+		}
+	}
+	if s, _ := st.Stats(ctx); s.Counts[core.StatePublished] != 3 || s.Counts[core.StatePending] != 1 {
+		t.Errorf("states after the change: %v, want 3 published and the late one pending", s.Counts)
+	}
+}

@@ -42,8 +42,8 @@ func (s *Store) Insert(ctx context.Context, ex core.Execer, ops []*core.Operatio
 	}
 	b := &batch{d: d, rows: make([]*row, len(ops))}
 	for i, op := range ops {
-		d.nextSeq++ // taken now, like an auto-increment column: a late commit keeps its early seq
-		b.rows[i] = &row{seq: d.nextSeq, op: copyOp(op), part: core.PartitionOf(op.DOID, len(d.parts)), pos: -1}
+		d.nextSeq++                                               // taken now, like an auto-increment column: a late commit keeps its early seq
+		b.rows[i] = &row{seq: d.nextSeq, op: copyOp(op), pos: -1} // its partition at commit
 	}
 	err = d.checkDuplicates(b.rows)
 	d.mu.Unlock()
@@ -88,11 +88,14 @@ func (d *data) checkDuplicates(rows []*row) error {
 	return nil
 }
 
-// commit makes rows visible. d.mu is held and checkDuplicates passed.
+// commit makes rows visible, each in its DOID's partition under the
+// store's number of partitions now (a Repartition may have changed it
+// since the insert). d.mu is held and checkDuplicates passed.
 func (d *data) commit(rows []*row) {
 	now := d.now()
 	for _, r := range rows {
 		r.recordedAt = now
+		r.part = core.PartitionOf(r.op.DOID, len(d.parts))
 		d.byID[r.op.OpID] = r
 		d.rows = insertBySeq(d.rows, r)
 		d.unseq = insertBySeq(d.unseq, r)
