@@ -192,6 +192,9 @@
 //   - WakeOnRecord: with polls an hour apart an operation is published at
 //     once: Record wakes its client's engine (and a commit notification
 //     wakes any engine when the store has ListenNotify).
+//   - WakeOnlyPartitionsWithNewPositions: with polls an hour apart, an
+//     append wakes the publishers of the partitions it gave positions in
+//     and no other.
 //   - GracefulStop: Stop finishes the batches in hand: what the sink
 //     accepted is exactly what the store says is published, every
 //     partition is given back, and a new engine publishes the rest once.
