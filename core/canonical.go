@@ -88,8 +88,14 @@ func (op *Operation) AppendSealed(b []byte) ([]byte, error) {
 // ComputeHash returns the hex SHA-256 of op's canonical content, the value
 // op_hash must have.
 func (op *Operation) ComputeHash() string {
+	return hexDigest(op.canonicalSum())
+}
+
+// canonicalSum is the SHA-256 of op's canonical content, encoded in a
+// stack buffer.
+func (op *Operation) canonicalSum() [sha256.Size]byte {
 	var buf [canonicalBuf]byte
-	return hashHex(op.AppendCanonical(buf[:0]))
+	return sha256.Sum256(op.AppendCanonical(buf[:0]))
 }
 
 // canonicalBuf is the size of the stack buffer the canonical encoding is
@@ -97,10 +103,6 @@ func (op *Operation) ComputeHash() string {
 // allocates nothing but its hex digits (the store checks every row it
 // reads, the client seals every operation it records).
 const canonicalBuf = 512
-
-func hashHex(b []byte) string {
-	return hexDigest(sha256.Sum256(b))
-}
 
 // hexDigest is sum in lowercase hex, in one allocation.
 func hexDigest(sum [sha256.Size]byte) string {

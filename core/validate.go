@@ -1,7 +1,6 @@
 package core
 
 import (
-	"crypto/sha256"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -161,8 +160,7 @@ func (op *Operation) seal(index int, now time.Time, signer Signer) error {
 	if err := op.validate(index); err != nil {
 		return err
 	}
-	var buf [canonicalBuf]byte
-	sum := sha256.Sum256(op.AppendCanonical(buf[:0]))
+	sum := op.canonicalSum()
 	computed := hexDigest(sum)
 	if op.OpHash != "" && op.OpHash != computed {
 		return &ValidationError{Index: index, OpID: op.OpID, Field: "op_hash", Reason: "does not match the canonical hash of the operation"}

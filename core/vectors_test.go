@@ -798,7 +798,7 @@ func checkAccept(t *testing.T, v acceptVector) {
 	assert.Equal(t, v.CreatedAtMicros, op.CreatedAt.UnixMicro())
 	content := op.AppendCanonical(nil)
 	assert.Equal(t, v.ContentHex, hex.EncodeToString(content))
-	assert.Equal(t, v.OpHash, hashHex(content))
+	assert.Equal(t, v.OpHash, hexDigest(sha256.Sum256(content)))
 	assert.Equal(t, v.OpHash, op.OpHash)
 	sealed, err := op.AppendSealed(nil)
 	require.NoError(t, err)
