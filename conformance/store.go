@@ -584,7 +584,7 @@ func testAppendConflict(t *testing.T, h StoreHarness) {
 		// store's unique indexes refuse them; that is a conflict too, not
 		// a failure of the database.
 		if oa, ok := h.Store.(core.OverlappingAppender); ok {
-			err = oa.AppendAfter(ctx, stale, []int64{c.Seq}, hashes, func(context.Context) error { return nil })
+			err = oa.AppendAfter(ctx, stale, []int64{c.Seq}, []int{c.Part}, hashes, func(context.Context) error { return nil })
 			assert.ErrorIs(t, err, core.ErrConflict, "AppendAfter at size %d while the tree has 2", stale)
 		}
 	}
@@ -678,6 +678,13 @@ func testAppendAfter(t *testing.T, h StoreHarness) {
 		}
 		return out
 	}
+	parts := func(rs []core.Record) []int {
+		out := make([]int, len(rs))
+		for i, r := range rs {
+			out[i] = r.Part
+		}
+		return out
+	}
 	got, err := oa.UnsequencedExcept(ctx, seqs(recs[:2]), 10)
 	require.NoError(t, err)
 	assert.Equal(t, seqs(recs[2:]), seqs(got), "the first unsequenced operations, those in flight excepted")
@@ -712,10 +719,10 @@ func testAppendAfter(t *testing.T, h StoreHarness) {
 		assert.Equal(t, []int64{-1, -1, -1, -1}, leafIndexes(refresh(t, h.Store, &recs[0].Op, &recs[1].Op, &recs[2].Op, &recs[3].Op)), msg)
 	}
 
-	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error { return errors.New("the append before failed") })
+	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), parts(recs[2:]), second, func(context.Context) error { return errors.New("the append before failed") })
 	assert.ErrorIs(t, err, core.ErrConflict, "the append before failed")
 	unsequenced("an AppendAfter whose predecessor failed writes nothing")
-	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error { return nil })
+	err = oa.AppendAfter(ctx, 2, seqs(recs[2:]), parts(recs[2:]), second, func(context.Context) error { return nil })
 	assert.ErrorIs(t, err, core.ErrConflict, "the tree has 0 leaves, not 2")
 	unsequenced("an AppendAfter at the wrong size writes nothing")
 
@@ -725,7 +732,7 @@ func testAppendAfter(t *testing.T, h StoreHarness) {
 	var prevErr error
 	done := make(chan error, 1)
 	go func() {
-		done <- oa.AppendAfter(ctx, 2, seqs(recs[2:]), second, func(context.Context) error {
+		done <- oa.AppendAfter(ctx, 2, seqs(recs[2:]), parts(recs[2:]), second, func(context.Context) error {
 			once.Do(func() {
 				close(waiting)
 				prevErr = <-release
@@ -745,6 +752,16 @@ func testAppendAfter(t *testing.T, h StoreHarness) {
 	release <- nil
 	require.NoError(t, <-done)
 	checkTree(t, h.Store, refresh(t, h.Store, &recs[0].Op, &recs[1].Op, &recs[2].Op, &recs[3].Op))
+	// Each operation is read from its own partition at its position:
+	// AppendAfter wrote the partitions it was given with the positions.
+	for i, r := range recs {
+		got, err := h.Store.ReadPartition(ctx, core.ReadParams{Part: r.Part, After: int64(i) - 1, Limit: 1})
+		require.NoError(t, err)
+		if assert.Len(t, got, 1, "partition %d above position %d", r.Part, i-1) {
+			assert.Equal(t, r.Seq, got[0].Seq, "partition %d above position %d", r.Part, i-1)
+			assert.Equal(t, int64(i), got[0].LeafIndex, "the position of seq %d", r.Seq)
+		}
+	}
 }
 
 func testReadPartition(t *testing.T, h StoreHarness) {

@@ -189,6 +189,10 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 		if err != nil {
 			return total, err
 		}
+		parts := make([]int, len(recs))
+		for i := range recs {
+			parts[i] = recs[i].Part
+		}
 		f := &flight{recs: recs, seqs: seqs, done: make(chan struct{})}
 		go func(p *flight, at int64) {
 			defer close(f.done)
@@ -196,7 +200,7 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 			if p != nil {
 				prev = p.wait
 			}
-			f.err = oa.AppendAfter(ctx, at, seqs, hashes, prev)
+			f.err = oa.AppendAfter(ctx, at, seqs, parts, hashes, prev)
 		}(last, size)
 		size += int64(len(seqs))
 		r.Trim(size)

@@ -141,7 +141,7 @@ type overlapStore struct {
 	order   []int64 // oldSizes, in commit order
 }
 
-func (s *overlapStore) AppendAfter(ctx context.Context, old int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+func (s *overlapStore) AppendAfter(ctx context.Context, old int64, seqs []int64, _ []int, hashes []tlog.Hash, prev func(context.Context) error) error {
 	if old == 0 && s.inFirst != nil {
 		s.inFirst()
 	}
@@ -223,11 +223,11 @@ type overlapSignal struct {
 	started chan struct{}
 }
 
-func (s *overlapSignal) AppendAfter(ctx context.Context, old int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+func (s *overlapSignal) AppendAfter(ctx context.Context, old int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
 	if old == 3 {
 		close(s.started)
 	}
-	return s.overlapStore.AppendAfter(ctx, old, seqs, hashes, prev)
+	return s.overlapStore.AppendAfter(ctx, old, seqs, parts, hashes, prev)
 }
 
 // TestSequenceOverlappedFailure: when a batch's append fails, the one

@@ -351,7 +351,14 @@ type OverlappingAppender interface {
 	// prev fails, AppendAfter writes nothing and returns ErrConflict. The
 	// caller bounds prev's wait: a foreign sequencer may wait for the rows
 	// this transaction holds while the previous Append waits for it.
-	AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error
+	//
+	// parts[i] is the partition of seqs[i] as Unsequenced (or
+	// UnsequencedExcept) read it: a store that keeps positions apart from
+	// the operations may write it with the position instead of reading
+	// every operation's row again (PostgreSQL; repartitioning refuses to
+	// run while a sequencer holds its lease, so it cannot change between
+	// the read and the append).
+	AppendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error
 	// UnsequencedExcept is Unsequenced(ctx, 0, limit) without the
 	// operations whose seq is in except (sorted): those of the appends
 	// still running, which are not committed yet and still read as

@@ -223,12 +223,11 @@ var queries = sqlstore.Queries{
 	// queue's first seqs; a range of unknown bounds is estimated at 0.5 %
 	// of a table, an index scan), each partition by primary key in a
 	// lateral subquery that cannot be flattened into a join.
-	SetLeaves: `WITH d AS (DELETE FROM {{.Unsequenced}} AS u WHERE u.seq = ANY($1::bigint[])
-			AND u.seq BETWEEN (SELECT min(a) FROM unnest($1::bigint[]) AS a) AND (SELECT max(a) FROM unnest($1::bigint[]) AS a)
-			RETURNING u.seq)
-		INSERT INTO {{.Position}} (leaf_index, seq, part)
-		SELECT v.leaf, v.seq, o.part FROM {leaves} JOIN d ON d.seq = v.seq
+	SetLeaves: takeBatch + `SELECT v.leaf, v.seq, o.part FROM {leaves} JOIN d ON d.seq = v.seq
 		CROSS JOIN LATERAL (SELECT x.part FROM {{.Op}} AS x WHERE x.seq = v.seq OFFSET 0) AS o`,
+	// SetLeavesParts is SetLeaves with each partition given ({leaves}
+	// has v.part): no read of the operation table at all.
+	SetLeavesParts:   takeBatch + `SELECT v.leaf, v.seq, v.part FROM {leaves} JOIN d ON d.seq = v.seq`,
 	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
 	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES ($1, $2, $3, now())`,
 	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
@@ -278,6 +277,15 @@ var queries = sqlstore.Queries{
 		ON CONFLICT (seq) DO NOTHING`,
 }
 
+// takeBatch starts SetLeaves and SetLeavesParts: it takes the batch's
+// seqs ($1) off the queue, by their range (see SetLeaves), and inserts
+// positions for those it took, from the SELECT that follows.
+const takeBatch = `WITH d AS (DELETE FROM {{.Unsequenced}} AS u WHERE u.seq = ANY($1::bigint[])
+			AND u.seq BETWEEN (SELECT min(a) FROM unnest($1::bigint[]) AS a) AND (SELECT max(a) FROM unnest($1::bigint[]) AS a)
+			RETURNING u.seq)
+		INSERT INTO {{.Position}} (leaf_index, seq, part)
+		`
+
 // failureTable unnests five arrays into v(seq, err, delay_us, held,
 // dead): five parameters whatever the number of failures.
 func failureTable(first int, fs []core.Failure) (string, []any) {
@@ -295,6 +303,15 @@ func failureTable(first int, fs []core.Failure) (string, []any) {
 // leafTable unnests two arrays into v(seq, leaf).
 func leafTable(seqs, leaves []int64) (string, []any) {
 	return "unnest($1::bigint[], $2::bigint[]) AS v(seq, leaf)", []any{seqs, leaves}
+}
+
+// leafPartTable unnests three arrays into v(seq, leaf, part).
+func leafPartTable(seqs, leaves []int64, parts []int) (string, []any) {
+	ps := make([]int32, len(parts))
+	for i, p := range parts {
+		ps[i] = int32(p)
+	}
+	return "unnest($1::bigint[], $2::bigint[], $3::integer[]) AS v(seq, leaf, part)", []any{seqs, leaves, ps}
 }
 
 // hashInsert inserts stored hashes from two arrays.
@@ -361,6 +378,7 @@ func dialect() *sqlstore.Dialect {
 		TimeArg:            sqlstore.NativeTime,
 		FailureTable:       failureTable,
 		LeafTable:          leafTable,
+		LeafPartTable:      leafPartTable,
 		HashInsert:         hashInsert,
 		ArrayInsert:        arrayInsert,
 		MarkColumn:         markColumn,

@@ -53,10 +53,43 @@ func Seed(ctx context.Context, s core.Store, n, objects int) error {
 type DrainResult struct {
 	N       int
 	Elapsed time.Duration
+	// CPU is what this process used meanwhile (the relays, and the
+	// benchmark's own polling), ServerCPU what the database server's
+	// processes on this machine used (0 for SQLite, or a server
+	// elsewhere): on a machine whose cores are full, the split says
+	// whose work a faster drain has to cut.
+	CPU, ServerCPU time.Duration
 }
 
 // Rate is operations per second.
 func (r DrainResult) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() }
+
+// Add sums two drains: their operations, times and CPU.
+func (r DrainResult) Add(o DrainResult) DrainResult {
+	return DrainResult{N: r.N + o.N, Elapsed: r.Elapsed + o.Elapsed, CPU: r.CPU + o.CPU, ServerCPU: r.ServerCPU + o.ServerCPU}
+}
+
+// ReportCPU reports the drain's CPU per operation as prefix-cpu-us/op
+// (this process) and prefix-db-cpu-us/op (the database server), the
+// latter only when a server on this machine was seen.
+func (r DrainResult) ReportCPU(b interface{ ReportMetric(float64, string) }, prefix string) {
+	if r.N == 0 || r.CPU == 0 {
+		return
+	}
+	b.ReportMetric(float64(r.CPU.Microseconds())/float64(r.N), prefix+"-cpu-us/op")
+	if r.ServerCPU > 0 {
+		b.ReportMetric(float64(r.ServerCPU.Microseconds())/float64(r.N), prefix+"-db-cpu-us/op")
+	}
+}
+
+// Measure runs f and adds to its result the CPU used meanwhile.
+func Measure(f func() (DrainResult, error)) (DrainResult, error) {
+	self, server := cpuNow()
+	r, err := f()
+	self2, server2 := cpuNow()
+	r.CPU, r.ServerCPU = self2-self, server2-server
+	return r, err
+}
 
 // EngineDrain starts one engine per store (each an own handle on the same
 // database, as separate processes would have) publishing to sink (nil: a
@@ -67,6 +100,10 @@ func (r DrainResult) Rate() float64 { return float64(r.N) / r.Elapsed.Seconds() 
 // every 5 ms in each engine and cost the drain from scratch a sixth of
 // its rate on PostgreSQL (BENCHMARKS.md).
 func EngineDrain(ctx context.Context, stores []core.Store, sink core.Sink, n, batch int) (DrainResult, error) {
+	return Measure(func() (DrainResult, error) { return engineDrain(ctx, stores, sink, n, batch) })
+}
+
+func engineDrain(ctx context.Context, stores []core.Store, sink core.Sink, n, batch int) (DrainResult, error) {
 	if sink == nil {
 		sink = memory.New(memory.Faults{})
 	}

@@ -44,11 +44,15 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 				for i := 0; i < b.N; i++ {
 					b.StopTimer()
 					stores := Seeded(b, t, n, w)
-					start := time.Now()
-					if err := sequence(stores[0]); err != nil {
+					q, err := Measure(func() (DrainResult, error) {
+						start := time.Now()
+						err := sequence(stores[0])
+						return DrainResult{N: n, Elapsed: time.Since(start)}, err
+					})
+					if err != nil {
 						b.Fatal(err)
 					}
-					seq.N, seq.Elapsed = seq.N+n, seq.Elapsed+time.Since(start)
+					seq = seq.Add(q)
 					loops := make([]RawLoop, w)
 					for j := range loops {
 						l, err := RawFor(stores[j], j, w)
@@ -78,7 +82,7 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					pub.N, pub.Elapsed = pub.N+p.N, pub.Elapsed+p.Elapsed
+					pub = pub.Add(p)
 
 					stores = Seeded(b, t, n, w)
 					b.StartTimer()
@@ -87,7 +91,7 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					eng.N, eng.Elapsed = eng.N+e.N, eng.Elapsed+e.Elapsed
+					eng = eng.Add(e)
 				}
 				b.ReportMetric(raw.Rate(), "raw-ops/s")
 				b.ReportMetric(eng.Rate(), "engine-ops/s")
@@ -95,6 +99,9 @@ func Drain(b *testing.B, t Target, n int, batches, workers []int) {
 				b.ReportMetric(pub.Rate(), "publish-ops/s")
 				b.ReportMetric(pub.Rate()/raw.Rate(), "publish-ratio")
 				b.ReportMetric(seq.Rate(), "sequence-ops/s")
+				eng.ReportCPU(b, "engine")
+				pub.ReportCPU(b, "publish")
+				seq.ReportCPU(b, "sequence")
 			})
 		}
 	}

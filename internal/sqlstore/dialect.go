@@ -105,6 +105,11 @@ type Dialect struct {
 	// where a query says {leaves}) and binds it: positions for SetLeaves,
 	// partitions for SetParts.
 	LeafTable func(seqs, leaves []int64) (string, []any)
+	// LeafPartTable, if set, renders "v(seq, leaf, part)" for
+	// Queries.SetLeavesParts: an append whose caller knows each
+	// operation's partition (core.OverlappingAppender) writes it with the
+	// position instead of reading the operation's row again.
+	LeafPartTable func(seqs, leaves []int64, parts []int) (string, []any)
 	// HashInsert renders the INSERT of stored hashes into table and binds
 	// it.
 	HashInsert func(table string, idx []int64, hashes [][]byte) (string, []any)
@@ -248,6 +253,9 @@ type Queries struct {
 	TreeSize, TreeSizeLocked, SetTreeSize string
 	// SetLeaves gives unsequenced rows their position. Args: {leaves}.
 	SetLeaves string
+	// SetLeavesParts, if set (with Dialect.LeafPartTable), is SetLeaves
+	// given each operation's partition in v.part.
+	SetLeavesParts string
 	// AppendNotify, if set, runs last in Append's transaction (a NOTIFY
 	// waking relays when positions appear).
 	AppendNotify string

@@ -144,19 +144,22 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // (Queries.AppendNotify) the transaction also wakes the relays of every
 // process, whose publishers read the positions it gave.
 func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
-	return s.appendAfter(ctx, oldSize, seqs, hashes, nil)
+	return s.appendAfter(ctx, oldSize, seqs, nil, hashes, nil)
 }
 
 // AppendAfter implements core.OverlappingAppender. Without
 // Dialect.OverlapAppends it waits for prev, then appends.
-func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if len(parts) != len(seqs) {
+		return fmt.Errorf("trustlog: append: %d partitions for %d operations", len(parts), len(seqs))
+	}
 	if !s.d.OverlapAppends {
 		if err := prev(ctx); err != nil {
 			return fmt.Errorf("%w: the previous append failed: %w", core.ErrConflict, err)
 		}
-		return s.appendAfter(ctx, oldSize, seqs, hashes, nil)
+		return s.appendAfter(ctx, oldSize, seqs, parts, hashes, nil)
 	}
-	return s.appendAfter(ctx, oldSize, seqs, hashes, prev)
+	return s.appendAfter(ctx, oldSize, seqs, parts, hashes, prev)
 }
 
 // appendAfter is Append. With prev nil it locks the tree's row first, so a
@@ -171,7 +174,12 @@ func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, ha
 // sequencers do not deadlock on them; should a foreign Append wait for
 // this one's rows while prev's waits for it, prev's bounded wait (see
 // core.OverlappingAppender) ends the cycle.
-func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
+//
+// With parts (one per seq) and a dialect that can use them
+// (Queries.SetLeavesParts) the positions take their partitions from parts
+// rather than from the operations' rows: on PostgreSQL that lookup was a
+// ninth of the database's work per position (BENCHMARKS.md).
+func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -216,8 +224,15 @@ func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, ha
 			}
 			return err
 		}
-		table, args := s.d.LeafTable(seqs, leaves)
-		n, err := execCount(ctx, tx, strings.Replace(s.q.SetLeaves, "{leaves}", table, 1), args...)
+		setLeaves := s.q.SetLeaves
+		table, args := "", []any(nil)
+		if parts != nil && s.q.SetLeavesParts != "" && s.d.LeafPartTable != nil {
+			setLeaves = s.q.SetLeavesParts
+			table, args = s.d.LeafPartTable(seqs, leaves, parts)
+		} else {
+			table, args = s.d.LeafTable(seqs, leaves)
+		}
+		n, err := execCount(ctx, tx, strings.Replace(setLeaves, "{leaves}", table, 1), args...)
 		if err != nil {
 			return s.errf("ledger: append: leaves: %w", stale(err))
 		}

@@ -122,8 +122,8 @@ func (p *progressStore) Append(ctx context.Context, oldSize int64, seqs []int64,
 }
 
 // AppendAfter implements core.OverlappingAppender.
-func (p *progressStore) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash, prev func(context.Context) error) error {
-	if err := p.Store.AppendAfter(ctx, oldSize, seqs, hashes, prev); err != nil {
+func (p *progressStore) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
+	if err := p.Store.AppendAfter(ctx, oldSize, seqs, parts, hashes, prev); err != nil {
 		return err
 	}
 	p.report(len(seqs))
