@@ -52,43 +52,58 @@ func NativeTime(t time.Time) any { return t.UTC() }
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-// scanRecord scans a row of Columns, followed by a held column if held is
-// set.
-func scanRecord(rows rowScanner, r *core.Record, held bool) error {
-	var (
-		clientIP, serverIP, lastErr sql.NullString
-		source, hashAlg, sign       string
-		created, due, updated       flexTime
-		state                       int16
-		leaf                        sql.NullInt64
-		isHeld                      sql.NullBool
-	)
-	op := &r.Op
-	dest := []any{&r.Seq, &op.OpID, &source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
-		&op.Actor, &op.ProducerID, &hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &clientIP, &serverIP,
-		&created, &op.OpHash, &op.Signer, &sign, &state, &r.Attempts, &lastErr, &due, &updated, &leaf, &r.Part}
+// recordScanner scans rows of Columns (followed by a held column if
+// held) into records. One serves a whole query: its destinations and
+// temporaries are made once, not for every row (the relay decodes every
+// operation twice, once to sequence it and once to publish it, and on a
+// machine whose cores are full that decoding is what it pays for).
+type recordScanner struct {
+	cur                         core.Record
+	clientIP, serverIP, lastErr sql.NullString
+	source, hashAlg, sign       string
+	created, due, updated       flexTime
+	state                       int16
+	leaf                        sql.NullInt64
+	isHeld                      sql.NullBool
+	dest                        []any
+}
+
+func newRecordScanner(held bool) *recordScanner {
+	sc := &recordScanner{}
+	r, op := &sc.cur, &sc.cur.Op
+	sc.dest = []any{&r.Seq, &op.OpID, &sc.source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
+		&op.Actor, &op.ProducerID, &sc.hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &sc.clientIP, &sc.serverIP,
+		&sc.created, &op.OpHash, &op.Signer, &sc.sign, &sc.state, &r.Attempts, &sc.lastErr, &sc.due, &sc.updated, &sc.leaf, &r.Part}
 	if held {
-		dest = append(dest, &isHeld)
+		sc.dest = append(sc.dest, &sc.isHeld)
 	}
-	if err := rows.Scan(dest...); err != nil {
+	return sc
+}
+
+// scan scans the current row into r.
+func (sc *recordScanner) scan(rows rowScanner, r *core.Record) error {
+	if err := rows.Scan(sc.dest...); err != nil {
 		return err
 	}
-	op.Source, op.HashAlg = core.Source(source), core.HashAlg(hashAlg)
-	op.ClientIP, op.ServerIP = clientIP.String, serverIP.String
-	op.CreatedAt = created.t
-	if sign != "" {
-		b, err := hex.DecodeString(sign)
+	*r = sc.cur
+	op := &r.Op
+	op.Source, op.HashAlg = core.Source(sc.source), core.HashAlg(sc.hashAlg)
+	op.ClientIP, op.ServerIP = sc.clientIP.String, sc.serverIP.String
+	op.CreatedAt = sc.created.t
+	op.Sign = nil
+	if sc.sign != "" {
+		b, err := hex.DecodeString(sc.sign)
 		if err != nil {
 			return fmt.Errorf("operation %s: sign is not hex: %w", op.OpID, err)
 		}
 		op.Sign = b
 	}
-	r.State, r.LastError = core.State(state), lastErr.String
-	r.DueAt, r.UpdatedAt = due.t, updated.t
-	r.Held = isHeld.Bool
+	r.State, r.LastError = core.State(sc.state), sc.lastErr.String
+	r.DueAt, r.UpdatedAt = sc.due.t, sc.updated.t
+	r.Held = sc.isHeld.Bool
 	r.LeafIndex = -1
-	if leaf.Valid {
-		r.LeafIndex = leaf.Int64
+	if sc.leaf.Valid {
+		r.LeafIndex = sc.leaf.Int64
 	}
 	return nil
 }

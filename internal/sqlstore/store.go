@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -563,12 +564,21 @@ func (s *Store) scanRecords(ctx context.Context, db queryer, held bool, q string
 	}
 	defer rows.Close()
 	var recs []core.Record
+	var sc *recordScanner
 	for rows.Next() {
-		var r core.Record
-		if err := scanRecord(rows, &r, held); err != nil {
+		if sc == nil {
+			sc = newRecordScanner(held)
+		}
+		// Scanned in place, the slice doubling: a record is some 400
+		// bytes, and append's growth past 256 elements copies a batch of
+		// 1,000 several times over.
+		if len(recs) == cap(recs) {
+			recs = slices.Grow(recs, max(len(recs), 16))
+		}
+		recs = recs[:len(recs)+1]
+		if err := sc.scan(rows, &recs[len(recs)-1]); err != nil {
 			return nil, err
 		}
-		recs = append(recs, r)
 	}
 	return recs, rows.Err()
 }
