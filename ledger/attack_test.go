@@ -81,7 +81,7 @@ func rebuildHashes(t *testing.T, st sqlStore) {
 		hs = append(hs, add...)
 	}
 	for i, h := range hs {
-		exec(t, st, "UPDATE "+st.Names().Hash+" SET hash = ? WHERE idx = ?", h[:], int64(i))
+		setHash(t, st, int64(i), h[:])
 	}
 }
 
@@ -100,7 +100,7 @@ func (m *memStore) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 func truncate(t *testing.T, st sqlStore, n int64) {
 	t.Helper()
 	deleteLeaves(t, st, ">=", n)
-	exec(t, st, "DELETE FROM "+st.Names().Hash+" WHERE idx >= ?", tlog.StoredHashIndex(0, n))
+	require.NoError(t, st.DeleteStoredHashes(context.Background(), tlog.StoredHashIndex(0, n)))
 	exec(t, st, "UPDATE "+st.Names().Tree+" SET size = ?", n)
 	exec(t, st, "DELETE FROM "+st.Names().Checkpoint+" WHERE tree_size > ?", n)
 }

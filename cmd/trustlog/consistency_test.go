@@ -80,8 +80,8 @@ func (l *ledgerLog) grow(size int) {
 	require.Equal(l.t, int64(size), cp.Size)
 }
 
-// exec runs SQL on the store; {op}, {hash}, {tree} and {checkpoint} are
-// its tables.
+// exec runs SQL on the store; {op}, {tree} and {checkpoint} are its
+// tables.
 func (l *ledgerLog) exec(q string, args ...any) {
 	l.t.Helper()
 	s := l.client.Store().(interface {
@@ -89,7 +89,7 @@ func (l *ledgerLog) exec(q string, args ...any) {
 		Names() sqlstore.Names
 	})
 	n := s.Names()
-	q = strings.NewReplacer("{op}", n.Op, "{hash}", n.Hash, "{tree}", n.Tree, "{checkpoint}", n.Checkpoint).Replace(q)
+	q = strings.NewReplacer("{op}", n.Op, "{tree}", n.Tree, "{checkpoint}", n.Checkpoint).Replace(q)
 	_, err := s.Bun().ExecContext(context.Background(), q, args...)
 	require.NoError(l.t, err, q)
 }
@@ -98,7 +98,10 @@ func (l *ledgerLog) exec(q string, args ...any) {
 // checkpoints: a smaller log that looks intact from inside.
 func (l *ledgerLog) truncate(n int64) {
 	l.exec("DELETE FROM {op} WHERE leaf_index >= ?", n)
-	l.exec("DELETE FROM {hash} WHERE idx >= ?", tlog.StoredHashIndex(0, n))
+	hashes := l.client.Store().(interface {
+		DeleteStoredHashes(ctx context.Context, idx int64) error
+	})
+	require.NoError(l.t, hashes.DeleteStoredHashes(context.Background(), tlog.StoredHashIndex(0, n)))
 	l.exec("UPDATE {tree} SET size = ?", n)
 	l.exec("DELETE FROM {checkpoint} WHERE tree_size > ?", n)
 }

@@ -60,21 +60,11 @@ func (m hashMap) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 func checkLog(t *testing.T, s *storetest.Store, n int) {
 	t.Helper()
 	ctx := context.Background()
-	recs, err := s.Leaves(ctx, 0, n+1)
-	require.NoError(t, err)
-	require.Len(t, recs, n)
-	mem := hashMap{}
+	recs, mem := leafTree(t, s, n)
 	for i, r := range recs {
 		require.Equal(t, int64(i), r.LeafIndex)
 		if i > 0 {
 			require.Less(t, recs[i-1].Seq, r.Seq, "positions in seq order")
-		}
-		leaf, err := r.Op.AppendSealed(nil)
-		require.NoError(t, err)
-		hs, err := tlog.StoredHashes(int64(i), leaf, mem)
-		require.NoError(t, err)
-		for j, h := range hs {
-			mem[tlog.StoredHashIndex(0, int64(i))+int64(j)] = h
 		}
 	}
 	size, err := s.TreeSize(ctx)
@@ -85,6 +75,26 @@ func checkLog(t *testing.T, s *storetest.Store, n int) {
 	got, err := tlog.TreeHash(int64(n), core.NewHashReader(ctx, s))
 	require.NoError(t, err)
 	assert.Equal(t, want, got, "the stored tree is the tree of the leaves")
+}
+
+// leafTree reads the store's first n leaves and computes their stored
+// hashes in memory.
+func leafTree(t *testing.T, s *storetest.Store, n int) ([]core.Record, hashMap) {
+	t.Helper()
+	recs, err := s.Leaves(context.Background(), 0, n+1)
+	require.NoError(t, err)
+	require.Len(t, recs, n)
+	mem := hashMap{}
+	for i, r := range recs {
+		leaf, err := r.Op.AppendSealed(nil)
+		require.NoError(t, err)
+		hs, err := tlog.StoredHashes(int64(i), leaf, mem)
+		require.NoError(t, err)
+		for j, h := range hs {
+			mem[tlog.StoredHashIndex(0, int64(i))+int64(j)] = h
+		}
+	}
+	return recs, mem
 }
 
 // TestUpgradeFromRowPositions: a store of the schema before 000025 and

@@ -203,7 +203,7 @@ func newStore(db *bun.DB, opts Options, owns bool) (*Store, error) {
 		Partition: qualify("trustlog_partition"), Retry: qualify("trustlog_retries"), Relay: qualify("trustlog_relay"),
 		Status:   qualify("operation_status"),
 		Position: qualify("trustlog_position"), Unsequenced: qualify("trustlog_unsequenced"),
-		QueueFunc:  qualify("trustlog_queue_unsequenced"),
+		QueueFunc: qualify("trustlog_queue_unsequenced"), HashRun: qualify("trustlog_hash_run"),
 		Migrations: bare("trustlog_migrations"), MigrationLocks: bare("trustlog_migration_locks"),
 	}
 	s := &Store{opts: opts, channel: channelName(opts)}

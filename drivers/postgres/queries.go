@@ -227,8 +227,18 @@ var queries = sqlstore.Queries{
 		CROSS JOIN LATERAL (SELECT x.part FROM {{.Op}} AS x WHERE x.seq = v.seq OFFSET 0) AS o`,
 	// SetLeavesParts is SetLeaves with each partition given ({leaves}
 	// has v.part): no read of the operation table at all.
-	SetLeavesParts:   takeBatch + `SELECT v.leaf, v.seq, v.part FROM {leaves} JOIN d ON d.seq = v.seq`,
-	ReadHashes:       `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
+	SetLeavesParts: takeBatch + `SELECT v.leaf, v.seq, v.part FROM {leaves} JOIN d ON d.seq = v.seq`,
+	ReadHashes:     `SELECT idx, hash FROM {{.Hash}} WHERE idx {ids}`,
+	// The run holding index i is the one with the greatest first_idx <= i
+	// (a backward step on the primary key); each run once.
+	ReadHashRuns: `SELECT first_idx, hashes FROM {{.HashRun}} WHERE first_idx IN (SELECT (SELECT max(r.first_idx)
+		FROM {{.HashRun}} AS r WHERE r.first_idx <= i.idx) FROM unnest($1::bigint[]) AS i(idx))`,
+	InsertHashRuns: `INSERT INTO {{.HashRun}} (first_idx, hashes) SELECT * FROM unnest($1::bigint[], $2::bytea[])`,
+	SetStoredHash: `UPDATE {{.HashRun}} SET hashes = overlay(hashes PLACING ?0 FROM ((?1 - first_idx) * 32 + 1)::int)
+		WHERE first_idx = (SELECT max(first_idx) FROM {{.HashRun}} WHERE first_idx <= ?1) AND ?1 < first_idx + octet_length(hashes) / 32`,
+	DeleteStoredHashes: `WITH d AS (DELETE FROM {{.HashRun}} WHERE first_idx >= ?0)
+		UPDATE {{.HashRun}} SET hashes = substring(hashes FROM 1 FOR ((?0 - first_idx) * 32)::int)
+		WHERE first_idx < ?0 AND first_idx + octet_length(hashes) / 32 > ?0`,
 	InsertCheckpoint: `INSERT INTO {{.Checkpoint}} (tree_size, root_hash, note, created_at) VALUES ($1, $2, $3, now())`,
 	Checkpoints: `SELECT tree_size, root_hash, note, created_at, published_at FROM {{.Checkpoint}}
 		WHERE tree_size > $1 ORDER BY tree_size LIMIT $2`,

@@ -253,6 +253,17 @@ type Queries struct {
 	TreeSize, TreeSizeLocked, SetTreeSize string
 	// SetLeaves gives unsequenced rows their position. Args: {leaves}.
 	SetLeaves string
+	// ReadHashRuns (with Names.HashRun) returns (first_idx, hashes) of
+	// each run holding one of the stored-hash indexes of $1 (an array),
+	// once each; InsertHashRuns inserts runs from two arrays, first
+	// indexes ($1) and concatenated hashes ($2). Both empty where
+	// ReadHashes reads Hash.
+	ReadHashRuns, InsertHashRuns string
+	// SetStoredHash and DeleteStoredHashes change stored hashes in place,
+	// for the tamper tests that play an attacker with write access (bun's
+	// ? placeholders): replace the hash at an index (hash, idx), delete
+	// the hashes from an index on (idx).
+	SetStoredHash, DeleteStoredHashes string
 	// SetLeavesParts, if set (with Dialect.LeafPartTable), is SetLeaves
 	// given each operation's partition in v.part.
 	SetLeavesParts string
@@ -392,6 +403,11 @@ type Names struct {
 	// which a trigger, QueueFunc, fills; empty elsewhere, where the
 	// position is the operation row's leaf_index.
 	Position, Unsequenced, QueueFunc string
+	// HashRun is PostgreSQL's table of stored hashes in runs (first_idx,
+	// hashes: the hashes of consecutive stored-hash indexes from
+	// first_idx, 32 bytes each), which replaces Hash from migration 00008;
+	// empty elsewhere, where Hash holds one row per stored hash.
+	HashRun string
 	// Migrations and MigrationLocks are bun/migrate's tables, unquoted as
 	// bun wants them.
 	Migrations, MigrationLocks string

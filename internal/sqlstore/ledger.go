@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,8 +107,18 @@ func (s *Store) TreeSize(ctx context.Context) (int64, error) {
 
 // ReadHashes implements core.Store.
 func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return s.readHashes(ctx, indexes, false)
+}
+
+// readHashes is ReadHashes; oneEach reads the table of one row per stored
+// hash (Names.Hash) even where the dialect keeps them in runs: the
+// upgrade sequences at migration 00003, before 00008 made the runs.
+func (s *Store) readHashes(ctx context.Context, indexes []int64, oneEach bool) ([]tlog.Hash, error) {
 	if len(indexes) == 0 {
 		return nil, nil
+	}
+	if s.q.ReadHashRuns != "" && !oneEach {
+		return s.readHashRuns(ctx, indexes)
 	}
 	q, args := list(s, s.q.ReadHashes, "{ids}", 1, indexes)
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -140,16 +152,124 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 	return out, nil
 }
 
+// readHashRuns is ReadHashes from runs (Names.HashRun).
+func (s *Store) readHashRuns(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	rows, err := s.db.QueryContext(ctx, s.q.ReadHashRuns, indexes)
+	if err != nil {
+		return nil, s.errf("ledger: read hashes: %w", err)
+	}
+	defer rows.Close()
+	type run struct {
+		first  int64
+		hashes []byte
+	}
+	var runs []run
+	for rows.Next() {
+		var r run
+		if err := rows.Scan(&r.first, &r.hashes); err != nil {
+			return nil, s.errf("ledger: read hashes: %w", err)
+		}
+		if len(r.hashes) == 0 || len(r.hashes)%tlog.HashSize != 0 {
+			return nil, s.errf("ledger: the run of stored hashes from %d is %d bytes", r.first, len(r.hashes))
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errf("ledger: read hashes: %w", err)
+	}
+	slices.SortFunc(runs, func(a, b run) int { return cmp.Compare(a.first, b.first) })
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		// The run with the greatest first index at or below idx.
+		j, found := slices.BinarySearchFunc(runs, idx, func(r run, x int64) int { return cmp.Compare(r.first, x) })
+		if !found {
+			j--
+		}
+		if j < 0 || idx-runs[j].first >= int64(len(runs[j].hashes)/tlog.HashSize) {
+			return nil, fmt.Errorf("%w: stored hash %d is missing", ledger.ErrTampered, idx)
+		}
+		off := (idx - runs[j].first) * tlog.HashSize
+		out[i] = tlog.Hash(runs[j].hashes[off : off+tlog.HashSize])
+	}
+	return out, nil
+}
+
+// hashRun is how many stored hashes a run row holds at most (1,920
+// bytes: below PostgreSQL's TOAST threshold).
+const hashRun = 60
+
+// insertHashes inserts the stored hashes of an append, from index first
+// on: in runs (Queries.InsertHashRuns) or a row each (rows: see
+// readHashes).
+func (s *Store) insertHashes(ctx context.Context, tx *sql.Tx, first int64, hashes []tlog.Hash, rows bool) error {
+	if s.q.InsertHashRuns != "" && !rows {
+		n := (len(hashes) + hashRun - 1) / hashRun
+		firsts, runs := make([]int64, 0, n), make([][]byte, 0, n)
+		buf := make([]byte, 0, len(hashes)*tlog.HashSize)
+		for start := 0; start < len(hashes); start += hashRun {
+			from := len(buf)
+			for _, h := range hashes[start:min(start+hashRun, len(hashes))] {
+				buf = append(buf, h[:]...)
+			}
+			firsts, runs = append(firsts, first+int64(start)), append(runs, buf[from:len(buf):len(buf)])
+		}
+		_, err := tx.ExecContext(ctx, s.q.InsertHashRuns, firsts, runs)
+		return err
+	}
+	idx := make([]int64, len(hashes))
+	raw := make([][]byte, len(hashes))
+	for i := range hashes {
+		idx[i] = first + int64(i)
+		raw[i] = hashes[i][:]
+	}
+	for start := 0; start < len(idx); start += 1000 {
+		end := min(start+1000, len(idx))
+		q, args := s.d.HashInsert(s.names.Hash, idx[start:end], raw[start:end])
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetStoredHash replaces the stored hash at idx with h, wherever the
+// dialect keeps it: for tests that tamper with the log as an attacker
+// with write access to the database would.
+func (s *Store) SetStoredHash(ctx context.Context, idx int64, h []byte) error {
+	q := s.q.SetStoredHash
+	if q == "" {
+		q = "UPDATE " + s.names.Hash + " SET hash = ?0 WHERE idx = ?1"
+	}
+	_, err := s.bun.ExecContext(ctx, q, h, idx)
+	return err
+}
+
+// DeleteStoredHashes deletes the stored hashes from index idx on, as
+// SetStoredHash for tests.
+func (s *Store) DeleteStoredHashes(ctx context.Context, idx int64) error {
+	q := s.q.DeleteStoredHashes
+	if q == "" {
+		q = "DELETE FROM " + s.names.Hash + " WHERE idx >= ?0"
+	}
+	_, err := s.bun.ExecContext(ctx, q, idx)
+	return err
+}
+
 // Append implements core.Store. With a notifying dialect
 // (Queries.AppendNotify) the transaction also wakes the relays of every
 // process, whose publishers read the positions it gave.
 func (s *Store) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
-	return s.appendAfter(ctx, oldSize, seqs, nil, hashes, nil)
+	return s.appendAfter(ctx, oldSize, seqs, nil, hashes, nil, false)
 }
 
 // AppendAfter implements core.OverlappingAppender. Without
 // Dialect.OverlapAppends it waits for prev, then appends.
 func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
+	return s.appendAfterRows(ctx, oldSize, seqs, parts, hashes, prev, false)
+}
+
+// appendAfterRows is AppendAfter; rows is readHashes' oneEach.
+func (s *Store) appendAfterRows(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error, rows bool) error {
 	if len(parts) != len(seqs) {
 		return fmt.Errorf("trustlog: append: %d partitions for %d operations", len(parts), len(seqs))
 	}
@@ -157,9 +277,9 @@ func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, pa
 		if err := prev(ctx); err != nil {
 			return fmt.Errorf("%w: the previous append failed: %w", core.ErrConflict, err)
 		}
-		return s.appendAfter(ctx, oldSize, seqs, parts, hashes, nil)
+		return s.appendAfter(ctx, oldSize, seqs, parts, hashes, nil, rows)
 	}
-	return s.appendAfter(ctx, oldSize, seqs, parts, hashes, prev)
+	return s.appendAfter(ctx, oldSize, seqs, parts, hashes, prev, rows)
 }
 
 // appendAfter is Append. With prev nil it locks the tree's row first, so a
@@ -179,7 +299,7 @@ func (s *Store) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, pa
 // (Queries.SetLeavesParts) the positions take their partitions from parts
 // rather than from the operations' rows: on PostgreSQL that lookup was a
 // ninth of the database's work per position (BENCHMARKS.md).
-func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
+func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error, rows bool) error {
 	if len(seqs) == 0 {
 		return nil
 	}
@@ -188,12 +308,6 @@ func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, pa
 		leaves[i] = oldSize + int64(i)
 	}
 	first := tlog.StoredHashIndex(0, oldSize)
-	idx := make([]int64, len(hashes))
-	raw := make([][]byte, len(hashes))
-	for i := range hashes {
-		idx[i] = first + int64(i)
-		raw[i] = hashes[i][:]
-	}
 	defer s.writing()()
 	return s.retrying(ctx, func() error {
 		tx, err := s.db.BeginTx(ctx, nil)
@@ -239,12 +353,8 @@ func (s *Store) appendAfter(ctx context.Context, oldSize int64, seqs []int64, pa
 		if n != len(seqs) {
 			return fmt.Errorf("%w: %d of %d operations were still unsequenced", core.ErrConflict, n, len(seqs))
 		}
-		for start := 0; start < len(idx); start += 1000 {
-			end := min(start+1000, len(idx))
-			q, args := s.d.HashInsert(s.names.Hash, idx[start:end], raw[start:end])
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return s.errf("ledger: append: hashes: %w", stale(err))
-			}
+		if err := s.insertHashes(ctx, tx, first, hashes, rows); err != nil {
+			return s.errf("ledger: append: hashes: %w", stale(err))
 		}
 		if prev != nil {
 			if err := prev(ctx); err != nil {

@@ -104,7 +104,9 @@ func (s *Store) seqDOIDs(ctx context.Context, after int64) ([]int64, []string, e
 	return seqs, doids, rows.Err()
 }
 
-// progressStore reports every Append that succeeded.
+// progressStore reports every Append that succeeded. It reads and writes
+// the stored hashes a row each (Names.Hash): the upgrade runs at
+// migration 00003, before PostgreSQL's 00008 moves them to runs.
 type progressStore struct {
 	*Store
 	mu       sync.Mutex // two appends may run (AppendAfter)
@@ -114,7 +116,7 @@ type progressStore struct {
 
 // Append implements core.Store.
 func (p *progressStore) Append(ctx context.Context, oldSize int64, seqs []int64, hashes []tlog.Hash) error {
-	if err := p.Store.Append(ctx, oldSize, seqs, hashes); err != nil {
+	if err := p.appendAfter(ctx, oldSize, seqs, nil, hashes, nil, true); err != nil {
 		return err
 	}
 	p.report(len(seqs))
@@ -123,11 +125,16 @@ func (p *progressStore) Append(ctx context.Context, oldSize int64, seqs []int64,
 
 // AppendAfter implements core.OverlappingAppender.
 func (p *progressStore) AppendAfter(ctx context.Context, oldSize int64, seqs []int64, parts []int, hashes []tlog.Hash, prev func(context.Context) error) error {
-	if err := p.Store.AppendAfter(ctx, oldSize, seqs, parts, hashes, prev); err != nil {
+	if err := p.appendAfterRows(ctx, oldSize, seqs, parts, hashes, prev, true); err != nil {
 		return err
 	}
 	p.report(len(seqs))
 	return nil
+}
+
+// ReadHashes implements core.Store.
+func (p *progressStore) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return p.readHashes(ctx, indexes, true)
 }
 
 func (p *progressStore) report(n int) {
