@@ -389,6 +389,7 @@ func dialect() *sqlstore.Dialect {
 		FailureTable:       failureTable,
 		LeafTable:          leafTable,
 		LeafPartTable:      leafPartTable,
+		QueryRaw:           queryRaw,
 		HashInsert:         hashInsert,
 		ArrayInsert:        arrayInsert,
 		MarkColumn:         markColumn,

@@ -113,6 +113,14 @@ type Dialect struct {
 	// HashInsert renders the INSERT of stored hashes into table and binds
 	// it.
 	HashInsert func(table string, idx []int64, hashes [][]byte) (string, []any)
+	// QueryRaw, if set, runs a query that returns records on one of db's
+	// connections through the driver's own interface, calling each for
+	// every row (scanned into the same destinations as a *sql.Rows), and
+	// returns ErrNoRawQuery, having read nothing, when the connection is
+	// not its driver's. PostgreSQL: pgx's own rows skip database/sql's
+	// driver.Value per column and its conversion of each, a third of the
+	// relay's decoding (BENCHMARKS.md).
+	QueryRaw func(ctx context.Context, db *sql.DB, q string, args []any, each func(RowScanner) error) error
 	// NewLocker returns the store's Locker; nil uses lease rows.
 	NewLocker func(s *Store) core.Locker
 	// PerPartition, if set, returns the sources of Counts and

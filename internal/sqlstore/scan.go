@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,7 +51,16 @@ func MicrosTime(t time.Time) any { return t.UnixMicro() }
 // precision.
 func NativeTime(t time.Time) any { return t.UTC() }
 
-type rowScanner interface{ Scan(dest ...any) error }
+type rowScanner = RowScanner
+
+// RowScanner is a row being read: database/sql's *sql.Rows, or a
+// driver's own (Dialect.QueryRaw).
+type RowScanner interface{ Scan(dest ...any) error }
+
+// ErrNoRawQuery is what a Dialect.QueryRaw returns when the connection is
+// not its driver's (a handle the application opened with another
+// driver): the store reads through database/sql from then on.
+var ErrNoRawQuery = errors.New("sqlstore: the connection is not the dialect's driver")
 
 // recordScanner scans rows of Columns (followed by a held column if
 // held) into records. One serves a whole query: its destinations and

@@ -48,6 +48,9 @@ type Store struct {
 
 	// parts is the store's number of partitions once read (0 before).
 	parts atomic.Int64
+	// noRaw is set once Dialect.QueryRaw found a connection of another
+	// driver: records are read through database/sql from then on.
+	noRaw atomic.Bool
 	// unqueuedAt is when Unsequenced last looked for queued seqs whose
 	// operation is gone (Queries.UnqueueMissing), in Unix nanoseconds.
 	unqueuedAt atomic.Int64
@@ -558,14 +561,9 @@ func (s *Store) queryRecords(ctx context.Context, db queryer, q string, args ...
 // scanRecords runs q and scans rows of Columns, followed by a held column
 // if held is set.
 func (s *Store) scanRecords(ctx context.Context, db queryer, held bool, q string, args ...any) ([]core.Record, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var recs []core.Record
 	var sc *recordScanner
-	for rows.Next() {
+	each := func(rows RowScanner) error {
 		if sc == nil {
 			sc = newRecordScanner(held)
 		}
@@ -576,7 +574,25 @@ func (s *Store) scanRecords(ctx context.Context, db queryer, held bool, q string
 			recs = slices.Grow(recs, max(len(recs), 16))
 		}
 		recs = recs[:len(recs)+1]
-		if err := sc.scan(rows, &recs[len(recs)-1]); err != nil {
+		return sc.scan(rows, &recs[len(recs)-1])
+	}
+	if sdb, ok := db.(*sql.DB); ok && s.d.QueryRaw != nil && !s.noRaw.Load() {
+		err := s.d.QueryRaw(ctx, sdb, q, args, each)
+		if !errors.Is(err, ErrNoRawQuery) {
+			if err != nil {
+				return nil, err
+			}
+			return recs, nil
+		}
+		s.noRaw.Store(true)
+	}
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
 			return nil, err
 		}
 	}
