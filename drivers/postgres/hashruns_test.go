@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -103,4 +104,38 @@ func TestHashRuns(t *testing.T) {
 	read, err = s.ReadHashes(ctx, []int64{129})
 	require.NoError(t, err)
 	assert.Equal(t, want[129], read[0], "and keeps what is below it")
+}
+
+// TestReadHashRunsByIndex: reading a few stored hashes (a proof, the
+// sequencer's first batch) steps back on the runs' primary key once per
+// index, in a log of two million stored hashes, before and after ANALYZE:
+// never a scan of every run.
+func TestReadHashRunsByIndex(t *testing.T) {
+	t.Parallel()
+	s := storetest.Open(t, postgrestest.NewSchema(t))
+	names := s.Names()
+	s.Exec(t, "ALTER TABLE "+names.HashRun+" SET (autovacuum_enabled = false)")
+	s.Exec(t, "INSERT INTO "+names.HashRun+" (first_idx, hashes) SELECT g * 60, decode(repeat('ab', 1920), 'hex') FROM generate_series(0, 33333) AS g")
+	q, err := s.Render(s.Dialect().Queries.ReadHashRuns)
+	require.NoError(t, err)
+	want := []int64{5, 100, 1000, 50000, 1999999}
+	for _, when := range []string{"without statistics", "analyzed"} {
+		if when == "analyzed" {
+			s.Exec(t, "ANALYZE "+names.HashRun)
+		}
+		rows, err := s.DB().Query("EXPLAIN (ANALYZE, COSTS OFF) "+q, want)
+		require.NoError(t, err)
+		var plan strings.Builder
+		for rows.Next() {
+			var line string
+			require.NoError(t, rows.Scan(&line))
+			plan.WriteString(line + "\n")
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		assert.NotContains(t, plan.String(), "Seq Scan", "%s: reading %d hashes reads every run:\n%s", when, len(want), plan.String())
+		got, err := s.ReadHashes(context.Background(), want)
+		require.NoError(t, err, when)
+		assert.Len(t, got, len(want), when)
+	}
 }
