@@ -51,8 +51,6 @@ func MicrosTime(t time.Time) any { return t.UnixMicro() }
 // precision.
 func NativeTime(t time.Time) any { return t.UTC() }
 
-type rowScanner = RowScanner
-
 // RowScanner is a row being read: database/sql's *sql.Rows, or a
 // driver's own (Dialect.QueryRaw).
 type RowScanner interface{ Scan(dest ...any) error }
@@ -91,7 +89,7 @@ func newRecordScanner(held bool) *recordScanner {
 }
 
 // scan scans the current row into r.
-func (sc *recordScanner) scan(rows rowScanner, r *core.Record) error {
+func (sc *recordScanner) scan(rows RowScanner, r *core.Record) error {
 	if err := rows.Scan(sc.dest...); err != nil {
 		return err
 	}
