@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/go-trustlog/trustlog/internal/backoff"
 )
@@ -110,17 +110,7 @@ var errNotPgx = errors.New("wake-on-commit needs the pgx driver (github.com/jack
 // until the connection fails or ctx ends. The connection is closed after,
 // never returned to the pool with a LISTEN on it.
 func (h *hub) listenOnce(ctx context.Context) error {
-	conn, err := h.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return errNotPgx
-		}
-		pc := sc.Conn()
+	return withPgx(ctx, h.db, errNotPgx, func(pc *pgx.Conn) error {
 		defer pc.Close(context.Background())
 		if _, err := pc.Exec(ctx, `LISTEN "`+h.channel+`"`); err != nil {
 			return err

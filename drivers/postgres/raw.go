@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/go-trustlog/trustlog/internal/sqlstore"
@@ -19,17 +20,8 @@ import (
 // from lib/pq, say) gets sqlstore.ErrNoRawQuery, and the store keeps to
 // database/sql.
 func queryRaw(ctx context.Context, db *sql.DB, q string, args []any, each func(sqlstore.RowScanner) error) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return sqlstore.ErrNoRawQuery
-		}
-		rows, err := c.Conn().Query(ctx, q, args...)
+	return withPgx(ctx, db, sqlstore.ErrNoRawQuery, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -40,5 +32,22 @@ func queryRaw(ctx context.Context, db *sql.DB, q string, args []any, each func(s
 			}
 		}
 		return rows.Err()
+	})
+}
+
+// withPgx runs f on the pgx connection under one of db's, and returns
+// notPgx, having run nothing, when db's driver is not pgx's.
+func withPgx(ctx context.Context, db *sql.DB, notPgx error, f func(*pgx.Conn) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return notPgx
+		}
+		return f(c.Conn())
 	})
 }
