@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -80,8 +79,7 @@ type Sink struct {
 	mu      sync.Mutex
 	faults  Faults
 	failIDs map[string]bool
-	msgs    []core.Message
-	times   []time.Time
+	kept    kept
 	offered int
 	calls   int
 	closed  bool
@@ -230,12 +228,11 @@ func (s *Sink) Publish(ctx context.Context, msgs []core.Message) []error {
 				s.last[m.Stream] = m.Position
 			}
 		}
-		m.Payload = slices.Clone(m.Payload)
-		m.Sign = slices.Clone(m.Sign)
+		m.Payload, m.Sign = clone2(m.Payload, m.Sign)
 		now := time.Now()
-		s.msgs, s.times = append(s.msgs, m), append(s.times, now)
+		s.kept.add(m, now)
 		if s.faults.AckTwice {
-			s.msgs, s.times = append(s.msgs, m), append(s.times, now)
+			s.kept.add(m, now)
 		}
 		grew = true
 	}
@@ -283,7 +280,7 @@ func (s *Sink) Close() error {
 func (s *Sink) Messages() []core.Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.msgs)
+	return s.kept.messages()
 }
 
 // Positions returns the positions of stream's messages the sink stored
@@ -293,11 +290,12 @@ func (s *Sink) Positions(stream string) []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []int64
-	for i := range s.msgs {
-		if m := &s.msgs[i]; m.Stream == stream && streamed(m) {
+	s.kept.each(func(e *entry) bool {
+		if m := &e.msg; m.Stream == stream && streamed(m) {
 			out = append(out, m.Position)
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -325,7 +323,7 @@ func (s *Sink) Dropped() int {
 func (s *Sink) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.msgs)
+	return s.kept.len()
 }
 
 // Offered returns how many messages were offered to Publish, accepted or
@@ -340,7 +338,7 @@ func (s *Sink) Offered() (messages, calls int) {
 func (s *Sink) WaitFor(ctx context.Context, n int) error {
 	for {
 		s.mu.Lock()
-		have, changed := len(s.msgs), s.changed
+		have, changed := s.kept.len(), s.changed
 		s.mu.Unlock()
 		if have >= n {
 			return nil
@@ -357,22 +355,22 @@ func (s *Sink) WaitFor(ctx context.Context, n int) error {
 // times are when Publish accepted them.
 func (s *Sink) Replay(ctx context.Context, since time.Time, fn func(core.Delivered) error) error {
 	s.mu.Lock()
-	msgs := slices.Clone(s.msgs)
-	times := slices.Clone(s.times)
+	entries := s.kept.entries()
 	s.mu.Unlock()
-	for i, m := range msgs {
+	for i, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if times[i].Before(since) {
+		if e.at.Before(since) {
 			continue
 		}
+		m := e.msg
 		h := map[string]string{}
 		for _, kv := range m.Headers() {
 			h[kv[0]] = kv[1]
 		}
 		if err := fn(core.Delivered{Key: m.Key, ID: m.ID, Payload: m.Payload, Headers: h,
-			Position: strconv.Itoa(i), Time: times[i]}); err != nil {
+			Position: strconv.Itoa(i), Time: e.at}); err != nil {
 			return err
 		}
 	}

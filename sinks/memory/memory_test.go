@@ -91,3 +91,63 @@ func TestStreams(t *testing.T) {
 	_, err := memory.Open("memory://?dedup=maybe")
 	require.ErrorIs(t, err, core.ErrInvalidURL)
 }
+
+// TestKeepsThousandsInOrder: past the sink's chunks of 1,024 messages,
+// Messages, Positions and Replay give every message once, in the order
+// it was accepted, each with its own copy of the payload and signature
+// (what the publisher passed may be reused), and a nil signature stays
+// nil.
+func TestKeepsThousandsInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := memory.New(memory.Faults{})
+	const n = 2500
+	var sent []core.Message
+	for pos := int64(0); pos < n; {
+		var batch []core.Message
+		for range 7 {
+			if pos == n {
+				break
+			}
+			m := streamMessage(t, "a", pos)
+			if pos%2 == 0 {
+				m.Sign = []byte{byte(pos), 1, 2}
+			}
+			batch = append(batch, m)
+			pos++
+		}
+		for i, err := range s.Publish(ctx, batch) {
+			require.NoError(t, err, "message %d", i)
+		}
+		for i := range batch {
+			sent = append(sent, batch[i])
+			sent[len(sent)-1].Payload = append([]byte(nil), batch[i].Payload...)
+			sent[len(sent)-1].Sign = append([]byte(nil), batch[i].Sign...)
+			if batch[i].Sign == nil {
+				sent[len(sent)-1].Sign = nil
+			}
+			clear(batch[i].Payload) // the sink must not share it
+			clear(batch[i].Sign)
+		}
+	}
+	require.Equal(t, n, s.Len())
+	got := s.Messages()
+	require.Len(t, got, n)
+	for i := range got {
+		require.Equal(t, sent[i], got[i], "message %d", i)
+	}
+	positions := s.Positions("a")
+	require.Len(t, positions, n)
+	for i, p := range positions {
+		require.Equal(t, int64(i), p)
+	}
+	i := 0
+	require.NoError(t, s.Replay(ctx, time.Time{}, func(d core.Delivered) error {
+		assert.Equal(t, sent[i].ID, d.ID)
+		assert.Equal(t, sent[i].Payload, d.Payload)
+		assert.Equal(t, fmt.Sprint(i), d.Position)
+		i++
+		return nil
+	}))
+	require.Equal(t, n, i)
+}
