@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -56,12 +57,17 @@ func (op *Operation) AppendCanonical(b []byte) []byte {
 	return op.appendFields(b)
 }
 
-func (op *Operation) appendFields(b []byte) []byte {
-	for _, s := range [...]string{
+// textFields are op's 13 text fields in encoding order.
+func (op *Operation) textFields() [13]string {
+	return [...]string{
 		op.OpID, string(op.Source), op.Type, op.DOID, op.DOPrefix, op.DORepository,
 		op.Actor, op.ProducerID, string(op.HashAlg), op.RequestBodyHash,
 		op.ResponseBodyHash, op.ClientIP, op.ServerIP,
-	} {
+	}
+}
+
+func (op *Operation) appendFields(b []byte) []byte {
+	for _, s := range op.textFields() {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}
@@ -69,20 +75,84 @@ func (op *Operation) appendFields(b []byte) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(op.CreatedAt.UnixMicro()))
 }
 
+// sealedSize is the length of op's sealed encoding, so that encoding it
+// allocates once.
+func (op *Operation) sealedSize() int {
+	n := len(sealedMagic) + 4*sealedFields + 8 + sha256.Size + len(op.Signer) + len(op.Sign)
+	for _, s := range op.textFields() {
+		n += len(s)
+	}
+	return n
+}
+
 // AppendSealed appends the sealed encoding of op (content, op_hash, signer,
 // sign) to b. op.OpHash must be set (Seal does it).
 func (op *Operation) AppendSealed(b []byte) ([]byte, error) {
-	h, err := hex.DecodeString(op.OpHash)
-	if err != nil || len(h) != sha256.Size {
+	h, ok := decodeHash(op.OpHash, true)
+	if !ok {
 		return b, fmt.Errorf("%w: op_hash must be 64 hex digits", ErrMalformed)
 	}
+	b = slices.Grow(b, op.sealedSize())
 	b = append(b, sealedMagic...)
+	return op.appendSeal(op.appendFields(b), &h), nil
+}
+
+// appendSealedChecked appends op's sealed encoding to b, as AppendSealed,
+// if op_hash is the SHA-256 of op's content, which it returns either way:
+// the fields are encoded once, first behind the content magic to be
+// hashed, then given the sealed magic. Unless ok, b is returned as given.
+func (op *Operation) appendSealedChecked(b []byte) (out []byte, sum [sha256.Size]byte, ok bool) {
+	start := len(b)
+	b = slices.Grow(b, op.sealedSize())
+	b = append(b, contentMagic...)
 	b = op.appendFields(b)
-	for _, f := range [...][]byte{h, []byte(op.Signer), op.Sign} {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
+	sum = sha256.Sum256(b[start:])
+	if h, valid := decodeHash(op.OpHash, false); !valid || h != sum {
+		return b[:start], sum, false
 	}
-	return b, nil
+	copy(b[start:], sealedMagic)
+	return op.appendSeal(b, &sum), sum, true
+}
+
+// appendSeal appends the sealed encoding's last three fields: op_hash
+// (raw), signer and sign.
+func (op *Operation) appendSeal(b []byte, h *[sha256.Size]byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, sha256.Size)
+	b = append(b, h[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(op.Signer)))
+	b = append(b, op.Signer...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(op.Sign)))
+	return append(b, op.Sign...)
+}
+
+// decodeHash decodes 64 hex digits without allocating: lowercase only
+// (the form Seal gives op_hash, and the only one that equals a computed
+// hash), or with anyCase either case, as hex.DecodeString accepts them.
+func decodeHash(s string, anyCase bool) (h [sha256.Size]byte, ok bool) {
+	if len(s) != 2*sha256.Size {
+		return h, false
+	}
+	for i := range h {
+		hi, ok1 := fromHex(s[2*i], anyCase)
+		lo, ok2 := fromHex(s[2*i+1], anyCase)
+		if !ok1 || !ok2 {
+			return h, false
+		}
+		h[i] = hi<<4 | lo
+	}
+	return h, true
+}
+
+func fromHex(c byte, anyCase bool) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case anyCase && 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // ComputeHash returns the hex SHA-256 of op's canonical content, the value

@@ -247,18 +247,14 @@ func (p *publisher) encode(recs []Record, retry bool) ([]Message, []result) {
 			res[i].held = true
 			continue
 		}
-		if got := r.Op.ComputeHash(); got != r.Op.OpHash {
+		payload, sum, ok := r.Op.appendSealedChecked(nil)
+		if !ok {
 			// Altered after it was recorded: never published.
-			res[i].err = Permanent(fmt.Errorf("integrity: stored row does not match its op_hash %s (computed %s); it was altered after recording", r.Op.OpHash, got))
+			res[i].err = Permanent(fmt.Errorf("integrity: stored row does not match its op_hash %s (computed %s); it was altered after recording", r.Op.OpHash, hexDigest(sum)))
 			continue
 		}
-		m, err := NewMessage(&r.Op, r.Seq, r.LeafIndex)
-		if err != nil {
-			res[i].err = Permanent(fmt.Errorf("trustlog: operation %s cannot be encoded: %w", r.Op.OpID, err))
-			continue
-		}
-		m.Stream, m.Retry = p.stream, retry
-		msgs[i] = m
+		msgs[i] = message(&r.Op, r.Seq, r.LeafIndex, payload)
+		msgs[i].Stream, msgs[i].Retry = p.stream, retry
 	}
 	return msgs, res
 }

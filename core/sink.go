@@ -136,10 +136,15 @@ func NewMessage(op *Operation, seq, position int64) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
+	return message(op, seq, position, payload), nil
+}
+
+// message is op's message with its sealed encoding as payload.
+func message(op *Operation, seq, position int64, payload []byte) Message {
 	return Message{
 		Kind: KindOperation, Key: op.DOID, ID: op.OpID, Seq: seq, Position: position, Payload: payload,
 		OpHash: op.OpHash, Signer: op.Signer, Sign: op.Sign,
-	}, nil
+	}
 }
 
 // Delivered is a message as a consumer reads it back from the broker.
