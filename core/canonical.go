@@ -88,7 +88,7 @@ func (op *Operation) sealedSize() int {
 // AppendSealed appends the sealed encoding of op (content, op_hash, signer,
 // sign) to b. op.OpHash must be set (Seal does it).
 func (op *Operation) AppendSealed(b []byte) ([]byte, error) {
-	h, ok := decodeHash(op.OpHash, true)
+	h, ok := decodeHash(op.OpHash)
 	if !ok {
 		return b, fmt.Errorf("%w: op_hash must be 64 hex digits", ErrMalformed)
 	}
@@ -107,7 +107,9 @@ func (op *Operation) appendSealedChecked(b []byte) (out []byte, sum [sha256.Size
 	b = append(b, contentMagic...)
 	b = op.appendFields(b)
 	sum = sha256.Sum256(b[start:])
-	if h, valid := decodeHash(op.OpHash, false); !valid || h != sum {
+	var digits [2 * sha256.Size]byte
+	hex.Encode(digits[:], sum[:])
+	if string(digits[:]) != op.OpHash { // Seal writes op_hash in lowercase, as hex.Encode
 		return b[:start], sum, false
 	}
 	copy(b[start:], sealedMagic)
@@ -123,36 +125,6 @@ func (op *Operation) appendSeal(b []byte, h *[sha256.Size]byte) []byte {
 	b = append(b, op.Signer...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(op.Sign)))
 	return append(b, op.Sign...)
-}
-
-// decodeHash decodes 64 hex digits without allocating: lowercase only
-// (the form Seal gives op_hash, and the only one that equals a computed
-// hash), or with anyCase either case, as hex.DecodeString accepts them.
-func decodeHash(s string, anyCase bool) (h [sha256.Size]byte, ok bool) {
-	if len(s) != 2*sha256.Size {
-		return h, false
-	}
-	for i := range h {
-		hi, ok1 := fromHex(s[2*i], anyCase)
-		lo, ok2 := fromHex(s[2*i+1], anyCase)
-		if !ok1 || !ok2 {
-			return h, false
-		}
-		h[i] = hi<<4 | lo
-	}
-	return h, true
-}
-
-func fromHex(c byte, anyCase bool) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case anyCase && 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // ComputeHash returns the hex SHA-256 of op's canonical content, the value
@@ -275,4 +247,16 @@ func opFromFields(f [][]byte) (*Operation, error) {
 		ServerIP:         string(f[12]),
 		CreatedAt:        time.UnixMicro(int64(binary.BigEndian.Uint64(f[13]))).UTC(),
 	}, nil
+}
+
+// decodeHash decodes op_hash's 64 hex digits (either case, as
+// hex.DecodeString takes them) without allocating.
+func decodeHash(s string) (h [sha256.Size]byte, ok bool) {
+	var digits [2 * sha256.Size]byte
+	if len(s) != len(digits) {
+		return h, false
+	}
+	copy(digits[:], s)
+	_, err := hex.Decode(h[:], digits[:])
+	return h, err == nil
 }
