@@ -62,11 +62,11 @@ var ErrNoRawQuery = errors.New("sqlstore: the connection is not the dialect's dr
 
 // recordScanner scans rows of Columns (followed by a held column if
 // held) into records. One serves a whole query: its destinations and
-// temporaries are made once, not for every row (the relay decodes every
-// operation twice, once to sequence it and once to publish it, and on a
-// machine whose cores are full that decoding is what it pays for).
+// temporaries are made once, not for every row, and each row is scanned
+// straight into its record (the relay decodes every operation twice,
+// once to sequence it and once to publish it, and on a machine whose
+// cores are full that decoding is what it pays for).
 type recordScanner struct {
-	cur                         core.Record
 	clientIP, serverIP, lastErr sql.NullString
 	source, hashAlg, sign       string
 	created, due, updated       flexTime
@@ -78,10 +78,9 @@ type recordScanner struct {
 
 func newRecordScanner(held bool) *recordScanner {
 	sc := &recordScanner{}
-	r, op := &sc.cur, &sc.cur.Op
-	sc.dest = []any{&r.Seq, &op.OpID, &sc.source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
-		&op.Actor, &op.ProducerID, &sc.hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &sc.clientIP, &sc.serverIP,
-		&sc.created, &op.OpHash, &op.Signer, &sc.sign, &sc.state, &r.Attempts, &sc.lastErr, &sc.due, &sc.updated, &sc.leaf, &r.Part}
+	sc.dest = []any{nil, nil, &sc.source, nil, nil, nil, nil,
+		nil, nil, &sc.hashAlg, nil, nil, &sc.clientIP, &sc.serverIP,
+		&sc.created, nil, nil, &sc.sign, &sc.state, nil, &sc.lastErr, &sc.due, &sc.updated, &sc.leaf, nil}
 	if held {
 		sc.dest = append(sc.dest, &sc.isHeld)
 	}
@@ -90,11 +89,14 @@ func newRecordScanner(held bool) *recordScanner {
 
 // scan scans the current row into r.
 func (sc *recordScanner) scan(rows RowScanner, r *core.Record) error {
-	if err := rows.Scan(sc.dest...); err != nil {
+	op := &r.Op
+	d := sc.dest
+	d[0], d[1], d[3], d[4], d[5], d[6] = &r.Seq, &op.OpID, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository
+	d[7], d[8], d[10], d[11] = &op.Actor, &op.ProducerID, &op.RequestBodyHash, &op.ResponseBodyHash
+	d[15], d[16], d[19], d[24] = &op.OpHash, &op.Signer, &r.Attempts, &r.Part
+	if err := rows.Scan(d...); err != nil {
 		return err
 	}
-	*r = sc.cur
-	op := &r.Op
 	op.Source, op.HashAlg = core.Source(sc.source), core.HashAlg(sc.hashAlg)
 	op.ClientIP, op.ServerIP = sc.clientIP.String, sc.serverIP.String
 	op.CreatedAt = sc.created.t
