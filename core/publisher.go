@@ -488,7 +488,10 @@ func (p *publisher) report(recs []Record, res []result, failed []Failure) {
 	e.batches.Add(1)
 	e.published.Add(int64(n))
 	e.tel.published.Add(ctx, int64(n), e.tel.sinkAttr)
-	bySeq := make(map[int64]*Record, len(failed))
+	if len(failed) == 0 {
+		return
+	}
+	bySeq := make(map[int64]*Record, len(recs))
 	for i := range recs {
 		bySeq[recs[i].Seq] = &recs[i]
 	}
