@@ -32,6 +32,14 @@ func BenchmarkDrain(b *testing.B) {
 	benchkit.Drain(b, target, benchkit.EnvInt("TRUSTLOG_BENCH_N", 100_000), []int{100, 1000}, []int{1, 4})
 }
 
+// BenchmarkDrainFromScratch: one relay drains a backlog without
+// positions, Drain's engine-ops/s alone (see benchkit.FromScratch).
+//
+//	go test ./drivers/sqlite -run '^$' -bench DrainFromScratch -benchtime 1x -count 5
+func BenchmarkDrainFromScratch(b *testing.B) {
+	benchkit.FromScratch(b, target, benchkit.EnvInt("TRUSTLOG_BENCH_N", 100_000), 1000)
+}
+
 // BenchmarkLatency: commit → sink ack at a steady 1000 ops/s, polling.
 //
 //	go test ./drivers/sqlite -run '^$' -bench Latency -benchtime 1x
