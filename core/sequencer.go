@@ -50,7 +50,7 @@ func SequenceAll(ctx context.Context, st Store, batch int) (int, error) {
 	return sequenceAll(ctx, st, batch, nil)
 }
 
-func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []Record)) (int, error) {
+func sequenceAll(ctx context.Context, st Store, batch int, appended func(seqs []int64, parts []int)) (int, error) {
 	if batch <= 0 {
 		batch = SequenceBatchDefault
 	}
@@ -92,7 +92,7 @@ func sequenceAll(ctx context.Context, st Store, batch int, appended func(recs []
 		total += len(seqs)
 		size += int64(len(seqs))
 		if appended != nil {
-			appended(recs)
+			appended(seqs, partsOf(recs))
 		}
 		// Keep only the frontier hashes later leaves need: the cache would
 		// otherwise grow with the whole stream.
@@ -136,10 +136,10 @@ func noPrev(context.Context) error { return nil }
 
 // flight is one batch's append, running.
 type flight struct {
-	recs []Record
-	seqs []int64
-	done chan struct{}
-	err  error
+	seqs  []int64
+	parts []int // the distinct partitions of the batch, to wake
+	done  chan struct{}
+	err   error
 }
 
 // wait is the flight's outcome, for the next flight's AppendAfter: it
@@ -163,7 +163,7 @@ func (f *flight) wait(ctx context.Context) error {
 // appends run; each batch is still the first unsequenced operations in
 // seq order as of its read, the ones in flight excepted.
 func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, recs []Record, size int64, r *HashReader,
-	batch int, appended func(recs []Record)) (total int, err error) {
+	batch int, appended func(seqs []int64, parts []int)) (total int, err error) {
 	var last, older *flight
 	settle := func(f *flight) error {
 		<-f.done
@@ -172,7 +172,7 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 		}
 		total += len(f.seqs)
 		if appended != nil {
-			appended(f.recs)
+			appended(f.seqs, f.parts)
 		}
 		return nil
 	}
@@ -197,7 +197,10 @@ func sequenceOverlapped(ctx context.Context, st Store, oa OverlappingAppender, r
 		for i := range recs {
 			parts[i] = recs[i].Part
 		}
-		f := &flight{recs: recs, seqs: seqs, done: make(chan struct{})}
+		// The flight keeps no records: a batch's records are garbage once
+		// hashed, so a relay holds two batches (the one hashed and the
+		// one read ahead), not four, whatever the appends' pace.
+		f := &flight{seqs: seqs, parts: partsOf(recs), done: make(chan struct{})}
 		go func(p *flight, at int64) {
 			defer close(f.done)
 			prev := noPrev
@@ -401,9 +404,9 @@ func (s sequencer) lead(ctx context.Context, lease Lease) {
 	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	failures := 0
 	for ctx.Err() == nil {
-		n, err := sequenceAll(ctx, e.store, e.cfg.SequenceBatch, func(recs []Record) {
-			e.sequenced.Add(int64(len(recs)))
-			e.wakePublishers(partsOf(recs))
+		n, err := sequenceAll(ctx, e.store, e.cfg.SequenceBatch, func(seqs []int64, parts []int) {
+			e.sequenced.Add(int64(len(seqs)))
+			e.wakePublishers(parts)
 		})
 		switch {
 		case err == nil || errors.Is(err, ErrConflict):

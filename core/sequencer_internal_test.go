@@ -196,12 +196,9 @@ func TestSequenceOverlapsAppends(t *testing.T) {
 		}
 	}
 	var seen [][]int64
-	n, err := sequenceAll(ctx, &overlapSignal{s, second}, 3, func(recs []Record) {
-		var seqs []int64
-		for _, r := range recs {
-			seqs = append(seqs, r.Seq)
-		}
-		seen = append(seen, seqs)
+	n, err := sequenceAll(ctx, &overlapSignal{s, second}, 3, func(seqs []int64, parts []int) {
+		seen = append(seen, slices.Clone(seqs))
+		assert.NotEmpty(t, parts, "the batch's partitions, to wake")
 	})
 	require.NoError(t, err)
 	assert.True(t, overlapped, "the second batch's append started while the first ran")
@@ -244,7 +241,7 @@ func TestSequenceOverlappedFailure(t *testing.T) {
 		s := newOverlapStore(10)
 		s.fail = map[int64]error{tc.failAt: boom}
 		reported := 0
-		n, err := sequenceAll(ctx, s, 3, func(recs []Record) { reported += len(recs) })
+		n, err := sequenceAll(ctx, s, 3, func(seqs []int64, _ []int) { reported += len(seqs) })
 		require.ErrorIs(t, err, boom, "append at %d fails", tc.failAt)
 		assert.Equal(t, tc.want, n, "append at %d fails: what committed before it", tc.failAt)
 		assert.Equal(t, tc.want, reported)
