@@ -19,6 +19,7 @@ import (
 func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
 	f.IntVar(&c.Workers, "workers", core.WorkersDefault, fmt.Sprintf("partition-sharing members in this process, each owning its share as a relay would (at most %d)", core.MaxWorkers))
 	f.IntVar(&c.BatchSize, "batch", core.BatchSizeDefault, "operations per read of a partition")
+	f.IntVar(&c.SequenceBatch, "sequence-batch", core.SequenceBatchDefault, "most operations the sequencer positions per transaction: larger drains a backlog faster, smaller holds less memory")
 	f.DurationVar(&c.Lease, "lease", core.LeaseDefault, "partition and sequencer lease: a dead relay's partitions move after this long")
 	f.DurationVar(&c.PublishTimeout, "publish-timeout", core.PublishTimeoutDefault, "bound on one batch's publish (at most half of --lease)")
 	f.DurationVar(&c.PollInterval, "poll", 0, "idle poll interval (default 1s with wake-on-commit, 100ms without)")
@@ -33,7 +34,7 @@ func engineFlags(f *pflag.FlagSet, c *core.EngineConfig) {
 // engineFlagNames maps core.EngineConfig fields to the flags engineFlags
 // binds them to.
 var engineFlagNames = map[string]string{
-	"Workers": "workers", "BatchSize": "batch", "Lease": "lease", "PublishTimeout": "publish-timeout",
+	"Workers": "workers", "BatchSize": "batch", "SequenceBatch": "sequence-batch", "Lease": "lease", "PublishTimeout": "publish-timeout",
 	"PollInterval": "poll", "MaxAttempts": "max-attempts", "BackoffMax": "backoff-max",
 	"ShutdownTimeout": "shutdown-timeout", "ProbeInterval": "probe-interval",
 }

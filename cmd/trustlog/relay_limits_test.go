@@ -60,6 +60,7 @@ func TestRelayEngineFlagErrors(t *testing.T) {
 	store := "sqlite:" + filepath.Join(t.TempDir(), "relay.db")
 	for _, tc := range []struct{ args, want []string }{
 		{[]string{"--batch", "20000"}, []string{"--batch 20000", "10000"}},
+		{[]string{"--sequence-batch", "200000"}, []string{"--sequence-batch 200000", "100000"}},
 		{[]string{"--lease", "10s", "--publish-timeout", "6s"}, []string{"--publish-timeout 6s"}},
 		{[]string{"--probe-interval", "-1s"}, []string{"--probe-interval -1s"}},
 		{[]string{"--shutdown-timeout", "-1s"}, []string{"--shutdown-timeout -1s"}},
