@@ -107,9 +107,7 @@ func (op *Operation) appendSealedChecked(b []byte) (out []byte, sum [sha256.Size
 	b = append(b, contentMagic...)
 	b = op.appendFields(b)
 	sum = sha256.Sum256(b[start:])
-	var digits [2 * sha256.Size]byte
-	hex.Encode(digits[:], sum[:])
-	if string(digits[:]) != op.OpHash { // Seal writes op_hash in lowercase, as hex.Encode
+	if digits := hexDigits(sum); string(digits[:]) != op.OpHash { // Seal writes op_hash in lowercase, as hexDigits
 		return b[:start], sum, false
 	}
 	copy(b[start:], sealedMagic)
@@ -148,9 +146,14 @@ const canonicalBuf = 512
 
 // hexDigest is sum in lowercase hex, in one allocation.
 func hexDigest(sum [sha256.Size]byte) string {
-	var digits [2 * sha256.Size]byte
-	hex.Encode(digits[:], sum[:])
+	digits := hexDigits(sum)
 	return string(digits[:])
+}
+
+// hexDigits is sum in lowercase hex, on the stack.
+func hexDigits(sum [sha256.Size]byte) (digits [2 * sha256.Size]byte) {
+	hex.Encode(digits[:], sum[:])
+	return digits
 }
 
 // SignedMessage is what a signature covers: "TLSG" 0x01 followed by the 32
