@@ -100,7 +100,8 @@ func (op *Operation) AppendSealed(b []byte) ([]byte, error) {
 // appendSealedChecked appends op's sealed encoding to b, as AppendSealed,
 // if op_hash is the SHA-256 of op's content, which it returns either way:
 // the fields are encoded once, first behind the content magic to be
-// hashed, then given the sealed magic. Unless ok, b is returned as given.
+// hashed, then given the sealed magic. Unless ok, b is returned holding
+// only what it held.
 func (op *Operation) appendSealedChecked(b []byte) (out []byte, sum [sha256.Size]byte, ok bool) {
 	start := len(b)
 	b = slices.Grow(b, op.sealedSize())
