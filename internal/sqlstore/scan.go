@@ -73,27 +73,25 @@ type recordScanner struct {
 	state                       int16
 	leaf                        sql.NullInt64
 	isHeld                      sql.NullBool
-	dest                        []any
+	held                        bool
+	dest                        []any // reused: its array is allocated once
 }
 
 func newRecordScanner(held bool) *recordScanner {
-	sc := &recordScanner{}
-	sc.dest = []any{nil, nil, &sc.source, nil, nil, nil, nil,
-		nil, nil, &sc.hashAlg, nil, nil, &sc.clientIP, &sc.serverIP,
-		&sc.created, nil, nil, &sc.sign, &sc.state, nil, &sc.lastErr, &sc.due, &sc.updated, &sc.leaf, nil}
-	if held {
-		sc.dest = append(sc.dest, &sc.isHeld)
-	}
-	return sc
+	return &recordScanner{held: held}
 }
 
 // scan scans the current row into r.
 func (sc *recordScanner) scan(rows RowScanner, r *core.Record) error {
 	op := &r.Op
-	d := sc.dest
-	d[0], d[1], d[3], d[4], d[5], d[6] = &r.Seq, &op.OpID, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository
-	d[7], d[8], d[10], d[11] = &op.Actor, &op.ProducerID, &op.RequestBodyHash, &op.ResponseBodyHash
-	d[15], d[16], d[19], d[24] = &op.OpHash, &op.Signer, &r.Attempts, &r.Part
+	// Columns, in order: r's own fields and the scanner's temporaries.
+	d := append(sc.dest[:0], &r.Seq, &op.OpID, &sc.source, &op.Type, &op.DOID, &op.DOPrefix, &op.DORepository,
+		&op.Actor, &op.ProducerID, &sc.hashAlg, &op.RequestBodyHash, &op.ResponseBodyHash, &sc.clientIP, &sc.serverIP,
+		&sc.created, &op.OpHash, &op.Signer, &sc.sign, &sc.state, &r.Attempts, &sc.lastErr, &sc.due, &sc.updated, &sc.leaf, &r.Part)
+	if sc.held {
+		d = append(d, &sc.isHeld)
+	}
+	sc.dest = d
 	if err := rows.Scan(d...); err != nil {
 		return err
 	}
