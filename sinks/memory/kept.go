@@ -38,13 +38,11 @@ func (k *kept) add(m core.Message, t time.Time) {
 // len returns how many entries are stored.
 func (k *kept) len() int { return k.n }
 
-// each calls f with every entry in order until f returns false.
-func (k *kept) each(f func(e *entry) bool) {
+// each calls f with every entry, in order.
+func (k *kept) each(f func(e *entry)) {
 	for _, c := range k.chunks {
 		for i := range c {
-			if !f(&c[i]) {
-				return
-			}
+			f(&c[i])
 		}
 	}
 }
@@ -52,7 +50,7 @@ func (k *kept) each(f func(e *entry) bool) {
 // messages returns a copy of the stored messages, in order.
 func (k *kept) messages() []core.Message {
 	out := make([]core.Message, 0, k.n)
-	k.each(func(e *entry) bool { out = append(out, e.msg); return true })
+	k.each(func(e *entry) { out = append(out, e.msg) })
 	return out
 }
 

@@ -290,11 +290,10 @@ func (s *Sink) Positions(stream string) []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []int64
-	s.kept.each(func(e *entry) bool {
+	s.kept.each(func(e *entry) {
 		if m := &e.msg; m.Stream == stream && streamed(m) {
 			out = append(out, m.Position)
 		}
-		return true
 	})
 	return out
 }
